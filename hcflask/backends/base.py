@@ -1,0 +1,162 @@
+"""The one small interface every batch system adapter implements.
+
+Backends *return values*; only the engine writes the database.  A backend
+maps its native states onto :class:`~hcflask.states.JobState` and always
+reports the native word too, so the UI can show what the batch system said.
+
+Two exceptions carry the difference that matters most to a site admin:
+
+* :class:`BackendUnavailable` -- the batch system could not be reached (or
+  did not answer in time).  That is an *outage of the backend*: jobs keep
+  their state and the robot does not judge its queues.
+* :class:`SubmitError` -- the batch system answered and refused this one
+  job (bad partition, invalid option ...).  That job fails with the message;
+  other jobs and queues go on.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from hcflask.states import JobState
+
+
+class BackendError(Exception):
+    """Base class of the errors a backend raises on purpose."""
+
+
+class BackendUnavailable(BackendError):
+    """The batch system cannot be reached; an outage, never a job failure."""
+
+
+class SubmitError(BackendError):
+    """The batch system refused this job; the message becomes its failure reason."""
+
+
+class OptionError(BackendError):
+    """A queue's backend options are invalid.
+
+    ``field`` names the option so the UI, API and CLI can point at it.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    cores: int = 1
+    memory_mb: int = 0  # 0: the batch system's default
+    walltime: int = 600  # seconds
+    gpus: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSpec:
+    """Everything a backend needs to run one job.
+
+    The engine has already written the self-contained job wrapper to
+    ``script`` (inside ``workdir``); the wrapper writes ``stdout``,
+    ``stderr`` and the result file into ``workdir`` itself.
+    """
+
+    job_id: int
+    name: str  # hc-<instance>-<job id>; unique, used to find the job after a crash
+    queue: str
+    queue_options: Mapping[str, Any]
+    workdir: Path
+    script: Path
+    resources: Resources
+
+
+@dataclasses.dataclass(frozen=True)
+class JobRef:
+    """A job the backend already knows (or may know, after a crash)."""
+
+    backend_id: str
+    name: str
+    queue: str
+    queue_options: Mapping[str, Any]
+    workdir: Path
+
+
+@dataclasses.dataclass
+class Status:
+    """What the backend says about one job.
+
+    ``state`` is the backend's verdict.  For a finished job the engine has
+    the last word: it reads the wrapper's result file and applies the
+    workload's success rules, so a backend ``SUCCEEDED`` may still become a
+    failed job.  ``LOST`` means the batch system does not know the job.
+    """
+
+    state: JobState
+    native_state: str = ""
+    reason: str = ""  # pending reason while queued, failure reason when final
+    exit_code: int | None = None
+    host: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+class Backend(abc.ABC):
+    """Adapter to one batch or workload system.
+
+    One instance per backend name and application; ``config`` is the
+    backend's section of the configuration (``[backends.<name>]``).
+    """
+
+    name: ClassVar[str]
+    #: options a queue of this backend accepts, with a one-line description
+    options: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        self.config: Mapping[str, Any] = config or {}
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the cleaned options of a queue, or raise :class:`OptionError`.
+
+        Called when a queue is created or edited, so a mistake is reported
+        then and not at the first submission.
+        """
+        unknown = sorted(set(options) - set(cls.options))
+        if unknown:
+            known = ", ".join(sorted(cls.options)) or "none"
+            raise OptionError(unknown[0], f"unknown option for backend {cls.name!r} (known: {known})")
+        return dict(options)
+
+    @abc.abstractmethod
+    def submit(self, spec: JobSpec) -> str:
+        """Hand one job to the batch system and return its backend id."""
+
+    @abc.abstractmethod
+    def poll_many(self, jobs: Sequence[JobRef]) -> dict[str, Status]:
+        """Status of many jobs with as few batch-system calls as possible.
+
+        Keyed by ``backend_id``; a job the batch system does not know is
+        reported ``LOST`` (or judged from its result file when there is one).
+        """
+
+    @abc.abstractmethod
+    def cancel_many(self, jobs: Sequence[JobRef]) -> None:
+        """Cancel many jobs, in one call where the batch system allows it."""
+
+    @abc.abstractmethod
+    def find_by_name(self, jobs: Sequence[JobRef]) -> dict[str, str]:
+        """Map job names to backend ids for the jobs the batch system knows.
+
+        Used after a crash to adopt jobs whose submission was never
+        recorded; ``backend_id`` of the refs passed in is empty.
+        """
+
+    def discover_queues(self) -> list[dict[str, Any]]:
+        """Queues the batch system offers, as ``{"name": ..., "options": ...}``."""
+        return []

@@ -1,0 +1,131 @@
+"""The self-contained job wrapper every backend runs.
+
+Nothing of hcflask is needed where the job runs: the wrapper is one bash
+script (bash + coreutils) that carries the workload inside it, exports the
+``HC_*`` variables, keeps the workload's stdout/stderr and writes a small
+JSON result file (exit code, start/end epoch seconds, host).  The engine
+reads that file to judge the job, so a batch system that has forgotten a
+job long ago still cannot hide its outcome (the cylc way).
+
+Files in the job's work dir:
+
+``job.sh``        this wrapper            ``payload.sh``  the workload
+``stdout``        workload's stdout        ``stderr``      workload's stderr
+``started.json``  written at start         ``result.json`` written at the end
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+WRAPPER = "job.sh"
+RESULT = "result.json"
+STARTED = "started.json"
+STDOUT = "stdout"
+STDERR = "stderr"
+#: exit code of the payload when no container runtime is found on the node
+NO_RUNTIME_EXIT = 97
+#: exit code of coreutils ``timeout`` when the walltime ran out
+TIMEOUT_EXIT = 124
+
+
+def payload_script(workload: Mapping[str, Any]) -> str:
+    """The workload as a bash script: its own script, or a container command."""
+    image = workload.get("image")
+    if not image:
+        return str(workload.get("script", ""))
+    gpus = int((workload.get("resources") or {}).get("gpus", 0) or 0)
+    nv = " --nv" if gpus else ""
+    command = str(workload.get("command") or workload.get("script") or "true")
+    return (
+        "if command -v apptainer >/dev/null 2>&1; then hc_rt=apptainer\n"
+        "elif command -v singularity >/dev/null 2>&1; then hc_rt=singularity\n"
+        "else echo \"hcflask: no container runtime (apptainer or singularity) on $(hostname)\" >&2\n"
+        f"  exit {NO_RUNTIME_EXIT}\nfi\n"
+        f"exec \"$hc_rt\" exec{nv} {shlex.quote(str(image))} bash -c {shlex.quote(command)}\n"
+    )
+
+
+def render(
+    *,
+    payload: str,
+    env: Mapping[str, str],
+    workdir: Path | None,
+    walltime: int | None = None,
+    header: str = "",
+) -> str:
+    """The wrapper's text.
+
+    ``workdir`` None means "the directory the wrapper is started in" (a
+    PanDA pilot's own directory).  ``walltime`` makes the wrapper enforce
+    the limit itself (TERM, then KILL 10 s later), for backends that do not.
+    """
+    delimiter = "HC_PAYLOAD_" + secrets.token_hex(8)
+    exports = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in sorted(env.items()))
+    where = shlex.quote(str(workdir)) if workdir else '"$PWD"'
+    limit = f"timeout -s TERM -k 10 {int(walltime)} " if walltime else ""
+    return f"""#!/bin/bash
+{header}# hcflask job wrapper (generated): runs the payload, keeps its output,
+# writes {RESULT}. Needs bash and coreutils only.
+export {exports}
+HC_WORKDIR={where}
+export HC_WORKDIR
+mkdir -p "$HC_WORKDIR" && cd "$HC_WORKDIR" || exit 90
+hc_host=$(hostname)
+hc_start=$(date +%s)
+printf '{{"host": "%s", "start": %s}}\\n' "$hc_host" "$hc_start" > {STARTED}
+cat > payload.sh <<'{delimiter}'
+{payload.rstrip()}
+{delimiter}
+{limit}bash ./payload.sh > {STDOUT} 2> {STDERR} < /dev/null
+hc_rc=$?
+hc_end=$(date +%s)
+hc_timeout=false
+[ -n "{limit}" ] && [ "$hc_rc" -eq {TIMEOUT_EXIT} ] && hc_timeout=true
+printf '{{"exit_code": %d, "start": %s, "end": %s, "host": "%s", "timeout": %s}}\\n' \\
+  "$hc_rc" "$hc_start" "$hc_end" "$hc_host" "$hc_timeout" > {RESULT}.part
+mv -f {RESULT}.part {RESULT}
+exit "$hc_rc"
+"""
+
+
+def write(workdir: Path, text: str) -> Path:
+    """Write the wrapper into ``workdir`` (created) and make it executable."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / WRAPPER
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_result(workdir: Path) -> dict[str, Any] | None:
+    """The wrapper's result, or None while the job has not finished."""
+    return read_json(workdir / RESULT)
+
+
+def read_started(workdir: Path) -> dict[str, Any] | None:
+    return read_json(workdir / STARTED)
+
+
+def tail(path: Path, limit: int) -> str:
+    """The last ``limit`` bytes of a file, decoded leniently ('' if missing)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - limit))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""

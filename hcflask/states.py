@@ -1,0 +1,71 @@
+"""The state words shared by models, engine and backends.
+
+Kept in their own module so backends never import the database layer.
+"""
+from __future__ import annotations
+
+import enum
+
+
+class JobState(str, enum.Enum):
+    """Life of one job: ``pending → submitted → queued → running → final``.
+
+    ``pending`` means the row is written but the backend has not yet
+    confirmed the submission; only that state can be double-submitted, so
+    it is the one reconciliation looks at after a crash.
+    """
+
+    PENDING = "pending"
+    SUBMITTED = "submitted"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL_JOB_STATES
+
+    def __str__(self) -> str:
+        return self.value
+
+
+IN_FLIGHT_JOB_STATES = frozenset(
+    {JobState.PENDING, JobState.SUBMITTED, JobState.QUEUED, JobState.RUNNING}
+)
+FINAL_JOB_STATES = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST}
+)
+
+
+class TestState(str, enum.Enum):
+    """Life of one test: ``scheduled → running → completed`` or ``cancelled``/``error``."""
+
+    __test__ = False  # not a pytest test class
+
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+    @property
+    def final(self) -> bool:
+        return self in (TestState.COMPLETED, TestState.CANCELLED, TestState.ERROR)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class QueueStatus(str, enum.Enum):
+    """``excluded`` is set only by the robot, ``offline`` only by an admin."""
+
+    ONLINE = "online"
+    EXCLUDED = "excluded"
+    OFFLINE = "offline"
+    TEST = "test"
+
+    def __str__(self) -> str:
+        return self.value
