@@ -1,0 +1,66 @@
+#!/bin/bash
+# Stage every wheel the image installs into container/work/wheelhouse.
+#
+# Why: the image build must not reach PyPI (an air-gapped build host, and here
+# pip inside a build cannot verify the registry's certificate).  hc.def copies
+# this folder in with %files and installs with --no-index --require-hashes, so
+# the image holds exactly container/requirements.lock.  The wheels are chosen
+# for the image's Python, not the host's (HC_IMAGE_PYTHON, default 3.13 for
+# Debian trixie), so any host Python can prepare them.
+#
+# usage: container/wheelhouse.sh [--relock]
+#   --relock   resolve hcflask's dependencies again and rewrite the lock file
+# An existing complete wheelhouse is reused without any network access.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${HC_IMAGE_PYTHON:-3.13}
+PIP_PIN=pip==25.3
+LOCK=container/requirements.lock
+WH=container/work/wheelhouse
+ARCH=$(uname -m)
+abi=cp${PY/./}
+target=(--only-binary=:all: --python-version "$PY" --implementation cp --abi "$abi"
+        --platform "manylinux_2_28_$ARCH" --platform "manylinux_2_17_$ARCH" --platform "manylinux2014_$ARCH")
+pipq=(python3 -m pip --disable-pip-version-check -q)
+
+mkdir -p "$WH"
+rm -f "$WH"/hcflask-*.whl
+"${pipq[@]}" wheel --no-deps -w "$WH" . 2> >(grep -v "^WARNING: Location" >&2)
+wheel=$(ls "$WH"/hcflask-*.whl)
+
+if [ "${1:-}" = --relock ] || [ ! -s "$LOCK" ]; then
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    "${pipq[@]}" download "${target[@]}" -d "$tmp" "$wheel" 2> >(grep -v "^WARNING: Location" >&2)
+    {
+        echo "# hcflask's run-time dependencies for the image (Python $PY), pinned with hashes."
+        echo "# Regenerate with: container/wheelhouse.sh --relock"
+        for f in "$tmp"/*.whl; do
+            base=$(basename "$f")
+            case $base in hcflask-*) continue ;; esac
+            name=${base%%-*}
+            version=$(echo "$base" | cut -d- -f2)
+            hash=$(sha256sum "$f" | cut -d' ' -f1)
+            name=${name,,}
+            echo "${name//_/-}==$version --hash=sha256:$hash"
+        done | sort
+    } > "$LOCK"
+    echo "wheelhouse: wrote $LOCK" >&2
+fi
+
+# Offline first: a wheelhouse that already holds the lock needs no network.
+if ! "${pipq[@]}" download "${target[@]}" --no-index --find-links "$WH" --no-deps --require-hashes \
+        -r "$LOCK" -d "$WH" > /dev/null 2>&1; then
+    "${pipq[@]}" download "${target[@]}" --no-deps --require-hashes -r "$LOCK" -d "$WH" \
+        2> >(grep -v "^WARNING: Location" >&2)
+fi
+ls "$WH"/pip-*.whl > /dev/null 2>&1 \
+    || "${pipq[@]}" download --no-deps --only-binary=:all: -d "$WH" "$PIP_PIN" 2> >(grep -v "^WARNING: Location" >&2)
+
+# The lock must cover what hcflask asks for: resolve from the wheelhouse alone.
+check=$(mktemp -d)
+"${pipq[@]}" download "${target[@]}" --no-index --find-links "$WH" -d "$check" "$wheel" \
+    || { rm -rf "$check"; echo "wheelhouse: $LOCK misses a dependency of hcflask: run with --relock" >&2; exit 1; }
+rm -rf "$check"
+echo "wheelhouse: $(find "$WH" -name '*.whl' | wc -l) wheels, $(du -sh "$WH" | cut -f1) in $WH" >&2
