@@ -1,2 +1,82 @@
-"""hcflask: a local HammerCloud in one Flask process."""
+"""hcflask: a local HammerCloud in one Flask process.
+
+``create_app`` builds the application and has no side effects beyond
+reading configuration: no network, no threads, no sleeps.  The scheduler is
+started by ``hc serve`` (see :mod:`hcflask.engine.scheduler`), and the
+instance folder is initialised by :func:`hcflask.instance.ensure`.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
 __version__ = "0.1.0"
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Application factory: defaults → instance/hc.toml → HC_* → ``test_config``."""
+    from hcflask import config as hc_config
+    from hcflask.extensions import csrf, db, login_manager, migrate
+
+    test_config = dict(test_config or {})
+    path = Path(test_config.pop("INSTANCE_PATH", None) or hc_config.instance_path())
+    app = Flask(__name__, instance_path=str(path), instance_relative_config=True)
+    app.config.update(hc_config.load(path))
+    app.config.update(test_config)
+    if not app.config["SECRET_KEY"]:
+        raise hc_config.ConfigError(
+            f"secret_key is not set: run 'hc init' to create {path / hc_config.CONFIG_FILE}"
+        )
+    app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"] or f"sqlite:///{path / 'hc.sqlite'}"
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+    app.config["JOBS_ROOT"] = str(path / "jobs")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+
+    from hcflask import cli, models  # noqa: F401 - models register their tables
+    from hcflask.web import register_blueprints
+
+    register_blueprints(app)
+    cli.register(app)
+    _sqlite_pragmas(app)
+    return app
+
+
+def _engine_options(uri: str) -> dict[str, Any]:
+    if uri.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True}
+
+
+def _sqlite_pragmas(app: Flask) -> None:
+    """WAL, a busy timeout and foreign keys, on every SQLite connection."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    from sqlalchemy import event
+
+    from hcflask.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+def _migrations_dir() -> Path:
+    """Installed: ``hcflask/migrations``; in a checkout: the top-level ``migrations/``."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "migrations"
+    return packaged if packaged.is_dir() else here.parent / "migrations"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import enum
 
 
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     """Life of one job: ``pending → submitted → queued → running → final``.
 
     ``pending`` means the row is written but the backend has not yet
@@ -28,8 +28,6 @@ class JobState(str, enum.Enum):
     def final(self) -> bool:
         return self in FINAL_JOB_STATES
 
-    def __str__(self) -> str:
-        return self.value
 
 
 IN_FLIGHT_JOB_STATES = frozenset(
@@ -40,7 +38,7 @@ FINAL_JOB_STATES = frozenset(
 )
 
 
-class TestState(str, enum.Enum):
+class TestState(enum.StrEnum):
     """Life of one test: ``scheduled → running → completed`` or ``cancelled``/``error``."""
 
     __test__ = False  # not a pytest test class
@@ -55,11 +53,9 @@ class TestState(str, enum.Enum):
     def final(self) -> bool:
         return self in (TestState.COMPLETED, TestState.CANCELLED, TestState.ERROR)
 
-    def __str__(self) -> str:
-        return self.value
 
 
-class QueueStatus(str, enum.Enum):
+class QueueStatus(enum.StrEnum):
     """``excluded`` is set only by the robot, ``offline`` only by an admin."""
 
     ONLINE = "online"
@@ -67,5 +63,3 @@ class QueueStatus(str, enum.Enum):
     OFFLINE = "offline"
     TEST = "test"
 
-    def __str__(self) -> str:
-        return self.value

@@ -73,6 +73,10 @@ class JobSpec:
     workdir: Path
     script: Path
     resources: Resources
+    #: the workload as a bash script and the HC_* variables, for backends
+    #: that must render the wrapper themselves (e.g. to run in a pilot's cwd)
+    payload: str = ""
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +120,8 @@ class Backend(abc.ABC):
     name: ClassVar[str]
     #: options a queue of this backend accepts, with a one-line description
     options: ClassVar[Mapping[str, str]] = {}
+    #: False: the job wrapper enforces the walltime itself (TERM, then KILL)
+    enforces_walltime: ClassVar[bool] = True
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         self.config: Mapping[str, Any] = config or {}
@@ -136,6 +142,24 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def submit(self, spec: JobSpec) -> str:
         """Hand one job to the batch system and return its backend id."""
+
+    def submit_many(self, specs: Sequence[JobSpec]) -> list[str | BackendError]:
+        """Submit several jobs; one backend id or error per spec, in order.
+
+        The default submits one by one; a backend whose batch system takes
+        many jobs in one call overrides it.  Once the system is unreachable
+        the remaining specs get the same :class:`BackendUnavailable`.
+        """
+        results: list[str | BackendError] = []
+        for spec in specs:
+            try:
+                results.append(self.submit(spec))
+            except SubmitError as exc:
+                results.append(exc)
+            except BackendUnavailable as exc:
+                results.extend([exc] * (len(specs) - len(results)))
+                break
+        return results
 
     @abc.abstractmethod
     def poll_many(self, jobs: Sequence[JobRef]) -> dict[str, Status]:

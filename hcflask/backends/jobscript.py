@@ -19,6 +19,7 @@ import json
 import secrets
 import shlex
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,14 @@ def read_result(workdir: Path) -> dict[str, Any] | None:
 
 def read_started(workdir: Path) -> dict[str, Any] | None:
     return read_json(workdir / STARTED)
+
+
+def to_datetime(epoch: Any) -> datetime | None:
+    """Epoch seconds from a result file as naive UTC (None if absent or bad)."""
+    try:
+        return datetime.fromtimestamp(float(epoch), UTC).replace(tzinfo=None)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def tail(path: Path, limit: int) -> str:

@@ -26,6 +26,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from hcflask.backends import Backend, JobRef, JobSpec, Resources, Status, jobscript
+
 SBIN = Path("/usr/sbin")
 
 
@@ -58,13 +60,17 @@ def node_line() -> str:
 class SlurmCluster:
     """Start, stop and restart the daemons of one test cluster."""
 
-    def __init__(self, root: Path, *, accounting: bool = False, min_job_age: int = 300) -> None:
+    def __init__(self, root: Path, *, accounting: bool = False, min_job_age: int = 300,
+                 batch_sched_delay: int = 0) -> None:
         self.root = root
         self.accounting = accounting
         self.name = "hcacct" if accounting else "hcplain"
         self.conf = root / "slurm.conf"
         self.munge_socket = root / "munge" / "munge.socket"
         self.min_job_age = min_job_age
+        # Slurm's default is 3 s (about two job starts every 3 s on one node);
+        # the tests use 0, the benchmark both
+        self.batch_sched_delay = batch_sched_delay
         self.node = node_line().split()[0].split("=", 1)[1]
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.ports = {k: free_port() for k in ("ctld", "slurmd", "dbd", "mysql")}
@@ -133,7 +139,7 @@ class SlurmCluster:
             "InactiveLimit=0",
             "KillWait=2",
             "OverTimeLimit=0",
-            "SchedulerParameters=sched_min_interval=0",
+            f"SchedulerParameters=sched_min_interval=0,batch_sched_delay={self.batch_sched_delay}",
             "DefMemPerCPU=100",
             f"{node_line()} State=UNKNOWN",
             f"PartitionName=debug Nodes={self.node} Default=YES MaxTime=01:00:00 State=UP",
@@ -262,3 +268,31 @@ class SlurmCluster:
             return not self.run("squeue", "-h", "-o", "%i", check=False).stdout.strip()
 
         self._wait("empty queue", empty, timeout)
+
+
+def make_spec(workdir: Path, name: str, payload: str, *, partition: str = "debug", cores: int = 1,
+              memory_mb: int = 0, walltime: int = 600, **options: object) -> JobSpec:
+    """A job as the engine would hand it over: the real wrapper, written into ``workdir``."""
+    text = jobscript.render(payload=payload, env={"HC_JOB_NAME": name}, workdir=workdir)
+    script = jobscript.write(workdir, text)
+    return JobSpec(job_id=0, name=name, queue=partition, queue_options={"partition": partition, **options},
+                   workdir=workdir, script=script,
+                   resources=Resources(cores=cores, memory_mb=memory_mb, walltime=walltime))
+
+
+def ref(spec: JobSpec, backend_id: str = "") -> JobRef:
+    return JobRef(backend_id=backend_id, name=spec.name, queue=spec.queue, queue_options=spec.queue_options,
+                  workdir=spec.workdir)
+
+
+def wait_final(backend: Backend, refs: list[JobRef], timeout: float = 90,
+               interval: float = 0.5) -> dict[str, Status]:
+    """Poll (one batched call per round) until every job is final."""
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = backend.poll_many(refs)
+        if all(r.backend_id in statuses and statuses[r.backend_id].state.final for r in refs):
+            return statuses
+        if time.monotonic() > deadline:
+            raise AssertionError(f"jobs not final after {timeout} s: {statuses}")
+        time.sleep(interval)

@@ -1,0 +1,186 @@
+"""The ``local`` backend: test jobs as subprocesses of this node.
+
+The embedded default, so a newcomer sees jobs flow with nothing installed.
+Each job runs the wrapper in its own session (process group), so cancel
+kills the whole tree and the jobs outlive a crash of the service.  The
+backend keeps no state it cannot rebuild: the job's work dir holds a
+``local.json`` marker (queued/cancelled) and a ``pid`` file (pid and
+process start time, so a reused pid is not mistaken for the job); after a
+restart the next ``poll_many`` sees the same picture.
+
+At most ``slots`` jobs run per queue (queue option, else ``[backends.local]
+slots``, else the number of cores); the others wait, FIFO by job name.
+
+Native states: ``queued`` (waiting for a slot), ``running``, ``exited``
+(result file written), ``killed`` (process gone without a result),
+``cancelled``, ``unknown`` (no trace of the job).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hcflask.backends import register
+from hcflask.backends.base import Backend, JobRef, JobSpec, OptionError, Status, SubmitError
+from hcflask.backends.jobscript import WRAPPER, read_result, read_started
+from hcflask.backends.jobscript import to_datetime as _epoch
+from hcflask.states import JobState
+
+MARKER = "local.json"
+PIDFILE = "pid"
+
+
+def _proc_start(pid: int) -> str | None:
+    """The process start time from /proc (field 22), or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+@register("local")
+class LocalBackend(Backend):
+    options = {"slots": "jobs run at once on this queue (default: [backends.local] slots or the core count)"}
+    enforces_walltime = False
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        super().__init__(config)
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        cleaned = super().validate_options(options)
+        if "slots" in cleaned:
+            try:
+                cleaned["slots"] = int(cleaned["slots"])
+            except (TypeError, ValueError):
+                raise OptionError("slots", f"must be a whole number, got {cleaned['slots']!r}") from None
+            if cleaned["slots"] < 1:
+                raise OptionError("slots", "must be at least 1")
+        return cleaned
+
+    def _slots(self, options: Mapping[str, Any]) -> int:
+        return int(options.get("slots") or self.config.get("slots") or os.cpu_count() or 1)
+
+    # -- the contract ---------------------------------------------------------
+    def submit(self, spec: JobSpec) -> str:
+        if not spec.script.is_file():
+            raise SubmitError(f"job wrapper {spec.script} does not exist")
+        self._write_marker(spec.workdir, {"state": "queued", "queue": spec.queue})
+        return spec.name
+
+    def poll_many(self, jobs: Sequence[JobRef]) -> dict[str, Status]:
+        with self._lock:
+            self._reap()
+            statuses = {ref.backend_id: self._status(ref) for ref in jobs}
+            self._launch_waiting(jobs, statuses)
+        return statuses
+
+    def cancel_many(self, jobs: Sequence[JobRef]) -> None:
+        with self._lock:
+            for ref in jobs:
+                marker = self._read_marker(ref.workdir)
+                if marker is None:
+                    continue
+                self._write_marker(ref.workdir, {**marker, "state": "cancelled"})
+                pid = self._live_pid(ref.workdir)
+                if pid is not None:
+                    try:
+                        os.killpg(pid, signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+
+    def find_by_name(self, jobs: Sequence[JobRef]) -> dict[str, str]:
+        return {ref.name: ref.name for ref in jobs if self._read_marker(ref.workdir) is not None}
+
+    # -- helpers ----------------------------------------------------------------
+    def _status(self, ref: JobRef) -> Status:
+        marker = self._read_marker(ref.workdir)
+        if marker is None:
+            return Status(JobState.LOST, "unknown", "the job's work dir has no trace of a submission")
+        started = read_started(ref.workdir) or {}
+        live = self._live_pid(ref.workdir)
+        if marker.get("state") == "cancelled" and live is None:
+            return Status(JobState.CANCELLED, "cancelled", "cancelled")
+        result = read_result(ref.workdir)
+        if result is not None:
+            code = int(result.get("exit_code", -1))
+            return Status(
+                JobState.SUCCEEDED if code == 0 else JobState.FAILED, "exited", exit_code=code,
+                host=result.get("host"), started_at=_epoch(result.get("start")),
+                ended_at=_epoch(result.get("end")),
+            )
+        if live is not None:
+            return Status(JobState.RUNNING, "running", host=started.get("host"),
+                          started_at=_epoch(started.get("start")))
+        if (ref.workdir / PIDFILE).exists():
+            return Status(JobState.FAILED, "killed", "the job's process ended without writing a result")
+        return Status(JobState.QUEUED, "queued", "waiting for a free slot")
+
+    def _launch_waiting(self, jobs: Sequence[JobRef], statuses: dict[str, Status]) -> None:
+        by_queue: dict[str, list[JobRef]] = {}
+        for ref in jobs:
+            by_queue.setdefault(ref.queue, []).append(ref)
+        for refs in by_queue.values():
+            running = sum(statuses[r.backend_id].state is JobState.RUNNING for r in refs)
+            free = self._slots(refs[0].queue_options) - running
+            waiting = sorted(
+                (r for r in refs if statuses[r.backend_id].state is JobState.QUEUED),
+                key=lambda r: (len(r.name), r.name),
+            )
+            for ref in waiting[: max(free, 0)]:
+                self._start(ref)
+                statuses[ref.backend_id] = Status(JobState.RUNNING, "running")
+
+    def _start(self, ref: JobRef) -> None:
+        log = (ref.workdir / "wrapper.log").open("wb")
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv, the wrapper we wrote
+            ["/bin/bash", str(ref.workdir / WRAPPER)],
+            cwd=ref.workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self._procs[ref.name] = proc
+        (ref.workdir / PIDFILE).write_text(f"{proc.pid} {_proc_start(proc.pid) or ''}\n")
+
+    def _live_pid(self, workdir: Path) -> int | None:
+        try:
+            pid_text, _, start = (workdir / PIDFILE).read_text().strip().partition(" ")
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            return None
+        current = _proc_start(pid)
+        if current is None or (start and current != start):
+            return None
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return None
+        return None if state == "Z" else pid
+
+    def _reap(self) -> None:
+        for name, proc in list(self._procs.items()):
+            if proc.poll() is not None:
+                del self._procs[name]
+
+    @staticmethod
+    def _read_marker(workdir: Path) -> dict[str, Any] | None:
+        try:
+            data = json.loads((workdir / MARKER).read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    @staticmethod
+    def _write_marker(workdir: Path, data: Mapping[str, Any]) -> None:
+        tmp = workdir / (MARKER + ".part")
+        tmp.write_text(json.dumps(dict(data)))
+        tmp.replace(workdir / MARKER)

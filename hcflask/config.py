@@ -1,0 +1,191 @@
+"""Configuration: package defaults → ``<instance>/hc.toml`` → ``HC_*`` environment.
+
+The TOML file has top-level keys and sections; ``[server] port = 8080``
+becomes ``SERVER_PORT`` and can be overridden by ``HC_SERVER_PORT``.  The
+``[backends.<name>]`` and ``[robot]`` sections are kept as dictionaries.
+Unknown keys and values of the wrong type are errors naming the key, so a
+typo in hc.toml never silently falls back to a default.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "hc.toml"
+
+#: flattened keys and their defaults; the type of the default is the type accepted
+DEFAULTS: dict[str, Any] = {
+    "SECRET_KEY": "",
+    "INSTANCE_NAME": "hc",
+    "HOST_NAME": socket.gethostname(),
+    "DATABASE_URL": "",
+    "READ_REQUIRES_LOGIN": False,
+    "DEMO": True,
+    "SERVER_BIND": "127.0.0.1",
+    "SERVER_PORT": 8080,
+    "SERVER_WORKERS": 2,
+    "SERVER_THREADS": 4,
+    "SCHEDULER_ENABLED": True,
+    "SCHEDULER_CORE_SECONDS": 15.0,
+    "SCHEDULER_SUBMISSION_SECONDS": 5.0,
+    "SCHEDULER_MONITOR_SECONDS": 5.0,
+    "JOBS_CANCEL_RUNNING": False,
+    "JOBS_OUTPUT_LIMIT": 65536,
+    "JOBS_RESULT_GRACE_SECONDS": 120,
+    "JOBS_PER_PAGE": 50,
+}
+#: sections kept whole, as dictionaries
+DICT_SECTIONS: dict[str, dict[str, Any]] = {
+    "BACKENDS": {"local": {}, "slurm": {}, "panda": {}},
+    "ROBOT": {},
+}
+#: short environment names for the most used keys
+ENV_ALIASES = {
+    "HC_PORT": ("SERVER_PORT",),
+    "HC_BIND": ("SERVER_BIND",),
+    "HC_TICK_SECONDS": (
+        "SCHEDULER_CORE_SECONDS",
+        "SCHEDULER_SUBMISSION_SECONDS",
+        "SCHEDULER_MONITOR_SECONDS",
+    ),
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key and the reason."""
+
+
+def instance_path() -> Path:
+    """The instance folder: ``HC_INSTANCE`` or ``./instance``."""
+    return Path(os.environ.get("HC_INSTANCE", "instance")).resolve()
+
+
+def _coerce(key: str, value: Any, where: str) -> Any:
+    default = DEFAULTS[key]
+    kind = type(default)
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        if isinstance(value, bool):
+            return value
+    elif kind in (int, float):
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if number < 0:
+            raise ConfigError(f"{where}: must not be negative, got {value!r}")
+        return number
+    elif isinstance(value, str):
+        return value
+    raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
+
+
+def flatten(data: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Turn the TOML document into flat config keys, checking names and types."""
+    flat: dict[str, Any] = {}
+    for name, value in data.items():
+        upper = name.upper()
+        if upper in DICT_SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: [{name}] must be a table")
+            flat[upper] = value
+        elif isinstance(value, dict):
+            for sub, subvalue in value.items():
+                key = f"{upper}_{sub.upper()}"
+                if key not in DEFAULTS:
+                    raise ConfigError(f"{source}: unknown key '{name}.{sub}'")
+                flat[key] = _coerce(key, subvalue, f"{source}: {name}.{sub}")
+        elif upper in DEFAULTS:
+            flat[upper] = _coerce(upper, value, f"{source}: {name}")
+        else:
+            raise ConfigError(f"{source}: unknown key '{name}'")
+    return flat
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return flatten(data, str(path))
+
+
+def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for env, keys in ENV_ALIASES.items():
+        if env in environ:
+            for key in keys:
+                flat[key] = _coerce(key, environ[env], env)
+    for key in DEFAULTS:
+        env = f"HC_{key}"
+        if env in environ:
+            flat[key] = _coerce(key, environ[env], env)
+    return flat
+
+
+def merge_sections(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge two levels deep, so ``[backends.slurm]`` adds to the defaults."""
+    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_sections(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Defaults, then the instance's hc.toml, then ``HC_*`` variables."""
+    config: dict[str, Any] = dict(DEFAULTS)
+    config.update({k: merge_sections({}, v) for k, v in DICT_SECTIONS.items()})
+    config = merge_sections(config, read_file(path / CONFIG_FILE))
+    config.update(from_environ(os.environ if environ is None else environ))
+    return config
+
+
+def write_initial(path: Path) -> Path:
+    """Create ``hc.toml`` with a fresh secret key (only if it does not exist)."""
+    path.mkdir(parents=True, exist_ok=True)
+    target = path / CONFIG_FILE
+    if target.exists():
+        return target
+    host = "".join(c for c in socket.gethostname().split(".")[0].lower() if c.isalnum())[:12]
+    text = f"""# hcflask instance configuration (see README "Configuration").
+# Every key can also be set with an HC_* environment variable.
+secret_key = "{secrets.token_hex(32)}"
+# Job names are hc-<instance_name>-<job id>; keep it unique per batch system.
+instance_name = "{host or 'hc'}{secrets.token_hex(2)}"
+# database_url = "postgresql+psycopg://hc@dbhost/hc"   # default: SQLite in this folder
+read_requires_login = false
+
+[server]
+bind = "127.0.0.1"
+port = 8080
+workers = 2
+
+[scheduler]
+enabled = true
+core_seconds = 15
+submission_seconds = 5
+monitor_seconds = 5
+
+[jobs]
+cancel_running = false    # on test cancel/expiry, also cancel running jobs
+output_limit = 65536      # bytes of stdout/stderr shown per job
+
+[backends.local]
+# slots = 4               # jobs at once per local queue; default: number of cores
+"""
+    target.write_text(text)
+    target.chmod(0o600)
+    return target

@@ -1,0 +1,72 @@
+"""Reading and writing template files (YAML, TOML or JSON), so sites keep
+their templates in git and load them with ``hc template import``."""
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+import yaml
+
+from hcflask.models import ValidationError
+
+FORMATS = ("yaml", "toml", "json")
+
+
+def format_of(path: Path) -> str:
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix in ("yaml", "yml"):
+        return "yaml"
+    if suffix in ("toml", "json"):
+        return suffix
+    raise ValidationError("file", f"{path.name}: unknown format (use .yaml, .yml, .toml or .json)")
+
+
+def parse(text: str, fmt: str, source: str = "input") -> Any:
+    """Parse a document; syntax errors become ValidationError('file', ...)."""
+    try:
+        if fmt == "yaml":
+            return yaml.safe_load(text)
+        if fmt == "toml":
+            return tomllib.loads(text)
+        return json.loads(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        detail = " ".join(str(exc).split())
+        raise ValidationError("file", f"{source}: not valid {fmt.upper()}: {detail}") from None
+
+
+def load(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValidationError("file", f"{path}: {exc.strerror}") from None
+    return parse(text, format_of(path), str(path))
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (scripts) as ``|`` blocks, readable in a diff."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str)
+
+
+def dump(document: dict[str, Any], fmt: str) -> str:
+    if fmt == "yaml":
+        return yaml.dump(document, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True)
+    if fmt == "toml":
+        return tomli_w.dumps(_drop_none(document))
+    return json.dumps(document, indent=2) + "\n"
+
+
+def _drop_none(value: Any) -> Any:
+    """TOML has no null: leave such keys out."""
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    return value

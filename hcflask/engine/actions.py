@@ -1,0 +1,91 @@
+"""What users ask for (from the UI, the API or the CLI), in one place.
+
+Views and commands stay thin: they parse input, call one of these, and
+render the outcome.  Cancelling only *marks* jobs; the scheduler process
+talks to the backends (so web replicas never need batch-system access).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from hcflask.backends import backend_class
+from hcflask.extensions import db
+from hcflask.models import Queue, Template, Test, ValidationError, utcnow
+from hcflask.models.spec import NAME_RE
+from hcflask.states import QueueStatus, TestState
+
+
+def create_queue(name: str, backend: str, options: Mapping[str, Any] | None = None,
+                 description: str = "", autoexclusion: bool = True) -> Queue:
+    """A new queue, its backend options validated now rather than at first submit."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ValidationError("name", "letters, digits, '_', '.', '-' (at most 128)")
+    if db.session.scalar(select(Queue).where(Queue.name == name)):
+        raise ValidationError("name", f"a queue named {name!r} exists already")
+    cleaned = validate_queue_options(backend, options or {})
+    queue = Queue(name=name, backend=backend, options=cleaned, description=description,
+                  autoexclusion=autoexclusion, status=QueueStatus.ONLINE.value)
+    db.session.add(queue)
+    db.session.commit()
+    return queue
+
+
+def validate_queue_options(backend: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    from hcflask.backends import OptionError
+
+    try:
+        return backend_class(backend).validate_options(options)
+    except OptionError as exc:
+        field = "backend" if exc.field == "backend" else f"options.{exc.field}"
+        raise ValidationError(field, exc.reason) from None
+
+
+def set_queue_status(queue: Queue, status: str, actor: str, reason: str = "") -> None:
+    """An admin's status change (the robot has its own path, with evidence)."""
+    try:
+        new = QueueStatus(status)
+    except ValueError:
+        allowed = ", ".join(s.value for s in QueueStatus)
+        raise ValidationError("status", f"unknown status {status!r} (one of: {allowed})") from None
+    queue.set_status(new, actor=actor, reason=reason or f"set by {actor}")
+    db.session.commit()
+
+
+def save_template(document: Any, template: Template | None = None) -> Template:
+    """Create a template, or update ``template``, from a document (validated)."""
+    doc = dict(document) if isinstance(document, Mapping) else document
+    if template is None:
+        template = Template.from_document(doc)
+    else:
+        template.update_from(doc)
+    clash = db.session.scalar(select(Template).where(Template.name == template.name))
+    if clash is not None and clash is not template:
+        db.session.rollback()
+        raise ValidationError("name", f"a template named {template.name!r} exists already")
+    db.session.add(template)
+    db.session.commit()
+    return template
+
+
+def start_test(template: Template, actor: str, start_at: datetime | None = None) -> Test:
+    """A new test of ``template``; the core tick starts it when it is due."""
+    if not template.active:
+        raise ValidationError("template", f"template {template.name!r} is deactivated")
+    test = Test.from_template(template, start_at=start_at, created_by=actor)
+    db.session.add(test)
+    db.session.commit()
+    return test
+
+
+def cancel_test(test: Test, actor: str, reason: str = "") -> None:
+    """Mark a test cancelled; the core tick cancels its jobs in the backends."""
+    if TestState(test.state).final:
+        raise ValidationError("state", f"test {test.id} is already {test.state}")
+    test.state = TestState.CANCELLED.value
+    test.finished_at = utcnow()
+    test.note = reason or f"cancelled by {actor}"
+    db.session.commit()

@@ -1,0 +1,96 @@
+"""Plumbing the ticks share: backends, job refs, outages, heartbeats."""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from flask import Flask, current_app
+
+from hcflask.backends import Backend, JobRef, backend_class, get_backend
+from hcflask.extensions import db
+from hcflask.models import BackendHealth, Job, TickRun, utcnow
+
+log = logging.getLogger("hcflask.engine")
+T = TypeVar("T")
+
+
+def backend(name: str) -> Backend:
+    """The app's instance of backend ``name`` (created on first use)."""
+    cache = current_app.extensions.setdefault("hc_backends", {})
+    return get_backend(name, current_app.config["BACKENDS"], cache)
+
+
+def my_host() -> str:
+    return str(current_app.config["HOST_NAME"])
+
+
+def job_ref(job: Job) -> JobRef:
+    return JobRef(
+        backend_id=job.backend_id or "", name=job.name, queue=job.queue.name,
+        queue_options=job.queue.options or {}, workdir=Path(job.workdir),
+    )
+
+
+def backend_enforces_walltime(name: str) -> bool:
+    return backend_class(name).enforces_walltime
+
+
+def record_health(name: str, error: str | None) -> None:
+    """Remember whether backend ``name`` answered (``error`` None) or not."""
+    row = db.session.get(BackendHealth, name) or BackendHealth(backend=name, available=True)
+    now = utcnow()
+    if error is None:
+        if not row.available:
+            log.warning("backend %s answers again (down since %s)", name, row.down_since)
+        row.available, row.error, row.down_since = True, "", None
+    else:
+        if row.available or row.down_since is None:
+            log.error("backend %s is unavailable: %s", name, error)
+            row.down_since = now
+        row.available, row.error = False, error
+    row.checked_at = now
+    db.session.add(row)
+
+
+def tick(name: str) -> Callable[[Callable[[], T]], Callable[[Flask], T | None]]:
+    """Run a tick body inside the app context, time it and record a heartbeat.
+
+    An exception is logged and recorded, never raised into the scheduler,
+    so one bad pass does not stop the loop.
+    """
+
+    def decorate(body: Callable[[], T]) -> Callable[[Flask], T | None]:
+        @functools.wraps(body)
+        def run(app: Flask) -> T | None:
+            with app.app_context():
+                started = utcnow()
+                clock = time.monotonic()
+                error = ""
+                result: T | None = None
+                try:
+                    result = body()
+                except Exception:  # noqa: BLE001 - the loop must go on
+                    db.session.rollback()
+                    error = traceback.format_exc(limit=5)
+                    log.exception("%s tick failed", name)
+                _heartbeat(name, started, time.monotonic() - clock, error)
+                return result
+
+        run.body = body  # type: ignore[attr-defined]
+        return run
+
+    return decorate
+
+
+def _heartbeat(name: str, started: Any, seconds: float, error: str) -> None:
+    row = db.session.get(TickRun, name) or TickRun(name=name)
+    row.host, row.pid = my_host(), os.getpid()
+    row.started_at, row.finished_at, row.seconds, row.error = started, utcnow(), seconds, error
+    db.session.add(row)
+    db.session.commit()

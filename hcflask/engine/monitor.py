@@ -1,0 +1,116 @@
+"""The monitor tick: one batched status call per backend, then judge what finished.
+
+"Cannot reach the batch system" is an outage of the backend: its jobs keep
+their state until it answers again.  A finished job is judged from the
+wrapper's own result file and output (see :mod:`hcflask.engine.judge`).
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from hcflask.backends import BackendUnavailable, Status, jobscript
+from hcflask.engine.common import backend, job_ref, log, my_host, record_health, tick
+from hcflask.engine.judge import judge
+from hcflask.extensions import db
+from hcflask.models import Job, JobMetric, Test, utcnow
+from hcflask.states import JobState
+
+WATCHED = [JobState.SUBMITTED.value, JobState.QUEUED.value, JobState.RUNNING.value]
+#: bytes of stdout read for judging and metrics
+JUDGE_BYTES = 1 << 20
+
+
+def apply_status(job: Job, status: Status) -> None:
+    """Record what the backend said about one job."""
+    if status.state in (JobState.SUBMITTED, JobState.QUEUED, JobState.RUNNING):
+        job.native_reason = status.reason
+        job.host = status.host or job.host
+        job.started_at = status.started_at or job.started_at
+        if status.state is JobState.RUNNING and job.started_at is None:
+            job.started_at = utcnow()
+        job.transition(status.state, status.native_state)
+        return
+    finish(job, status)
+
+
+def finish(job: Job, status: Status) -> None:
+    """Judge a job the backend reports finished (or lost)."""
+    workdir = Path(job.workdir)
+    result = jobscript.read_result(workdir)
+    if result is None and status.state in (JobState.SUCCEEDED, JobState.FAILED) and not status.reason:
+        if not _result_grace_over(job, status):
+            return
+        status.reason = (
+            f"no result file in {workdir} after {current_app.config['JOBS_RESULT_GRACE_SECONDS']} s: "
+            "is the instance folder on a filesystem the compute nodes see?"
+        )
+        status.state = JobState.FAILED
+    stdout = jobscript.tail(workdir / jobscript.STDOUT, JUDGE_BYTES)
+    stderr = jobscript.tail(workdir / jobscript.STDERR, 64 * 1024)
+    verdict = judge(job.test.workload, status, result, stdout, stderr)
+    result = result or {}
+    job.exit_code = verdict.exit_code
+    job.failure_reason = verdict.reason
+    job.native_reason = ""
+    job.host = result.get("host") or status.host or job.host
+    job.started_at = jobscript.to_datetime(result.get("start")) or status.started_at or job.started_at
+    job.ended_at = jobscript.to_datetime(result.get("end")) or status.ended_at or utcnow()
+    units = {n: s.get("unit", "") for n, s in (job.test.workload.get("metrics") or {}).items()}
+    for name, value in verdict.metrics.items():
+        job.metrics.append(JobMetric(name=name, value=value, unit=units.get(name, "")))
+    job.transition(verdict.state, status.native_state, note=verdict.reason)
+
+
+def _result_grace_over(job: Job, status: Status) -> bool:
+    """A finished job's result file may lag on a shared filesystem: wait a while."""
+    grace = timedelta(seconds=current_app.config["JOBS_RESULT_GRACE_SECONDS"])
+    if job.ended_at is None:
+        job.ended_at = status.ended_at or utcnow()
+        job.native_state = status.native_state
+        return grace.total_seconds() <= 0
+    return utcnow() - job.ended_at >= grace
+
+
+def poll_jobs(jobs: list[Job]) -> int:
+    """Poll ``jobs`` backend by backend and apply what comes back."""
+    by_backend: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_backend.setdefault(job.backend, []).append(job)
+    changed = 0
+    for name, group in by_backend.items():
+        try:
+            statuses = backend(name).poll_many([job_ref(j) for j in group])
+        except BackendUnavailable as exc:
+            record_health(name, str(exc))
+            db.session.commit()
+            continue
+        record_health(name, None)
+        for job in group:
+            status = statuses.get(job.backend_id or "")
+            if status is None:
+                continue
+            before = job.state
+            try:
+                apply_status(job, status)
+            except Exception:  # noqa: BLE001 - one odd job must not stop the others
+                log.exception("could not apply status %s to job %s", status, job.name)
+                continue
+            changed += job.state != before
+        db.session.commit()
+    return changed
+
+
+@tick("monitor")
+def monitor_tick() -> int:
+    """One pass over every job in flight of this host's tests."""
+    jobs = db.session.scalars(
+        select(Job).join(Test).where(
+            Job.state.in_(WATCHED), Job.backend_id.is_not(None), Test.host == my_host()
+        ).options(selectinload(Job.queue), selectinload(Job.test))
+    ).all()
+    return poll_jobs(list(jobs))

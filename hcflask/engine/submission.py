@@ -1,0 +1,179 @@
+"""The submission tick: keep N jobs in flight on every queue of every running test.
+
+Two phases, each committed on its own: first the job rows are written
+(with their unique names), then the backends are asked to run them.  A
+crash between the two leaves ``pending`` rows that :mod:`reconcile` looks
+up by name, so no job is lost and none is submitted twice.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from hcflask.backends import BackendUnavailable, JobSpec, Resources, SubmitError, jobscript
+from hcflask.engine.common import backend, backend_enforces_walltime, job_ref, my_host, record_health, tick
+from hcflask.extensions import db
+from hcflask.models import Job, Queue, Test, utcnow
+from hcflask.states import IN_FLIGHT_JOB_STATES, JobState, QueueStatus, TestState
+
+IN_FLIGHT = [s.value for s in IN_FLIGHT_JOB_STATES]
+
+
+def jobs_needed(snapshot: dict[str, Any], in_flight: int, total: int, test_in_flight: int) -> int:
+    """How many new jobs one queue of one test needs now (the top-up arithmetic)."""
+    need = snapshot["jobs_in_flight"] - in_flight
+    if snapshot.get("max_jobs"):
+        need = min(need, snapshot["max_jobs"] - total)
+    if snapshot.get("max_running"):
+        need = min(need, snapshot["max_running"] - test_in_flight)
+    return max(need, 0)
+
+
+def _counts(test_ids: list[int], states: list[str] | None) -> Counter[tuple[int, int]]:
+    query = select(Job.test_id, Job.queue_id, func.count()).where(Job.test_id.in_(test_ids))
+    if states is not None:
+        query = query.where(Job.state.in_(states))
+    rows = db.session.execute(query.group_by(Job.test_id, Job.queue_id))
+    return Counter({(t, q): n for t, q, n in rows})
+
+
+def create_jobs() -> list[Job]:
+    """Phase 1: write the rows of the jobs every running test needs now."""
+    tests = db.session.scalars(
+        select(Test).where(Test.state == TestState.RUNNING.value, Test.host == my_host())
+    ).all()
+    if not tests:
+        return []
+    queues = {q.name: q for q in db.session.scalars(select(Queue))}
+    ids = [t.id for t in tests]
+    in_flight = _counts(ids, IN_FLIGHT)
+    totals = _counts(ids, None)
+    instance = current_app.config["INSTANCE_NAME"]
+    root = Path(current_app.config["JOBS_ROOT"])
+    created: list[Job] = []
+    for test in tests:
+        test_in_flight = sum(n for (t, _), n in in_flight.items() if t == test.id)
+        for name in test.queue_names:
+            queue = queues.get(name)
+            if queue is None or queue.status == QueueStatus.OFFLINE.value:
+                continue
+            key = (test.id, queue.id)
+            need = jobs_needed(test.snapshot, in_flight[key], totals[key], test_in_flight)
+            for _ in range(need):
+                job = Job(test=test, queue=queue, backend=queue.backend, name=f"hc-{instance}-new-{id(test)}")
+                db.session.add(job)
+                db.session.flush()
+                job.name = f"hc-{instance}-{job.id}"
+                job.workdir = str(root / str(test.id) / str(job.id))
+                created.append(job)
+            test_in_flight += need
+    db.session.commit()
+    return created
+
+
+def build_spec(job: Job) -> JobSpec:
+    """Write the job's wrapper into its work dir and describe the job for the backend."""
+    workload = job.test.workload
+    resources = Resources(**workload["resources"])
+    env = {
+        "HC_QUEUE": job.queue.name, "HC_TEST_ID": str(job.test_id), "HC_JOB_ID": str(job.id),
+        "HC_TEMPLATE": job.test.template_name, "HC_JOB_NAME": job.name,
+    }
+    payload = jobscript.payload_script(workload)
+    workdir = Path(job.workdir)
+    walltime = None if backend_enforces_walltime(job.backend) else resources.walltime
+    text = jobscript.render(
+        payload=payload, env=env, workdir=workdir, walltime=walltime,
+        header=f"# {job.name}: test {job.test_id} ({job.test.template_name}), queue {job.queue.name}\n",
+    )
+    script = jobscript.write(workdir, text)
+    return JobSpec(
+        job_id=job.id, name=job.name, queue=job.queue.name, queue_options=job.queue.options or {},
+        workdir=workdir, script=script, resources=resources, payload=payload, env=env,
+    )
+
+
+def adopt(job: Job, backend_id: str, note: str) -> None:
+    job.backend_id = backend_id
+    job.submitted_at = job.submitted_at or utcnow()
+    job.transition(JobState.SUBMITTED, note=note)
+
+
+def submit_pending(limit: int | None = None) -> int:
+    """Phase 2: hand every pending job of this host's running tests to its backend."""
+    query = (
+        select(Job).join(Test).where(
+            Job.state == JobState.PENDING.value, Job.backend_id.is_(None),
+            Test.state == TestState.RUNNING.value, Test.host == my_host(),
+        ).order_by(Job.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    by_backend: dict[str, list[Job]] = {}
+    for job in db.session.scalars(query):
+        by_backend.setdefault(job.backend, []).append(job)
+    submitted = 0
+    for name, jobs in by_backend.items():
+        submitted += _submit_to(name, jobs)
+    return submitted
+
+
+def _submit_to(name: str, jobs: list[Job]) -> int:
+    adapter = backend(name)
+    retried = [j for j in jobs if j.submit_attempts > 0]
+    try:
+        if retried:
+            found = adapter.find_by_name([job_ref(j) for j in retried])
+            for job in retried:
+                if job.name in found:
+                    adopt(job, found[job.name], "found in the batch system by name after a failed submit")
+            db.session.commit()
+        batch = max(1, int(getattr(adapter, "submit_batch", 1)))
+        todo = [j for j in jobs if j.backend_id is None]
+        done = 0
+        for start in range(0, len(todo), batch):
+            done += _submit_batch(adapter, todo[start:start + batch])
+    except BackendUnavailable as exc:
+        db.session.rollback()
+        record_health(name, str(exc))
+        db.session.commit()
+        return 0
+    record_health(name, None)
+    db.session.commit()
+    return done
+
+
+def _submit_batch(adapter: Any, jobs: list[Job]) -> int:
+    specs = []
+    for job in jobs:
+        job.submit_attempts += 1
+        specs.append(build_spec(job))
+    db.session.commit()
+    results = adapter.submit_many(specs)
+    done = 0
+    unavailable: BackendUnavailable | None = None
+    for job, result in zip(jobs, results, strict=True):
+        if isinstance(result, str):
+            adopt(job, result, "submitted")
+            done += 1
+        elif isinstance(result, SubmitError):
+            job.failure_reason = f"submission refused: {result}"
+            job.ended_at = utcnow()
+            job.transition(JobState.FAILED, note=job.failure_reason)
+        elif isinstance(result, BackendUnavailable):
+            unavailable = result
+    db.session.commit()
+    if unavailable is not None:
+        raise unavailable
+    return done
+
+
+@tick("submission")
+def submission_tick() -> dict[str, int]:
+    """One pass: write the rows that are needed, then submit every pending job."""
+    created = create_jobs()
+    return {"created": len(created), "submitted": submit_pending()}

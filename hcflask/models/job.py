@@ -1,0 +1,115 @@
+"""Jobs, their state history and the metrics read from their output."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hcflask.extensions import db
+from hcflask.models.common import iso, utcnow
+from hcflask.states import JobState
+
+
+class Job(db.Model):
+    __tablename__ = "job"
+    __table_args__ = (
+        Index("ix_job_test_queue_state", "test_id", "queue_id", "state"),
+        Index("ix_job_queue_ended", "queue_id", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    test_id: Mapped[int] = mapped_column(ForeignKey("test.id"))
+    queue_id: Mapped[int] = mapped_column(ForeignKey("queue.id"))
+    #: hc-<instance>-<job id>; unique so a crash can be reconciled by name
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default=JobState.PENDING.value, index=True)
+    backend: Mapped[str] = mapped_column(String(32))
+    backend_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    native_state: Mapped[str] = mapped_column(String(64), default="")
+    #: the batch system's own words while waiting (e.g. Slurm's pending reason)
+    native_reason: Mapped[str] = mapped_column(Text, default="")
+    failure_reason: Mapped[str] = mapped_column(Text, default="")
+    exit_code: Mapped[int | None]
+    host: Mapped[str | None] = mapped_column(String(255))
+    workdir: Mapped[str] = mapped_column(Text, default="")
+    submit_attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    cancel_requested_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    test = relationship("Test", back_populates="jobs")
+    queue = relationship("Queue")
+    events: Mapped[list[JobEvent]] = relationship(
+        back_populates="job", order_by="JobEvent.id", cascade="all, delete-orphan"
+    )
+    metrics: Mapped[list[JobMetric]] = relationship(
+        back_populates="job", order_by="JobMetric.name", cascade="all, delete-orphan"
+    )
+
+    def transition(self, new: JobState, native_state: str | None = None, note: str = "") -> bool:
+        """Move to ``new`` and record the step; False if the state is unchanged."""
+        if native_state is not None:
+            self.native_state = native_state
+        if new.value == self.state:
+            return False
+        self.events.append(
+            JobEvent(old_state=self.state, new_state=new.value, native_state=self.native_state, note=note)
+        )
+        self.state = new.value
+        return True
+
+    @property
+    def in_flight(self) -> bool:
+        return not JobState(self.state).final
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "test": self.test_id, "queue": self.queue.name,
+            "state": self.state, "backend": self.backend, "backend_id": self.backend_id,
+            "native_state": self.native_state, "native_reason": self.native_reason,
+            "failure_reason": self.failure_reason, "exit_code": self.exit_code, "host": self.host,
+            "created_at": iso(self.created_at), "submitted_at": iso(self.submitted_at),
+            "started_at": iso(self.started_at), "ended_at": iso(self.ended_at),
+            "metrics": {m.name: m.value for m in self.metrics},
+        }
+
+
+class JobEvent(db.Model):
+    __tablename__ = "job_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    time: Mapped[datetime] = mapped_column(default=utcnow)
+    old_state: Mapped[str] = mapped_column(String(16))
+    new_state: Mapped[str] = mapped_column(String(16))
+    native_state: Mapped[str] = mapped_column(String(64), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    job: Mapped[Job] = relationship(back_populates="events")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time": iso(self.time), "old_state": self.old_state, "new_state": self.new_state,
+            "native_state": self.native_state, "note": self.note,
+        }
+
+
+class JobMetric(db.Model):
+    """One named value read from a job's output (or reported by its backend)."""
+
+    __tablename__ = "job_metric"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    value: Mapped[float]
+    unit: Mapped[str] = mapped_column(String(32), default="")
+    #: performance flag set by the regression bands: "under", "over" or None
+    flag: Mapped[str | None] = mapped_column(String(8))
+
+    job: Mapped[Job] = relationship(back_populates="metrics")

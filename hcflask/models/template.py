@@ -1,0 +1,66 @@
+"""Templates: test types, stored as their validated document."""
+from __future__ import annotations
+
+import fnmatch
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hcflask.extensions import db
+from hcflask.models.common import iso, utcnow
+from hcflask.models.spec import validate_template
+
+
+class Template(db.Model):
+    __tablename__ = "template"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)
+    lifetime: Mapped[int] = mapped_column(default=86400)
+    jobs_in_flight: Mapped[int] = mapped_column(default=1)
+    max_jobs: Mapped[int] = mapped_column(default=0)
+    max_running: Mapped[int] = mapped_column(default=0)
+    autoexclusion: Mapped[bool] = mapped_column(default=False)
+    renew: Mapped[bool] = mapped_column(default=False)
+    workload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    tests = relationship("Test", back_populates="template", order_by="Test.id.desc()", lazy="dynamic")
+
+    DOCUMENT_FIELDS = (
+        "name", "description", "queues", "lifetime", "jobs_in_flight", "max_jobs",
+        "max_running", "autoexclusion", "renew", "workload",
+    )
+
+    @classmethod
+    def from_document(cls, raw: Any) -> Template:
+        template = cls()
+        template.update_from(raw)
+        return template
+
+    def update_from(self, raw: Any) -> None:
+        """Validate ``raw`` and take its values (raises ValidationError first)."""
+        doc = validate_template(raw)
+        for key in self.DOCUMENT_FIELDS:
+            setattr(self, key, doc[key])
+
+    def to_document(self) -> dict[str, Any]:
+        """The template as a file/API document (what a test snapshots)."""
+        return {key: getattr(self, key) for key in self.DOCUMENT_FIELDS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, **self.to_document(), "active": self.active,
+            "created_at": iso(self.created_at), "updated_at": iso(self.updated_at),
+        }
+
+
+def match_queues(patterns: list[str], names: list[str]) -> list[str]:
+    """Queue names matching any of the names or glob patterns, in catalogue order."""
+    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]

@@ -1,0 +1,65 @@
+"""Tests: one run of a template, with the template snapshotted at creation."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hcflask.extensions import db
+from hcflask.models.common import iso, utcnow
+from hcflask.states import TestState
+
+
+class Test(db.Model):
+    __tablename__ = "test"
+    __test__ = False  # not a pytest test class
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("template.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default=TestState.SCHEDULED.value, index=True)
+    #: the template document as it was when the test was created
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: queue names resolved from the template's patterns when the test started
+    queue_names: Mapped[list[str]] = mapped_column(JSON, default=list)
+    host: Mapped[str | None] = mapped_column(String(255))
+    start_at: Mapped[datetime] = mapped_column(default=utcnow)
+    end_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    template = relationship("Template", back_populates="tests")
+    jobs = relationship("Job", back_populates="test", lazy="dynamic")
+
+    @classmethod
+    def from_template(cls, template: Any, start_at: datetime | None = None, created_by: str = "") -> Test:
+        """A new scheduled test; editing the template later does not change it."""
+        start = start_at or utcnow()
+        doc = template.to_document()
+        return cls(
+            template=template, snapshot=doc, start_at=start,
+            end_at=start + timedelta(seconds=doc["lifetime"]), created_by=created_by,
+            state=TestState.SCHEDULED.value, queue_names=[],
+        )
+
+    @property
+    def template_name(self) -> str:
+        return str(self.snapshot.get("name", "?"))
+
+    @property
+    def workload(self) -> dict[str, Any]:
+        return dict(self.snapshot["workload"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "template_id": self.template_id, "template": self.template_name,
+            "state": self.state, "host": self.host, "queues": self.queue_names,
+            "start_at": iso(self.start_at), "end_at": iso(self.end_at),
+            "started_at": iso(self.started_at), "finished_at": iso(self.finished_at),
+            "created_at": iso(self.created_at), "created_by": self.created_by, "note": self.note,
+            "snapshot": self.snapshot,
+        }

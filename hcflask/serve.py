@@ -1,0 +1,69 @@
+"""``hc serve``: gunicorn with the scheduler in one of its workers.
+
+Each worker builds its own app after the fork and then tries to start the
+scheduler; the instance lock lets exactly one of them run it.  No control
+socket, pid file or other file outside the instance folder, so the service
+runs from a read-only image.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from hcflask.engine import scheduler
+
+log = logging.getLogger("hcflask.serve")
+
+
+def _post_worker_init(worker: Any) -> None:
+    if worker.app.hc_scheduler:
+        scheduler.start(worker.wsgi)
+
+
+def _worker_exit(_server: Any, worker: Any) -> None:
+    app = getattr(worker, "wsgi", None)
+    if app is not None and hasattr(app, "extensions"):
+        scheduler.stop(app)
+
+
+class Service(BaseApplication):  # type: ignore[misc]
+    def __init__(self, options: dict[str, Any], run_scheduler: bool) -> None:
+        self.options = options
+        self.hc_scheduler = run_scheduler
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from hcflask import create_app
+
+        return create_app()
+
+
+def serve(bind: str, workers: int, threads: int, scheduler: bool, instance: str) -> None:
+    """Run gunicorn in the foreground until it is stopped."""
+    host, _, port = bind.rpartition(":")
+    shown = host if host not in ("", "0.0.0.0") else "127.0.0.1"  # noqa: S104 - display only
+    logging.getLogger("hcflask").setLevel(logging.INFO)
+    print(f"hcflask serving http://{shown}:{port}/  (instance {instance})", flush=True)
+    print("create the first admin with: hc user add <name>", flush=True)
+    options = {
+        "bind": bind,
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "timeout": 120,
+        "graceful_timeout": 20,
+        "accesslog": str(Path(instance, "logs", "access.log")),
+        "errorlog": "-",
+        "loglevel": "info",
+        "control_socket_disable": True,
+        "post_worker_init": _post_worker_init,
+        "worker_exit": _worker_exit,
+    }
+    Service(options, scheduler).run()

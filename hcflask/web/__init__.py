@@ -1,0 +1,73 @@
+"""The web: pages (ui), the JSON API (api) and login (auth), plus /healthz."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify, request
+from flask_login import current_user
+
+from hcflask.extensions import db, login_manager
+from hcflask.models import User
+
+
+def register_blueprints(app: Flask) -> None:
+    from hcflask.web import filters
+    from hcflask.web.api import bp as api_bp
+    from hcflask.web.auth import bp as auth_bp
+    from hcflask.web.ui import bp as ui_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(ui_bp)
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+    filters.register(app)
+    app.add_url_rule("/healthz", "healthz", healthz)
+    app.before_request(_require_login_for_reading)
+    app.after_request(_security_headers)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Log in as an admin to do that."
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> User | None:
+    return db.session.get(User, int(user_id))
+
+
+def healthz() -> Any:
+    """Is the scheduler running in this process, and when did each tick last run?"""
+    from flask import current_app
+    from sqlalchemy import select
+
+    from hcflask.engine.scheduler import running_here
+    from hcflask.models import BackendHealth, TickRun
+
+    ticks = {row.name: row.to_dict() for row in db.session.scalars(select(TickRun))}
+    backends = {row.backend: row.to_dict() for row in db.session.scalars(select(BackendHealth))}
+    return jsonify({
+        "status": "ok",
+        "scheduler_in_this_process": running_here(current_app),
+        "scheduler_enabled": current_app.config["SCHEDULER_ENABLED"],
+        "ticks": ticks,
+        "backends": backends,
+    })
+
+
+def _require_login_for_reading() -> Any:
+    """``read_requires_login``: every page but login, static and health needs a user."""
+    from flask import current_app, redirect, url_for
+
+    if not current_app.config["READ_REQUIRES_LOGIN"] or current_user.is_authenticated:
+        return None
+    if request.endpoint in ("auth.login", "static", "healthz") or request.blueprint == "api":
+        return None  # the API checks tokens itself
+    return redirect(url_for("auth.login", next=request.full_path))
+
+
+def _security_headers(response: Any) -> Any:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none'",
+    )
+    return response

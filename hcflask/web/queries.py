@@ -1,0 +1,160 @@
+"""Read-side queries shared by the pages and the API (counts, filters, pages)."""
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Select, func, select
+
+from hcflask.extensions import db
+from hcflask.models import Job, Queue, Template, Test, ValidationError
+from hcflask.states import JobState
+
+#: the HammerCloud columns: submitted (incl. pending and queued), running, completed, failed
+COLUMNS = {
+    JobState.PENDING.value: "submitted", JobState.SUBMITTED.value: "submitted",
+    JobState.QUEUED.value: "submitted", JobState.RUNNING.value: "running",
+    JobState.SUCCEEDED.value: "completed", JobState.FAILED.value: "failed",
+    JobState.LOST.value: "failed", JobState.CANCELLED.value: "cancelled",
+}
+
+
+@dataclasses.dataclass
+class Counts:
+    submitted: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.submitted + self.running + self.completed + self.failed + self.cancelled
+
+    @property
+    def fail_percent(self) -> float | None:
+        judged = self.completed + self.failed
+        return round(100.0 * self.failed / judged, 1) if judged else None
+
+    def add(self, state: str, n: int) -> None:
+        column = COLUMNS.get(state, "failed")
+        setattr(self, column, getattr(self, column) + n)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "total": self.total, "fail_percent": self.fail_percent}
+
+
+def counts_by_test(test_ids: Iterable[int]) -> dict[int, Counts]:
+    ids = list(test_ids)
+    out: dict[int, Counts] = defaultdict(Counts)
+    if ids:
+        rows = db.session.execute(
+            select(Job.test_id, Job.state, func.count()).where(Job.test_id.in_(ids)).group_by(Job.test_id, Job.state)
+        )
+        for test_id, state, n in rows:
+            out[test_id].add(state, n)
+    return out
+
+
+def counts_by_queue(test_id: int) -> dict[str, Counts]:
+    out: dict[str, Counts] = defaultdict(Counts)
+    rows = db.session.execute(
+        select(Queue.name, Job.state, func.count()).join(Job.queue).where(Job.test_id == test_id)
+        .group_by(Queue.name, Job.state)
+    )
+    for name, state, n in rows:
+        out[name].add(state, n)
+    return out
+
+
+@dataclasses.dataclass
+class Page:
+    items: list[Any]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def paginate(query: Select[Any], page: int, per_page: int) -> Page:
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    items = list(db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)))
+    return Page(items, total, page, per_page)
+
+
+def int_arg(args: Mapping[str, str], name: str, default: int, low: int = 1, high: int = 10**9) -> int:
+    raw = args.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(name, f"must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ValidationError(name, f"must be between {low} and {high}")
+    return value
+
+
+def _state_filter(args: Mapping[str, str], allowed: Iterable[str]) -> list[str] | None:
+    raw = args.get("state")
+    if not raw:
+        return None
+    states = [s.strip() for s in raw.split(",") if s.strip()]
+    allowed = list(allowed)
+    for state in states:
+        if state not in allowed:
+            raise ValidationError("state", f"unknown state {state!r} (one of: {', '.join(allowed)})")
+    return states
+
+
+def jobs_query(args: Mapping[str, str]) -> Select[Any]:
+    """Jobs filtered by ``state`` (comma list), ``queue`` (name), ``test``, ``template`` (name)."""
+    query = select(Job).order_by(Job.id.desc())
+    states = _state_filter(args, [s.value for s in JobState])
+    if states:
+        query = query.where(Job.state.in_(states))
+    if args.get("queue"):
+        query = query.join(Job.queue).where(Queue.name == args["queue"])
+    if args.get("test"):
+        query = query.where(Job.test_id == int_arg(args, "test", 0))
+    if args.get("template"):
+        query = query.join(Job.test).join(Test.template).where(Template.name == args["template"])
+    return query
+
+
+def tests_query(args: Mapping[str, str]) -> Select[Any]:
+    from hcflask.states import TestState
+
+    query = select(Test).order_by(Test.id.desc())
+    states = _state_filter(args, [s.value for s in TestState])
+    if states:
+        query = query.where(Test.state.in_(states))
+    if args.get("template"):
+        query = query.join(Test.template).where(Template.name == args["template"])
+    if args.get("queue"):
+        query = query.where(Test.id.in_(select(Job.test_id).join(Job.queue).where(Queue.name == args["queue"])))
+    return query
+
+
+def queues_query(args: Mapping[str, str]) -> Select[Any]:
+    from hcflask.states import QueueStatus
+
+    query = select(Queue).order_by(Queue.name)
+    states = _state_filter(args, [s.value for s in QueueStatus])
+    if states:
+        query = query.where(Queue.status.in_(states))
+    if args.get("backend"):
+        query = query.where(Queue.backend == args["backend"])
+    return query
+
+
+def templates_query(args: Mapping[str, str]) -> Select[Any]:
+    query = select(Template).order_by(Template.name)
+    if args.get("active") in ("true", "false"):
+        query = query.where(Template.active.is_(args["active"] == "true"))
+    return query

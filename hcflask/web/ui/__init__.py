@@ -1,0 +1,6 @@
+"""Server-rendered pages."""
+from flask import Blueprint
+
+bp = Blueprint("ui", __name__)
+
+from hcflask.web.ui import routes  # noqa: E402,F401 - registers the views

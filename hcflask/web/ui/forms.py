@@ -1,0 +1,133 @@
+"""Forms of the UI.  They only collect input: the template document they
+build is checked by the same validator as files and the API, and its
+errors are put back on the matching form field."""
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, NumberRange, Optional
+
+from hcflask.backends import BACKEND_NAMES
+from hcflask.models import ValidationError
+from hcflask.states import QueueStatus
+
+#: dotted document field → form field
+FIELD_OF = {
+    "name": "name", "description": "description", "queues": "queues", "lifetime": "lifetime",
+    "jobs_in_flight": "jobs_in_flight", "max_jobs": "max_jobs", "max_running": "max_running",
+    "workload.script": "script", "workload.image": "image", "workload.command": "command",
+    "workload.resources.cores": "cores", "workload.resources.memory_mb": "memory_mb",
+    "workload.resources.walltime": "walltime", "workload.resources.gpus": "gpus",
+    "workload.success.exit_code": "exit_code", "workload.success.must_match": "must_match",
+    "workload.success.must_not_match": "must_not_match", "workload.metrics": "metrics",
+}
+
+
+def _lines(text: str | None) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+class TemplateForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired()])
+    description = StringField("Description")
+    queues = StringField("Queues", description="names or glob patterns, separated by spaces or commas",
+                         validators=[DataRequired()])
+    lifetime = IntegerField("Lifetime (s)", default=86400, validators=[NumberRange(min=1)])
+    jobs_in_flight = IntegerField("Jobs in flight per queue", default=1, validators=[NumberRange(min=1)])
+    max_jobs = IntegerField("Max jobs per queue (0 = unlimited)", default=0, validators=[NumberRange(min=0)])
+    max_running = IntegerField("Max in flight per test (0 = unlimited)", default=0,
+                               validators=[NumberRange(min=0)])
+    autoexclusion = BooleanField("Drives auto-exclusion")
+    renew = BooleanField("Renew (start a new test when one ends)")
+    script = TextAreaField("Script", description="bash; HC_QUEUE, HC_TEST_ID, HC_JOB_ID, HC_TEMPLATE are set")
+    image = StringField("Container image", description="optional: run the command in this image")
+    command = StringField("Container command")
+    cores = IntegerField("Cores", default=1, validators=[NumberRange(min=1)])
+    memory_mb = IntegerField("Memory (MB, 0 = default)", default=0, validators=[NumberRange(min=0)])
+    walltime = IntegerField("Walltime (s)", default=600, validators=[NumberRange(min=1)])
+    gpus = IntegerField("GPUs", default=0, validators=[NumberRange(min=0)])
+    exit_code = IntegerField("Expected exit code", default=0, validators=[NumberRange(min=0)])
+    must_match = TextAreaField("Output must match", description="one regular expression per line")
+    must_not_match = TextAreaField("Output must not match", description="one regular expression per line")
+    metrics = TextAreaField("Metrics (YAML)", description="name: {pattern: 'x=(?P<name>[0-9.]+)', unit: s}")
+
+    def fill(self, doc: dict[str, Any]) -> None:
+        """Put a template document into the form."""
+        workload = doc["workload"]
+        for key in ("name", "description", "lifetime", "jobs_in_flight", "max_jobs", "max_running",
+                    "autoexclusion", "renew"):
+            getattr(self, key).data = doc[key]
+        self.queues.data = " ".join(doc["queues"])
+        for key in ("script", "image", "command"):
+            getattr(self, key).data = workload.get(key, "")
+        for key, value in workload["resources"].items():
+            getattr(self, key).data = value
+        success = workload["success"]
+        self.exit_code.data = success["exit_code"]
+        self.must_match.data = "\n".join(success["must_match"])
+        self.must_not_match.data = "\n".join(success["must_not_match"])
+        metrics = workload.get("metrics") or {}
+        self.metrics.data = yaml.safe_dump(metrics, sort_keys=False) if metrics else ""
+
+    def document(self) -> dict[str, Any]:
+        """The template document from the form (validated later)."""
+        try:
+            metrics = yaml.safe_load(self.metrics.data or "") or {}
+        except yaml.YAMLError as exc:
+            raise ValidationError("workload.metrics", f"not valid YAML: {' '.join(str(exc).split())}") from None
+        return {
+            "name": (self.name.data or "").strip(), "description": self.description.data or "",
+            "queues": self.queues.data or "", "lifetime": self.lifetime.data,
+            "jobs_in_flight": self.jobs_in_flight.data, "max_jobs": self.max_jobs.data,
+            "max_running": self.max_running.data, "autoexclusion": self.autoexclusion.data,
+            "renew": self.renew.data,
+            "workload": {
+                "script": self.script.data or "", "image": self.image.data or "",
+                "command": self.command.data or "",
+                "resources": {"cores": self.cores.data, "memory_mb": self.memory_mb.data,
+                              "walltime": self.walltime.data, "gpus": self.gpus.data},
+                "success": {"exit_code": self.exit_code.data, "must_match": _lines(self.must_match.data),
+                            "must_not_match": _lines(self.must_not_match.data)},
+                "metrics": metrics,
+            },
+        }
+
+    def add_error(self, exc: ValidationError) -> None:
+        """Show a validation error next to the field it names."""
+        field = exc.field.split("[")[0]
+        target = FIELD_OF.get(field) or next(
+            (v for k, v in FIELD_OF.items() if field.startswith(k + ".")), None
+        )
+        if target is None:
+            self.form_errors.append(str(exc))
+        else:
+            getattr(self, target).errors = [*getattr(self, target).errors, exc.reason]
+
+
+class QueueForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired()])
+    backend = SelectField("Backend", choices=[(b, b) for b in BACKEND_NAMES])
+    options = TextAreaField("Backend options (YAML)", description="e.g. partition: debug")
+    description = StringField("Description")
+    autoexclusion = BooleanField("Auto-exclusion", default=True)
+
+    def options_dict(self) -> dict[str, Any]:
+        try:
+            data = yaml.safe_load(self.options.data or "") or {}
+        except yaml.YAMLError as exc:
+            raise ValidationError("options", f"not valid YAML: {' '.join(str(exc).split())}") from None
+        if not isinstance(data, dict):
+            raise ValidationError("options", "must be a mapping of option: value")
+        return data
+
+
+class QueueStatusForm(FlaskForm):
+    status = SelectField("Status", choices=[(s.value, s.value) for s in QueueStatus if s != QueueStatus.EXCLUDED])
+    reason = StringField("Reason", validators=[Optional()])
+
+
+class ActionForm(FlaskForm):
+    """A button: nothing but the CSRF token."""

@@ -1,0 +1,186 @@
+"""The container contract of DESIGN.md, checked with the real Apptainer and hc.sif.
+
+One service is started for the module (``apptainer run`` with the instance
+folder bound, as an unprivileged user) and every check looks at it from the
+outside: HTTP on 127.0.0.1, the files it left in the instance folder, and the
+same image run again for CLI commands.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+
+from .conftest import FIGURES, Runtime, free_port, http_get, process_tree_rss_kib, stop, wait_http_ok
+
+pytestmark = pytest.mark.container
+
+BIND_POINT = "/srv/hc/instance"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+
+@dataclass
+class Service:
+    base: str
+    instance: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def service(runtime: Runtime, image: Path) -> Iterator[Service]:
+    instance = runtime.folder("instance")
+    port = free_port()
+    log = runtime.work / "service.log"
+    proc = runtime.popen(
+        "run", "--bind", f"{instance}:{BIND_POINT}", "--env", f"HC_PORT={port}", "--env", "HC_TICK_SECONDS=1",
+        str(image), log=log,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        FIGURES["cold start to first HTTP 200"] = f"{wait_http_ok(base + '/', 120, proc):.1f} s"
+        yield Service(base, instance, proc, log)
+    finally:
+        stop(proc)
+
+
+def _succeeded_jobs(base: str) -> list[dict]:
+    status, body = http_get(base + "/api/v1/jobs?state=succeeded")
+    assert status == 200, body[:500]
+    return json.loads(body)["items"]
+
+
+def test_service_runs_the_demo_as_the_user(service: Service) -> None:
+    """The first start seeds the demo; one of its jobs finishes with success."""
+    deadline = time.monotonic() + 150
+    while not (jobs := _succeeded_jobs(service.base)):
+        assert service.proc.poll() is None, service.log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "no demo job succeeded:\n" + service.log.read_text()[-3000:]
+        time.sleep(1)
+    assert jobs[0]["state"] == "succeeded"
+    rss = process_tree_rss_kib(service.proc.pid)
+    FIGURES["resident memory, demo test active"] = f"{rss / 1024:.0f} MiB (whole process tree)"
+    assert 0 < rss < 1024 * 1024
+    assert "http://127.0.0.1:" in service.log.read_text()
+
+
+def test_instance_folder_holds_everything_and_belongs_to_the_user(service: Service, runtime: Runtime) -> None:
+    _succeeded_jobs(service.base)
+    names = {p.name for p in service.instance.iterdir()}
+    assert {"hc.toml", "jobs", "logs"} <= names, names
+    assert any(p.suffix in (".db", ".sqlite") for p in service.instance.iterdir()), names
+    foreign = [p for p in service.instance.rglob("*") if p.lstat().st_uid != runtime.uid]
+    assert foreign == []
+    assert any((service.instance / "jobs").rglob("*")), "no job work dir in the instance folder"
+
+
+def test_service_writes_no_control_socket_in_home(service: Service, runtime: Runtime) -> None:
+    assert service.proc.poll() is None
+    assert not (runtime.home / ".gunicorn").exists()
+
+
+def test_image_is_read_only(runtime: Runtime, image: Path) -> None:
+    done = runtime.run("exec", str(image), "touch", "/opt/hc/written")
+    assert done.returncode != 0
+    assert "Read-only file system" in done.stderr
+
+
+def test_run_without_instance_folder_explains_the_bind(runtime: Runtime, image: Path) -> None:
+    done = runtime.run("run", str(image))
+    assert done.returncode == 2
+    assert f"--bind ./instance:{BIND_POINT}" in done.stderr
+
+
+def test_cli_command_through_run(service: Service, runtime: Runtime, image: Path) -> None:
+    done = runtime.run("run", "--bind", f"{service.instance}:{BIND_POINT}", str(image), "template", "list")
+    assert done.returncode == 0, done.stderr
+    assert "demo" in done.stdout
+
+
+def test_image_test_section_and_version(runtime: Runtime, image: Path) -> None:
+    done = runtime.run("test", str(image))
+    assert done.returncode == 0, done.stderr
+    done = runtime.run("exec", str(image), "hc", "--version")
+    assert done.stdout.startswith("hcflask ")
+
+
+class _Links(HTMLParser):
+    """Collects the URLs a page points at (href, src, action), to crawl the UI."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.urls += [value.strip() for name, value in attrs if value and name in ("href", "src", "action")]
+
+
+#: absolute URLs in any text; XML namespace names (www.w3.org) are identifiers, not loads
+_ABSOLUTE = re.compile(r"(?:https?:)?//([A-Za-z0-9.-]+)[^\s'\"()<>]*")
+_NAMESPACES = {"www.w3.org"}
+
+
+def test_ui_references_no_external_url(service: Service) -> None:
+    """Crawl the UI from / (same origin, bounded) with its CSS and JS: no CDN, no outside URL."""
+    todo, seen, external = [service.base + "/"], set(), []
+    while todo and len(seen) < 60:
+        url = todo.pop()
+        if url in seen:
+            continue
+        seen.add(url)
+        status, body = http_get(url)
+        if status != 200:
+            continue
+        text = body.decode("utf-8", "replace")
+        external += [
+            f"{url}: {match.group(0)}"
+            for match in _ABSOLUTE.finditer(text)
+            if match.group(1) not in LOCAL_HOSTS | _NAMESPACES and "." in match.group(1)
+        ]
+        if "html" not in text[:200].lower():
+            continue
+        parser = _Links()
+        parser.feed(text)
+        for ref in parser.urls:
+            absolute = urljoin(url, ref).split("#")[0]
+            parts = urlsplit(absolute)
+            if parts.scheme == "http" and parts.hostname in LOCAL_HOSTS and "logout" not in parts.path:
+                todo.append(absolute)
+    assert len(seen) > 3, f"the UI links to few pages of its own: {seen}"
+    assert external == []
+
+
+def test_no_leftover_processes_after_stop(runtime: Runtime, image: Path) -> None:
+    """SIGTERM to `apptainer run` stops gunicorn and the scheduler: the port closes."""
+    instance = runtime.folder("instance-stop")
+    port = free_port()
+    proc = runtime.popen("run", "--bind", f"{instance}:{BIND_POINT}", "--env", f"HC_PORT={port}", str(image),
+                         log=runtime.work / "stop.log")
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/", 120, proc)
+    finally:
+        os.killpg(proc.pid, 15)
+    assert proc.wait(timeout=40) is not None
+    deadline = time.monotonic() + 20
+    while _group_alive(proc.pid):
+        assert time.monotonic() < deadline, "processes of the service outlived it"
+        time.sleep(0.2)
+    with pytest.raises(OSError):
+        http_get(f"http://127.0.0.1:{port}/", timeout=2)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
