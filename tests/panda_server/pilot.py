@@ -20,6 +20,7 @@ Standard library only, so any Python runs it.  One thread per job.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shlex
@@ -39,6 +40,8 @@ PAYLOAD_FAILED = 1305
 #: pilot error code for a job the server asked to kill
 KILLED = 1144
 HEARTBEAT = 2.0
+#: what a pilot of a unified queue asks for ("unified": user, managed, prod_test ...), then ptest
+LABELS = ("unified", "ptest")
 
 
 class Api:
@@ -133,9 +136,9 @@ def main() -> None:
     args = parser.parse_args()
     api = Api(args.server, args.cert, args.ca_dir)
     while True:
-        for queue in args.queue:
+        for queue, label in itertools.product(args.queue, LABELS):
             try:
-                answer = api.call("acquire_jobs", site_name=queue, prod_source_label="user", n_jobs=10,
+                answer = api.call("acquire_jobs", site_name=queue, prod_source_label=label, n_jobs=10,
                                   node=socket.gethostname())
             except OSError as exc:  # server down (the outage test): keep trying
                 print(f"acquire_jobs {queue}: {exc}", flush=True)

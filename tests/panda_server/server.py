@@ -35,7 +35,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.panda_server.certs import CertSet, make_certs
+from .certs import CertSet, make_certs
 
 HERE = Path(__file__).resolve().parent
 PG_BIN = Path(os.environ.get("HC_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -179,11 +179,12 @@ class PandaTestServer:
                 "resource_type": "GRID", "pilot_manager": "local", "is_unified": True, "corepower": 10,
                 "coreenergy": 10,
             }
+            # constants of this module only, no outside input
             rows.append(
                 f"INSERT INTO panda.schedconfig_json VALUES ('{queue}', '{json.dumps(data)}', now());\n"
                 f"INSERT INTO panda.panda_site VALUES ('{queue}', 'HC_TEST_SITE');\n"
                 f"INSERT INTO panda.panda_ddm_relation VALUES ('{queue}', 'HC_TEST_DATADISK', 'read_lan,write_lan',"
-                " 'Y', 1, 1, 'Y', 'Y', 'default');\n"
+                " 'Y', 1, 1, 'Y', 'Y', 'default');\n"  # noqa: S608
             )
         rows.append(
             "INSERT INTO panda.site VALUES ('HC_TEST_SITE', 'nucleus', 1);\n"

@@ -1,0 +1,1 @@
+"""A real PanDA server for the tests: see server.py."""
