@@ -42,6 +42,18 @@ PG_BIN = Path(os.environ.get("HC_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 DEFAULT_VENV = Path(os.environ.get("HC_TEST_PANDA_VENV", "/opt/hc-panda/venv"))
 QUEUES = ("HC_TEST_QUEUE", "HC_TEST_QUEUE_2")
 DB_USER, DB_PASSWORD, DB_NAME = "panda", "panda-test", "panda_db"
+SEED_SITE = """
+INSERT INTO panda.site VALUES ('HC_TEST_SITE', 'nucleus', 1);
+INSERT INTO panda.ddm_endpoint (ddm_endpoint_name, site_name, type, is_tape, blacklisted)
+  VALUES ('HC_TEST_DATADISK', 'HC_TEST_SITE', 'DATADISK', 'N', 'N');
+INSERT INTO panda.resource_types VALUES ('SCORE', 1, 1, NULL, NULL), ('MCORE', 2, NULL, NULL, NULL);
+"""
+SEED_QUEUE = """
+INSERT INTO panda.schedconfig_json VALUES (:'queue', :'data', now());
+INSERT INTO panda.panda_site VALUES (:'queue', 'HC_TEST_SITE');
+INSERT INTO panda.panda_ddm_relation
+  VALUES (:'queue', 'HC_TEST_DATADISK', 'read_lan,write_lan', 'Y', 1, 1, 'Y', 'Y', 'default');
+"""
 
 
 def free_port() -> int:
@@ -160,17 +172,19 @@ class PandaTestServer:
         )
         self.psql(setup, db="postgres", user="postgres")
         self.psql(schema)
-        self.psql(self._seed_sql())
+        self._seed()
 
-    def psql(self, sql: str, db: str = DB_NAME, user: str = DB_USER) -> str:
-        return subprocess.run(
-            [str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.pg_port),
-             "-U", user, "-d", db, "-At"],
-            input=sql, check=True, capture_output=True, text=True,
-        ).stdout
+    def psql(self, sql: str, db: str = DB_NAME, user: str = DB_USER, **variables: str) -> str:
+        """Run SQL through psql; ``variables`` are psql variables (``:'name'`` in the SQL)."""
+        argv = [str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+                "-p", str(self.pg_port), "-U", user, "-d", db, "-At"]
+        for name, value in variables.items():
+            argv += ["-v", f"{name}={value}"]
+        return subprocess.run(argv, input=sql, check=True, capture_output=True, text=True).stdout
 
-    def _seed_sql(self) -> str:
-        rows = []
+    def _seed(self) -> None:
+        """One PanDA queue per name in QUEUES (schedconfig_json, panda_site) on one site and endpoint."""
+        self.psql(SEED_SITE)
         for queue in QUEUES:
             data = {
                 "siteid": queue, "nickname": queue, "status": "online", "type": "unified", "cloud": "WORLD",
@@ -179,20 +193,7 @@ class PandaTestServer:
                 "resource_type": "GRID", "pilot_manager": "local", "is_unified": True, "corepower": 10,
                 "coreenergy": 10,
             }
-            # constants of this module only, no outside input
-            rows.append(
-                f"INSERT INTO panda.schedconfig_json VALUES ('{queue}', '{json.dumps(data)}', now());\n"
-                f"INSERT INTO panda.panda_site VALUES ('{queue}', 'HC_TEST_SITE');\n"
-                f"INSERT INTO panda.panda_ddm_relation VALUES ('{queue}', 'HC_TEST_DATADISK', 'read_lan,write_lan',"
-                " 'Y', 1, 1, 'Y', 'Y', 'default');\n"  # noqa: S608
-            )
-        rows.append(
-            "INSERT INTO panda.site VALUES ('HC_TEST_SITE', 'nucleus', 1);\n"
-            "INSERT INTO panda.ddm_endpoint (ddm_endpoint_name, site_name, type, is_tape, blacklisted)"
-            " VALUES ('HC_TEST_DATADISK', 'HC_TEST_SITE', 'DATADISK', 'N', 'N');\n"
-            "INSERT INTO panda.resource_types VALUES ('SCORE', 1, 1, NULL, NULL), ('MCORE', 2, NULL, NULL, NULL);\n"
-        )
-        return "".join(rows)
+            self.psql(SEED_QUEUE, queue=queue, data=json.dumps(data))
 
     def sql_errors(self) -> list[str]:
         """Every ERROR the server caused in PostgreSQL since it started."""
