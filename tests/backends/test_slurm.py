@@ -16,6 +16,8 @@ from hcflask.backends import BackendUnavailable, OptionError, SubmitError
 from hcflask.backends.slurm import SlurmBackend
 from hcflask.states import JobState
 
+pytestmark = pytest.mark.slurm
+
 
 @pytest.fixture()
 def backend(slurm: SlurmCluster) -> SlurmBackend:

@@ -1,0 +1,76 @@
+"""The engine's real ticks driving real Slurm: two queues (partitions debug
+and long), every job submitted, monitored, judged and stored, with one
+batched status call per tick."""
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from slurm_cluster import SlurmCluster
+from sqlalchemy import select
+
+from hcflask import create_app
+from hcflask.engine.monitor import monitor_tick
+from hcflask.engine.submission import submission_tick
+from hcflask.extensions import db
+from hcflask.models import Job
+from hcflask.states import JobState
+from tests.factories import make_queue, make_template, make_test
+
+pytestmark = pytest.mark.slurm
+
+
+@pytest.fixture()
+def slurm_app(slurm: SlurmCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+    # queue options are validated by the backend class (no config): it reads $SLURM_CONF
+    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
+    instance = tmp_path / "instance"
+    app = create_app({
+        "INSTANCE_PATH": instance, "TESTING": True, "SECRET_KEY": "test", "DEMO": False,
+        "HOST_NAME": "testhost", "INSTANCE_NAME": "e" + secrets.token_hex(3),
+        "JOBS_RESULT_GRACE_SECONDS": 5,
+        "BACKENDS": {"local": {}, "slurm": slurm.backend_config, "panda": {}},
+    })
+    (instance / "jobs").mkdir(parents=True, exist_ok=True)
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_engine_ticks_two_partitions(slurm_app: Flask, slurm: SlurmCluster) -> None:
+    app = slurm_app
+    with app.app_context():
+        make_queue("slurm-debug", "slurm", partition="debug")
+        make_queue("slurm-long", "slurm", partition="long", extra_args=["--nice=0"])
+        make_test(make_template("t-slurm", queues=["slurm-*"], jobs_in_flight=2, max_jobs=3), app)
+        ticks = 0
+        deadline = time.monotonic() + 120
+        while True:
+            submission_tick(app)
+            monitor_tick(app)
+            ticks += 1
+            db.session.expire_all()
+            jobs = db.session.scalars(select(Job).order_by(Job.id)).all()
+            if len(jobs) == 6 and all(JobState(j.state).final for j in jobs):
+                break
+            assert time.monotonic() < deadline, [(j.name, j.state, j.native_state) for j in jobs]
+            time.sleep(0.5)
+        assert [j.state for j in jobs] == ["succeeded"] * 6, [(j.state, j.failure_reason) for j in jobs]
+        assert {j.native_state for j in jobs} == {"COMPLETED"}
+        assert all(j.exit_code == 0 and j.host == slurm.node for j in jobs)
+        assert all([m.value for m in j.metrics] == [42.0] for j in jobs)
+        # Slurm has exactly these jobs, under these names, in the queues' partitions
+        listed = slurm.run("sacct", "-c", "-n", "-P", "-o", "JobID,JobName,Partition").stdout.splitlines()
+        seen = {name: (jid, part) for jid, name, part in (line.split("|") for line in listed)}
+        for job in jobs:
+            assert seen[job.name] == (job.backend_id, job.queue.options["partition"])
+        calls = app.extensions["hc_backends"]["slurm"].calls
+        assert calls["sbatch"] == 6
+        assert calls["squeue"] <= ticks and calls["sacct"] <= ticks  # one of each per tick at most
