@@ -38,7 +38,7 @@ def _outages() -> list[BackendHealth]:
     return list(db.session.scalars(select(BackendHealth).where(BackendHealth.available.is_(False))))
 
 
-def _render(template: str, partial: str | None = None, **context: Any) -> Any:
+def _render(template: str, partial: str | None = None, /, **context: Any) -> Any:
     """Full page, or only its auto-refreshing part for htmx requests."""
     if partial and request.headers.get("HX-Request"):
         return render_template(partial, **context)
