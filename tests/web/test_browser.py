@@ -1,0 +1,114 @@
+"""The admin's whole path through the site, in real headless Chromium against the real service.
+
+Log in, create a template from the form, start a test, watch the home page's
+counts move by themselves (htmx, no reload), read a job's output and metrics,
+cancel the test.  A hostile description must show as text and never run.
+Set ``HC_TEST_SCREENSHOTS=<dir>`` to keep a screenshot of every page visited.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+HOSTILE = "<script>alert(1)</script>"
+TEMPLATE = "browser-e2e"
+SHOTS = os.environ.get("HC_TEST_SCREENSHOTS")
+
+
+def _shot(page: Any, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS, f"{name}.png")), full_page=True)
+
+
+def _completed(page: Any, test_id: int) -> int:
+    return int(page.locator(f'tr[data-test="{test_id}"] td.num.ok').first.inner_text())
+
+
+def test_admin_runs_a_test_from_the_browser(service: Any, browser_context: Any) -> None:
+    page = browser_context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+
+    # A write page sends an anonymous visitor to the login form, and back after it.
+    page.goto(f"{service.url}/templates/new")
+    assert "/login" in page.url
+    _shot(page, "login")
+    page.fill("#username", service.admin)
+    page.fill("#password", service.password)
+    page.click("#login")
+    page.wait_for_url(re.compile(r"/templates/new$"))
+    assert page.locator("header").inner_text().count(service.admin) == 1
+
+    # Create the template from the form.
+    page.fill("#name", TEMPLATE)
+    page.fill("#description", HOSTILE)
+    page.fill("#queues", "local")
+    page.fill("#lifetime", "300")
+    page.fill("#jobs_in_flight", "2")
+    page.fill("#script", 'echo "hc-ok value=7"')
+    _shot(page, "template_form")
+    page.click("#save-template")
+    page.wait_for_url(re.compile(r"/templates/\d+$"))
+    assert TEMPLATE in page.locator("h1").inner_text()
+    assert f"Template {TEMPLATE} saved." in page.locator(".flash.ok").inner_text()
+    assert page.get_by_text(HOSTILE, exact=True).count() == 1, "the hostile description is not shown as text"
+    assert page.locator("main script").count() == 0
+
+    # Start a test from the template page.
+    page.click("#start-test")
+    page.wait_for_url(re.compile(r"/tests/\d+$"))
+    test_id = int(page.url.rsplit("/", 1)[1])
+    assert f"Test {test_id} scheduled" in page.locator(".flash.ok").inner_text()
+
+    # The home page's counts move without a reload.
+    page.goto(service.url + "/")
+    row = page.locator(f'tr[data-test="{test_id}"]')
+    assert TEMPLATE in row.inner_text()
+    before = _completed(page, test_id)
+    page.evaluate("window.hcNotReloaded = true")
+    page.wait_for_function(
+        "([id, before]) => Number(document.querySelector(`tr[data-test='${id}'] td.num.ok`)?.textContent) > before",
+        arg=[test_id, before], timeout=30_000,
+    )
+    assert page.evaluate("window.hcNotReloaded") is True, "the counts moved by a reload, not by htmx"
+    assert _completed(page, test_id) > before
+    assert "running" in row.locator(".badge").inner_text()
+    _shot(page, "home")
+
+    # The hostile description is text on the templates list too.
+    page.goto(f"{service.url}/templates")
+    assert page.get_by_text(HOSTILE, exact=True).count() == 1
+    _shot(page, "templates")
+
+    # A succeeded job shows its output and its metric.
+    page.goto(f"{service.url}/tests/{test_id}?state=succeeded")
+    _shot(page, "test")
+    page.locator("#jobs tbody tr a").first.click()
+    page.wait_for_url(re.compile(r"/jobs/\d+$"))
+    assert "succeeded" in page.locator("h1 .badge").inner_text()
+    assert "hc-ok value=7" in page.locator("pre#stdout").inner_text()
+    metrics = page.locator(".card", has_text="Metrics").inner_text()
+    assert re.search(r"value\s+7(\.0+)?\b", metrics), metrics
+    _shot(page, "job")
+
+    # The queue page lists the job; then cancel the test.
+    page.goto(f"{service.url}/queues/local")
+    assert page.locator("table").last.locator("tbody tr a").count() > 0
+    _shot(page, "queue")
+    page.goto(f"{service.url}/tests/{test_id}")
+    page.click("#cancel-test")
+    page.wait_for_url(re.compile(rf"/tests/{test_id}$"))
+    assert f"Test {test_id} cancelled" in page.locator(".flash.ok").inner_text()
+    assert "cancelled" in page.locator("h1 .badge").inner_text()
+
+    assert dialogs == [], f"a script ran in the page: {dialogs}"
+    assert page_errors == [], page_errors
