@@ -42,7 +42,31 @@ DEFAULTS: dict[str, Any] = {
 #: sections kept whole, as dictionaries
 DICT_SECTIONS: dict[str, dict[str, Any]] = {
     "BACKENDS": {"local": {}, "slurm": {}, "panda": {}},
-    "ROBOT": {},
+    # the robot's numbers (DESIGN.md "The robot"); [robot.templates.<name>] and
+    # [robot.queues.<name>] override them, [robot.actions.<backend>] adds actions
+    "ROBOT": {
+        "enabled": True,
+        "window_hours": 4.0,
+        "exclude_last": 3,
+        "pair_first": 2,
+        "pair_second": 1,
+        "spread_last": 1,
+        "spread_templates": 3,
+        "recover_last": 2,
+        "flap_hours": 6.0,
+        "outage_share": 0.3,
+        "outage_min_queues": 3,
+        "band_k": 3.0,
+        "band_baseline": 20,
+        "band_run": 3,
+        "performance_excludes": False,
+        "autoexclusion": True,
+        "action_timeout": 10.0,
+        "action_retries": 2,
+        "templates": {},
+        "queues": {},
+        "actions": {},
+    },
 }
 #: short environment names for the most used keys
 ENV_ALIASES = {

@@ -109,7 +109,7 @@ class TemplateForm(FlaskForm):
 
 class QueueForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired()])
-    backend = SelectField("Backend", choices=[(b, b) for b in BACKEND_NAMES])
+    backend = SelectField("Backend", choices=list(BACKEND_NAMES))
     options = TextAreaField("Backend options (YAML)", description="e.g. partition: debug")
     description = StringField("Description")
     autoexclusion = BooleanField("Auto-exclusion", default=True)
@@ -125,7 +125,7 @@ class QueueForm(FlaskForm):
 
 
 class QueueStatusForm(FlaskForm):
-    status = SelectField("Status", choices=[(s.value, s.value) for s in QueueStatus if s != QueueStatus.EXCLUDED])
+    status = SelectField("Status", choices=[s.value for s in QueueStatus if s != QueueStatus.EXCLUDED])
     reason = StringField("Reason", validators=[Optional()])
 
 

@@ -1,0 +1,402 @@
+"""The ``panda`` backend: test jobs sent to PanDA queues through ``panda-client``.
+
+HammerCloud is, at heart, a PanDA client: it sends test jobs to PanDA
+queues and reads their fate back from the PanDA server.  A ``panda`` queue
+names the PanDA queue (``site`` = ``computingSite``) and, per queue or in
+``[backends.panda]``, the server and the credentials (a grid proxy or a
+certificate+key file, or an OIDC token file).
+
+* **Submit**: many jobs per ``Client.submitJobs`` call.  The payload is the
+  self-contained job wrapper rendered to run in the pilot's own directory,
+  carried in the job parameters (``bash -c '<decode and run>'``), so any
+  pilot that runs ``transformation jobParameters`` runs it; each job has a
+  log file, as PanDA's adder expects.
+* **Monitor**: ``getJobStatus`` for all jobs in one call, ``getFullJobStatus``
+  for those already archived.  The pilot's verdict (exit code, start/end,
+  worker node) is written as the job's ``result.json`` in its work dir,
+  where the engine reads every backend's verdict; error codes and
+  diagnostics become the failure reason, CPU time, events and memory the
+  metrics.  The payload's own stdout stays with the pilot (in the log
+  tarball), so output patterns and regex metrics do not apply here.
+* **Kill**: ``killJobs`` for all jobs in one call.
+* **Outage**: when a call fails, ``Client.hello()`` tells an unreachable or
+  refusing server (:class:`BackendUnavailable`, never a job failure) from a
+  server that answered "no" (:class:`SubmitError` for the jobs refused).
+* **Crash safety**: the job's work dir gets a ``panda.json`` marker before
+  the call (``submitting``, with the highest PandaID seen so far) and after
+  it (the PandaID).  ``find_by_name`` adopts marked jobs and, for a crash
+  during the call itself, scans the PandaIDs after the one noted, by name.
+
+Native states (PanDA ``jobStatus``) and what they mean here:
+``pending defined assigned waiting activated throttled sent`` -> queued;
+``starting running holding transferring merging`` -> running;
+``finished`` -> succeeded; ``failed closed`` -> failed; ``cancelled`` ->
+cancelled; unknown to the server -> lost.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shlex
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlparse
+
+from hcflask.backends import register
+from hcflask.backends.base import (
+    Backend, BackendError, BackendUnavailable, JobRef, JobSpec, OptionError, Status, SubmitError,
+)
+from hcflask.backends.jobscript import RESULT, render
+from hcflask.states import JobState
+
+# without it, importing the client resolves a CERN host name (a DNS load-balancing trick)
+os.environ.setdefault("PANDA_BEHIND_REAL_LB", "1")
+from pandaclient import Client  # noqa: E402
+from pandaclient.FileSpec import FileSpec  # noqa: E402
+from pandaclient.JobSpec import JobSpec as PandaJob  # noqa: E402
+
+QUEUED_STATES = frozenset({"pending", "defined", "assigned", "waiting", "activated", "throttled", "sent"})
+RUNNING_STATES = frozenset({"starting", "running", "holding", "transferring", "merging"})
+SUCCEEDED_STATES = frozenset({"finished"})
+FAILED_STATES = frozenset({"failed", "closed"})
+CANCELLED_STATES = frozenset({"cancelled"})
+LABELS = ("user", "prod_test", "ptest")
+MARKER = "panda.json"
+#: (field prefix, label) of the error fields PanDA fills, most specific first
+ERROR_FIELDS = (("pilotError", "pilot"), ("exeError", "payload"), ("supError", "supervisor"),
+                ("ddmError", "ddm"), ("brokerageError", "brokerage"), ("jobDispatcherError", "dispatcher"),
+                ("taskBufferError", "server"))
+#: ids per status call, and how far past the last known PandaID a crash scan looks
+CHUNK = 500
+DEFAULT_SCAN = 5000
+
+_client_lock = threading.Lock()
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return None if value in (None, "", "NULL") else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(value: Any) -> str:
+    return "" if value in (None, "NULL", "None") else str(value).strip()
+
+
+def _naive(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    try:
+        return datetime.fromisoformat(str(value)) if _text(value) else None
+    except ValueError:
+        return None
+
+
+def job_state(native: str) -> JobState:
+    """PanDA's ``jobStatus`` as an hcflask state (unknown words: queued, the safe side)."""
+    for states, state in ((RUNNING_STATES, JobState.RUNNING), (SUCCEEDED_STATES, JobState.SUCCEEDED),
+                          (FAILED_STATES, JobState.FAILED), (CANCELLED_STATES, JobState.CANCELLED)):
+        if native in states:
+            return state
+    return JobState.QUEUED
+
+
+def failure_reason(job: Any) -> str:
+    """The error codes and diagnostics PanDA recorded, most specific first."""
+    parts = []
+    for prefix, label in ERROR_FIELDS:
+        code = _num(getattr(job, f"{prefix}Code", None))
+        diag = _text(getattr(job, f"{prefix}Diag", None))
+        if code or diag:
+            parts.append(f"{label} error {int(code or 0)}" + (f": {diag}" if diag else ""))
+    return "; ".join(parts)
+
+
+def status_of(job: Any) -> Status:
+    """What hcflask keeps of one PanDA job record."""
+    native = _text(job.jobStatus)
+    state = job_state(native)
+    status = Status(state=state, native_state=native, host=_text(job.modificationHost) or None,
+                    started_at=_naive(job.startTime))
+    if state in (JobState.QUEUED, JobState.RUNNING):
+        status.reason = f"{native} at {_text(job.computingSite)}"
+        return status
+    status.ended_at = _naive(job.endTime) or _naive(job.modificationTime)
+    exit_code = _num(job.transExitCode)
+    status.exit_code = None if exit_code is None else int(exit_code)
+    if state is not JobState.SUCCEEDED:
+        status.reason = failure_reason(job) or f"{native} in PanDA"
+    for name, attr in (("cpu_time", "cpuConsumptionTime"), ("events", "nEvents"), ("max_rss_kb", "maxRSS"),
+                       ("cores", "actualCoreCount")):
+        value = _num(getattr(job, attr, None))
+        if value is not None and (value or name == "cpu_time"):
+            status.metrics[name] = value
+    return status
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    part = path.with_name(path.name + ".part")
+    part.write_text(json.dumps(data))
+    part.replace(path)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@register("panda")
+class PandaBackend(Backend):
+    options: ClassVar[Mapping[str, str]] = {
+        "site": "the PanDA queue (computingSite) jobs go to",
+        "server": "PanDA server base URL, e.g. https://pandaserver.example.org:25443",
+        "ca_dir": "directory of trusted CA certificates (X509_CERT_DIR)",
+        "proxy": "grid proxy or certificate+key file (X509_USER_PROXY)",
+        "token_file": "OIDC ID token file, instead of a proxy (needs auth_vo)",
+        "auth_vo": "VO (or VO.group) of the token",
+        "prod_source_label": f"prodSourceLabel: {', '.join(LABELS)} (default user)",
+        "processing_type": "processingType (default hammercloud)",
+        "vo": "VO of the jobs (default: the server's)",
+    }
+    enforces_walltime = False  # the wrapper enforces it: pilots differ
+    submit_batch = 100
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        super().__init__(config)
+        self._last_id = 0  # highest PandaID this process has seen, for the crash scan
+
+    # -- options --------------------------------------------------------------
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        cleaned = {k: str(v).strip() for k, v in super().validate_options(options).items()}
+        if not cleaned.get("site"):
+            raise OptionError("site", "the PanDA queue name is required")
+        if "server" in cleaned:
+            url = urlparse(cleaned["server"])
+            if url.scheme != "https" or not url.hostname:
+                raise OptionError("server", f"expected an https:// URL, got {cleaned['server']!r}")
+        label = cleaned.setdefault("prod_source_label", "user")
+        if label not in LABELS:
+            raise OptionError("prod_source_label", f"must be one of {', '.join(LABELS)}, got {label!r}")
+        cleaned.setdefault("processing_type", "hammercloud")
+        if cleaned.get("token_file") and not cleaned.get("auth_vo"):
+            raise OptionError("auth_vo", "required with token_file")
+        for key in ("ca_dir", "proxy", "token_file"):
+            if cleaned.get(key) and not Path(cleaned[key]).exists():
+                raise OptionError(key, f"{cleaned[key]} does not exist")
+        return cleaned
+
+    def _setting(self, options: Mapping[str, Any], key: str) -> str:
+        return str(options.get(key) or self.config.get(key) or "")
+
+    @contextmanager
+    def _client(self, options: Mapping[str, Any]) -> Iterator[Any]:
+        """``Client`` pointed at this queue's server and credentials (one caller at a time)."""
+        server = self._setting(options, "server")
+        if not server:
+            raise BackendUnavailable("no PanDA server configured (queue option or [backends.panda] server)")
+        url = urlparse(server)
+        env = {"X509_CERT_DIR": self._setting(options, "ca_dir") or "/etc/grid-security/certificates"}
+        token = self._setting(options, "token_file")
+        if token:
+            env.update(PANDA_AUTH="oidc", PANDA_AUTH_VO=self._setting(options, "auth_vo"),
+                       OIDC_AUTH_TOKEN_FILE=token)
+        else:
+            env["X509_USER_PROXY"] = self._setting(options, "proxy") or f"/tmp/x509up_u{os.getuid()}"  # noqa: S108
+        keys = (*env, "PANDA_AUTH", "PANDA_AUTH_VO", "OIDC_AUTH_TOKEN_FILE", "X509_USER_PROXY")
+        with _client_lock:
+            saved = {k: os.environ.get(k) for k in keys}
+            saved_base = Client.server_base_path_ssl
+            for key in keys:
+                os.environ.pop(key, None)
+            os.environ.update(env)
+            Client.server_base_path_ssl = f"https://{url.netloc}/api/v1"
+            try:
+                yield Client
+            finally:
+                Client.server_base_path_ssl = saved_base
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+
+    def _failed(self, client: Any, what: str) -> BackendError:
+        """Tell an unreachable server (an outage) from one that said no."""
+        code, message = client.hello()
+        if code != 0:
+            return BackendUnavailable(f"PanDA server unavailable: {message}")
+        return SubmitError(f"PanDA server refused {what}")
+
+    # -- submit -----------------------------------------------------------------
+    def panda_job(self, spec: JobSpec) -> Any:
+        """The PanDA job that runs ``spec``'s wrapper in the pilot's directory."""
+        options = spec.queue_options
+        res = spec.resources
+        wrapper = render(payload=spec.payload, env=spec.env, workdir=None, walltime=res.walltime,
+                         header=f"# {spec.name} (PanDA queue {options['site']})\n")
+        encoded = base64.b64encode(wrapper.encode()).decode()
+        job = PandaJob()
+        job.jobName = spec.name
+        job.transformation = "bash"
+        job.jobParameters = "-c " + shlex.quote(f"echo {encoded} | base64 -d > hc-job.sh && exec bash hc-job.sh")
+        job.computingSite = options["site"]
+        job.prodSourceLabel = options.get("prod_source_label", "user")
+        job.processingType = options.get("processing_type", "hammercloud")
+        if options.get("vo"):
+            job.VO = options["vo"]
+        job.currentPriority = job.assignedPriority = 1000
+        job.coreCount = res.cores
+        job.maxWalltime = job.maxCpuCount = res.walltime
+        if res.memory_mb:
+            job.minRamCount, job.minRamUnit = res.memory_mb, "MB"
+        job.destinationDBlock = f"{spec.name}.log"
+        log = FileSpec()
+        log.lfn, log.type, log.GUID = f"{spec.name}.log.tgz", "log", str(uuid.uuid4())
+        log.dataset = log.destinationDBlock = job.destinationDBlock
+        job.addFile(log)
+        return job
+
+    def submit(self, spec: JobSpec) -> str:
+        result = self.submit_many([spec])[0]
+        if isinstance(result, BackendError):
+            raise result
+        return result
+
+    def submit_many(self, specs: Sequence[JobSpec]) -> list[str | BackendError]:
+        """All ``specs`` in as few ``submitJobs`` calls as queues (one per server+credential set)."""
+        results: dict[int, str | BackendError] = {}
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, spec in enumerate(specs):
+            o = spec.queue_options
+            key = tuple(self._setting(o, k) for k in ("server", "proxy", "token_file", "ca_dir"))
+            groups.setdefault(key, []).append(i)
+        for indexes in groups.values():
+            results.update(self._submit_group([specs[i] for i in indexes], indexes))
+        return [results[i] for i in range(len(specs))]
+
+    def _submit_group(self, specs: list[JobSpec], indexes: list[int]) -> dict[int, str | BackendError]:
+        for spec in specs:
+            _write_json(spec.workdir / MARKER, {"state": "submitting", "after": self._last_id})
+        jobs = [self.panda_job(spec) for spec in specs]
+        with self._client(specs[0].queue_options) as client:
+            code, out = client.submitJobs(jobs)
+            if code != 0 or not isinstance(out, list) or len(out) != len(specs):
+                error = self._failed(client, f"{len(specs)} job(s)")
+                return {i: error for i in indexes}
+        results: dict[int, str | BackendError] = {}
+        for i, spec, row in zip(indexes, specs, out, strict=True):
+            panda_id = _num(row[0] if isinstance(row, list | tuple) and row else None)
+            if panda_id is None:
+                results[i] = SubmitError(f"PanDA did not accept the job for queue {spec.queue_options['site']}")
+                continue
+            self._last_id = max(self._last_id, int(panda_id))
+            _write_json(spec.workdir / MARKER, {"state": "submitted", "panda_id": int(panda_id)})
+            results[i] = str(int(panda_id))
+        return results
+
+    # -- monitor ------------------------------------------------------------------
+    def _records(self, options: Mapping[str, Any], ids: list[int]) -> dict[int, Any]:
+        """PanDA's job records for ``ids`` (active ones, then archived ones), by PandaID."""
+        found: dict[int, Any] = {}
+        with self._client(options) as client:
+            for call in (client.getJobStatus, client.getFullJobStatus):
+                todo = [i for i in ids if i not in found]
+                for start in range(0, len(todo), CHUNK):
+                    chunk = todo[start:start + CHUNK]
+                    code, jobs = call(chunk)
+                    if code != 0 or not isinstance(jobs, list):
+                        raise BackendUnavailable(str(self._failed(client, "a status query")))
+                    found.update({i: j for i, j in zip(chunk, jobs, strict=False) if j is not None})
+                if len(found) == len(ids):
+                    break
+        return found
+
+    def _by_server(self, refs: Sequence[JobRef]) -> dict[tuple[str, str, str], list[JobRef]]:
+        groups: dict[tuple[str, str, str], list[JobRef]] = {}
+        for ref in refs:
+            o = ref.queue_options
+            groups.setdefault((self._setting(o, "server"), self._setting(o, "proxy"),
+                               self._setting(o, "token_file")), []).append(ref)
+        return groups
+
+    def poll_many(self, jobs: Sequence[JobRef]) -> dict[str, Status]:
+        statuses: dict[str, Status] = {}
+        for group in self._by_server([j for j in jobs if j.backend_id.isdigit()]).values():
+            records = self._records(group[0].queue_options, [int(r.backend_id) for r in group])
+            for ref in group:
+                record = records.get(int(ref.backend_id))
+                if record is None:
+                    statuses[ref.backend_id] = Status(JobState.LOST, "unknown", "PanDA does not know this job")
+                    continue
+                status = statuses[ref.backend_id] = status_of(record)
+                if status.exit_code is not None and not (ref.workdir / RESULT).exists():
+                    self._write_result(ref.workdir, status)
+        return statuses
+
+    @staticmethod
+    def _write_result(workdir: Path, status: Status) -> None:
+        """The pilot's verdict where the engine reads the wrapper's (the wrapper's own file is on the node)."""
+        def epoch(value: datetime | None) -> int | None:
+            return int((value - datetime(1970, 1, 1)).total_seconds()) if value else None
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        _write_json(workdir / RESULT, {
+            "exit_code": status.exit_code, "start": epoch(status.started_at), "end": epoch(status.ended_at),
+            "host": status.host or "", "timeout": False, "source": "panda",
+        })
+
+    def cancel_many(self, jobs: Sequence[JobRef]) -> None:
+        for group in self._by_server([j for j in jobs if j.backend_id.isdigit()]).values():
+            ids = [int(r.backend_id) for r in group]
+            with self._client(group[0].queue_options) as client:
+                for start in range(0, len(ids), CHUNK):
+                    code, _ = client.killJobs(ids[start:start + CHUNK])
+                    if code != 0:
+                        raise BackendUnavailable(str(self._failed(client, "the kill")))
+
+    # -- crash reconciliation -------------------------------------------------------
+    def find_by_name(self, jobs: Sequence[JobRef]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for group in self._by_server(jobs).values():
+            markers = {ref.name: _read_json(ref.workdir / MARKER) for ref in group}
+            known = {int(m["panda_id"]): name for name, m in markers.items() if m.get("panda_id")}
+            records = self._records(group[0].queue_options, list(known)) if known else {}
+            for panda_id, record in records.items():
+                if _text(record.jobName) == known[panda_id]:
+                    found[known[panda_id]] = str(panda_id)
+            after = [int(m.get("after") or 0) for n, m in markers.items() if n not in found and "after" in m
+                     and m.get("state") == "submitting"]
+            if after and min(after) > 0:
+                wanted = {n for n, m in markers.items() if m.get("state") == "submitting"}
+                found.update(self._scan(group[0].queue_options, min(after), wanted))
+        return found
+
+    def _scan(self, options: Mapping[str, Any], after: int, wanted: set[str]) -> dict[str, str]:
+        """Jobs named in ``wanted`` among the PandaIDs after ``after`` (a crash mid-call)."""
+        found: dict[str, str] = {}
+        limit = int(self.config.get("crash_scan", DEFAULT_SCAN))
+        start = after + 1
+        while start <= after + limit and len(found) < len(wanted):
+            ids = list(range(start, start + CHUNK))
+            with self._client(options) as client:
+                code, jobs = client.getJobStatus(ids)
+                if code != 0 or not isinstance(jobs, list):
+                    raise BackendUnavailable(str(self._failed(client, "a status query")))
+            if all(j is None for j in jobs):
+                break
+            for panda_id, job in zip(ids, jobs, strict=False):
+                if job is not None and _text(job.jobName) in wanted:
+                    found[_text(job.jobName)] = str(panda_id)
+            start += CHUNK
+        return found

@@ -1,0 +1,106 @@
+"""Fixtures every test can use: a fresh app on its own instance folder and
+SQLite database, a client, a CLI runner, and a logged-in admin."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from hcflask import create_app
+from hcflask.extensions import db
+from hcflask.models import ApiToken, User
+
+ADMIN_PASSWORD = "correct horse battery"
+
+
+def make_app(instance: Path, **overrides: Any) -> Flask:
+    config = {
+        "INSTANCE_PATH": instance,
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "DEMO": False,
+        "HOST_NAME": "testhost",
+        "INSTANCE_NAME": "t" + instance.parent.name[-6:].replace("_", ""),
+        "JOBS_RESULT_GRACE_SECONDS": 0,
+        "BACKENDS": {"local": {"slots": 4}, "slurm": {}, "panda": {}},
+        **overrides,
+    }
+    app = create_app(config)
+    (instance / "jobs").mkdir(parents=True, exist_ok=True)
+    with app.app_context():
+        db.create_all()
+    return app
+
+
+def kill_local_jobs(instance: Path) -> None:
+    """Stop every local job a test left running (each runs in its own process group)."""
+    for pidfile in instance.glob("jobs/*/*/pid"):
+        try:
+            os.killpg(int(pidfile.read_text().split()[0]), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, ValueError, IndexError):
+            pass
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    app = make_app(tmp_path / "instance")
+    yield app
+    kill_local_jobs(tmp_path / "instance")
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+def csrf_token(client: FlaskClient, url: str = "/login") -> str:
+    page = client.get(url).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
+        r'name="csrf_token" value="([^"]+)"', page
+    )
+    assert match, f"no CSRF token on {url}"
+    return match.group(1)
+
+
+@pytest.fixture
+def admin(app: Flask) -> User:
+    with app.app_context():
+        user = User(username="admin")
+        user.set_password(ADMIN_PASSWORD)
+        db.session.add(user)
+        db.session.commit()
+        db.session.refresh(user)
+        db.session.expunge(user)
+    return user
+
+
+@pytest.fixture
+def admin_client(client: FlaskClient, admin: User) -> FlaskClient:
+    token = csrf_token(client)
+    response = client.post("/login", data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
+@pytest.fixture
+def api_token(app: Flask, admin: User) -> str:
+    with app.app_context():
+        user = db.session.get(User, admin.id)
+        _, token = ApiToken.issue(user, "tests")
+        db.session.commit()
+    return token

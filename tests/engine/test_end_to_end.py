@@ -1,0 +1,75 @@
+"""The whole loop with the real scheduler on the local backend: a short test
+on two queues, one of which fails, watched through the home page and the API."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from hcflask.engine import scheduler
+from hcflask.extensions import db
+from hcflask.models import Job, Test
+from tests.conftest import kill_local_jobs, make_app
+from tests.factories import make_queue, make_template
+
+SCRIPT = """
+echo "job $HC_JOB_ID of test $HC_TEST_ID on $HC_QUEUE, template $HC_TEMPLATE"
+if [ "$HC_QUEUE" = broken ]; then echo "cannot mount /cvmfs" >&2; exit 2; fi
+echo "hc-ok value=$HC_JOB_ID"
+"""
+
+
+def test_short_test_on_two_queues(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "instance", SCHEDULER_CORE_SECONDS=1.0, SCHEDULER_SUBMISSION_SECONDS=1.0,
+                   SCHEDULER_MONITOR_SECONDS=1.0)
+    with app.app_context():
+        make_queue("good")
+        make_queue("broken")
+        make_template("e2e", queues=["good", "broken"], script=SCRIPT, lifetime=8, jobs_in_flight=2)
+        from hcflask.engine.actions import start_test
+        from hcflask.models import Template
+
+        test_id = start_test(db.session.scalars(select(Template)).one(), actor="tests").id
+    try:
+        assert scheduler.start(app)
+        assert not scheduler.start(make_app(tmp_path / "instance")), "a second scheduler got the lock"
+        deadline = time.monotonic() + 40
+        with app.app_context():
+            while time.monotonic() < deadline:
+                db.session.expire_all()
+                test = db.session.get(Test, test_id)
+                in_flight = db.session.scalars(select(Job).where(Job.state.in_(
+                    ["pending", "submitted", "queued", "running"]))).all()
+                if test.state == "completed" and not in_flight:
+                    break
+                time.sleep(0.5)
+            assert test.state == "completed", test.state
+    finally:
+        scheduler.stop(app)
+        kill_local_jobs(tmp_path / "instance")
+
+    with app.app_context():
+        jobs = db.session.scalars(select(Job)).all()
+        good = [j for j in jobs if j.queue.name == "good"]
+        broken = [j for j in jobs if j.queue.name == "broken"]
+        assert len(good) >= 2 and len(broken) >= 2
+        assert {j.state for j in good} == {"succeeded"}
+        assert {j.state for j in broken} == {"failed"}
+        assert {j.failure_reason for j in broken} == {"exit 2: cannot mount /cvmfs"}
+        assert all(j.metrics[0].value == j.id for j in good)
+        completed, failed = len(good), len(broken)
+
+    client = app.test_client()
+    api = client.get(f"/api/v1/tests/{test_id}").get_json()
+    assert api["state"] == "completed"
+    assert api["jobs"]["completed"] == completed
+    assert api["jobs"]["failed"] == failed
+    assert api["queues_jobs"]["broken"]["fail_percent"] == 100.0
+    listed = client.get("/api/v1/jobs?state=failed&queue=broken").get_json()
+    assert listed["total"] == failed
+    page = client.get(f"/tests/{test_id}").get_data(as_text=True)
+    assert "exit 2: cannot mount /cvmfs" in page
+    health = client.get("/healthz").get_json()
+    assert set(health["ticks"]) >= {"core", "submission", "monitor", "reconcile"}
+    assert health["scheduler_in_this_process"] is False  # stopped above

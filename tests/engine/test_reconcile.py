@@ -1,0 +1,94 @@
+"""Crash between writing a job row and submitting it: a real process is
+killed (SIGKILL) and the restart reconciles against the real local backend."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import select
+
+from hcflask.backends.local import MARKER
+from hcflask.engine.reconcile import LOST_REASON, reconcile
+from hcflask.extensions import db
+from hcflask.models import Job
+from tests.factories import make_queue, make_template, make_test, run_ticks
+
+CHILD = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    from tests.conftest import make_app
+    from hcflask.engine.submission import create_jobs, submit_pending, submission_tick
+    app = make_app(Path(sys.argv[1]), INSTANCE_NAME=sys.argv[2])
+    mode = sys.argv[3]
+    if mode == "loop":
+        while True:
+            submission_tick(app)
+    with app.app_context():
+        create_jobs()
+        submit_pending(limit=int(mode))
+        os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def _child(app: Flask, mode: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, app.instance_path, app.config["INSTANCE_NAME"], mode],
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+def test_killed_between_row_write_and_submit(app: Flask) -> None:
+    with app.app_context():
+        make_queue("q1")
+        make_test(make_template(jobs_in_flight=5, script='sleep 1; echo "hc-ok value=1"'), app)
+    child = _child(app, "2")
+    assert child.wait(timeout=60) == -signal.SIGKILL
+    with app.app_context():
+        jobs = db.session.scalars(select(Job).order_by(Job.id)).all()
+        assert len(jobs) == 5
+        assert [j.backend_id is not None for j in jobs] == [True, True, False, False, False]
+        assert reconcile(app) == {"adopted": 0, "lost": 3, "undecided": 0}
+        db.session.expire_all()
+        states = [j.state for j in db.session.scalars(select(Job).order_by(Job.id))]
+        assert states == ["submitted", "submitted", "lost", "lost", "lost"]
+        lost = db.session.scalars(select(Job).where(Job.state == "lost")).all()
+        assert all(j.failure_reason == LOST_REASON for j in lost)
+        assert not any((Path(j.workdir) / MARKER).exists() for j in lost)
+        run_ticks(app, lambda: db.session.scalars(select(Job).where(Job.state == "succeeded")).all().__len__() >= 2)
+
+
+def test_kill_at_a_random_moment_never_loses_or_doubles_a_job(app: Flask) -> None:
+    """The child submits in a loop; it is killed -9 from outside, mid-burst."""
+    with app.app_context():
+        make_queue("q1", slots=1)
+        make_test(make_template(jobs_in_flight=200, script="sleep 60"), app)
+    child = _child(app, "loop")
+    deadline = time.monotonic() + 60
+    with app.app_context():
+        while time.monotonic() < deadline:
+            db.session.expire_all()
+            submitted = db.session.scalars(select(Job.id).where(Job.backend_id.is_not(None))).all()
+            if len(submitted) >= 20:
+                break
+            time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=10)
+    with app.app_context():
+        reconcile(app)
+        db.session.expire_all()
+        jobs = db.session.scalars(select(Job)).all()
+        assert jobs, "the child wrote no job"
+        for job in jobs:
+            known = (Path(job.workdir) / MARKER).exists()
+            if job.state == "lost":
+                assert not known, f"{job.name} is in the backend but marked lost"
+            else:
+                assert known and job.backend_id == job.name, f"{job.name} not adopted"
+        job_dirs = {p.parent for p in Path(app.config["JOBS_ROOT"]).glob(f"*/*/{MARKER}")}
+        assert job_dirs == {Path(j.workdir) for j in jobs if j.state != "lost"}
