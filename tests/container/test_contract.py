@@ -19,8 +19,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-
-from .conftest import FIGURES, Runtime, free_port, http_get, process_tree_rss_kib, stop, wait_http_ok
+from apptainer_runtime import FIGURES, Runtime, free_port, http_get, process_tree_rss_kib, stop, wait_http_ok
 
 pytestmark = pytest.mark.container
 
@@ -47,7 +46,7 @@ def service(runtime: Runtime, image: Path) -> Iterator[Service]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        FIGURES["cold start to first HTTP 200"] = f"{wait_http_ok(base + '/', 120, proc):.1f} s"
+        FIGURES["cold start to first HTTP 200"] = f"{wait_http_ok(base + '/', 120, proc, log):.1f} s"
         yield Service(base, instance, proc, log)
     finally:
         stop(proc)
@@ -86,6 +85,10 @@ def test_instance_folder_holds_everything_and_belongs_to_the_user(service: Servi
 def test_service_writes_no_control_socket_in_home(service: Service, runtime: Runtime) -> None:
     assert service.proc.poll() is None
     assert not (runtime.home / ".gunicorn").exists()
+
+
+def test_image_is_small(image: Path) -> None:
+    assert image.stat().st_size <= 100 * 10**6
 
 
 def test_image_is_read_only(runtime: Runtime, image: Path) -> None:
@@ -166,7 +169,7 @@ def test_no_leftover_processes_after_stop(runtime: Runtime, image: Path) -> None
     proc = runtime.popen("run", "--bind", f"{instance}:{BIND_POINT}", "--env", f"HC_PORT={port}", str(image),
                          log=runtime.work / "stop.log")
     try:
-        wait_http_ok(f"http://127.0.0.1:{port}/", 120, proc)
+        wait_http_ok(f"http://127.0.0.1:{port}/", 120, proc, runtime.work / "stop.log")
     finally:
         os.killpg(proc.pid, 15)
     assert proc.wait(timeout=40) is not None

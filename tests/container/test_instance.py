@@ -10,8 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-
-from .conftest import Runtime, free_port, http_get, wait_http_ok
+from apptainer_runtime import Runtime, free_port, http_get, wait_http_ok
 
 pytestmark = pytest.mark.container
 

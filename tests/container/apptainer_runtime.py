@@ -1,0 +1,123 @@
+"""The unprivileged Apptainer runtime and the small HTTP and /proc helpers of the contract tests.
+
+Why a module of its own: conftest.py holds only fixtures and hooks, the test
+modules import these names directly (as tests/backends does with
+slurm_cluster).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ROOT_SCRIPT = REPO / "container" / "apptainer-root.sh"
+BUILD_SCRIPT = REPO / "container" / "build.sh"
+RUN_USER = "hcuser"
+RUN_UID = 1500
+#: figures measured by the tests, printed at the end of the session
+FIGURES: dict[str, str] = {}
+
+
+@dataclass
+class Runtime:
+    """Runs apptainer as the unprivileged user, natively or inside the sid root."""
+
+    work: Path
+    uid: int
+    prefix: list[str] = field(default_factory=list)
+    home: Path = field(default_factory=Path.home)
+
+    def argv(self, *args: str) -> list[str]:
+        return [*self.prefix, "apptainer", "--quiet", *args]
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout, check=False)
+
+    def popen(self, *args: str, log: Path) -> subprocess.Popen[bytes]:
+        with log.open("wb") as out:
+            return subprocess.Popen(
+                self.argv(*args), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def folder(self, name: str) -> Path:
+        """An empty folder that belongs to the user (an instance folder to bind)."""
+        path = self.work / name
+        path.mkdir()
+        os.chown(path, self.uid, self.uid)
+        return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(url: str, timeout: float = 5) -> tuple[int, bytes]:
+    """Status and body; a refused connection raises OSError."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def wait_http_ok(url: str, deadline: float, proc: subprocess.Popen[bytes] | None = None,
+                 log: Path | None = None) -> float:
+    """Seconds until ``url`` answers 200; fails if the process dies or time runs out."""
+    start = time.monotonic()
+    while time.monotonic() - start < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text()[-3000:] if log else ""
+            pytest.fail(f"the service exited with {proc.returncode} before answering:\n{tail}")
+        try:
+            if http_get(url, timeout=2)[0] == 200:
+                return time.monotonic() - start
+        except OSError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"{url} gave no 200 within {deadline} s")
+
+
+def process_tree_rss_kib(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        todo.extend(children.get(current, []))
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process group started by Runtime.popen: TERM, then KILL."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait(timeout=10)
