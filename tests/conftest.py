@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from flask_migrate import upgrade
 
 from hcflask import create_app
 from hcflask.extensions import db
@@ -35,7 +36,7 @@ def make_app(instance: Path, **overrides: Any) -> Flask:
     app = create_app(config)
     (instance / "jobs").mkdir(parents=True, exist_ok=True)
     with app.app_context():
-        db.create_all()
+        upgrade(directory=app.extensions["migrate"].directory)
     return app
 
 

@@ -1,0 +1,115 @@
+"""The local backend against real processes."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from hcflask.backends import OptionError, jobscript
+from hcflask.backends.base import JobRef, JobSpec, Resources
+from hcflask.backends.local import LocalBackend
+from hcflask.states import JobState
+
+
+def spec(tmp_path: Path, name: str, script: str, queue: str = "q", walltime: int | None = None) -> JobSpec:
+    workdir = tmp_path / name
+    text = jobscript.render(payload=script, env={"HC_JOB_NAME": name}, workdir=workdir, walltime=walltime)
+    path = jobscript.write(workdir, text)
+    return JobSpec(0, name, queue, {"slots": 1}, workdir, path, Resources())
+
+
+def ref(s: JobSpec) -> JobRef:
+    return JobRef(s.name, s.name, s.queue, s.queue_options, s.workdir)
+
+
+def poll_until(backend: LocalBackend, refs: list[JobRef], done: set[JobState], timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = backend.poll_many(refs)
+        if all(s.state in done for s in statuses.values()) or time.monotonic() > deadline:
+            return statuses
+        time.sleep(0.1)
+
+
+def test_slots_queue_jobs_fifo_and_results_are_read(tmp_path: Path) -> None:
+    backend = LocalBackend({})
+    specs = [spec(tmp_path, f"j{i}", f"sleep 0.5; echo out{i}; exit {i}") for i in range(3)]
+    refs = [ref(s) for s in specs]
+    assert [backend.submit(s) for s in specs] == ["j0", "j1", "j2"]
+    first = backend.poll_many(refs)
+    assert [first[r.backend_id].state for r in refs] == [JobState.RUNNING, JobState.QUEUED, JobState.QUEUED]
+    assert first["j1"].reason == "waiting for a free slot"
+    final = poll_until(backend, refs, {JobState.SUCCEEDED, JobState.FAILED})
+    assert [final[r.backend_id].exit_code for r in refs] == [0, 1, 2]
+    assert final["j0"].state is JobState.SUCCEEDED and final["j2"].state is JobState.FAILED
+    assert (tmp_path / "j1" / "stdout").read_text() == "out1\n"
+    result = jobscript.read_result(tmp_path / "j2")
+    assert result and result["exit_code"] == 2 and result["end"] >= result["start"]
+
+
+def test_cancel_running_and_queued(tmp_path: Path) -> None:
+    backend = LocalBackend({})
+    specs = [spec(tmp_path, f"c{i}", "sleep 30") for i in range(2)]
+    refs = [ref(s) for s in specs]
+    for s in specs:
+        backend.submit(s)
+    backend.poll_many(refs)
+    backend.cancel_many(refs)
+    final = poll_until(backend, refs, {JobState.CANCELLED}, timeout=10)
+    assert {s.state for s in final.values()} == {JobState.CANCELLED}
+
+
+def test_walltime_and_unknown_jobs(tmp_path: Path) -> None:
+    backend = LocalBackend({})
+    s = spec(tmp_path, "w", "sleep 20", walltime=1)
+    backend.submit(s)
+    final = poll_until(backend, [ref(s)], {JobState.FAILED})
+    assert final["w"].exit_code == jobscript.TIMEOUT_EXIT
+    assert jobscript.read_result(tmp_path / "w")["timeout"] is True
+    ghost = JobRef("ghost", "ghost", "q", {}, tmp_path / "ghost")
+    assert backend.poll_many([ghost])["ghost"].state is JobState.LOST
+    assert backend.find_by_name([ghost, JobRef("", "w", "q", {}, tmp_path / "w")]) == {"w": "w"}
+
+
+def test_a_killed_job_is_failed_not_running(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    backend = LocalBackend({})
+    s = spec(tmp_path, "k", "sleep 30")
+    backend.submit(s)
+    backend.poll_many([ref(s)])
+    pid = int((tmp_path / "k" / "pid").read_text().split()[0])
+    os.killpg(pid, signal.SIGKILL)
+    final = poll_until(backend, [ref(s)], {JobState.FAILED}, timeout=10)
+    assert final["k"].reason == "the job's process ended without writing a result"
+
+
+def test_options_are_validated() -> None:
+    assert LocalBackend.validate_options({"slots": "3"}) == {"slots": 3}
+    with pytest.raises(OptionError) as info:
+        LocalBackend.validate_options({"slots": 0})
+    assert info.value.field == "slots"
+    with pytest.raises(OptionError, match="unknown option"):
+        LocalBackend.validate_options({"partition": "x"})
+
+
+def test_container_payload_fails_clearly_without_a_runtime(tmp_path: Path) -> None:
+    import shutil
+
+    payload = jobscript.payload_script({"image": "/images/x.sif", "command": "echo hi", "resources": {"gpus": 1}})
+    assert "exec --nv /images/x.sif bash -c 'echo hi'" in payload
+    tools = tmp_path / "bin"  # a PATH with the wrapper's tools but no apptainer/singularity
+    tools.mkdir()
+    for tool in ("bash", "mkdir", "hostname", "date", "cat", "mv"):
+        (tools / tool).symlink_to(shutil.which(tool))
+    backend = LocalBackend({})
+    workdir = tmp_path / "ct"
+    text = jobscript.render(payload=payload, env={"PATH": str(tools)}, workdir=workdir)
+    s = JobSpec(0, "ct", "q", {}, workdir, jobscript.write(workdir, text), Resources())
+    backend.submit(s)
+    final = poll_until(backend, [ref(s)], {JobState.FAILED, JobState.SUCCEEDED})
+    assert final["ct"].state is JobState.FAILED
+    assert final["ct"].exit_code == jobscript.NO_RUNTIME_EXIT
+    assert "no container runtime (apptainer or singularity)" in (workdir / "stderr").read_text()
