@@ -10,7 +10,9 @@ from flask import current_app
 from sqlalchemy import func, or_, select
 
 from hcflask.backends import BackendUnavailable
+from hcflask.engine.bands import flag_pass
 from hcflask.engine.common import backend, job_ref, log, my_host, record_health, tick
+from hcflask.engine.robot import robot_pass
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, Template, Test, match_queues, utcnow
 from hcflask.states import IN_FLIGHT_JOB_STATES, JobState, QueueStatus, TestState
@@ -130,6 +132,8 @@ def core_tick() -> dict[str, int]:
         "started": start_due_tests(),
         "cancelled": cancel_leftover_jobs(),
     }
+    summary.update(robot_pass())
+    summary.update(flag_pass())
     for hook in CORE_HOOKS:
         hook()
     return summary

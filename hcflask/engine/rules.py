@@ -200,3 +200,8 @@ class Settings:
                 merged.update(self.queues.get(queue) or {})
             self._cache[key] = merged
         return self._cache[key]
+
+    def max_of(self, *keys: str) -> int:
+        """The largest value of ``keys`` anywhere (how many outcomes a series may need)."""
+        tables = [self.base, *self.templates.values(), *self.queues.values()]
+        return max(int(t[k]) for t in tables for k in keys if k in t)

@@ -1,0 +1,198 @@
+"""Performance-regression bands, as Open XDMoD's application kernels do.
+
+Per queue × template × metric: mean ± k·σ (sample σ, k = ``band_k``) of a
+baseline -- the first ``band_baseline`` finished jobs (succeeded or failed:
+a failed job's measurement is still a measurement), or the window an admin
+pinned.  Every later value outside the band gets ``JobMetric.flag``
+``under`` or ``over``; the baseline's own points are never flagged.  When
+the last ``band_run`` values are all flagged, a ``performance`` alert opens
+(it excludes the queue only where ``performance_excludes`` is set for the
+template or queue); it closes when a value is back in the band.
+
+Only metrics newer than the watermark in :class:`RobotState` are looked at
+in a pass, so the cost follows the number of new jobs, not the history.
+"""
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from hcflask.engine import notify
+from hcflask.engine.alerts import close_alert, find_open, raise_alert
+from hcflask.engine.rules import Settings, Verdict
+from hcflask.extensions import db
+from hcflask.models import Job, JobMetric, MetricBand, Queue, RobotEvent, RobotState, Test, utcnow
+from hcflask.states import JobState, QueueStatus
+
+COUNTED = (JobState.SUCCEEDED.value, JobState.FAILED.value)
+
+
+def band_of(values: Sequence[float]) -> tuple[float, float] | None:
+    """(mean, σ) of ``values``; None with fewer than two."""
+    if len(values) < 2:
+        return None
+    return statistics.fmean(values), statistics.stdev(values)
+
+
+def classify(value: float, lower: float | None, upper: float | None) -> str | None:
+    if lower is not None and value < lower:
+        return "under"
+    if upper is not None and value > upper:
+        return "over"
+    return None
+
+
+def alert_key(queue: str, template: str, metric: str) -> str:
+    return f"performance:{queue}:{template}:{metric}"
+
+
+def _tests_of(template: str) -> list[int]:
+    return [t.id for t in db.session.scalars(select(Test)) if t.template_name == template]
+
+
+def points(band: MetricBand) -> Any:
+    """(metric id, value, ended_at) of the band's group, oldest first."""
+    return select(JobMetric.id, JobMetric.value, Job.ended_at).join(Job).where(
+        Job.queue_id == band.queue_id, JobMetric.name == band.metric, Job.state.in_(COUNTED),
+        Job.test_id.in_(_tests_of(band.template)), Job.ended_at.is_not(None),
+    ).order_by(Job.ended_at, Job.id)
+
+
+def compute(band: MetricBand, params: dict[str, Any]) -> bool:
+    """(Re)compute the band from its baseline; True if it has one."""
+    query = points(band)
+    if band.pinned_from is not None and band.pinned_to is not None:
+        rows = db.session.execute(query.where(Job.ended_at >= band.pinned_from, Job.ended_at <= band.pinned_to)).all()
+    else:
+        rows = db.session.execute(query.limit(int(params["band_baseline"]))).all()
+        if len(rows) < int(params["band_baseline"]):
+            rows = []
+    stats = band_of([r.value for r in rows])
+    band.k = float(params["band_k"])
+    band.points = len(rows)
+    band.computed_at = utcnow()
+    if stats is None:
+        band.mean = band.sigma = band.baseline_until = None
+        return False
+    band.mean, band.sigma = stats
+    band.baseline_until = band.pinned_to if band.pinned_to is not None else rows[-1].ended_at
+    return True
+
+
+def reflag(band: MetricBand) -> int:
+    """Flag every point of the group against the band (baseline points cleared)."""
+    flagged = 0
+    ids = [r.id for r in db.session.execute(points(band))]
+    for metric in db.session.scalars(select(JobMetric).where(JobMetric.id.in_(ids))):
+        ended = metric.job.ended_at
+        inside = band.mean is None or (band.baseline_until is not None and ended <= band.baseline_until) or (
+            band.pinned_from is not None and ended < band.pinned_from)
+        metric.flag = None if inside else classify(metric.value, band.lower, band.upper)
+        flagged += metric.flag is not None
+    return flagged
+
+
+def _band(queue_id: int, template: str, metric: str) -> MetricBand:
+    band = db.session.scalar(select(MetricBand).where(
+        MetricBand.queue_id == queue_id, MetricBand.template == template, MetricBand.metric == metric))
+    if band is None:
+        band = MetricBand(queue_id=queue_id, template=template, metric=metric, points=0, pinned_by="")
+        db.session.add(band)
+    return band
+
+
+def check_run(band: MetricBand, queue: Queue, params: dict[str, Any], state: RobotState
+              ) -> list[tuple[RobotEvent, dict[str, Any]]]:
+    """Open or close the performance alert of one band from its last values."""
+    run = int(params["band_run"])
+    if band.mean is None or run <= 0:
+        return []
+    rows = db.session.execute(
+        select(JobMetric.flag, JobMetric.value, Job.id).join(Job).where(
+            Job.queue_id == band.queue_id, JobMetric.name == band.metric, Job.state.in_(COUNTED),
+            Job.test_id.in_(_tests_of(band.template)), Job.ended_at > band.baseline_until,
+        ).order_by(Job.ended_at.desc(), Job.id.desc()).limit(run)
+    ).all()
+    key = alert_key(queue.name, band.template, band.metric)
+    events: list[tuple[RobotEvent, dict[str, Any]]] = []
+    if len(rows) == run and all(r.flag for r in rows):
+        values = ", ".join(f"{r.value:g}" for r in reversed(rows))
+        message = (f"the last {run} values of {band.metric} ({values}) are outside "
+                   f"[{band.lower:.4g}, {band.upper:.4g}] (mean {band.mean:.4g} ± {band.k:g}σ)")
+        alert, event = raise_alert("performance", key, f"{band.metric} of {band.template} on {queue.name} "
+                                   "out of band", message, queue=queue.name, backend=queue.backend)
+        if event:
+            events.append((event, {"title": alert.title, "kind": "performance"}))
+            if (params["performance_excludes"] and state.enabled and queue.autoexclusion
+                    and queue.status == QueueStatus.ONLINE.value):
+                verdict = Verdict("exclude", "performance_band", message, tuple(r.id for r in rows))
+                from hcflask.engine.robot import _change
+
+                events.append(_change(queue, QueueStatus.EXCLUDED, verdict, "exclude"))
+    elif rows and not rows[0].flag:
+        alert = find_open(key)
+        if alert is not None:
+            events.append((close_alert(alert, f"{band.metric} is back in the band ({rows[0].value:g})"), {}))
+    return events
+
+
+def flag_pass() -> dict[str, int]:
+    """Flag the metrics that arrived since the last pass; open/close alerts."""
+    settings = Settings(current_app.config["ROBOT"])
+    state = RobotState.get()
+    rows = db.session.execute(
+        select(JobMetric.id, JobMetric.name, JobMetric.value, Job.queue_id, Job.test_id, Job.ended_at)
+        .join(Job).where(JobMetric.id > state.metric_watermark, Job.state.in_(COUNTED)).order_by(JobMetric.id)
+    ).all()
+    if not rows:
+        return {"flagged": 0}
+    templates = {t.id: t.template_name for t in db.session.scalars(
+        select(Test).where(Test.id.in_({r.test_id for r in rows})))}
+    groups: dict[tuple[int, str, str], list[Any]] = defaultdict(list)
+    for row in rows:
+        groups[(row.queue_id, templates[row.test_id], row.name)].append(row)
+    flagged = 0
+    events: list[tuple[RobotEvent, dict[str, Any]]] = []
+    for (queue_id, template, metric), new in groups.items():
+        queue = db.session.get(Queue, queue_id)
+        params = settings.get(queue.name, template)
+        band = _band(queue_id, template, metric)
+        if band.mean is None:
+            if compute(band, params):
+                flagged += reflag(band)
+        else:
+            for row in new:
+                if row.ended_at is not None and band.baseline_until is not None and row.ended_at > band.baseline_until:
+                    flag = classify(row.value, band.lower, band.upper)
+                    db.session.get(JobMetric, row.id).flag = flag
+                    flagged += flag is not None
+        db.session.flush()
+        events.extend(check_run(band, queue, params, state))
+    state.metric_watermark = rows[-1].id
+    db.session.commit()
+    for event, extra in events:
+        notify.dispatch(current_app.config["ROBOT"], event, notify.event_data(event, **extra))
+    return {"flagged": flagged}
+
+
+def pin_baseline(band: MetricBand, start: datetime | None, end: datetime | None, actor: str) -> MetricBand:
+    """An admin moves the baseline (None, None: back to the first jobs); recompute and reflag."""
+    band.pinned_from, band.pinned_to, band.pinned_by = start, end, actor if start else ""
+    queue = db.session.get(Queue, band.queue_id)
+    params = Settings(current_app.config["ROBOT"]).get(queue.name, band.template)
+    compute(band, params)
+    reflag(band)
+    db.session.add(RobotEvent(kind="baseline", queue=queue.name, backend=queue.backend, actor=actor,
+                              rule=band.metric, message=f"baseline of {band.metric} ({band.template}) set to "
+                              f"{start or 'first jobs'} – {end or ''}: mean {band.mean}, σ {band.sigma}"))
+    events = check_run(band, queue, params, RobotState.get())
+    db.session.commit()
+    for event, extra in events:
+        notify.dispatch(current_app.config["ROBOT"], event, notify.event_data(event, **extra))
+    return band
