@@ -59,7 +59,7 @@ def _initialised(function: F) -> F:
         ensure(current_app._get_current_object())  # type: ignore[attr-defined]
         return function(*args, **kwargs)
 
-    return clear_errors(wrapper)  # type: ignore[arg-type]
+    return clear_errors(wrapper)  # type: ignore[return-value]
 
 
 def _get(model: Any, field: str, value: Any, label: str) -> Any:

@@ -29,7 +29,7 @@ def _worker_exit(_server: Any, worker: Any) -> None:
         scheduler.stop(app)
 
 
-class Service(BaseApplication):  # type: ignore[misc]
+class Service(BaseApplication):
     def __init__(self, options: dict[str, Any], run_scheduler: bool) -> None:
         self.options = options
         self.hc_scheduler = run_scheduler

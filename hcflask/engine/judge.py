@@ -48,7 +48,7 @@ def extract_metrics(metrics: Mapping[str, Mapping[str, Any]], output: str) -> di
         groups = match.groupdict()
         raw = groups.get(name) if name in groups else (next(iter(groups.values())) if groups else match.group(1))
         try:
-            values[name] = float(raw)
+            values[name] = float(raw or "")
         except (TypeError, ValueError):
             continue
     return values

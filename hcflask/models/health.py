@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hcflask.extensions import db
+from hcflask.extensions import Model, db
 from hcflask.models.common import iso
 
 
-class TickRun(db.Model):
+class TickRun(Model):
     """The last run of one tick."""
 
     __tablename__ = "tick_run"
@@ -33,7 +33,7 @@ class TickRun(db.Model):
         }
 
 
-class BackendHealth(db.Model):
+class BackendHealth(Model):
     """Whether a backend answered at its last call, and since when it has not."""
 
     __tablename__ = "backend_health"

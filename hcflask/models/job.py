@@ -7,12 +7,12 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hcflask.extensions import db
+from hcflask.extensions import Model, db
 from hcflask.models.common import iso, utcnow
 from hcflask.states import JobState
 
 
-class Job(db.Model):
+class Job(Model):
     __tablename__ = "job"
     __table_args__ = (
         Index("ix_job_test_queue_state", "test_id", "queue_id", "state"),
@@ -79,7 +79,7 @@ class Job(db.Model):
         }
 
 
-class JobEvent(db.Model):
+class JobEvent(Model):
     __tablename__ = "job_event"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -99,7 +99,7 @@ class JobEvent(db.Model):
         }
 
 
-class JobMetric(db.Model):
+class JobMetric(Model):
     """One named value read from a job's output (or reported by its backend)."""
 
     __tablename__ = "job_metric"

@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hcflask.extensions import db
+from hcflask.extensions import Model, db
 from hcflask.models.common import iso, utcnow
 from hcflask.states import QueueStatus
 
 
-class Queue(db.Model):
+class Queue(Model):
     __tablename__ = "queue"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -60,7 +60,7 @@ class Queue(db.Model):
         }
 
 
-class QueueEvent(db.Model):
+class QueueEvent(Model):
     """One status change: old → new, by whom (``robot``, ``admin:<user>``), why."""
 
     __tablename__ = "queue_event"

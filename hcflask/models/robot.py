@@ -14,13 +14,13 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hcflask.extensions import db
+from hcflask.extensions import Model, db
 from hcflask.models.common import iso, utcnow
 
 ALERT_KINDS = ("robot", "outage", "backend", "performance")
 
 
-class RobotState(db.Model):
+class RobotState(Model):
     """One row (id 1): the global auto-exclusion switch and the last pass."""
 
     __tablename__ = "robot_state"
@@ -54,7 +54,7 @@ class RobotState(db.Model):
         }
 
 
-class RobotEvent(db.Model):
+class RobotEvent(Model):
     """One line of the robot's log: exclude, recover, switch, alert_open,
     alert_update, alert_close, action (ok or failed)."""
 
@@ -83,7 +83,7 @@ class RobotEvent(db.Model):
         }
 
 
-class Alert(db.Model):
+class Alert(Model):
     """Something a human should look at; open until ``closed_at``.
 
     ``key`` identifies what the alert is about (``outage``, ``backend:slurm``,
@@ -124,7 +124,7 @@ class Alert(db.Model):
         }
 
 
-class MetricBand(db.Model):
+class MetricBand(Model):
     """The control band of one queue × template × metric.
 
     Computed from the first ``baseline`` finished jobs, or from the window an

@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import JSON, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hcflask.extensions import db
+from hcflask.extensions import Model, db
 from hcflask.models.common import iso, utcnow
 from hcflask.models.spec import validate_template
 
 
-class Template(db.Model):
+class Template(Model):
     __tablename__ = "template"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -7,12 +7,12 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hcflask.extensions import db
+from hcflask.extensions import Model, db
 from hcflask.models.common import iso, utcnow
 from hcflask.states import TestState
 
 
-class Test(db.Model):
+class Test(Model):
     __tablename__ = "test"
     __test__ = False  # not a pytest test class
 

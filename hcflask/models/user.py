@@ -10,13 +10,13 @@ from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from hcflask.extensions import db
+from hcflask.extensions import Model, db
 from hcflask.models.common import utcnow
 
 TOKEN_PREFIX = "hct_"  # noqa: S105 - a prefix, not a secret
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     __tablename__ = "user"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -34,7 +34,7 @@ class User(UserMixin, db.Model):
         return check_password_hash(self.password_hash, password)
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     """Only a hash of the token is stored; the token is shown once, at creation."""
 
     __tablename__ = "api_token"

@@ -35,7 +35,7 @@ def admin_required(view: F) -> F:
             abort(403)
         return view(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def _safe_next(target: str | None) -> str:
