@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 
 from hcflask.engine import notify
 from hcflask.engine.alerts import close_alert, find_open, raise_alert
@@ -56,9 +56,22 @@ def _tests_of(template: str) -> list[int]:
     return [t.id for t in db.session.scalars(select(Test)) if t.template_name == template]
 
 
+def after_baseline(band: MetricBand) -> Any:
+    """SQL condition: the job ended after the band's baseline."""
+    return tuple_(Job.ended_at, Job.id) > tuple_(band.baseline_until, band.baseline_job_id or 0)
+
+
+def in_baseline(band: MetricBand, ended: datetime, job_id: int) -> bool:
+    if band.mean is None or band.baseline_until is None:
+        return True
+    if band.pinned_from is not None and ended < band.pinned_from:
+        return True
+    return (ended, job_id) <= (band.baseline_until, band.baseline_job_id or 0)
+
+
 def points(band: MetricBand) -> Any:
-    """(metric id, value, ended_at) of the band's group, oldest first."""
-    return select(JobMetric.id, JobMetric.value, Job.ended_at).join(Job).where(
+    """(metric id, value, ended_at, job id) of the band's group, oldest first."""
+    return select(JobMetric.id, JobMetric.value, Job.ended_at, Job.id.label("job_id")).join(Job).where(
         Job.queue_id == band.queue_id, JobMetric.name == band.metric, Job.state.in_(COUNTED),
         Job.test_id.in_(_tests_of(band.template)), Job.ended_at.is_not(None),
     ).order_by(Job.ended_at, Job.id)
@@ -78,10 +91,13 @@ def compute(band: MetricBand, params: dict[str, Any]) -> bool:
     band.points = len(rows)
     band.computed_at = utcnow()
     if stats is None:
-        band.mean = band.sigma = band.baseline_until = None
+        band.mean = band.sigma = band.baseline_until = band.baseline_job_id = None
         return False
     band.mean, band.sigma = stats
-    band.baseline_until = band.pinned_to if band.pinned_to is not None else rows[-1].ended_at
+    if band.pinned_to is not None:
+        band.baseline_until, band.baseline_job_id = band.pinned_to, 2**62
+    else:
+        band.baseline_until, band.baseline_job_id = rows[-1].ended_at, rows[-1].job_id
     return True
 
 
@@ -90,9 +106,7 @@ def reflag(band: MetricBand) -> int:
     flagged = 0
     ids = [r.id for r in db.session.execute(points(band))]
     for metric in db.session.scalars(select(JobMetric).where(JobMetric.id.in_(ids))):
-        ended = metric.job.ended_at
-        inside = band.mean is None or (band.baseline_until is not None and ended <= band.baseline_until) or (
-            band.pinned_from is not None and ended < band.pinned_from)
+        inside = in_baseline(band, metric.job.ended_at, metric.job_id)
         metric.flag = None if inside else classify(metric.value, band.lower, band.upper)
         flagged += metric.flag is not None
     return flagged
@@ -116,7 +130,7 @@ def check_run(band: MetricBand, queue: Queue, params: dict[str, Any], state: Rob
     rows = db.session.execute(
         select(JobMetric.flag, JobMetric.value, Job.id).join(Job).where(
             Job.queue_id == band.queue_id, JobMetric.name == band.metric, Job.state.in_(COUNTED),
-            Job.test_id.in_(_tests_of(band.template)), Job.ended_at > band.baseline_until,
+            Job.test_id.in_(_tests_of(band.template)), after_baseline(band),
         ).order_by(Job.ended_at.desc(), Job.id.desc()).limit(run)
     ).all()
     key = alert_key(queue.name, band.template, band.metric)
@@ -147,7 +161,8 @@ def flag_pass() -> dict[str, int]:
     settings = Settings(current_app.config["ROBOT"])
     state = RobotState.get()
     rows = db.session.execute(
-        select(JobMetric.id, JobMetric.name, JobMetric.value, Job.queue_id, Job.test_id, Job.ended_at)
+        select(JobMetric.id, JobMetric.name, JobMetric.value, Job.id.label("job_id"), Job.queue_id, Job.test_id,
+               Job.ended_at)
         .join(Job).where(JobMetric.id > state.metric_watermark, Job.state.in_(COUNTED)).order_by(JobMetric.id)
     ).all()
     if not rows:
@@ -168,7 +183,7 @@ def flag_pass() -> dict[str, int]:
                 flagged += reflag(band)
         else:
             for row in new:
-                if row.ended_at is not None and band.baseline_until is not None and row.ended_at > band.baseline_until:
+                if row.ended_at is not None and not in_baseline(band, row.ended_at, row.job_id):
                     flag = classify(row.value, band.lower, band.upper)
                     db.session.get(JobMetric, row.id).flag = flag
                     flagged += flag is not None

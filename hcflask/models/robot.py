@@ -145,6 +145,8 @@ class MetricBand(Model):
     points: Mapped[int] = mapped_column(default=0)
     #: the last job of the baseline: later jobs are the ones flagged
     baseline_until: Mapped[datetime | None]
+    #: ties on ``baseline_until`` (same second) are broken by job id
+    baseline_job_id: Mapped[int | None]
     pinned_from: Mapped[datetime | None]
     pinned_to: Mapped[datetime | None]
     pinned_by: Mapped[str] = mapped_column(String(128), default="")

@@ -1,4 +1,4 @@
-"""robot
+"""robot: switch and summary, event log, alerts, performance bands
 
 Revision ID: 5eee05e7f656
 Revises: d2f3d2545298
@@ -57,6 +57,7 @@ def upgrade():
     sa.Column('k', sa.Double(), nullable=False),
     sa.Column('points', sa.Integer(), nullable=False),
     sa.Column('baseline_until', sa.DateTime(), nullable=True),
+    sa.Column('baseline_job_id', sa.Integer(), nullable=True),
     sa.Column('pinned_from', sa.DateTime(), nullable=True),
     sa.Column('pinned_to', sa.DateTime(), nullable=True),
     sa.Column('pinned_by', sa.String(length=128), nullable=False),

@@ -1,0 +1,72 @@
+"""Performance bands: the arithmetic on known series, then real jobs whose
+metric the test controls through a file (baseline 10/11, then 20)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from hcflask.engine.bands import band_of, classify, flag_pass, pin_baseline
+from hcflask.extensions import db
+from hcflask.models import Alert, Job, JobMetric, MetricBand
+from tests.factories import make_queue, make_template, make_test, run_ticks
+
+
+def test_band_of_known_series() -> None:
+    mean, sigma = band_of([10, 11] * 10)
+    assert mean == pytest.approx(10.5)
+    assert sigma == pytest.approx(0.5129891760425771)
+    assert band_of([5.0]) is None
+    lower, upper = mean - 3 * sigma, mean + 3 * sigma
+    assert classify(20, lower, upper) == "over"
+    assert classify(8.9, lower, upper) == "under"
+    assert classify(9.0, lower, upper) is None
+    assert classify(12.0, lower, upper) is None
+
+
+def finished() -> int:
+    return db.session.scalar(select(func.count()).select_from(Job).where(Job.state.in_(["succeeded", "failed"])))
+
+
+def test_flags_and_alert_on_real_jobs(app: Flask, tmp_path: Path) -> None:
+    value = tmp_path / "value"
+    script = (f'if [ -e "{value}" ]; then v=$(cat "{value}"); else v=$((10 + HC_JOB_ID % 2)); fi\n'
+              'echo "hc-ok value=$v"')
+    with app.app_context():
+        make_queue("q1", slots=4)
+        make_test(make_template("perf", ["q1"], script=script, jobs_in_flight=4), app)
+        run_ticks(app, lambda: finished() >= 20, timeout=90)
+        value.write_text("20")
+        flag_pass()
+        band = db.session.scalar(select(MetricBand))
+        assert band.points == 20 and band.template == "perf" and band.metric == "value"
+        assert 10 <= band.mean <= 11 and band.upper < 13
+        start = finished()
+        run_ticks(app, lambda: db.session.scalar(select(func.count()).select_from(JobMetric).where(
+            JobMetric.value == 20)) >= 3 and finished() >= start + 3, timeout=60)
+        flag_pass()
+        flags = dict(db.session.execute(select(JobMetric.value, JobMetric.flag).where(JobMetric.value == 20)).all())
+        assert flags == {20.0: "over"}
+        assert db.session.scalar(select(func.count()).select_from(JobMetric).where(
+            JobMetric.value < 12, JobMetric.flag.is_not(None))) == 0
+        alert = db.session.scalar(select(Alert).where(Alert.kind == "performance"))
+        assert alert is not None and alert.is_open and alert.queue == "q1"
+        assert "outside" in alert.message
+
+        pin_from = db.session.scalar(select(func.min(Job.ended_at)).join(JobMetric).where(JobMetric.value == 20))
+        pin_to = db.session.scalar(select(func.max(Job.ended_at)))
+        pin_baseline(band, pin_from, pin_to, "admin:x")
+        assert band.mean == pytest.approx(20) and band.pinned_by == "admin:x"
+        assert db.session.scalar(select(func.count()).select_from(JobMetric).where(
+            JobMetric.flag.is_not(None))) == 0, "points inside and before a pinned window must not be flagged"
+
+        pin_baseline(band, None, None, "admin:x")
+        value.write_text("10")
+        start = finished()
+        run_ticks(app, lambda: finished() >= start + 4, timeout=60)
+        flag_pass()
+        db.session.expire_all()
+        assert 10 <= band.mean <= 11
+        assert db.session.get(Alert, alert.id).closed_at is not None
