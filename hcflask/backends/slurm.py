@@ -441,7 +441,9 @@ class SlurmBackend(Backend):
             if self.accounting in ("auto", "slurmdbd", "jobcomp"):
                 extra = ["-c"] if self.accounting == "jobcomp" else ["-X"]
                 proc = self._checked("sacct", *extra, "-n", "-P", f"--name={','.join(chunk)}",
-                                     f"--starttime=now-{self.lookback_days}days", "-o", "JobID,JobName")
+                                     f"--starttime=now-{self.lookback_days}days",
+                                     # a job held for later (--begin) and cancelled counts as in the future
+                                     "--endtime=now+365days", "-o", "JobID,JobName")
                 if proc.returncode == 0:
                     _collect(found, proc.stdout, set(chunk))
                 elif self.accounting == "auto" and "disabled" in proc.stderr:
