@@ -50,7 +50,14 @@ from urllib.parse import urlparse
 
 from hcflask.backends import register
 from hcflask.backends.base import (
-    Backend, BackendError, BackendUnavailable, JobRef, JobSpec, OptionError, Status, SubmitError,
+    Backend,
+    BackendError,
+    BackendUnavailable,
+    JobRef,
+    JobSpec,
+    OptionError,
+    Status,
+    SubmitError,
 )
 from hcflask.backends.jobscript import RESULT, render
 from hcflask.states import JobState
@@ -72,8 +79,9 @@ MARKER = "panda.json"
 ERROR_FIELDS = (("pilotError", "pilot"), ("exeError", "payload"), ("supError", "supervisor"),
                 ("ddmError", "ddm"), ("brokerageError", "brokerage"), ("jobDispatcherError", "dispatcher"),
                 ("taskBufferError", "server"))
-#: ids per status call, and how far past the last known PandaID a crash scan looks
+#: ids per status call; ids per call of a crash scan and how far past the last known PandaID it looks
 CHUNK = 500
+SCAN_CHUNK = 100
 DEFAULT_SCAN = 5000
 
 _client_lock = threading.Lock()
@@ -289,11 +297,14 @@ class PandaBackend(Backend):
         for spec in specs:
             _write_json(spec.workdir / MARKER, {"state": "submitting", "after": self._last_id})
         jobs = [self.panda_job(spec) for spec in specs]
-        with self._client(specs[0].queue_options) as client:
-            code, out = client.submitJobs(jobs)
-            if code != 0 or not isinstance(out, list) or len(out) != len(specs):
-                error = self._failed(client, f"{len(specs)} job(s)")
-                return {i: error for i in indexes}
+        try:
+            with self._client(specs[0].queue_options) as client:
+                code, out = client.submitJobs(jobs)
+                if code != 0 or not isinstance(out, list) or len(out) != len(specs):
+                    error = self._failed(client, f"{len(specs)} job(s)")
+                    return {i: error for i in indexes}
+        except BackendUnavailable as exc:
+            return {i: exc for i in indexes}
         results: dict[int, str | BackendError] = {}
         for i, spec, row in zip(indexes, specs, out, strict=True):
             panda_id = _num(row[0] if isinstance(row, list | tuple) and row else None)
@@ -388,7 +399,7 @@ class PandaBackend(Backend):
         limit = int(self.config.get("crash_scan", DEFAULT_SCAN))
         start = after + 1
         while start <= after + limit and len(found) < len(wanted):
-            ids = list(range(start, start + CHUNK))
+            ids = list(range(start, start + SCAN_CHUNK))
             with self._client(options) as client:
                 code, jobs = client.getJobStatus(ids)
                 if code != 0 or not isinstance(jobs, list):
@@ -398,5 +409,5 @@ class PandaBackend(Backend):
             for panda_id, job in zip(ids, jobs, strict=False):
                 if job is not None and _text(job.jobName) in wanted:
                     found[_text(job.jobName)] = str(panda_id)
-            start += CHUNK
+            start += SCAN_CHUNK
         return found

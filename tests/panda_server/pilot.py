@@ -11,7 +11,7 @@ certificate (whose DN is in ``production_dns``):
    answered with ``tobekilled`` kills the payload's process group);
 3. reports ``finished`` (exit code 0) or ``failed`` with the real exit code
    as ``trans_exit_code``/``exe_error_code``, a pilot error code and the
-   last line of the payload's stderr as diagnostics, CPU time and the node
+   last line of the payload's stderr (or of ``./stderr``) as diagnostics, CPU time and the node
    name, plus the ``job_output_report`` describing the log tarball (guid,
    size, adler32), as the real pilot does.
 
@@ -117,7 +117,8 @@ def run_job(api: Api, queue: str, job: dict, root: Path) -> None:
                  cpu_consumption_time=int(usage.ru_utime + usage.ru_stime), cpu_consumption_unit="s",
                  job_output_report=json.dumps(report), core_count=1, **timing, **common)
         return
-    diag = _last_line(workdir / "payload.stderr") or f"payload exited with {rc}"
+    # the hcflask wrapper keeps its payload's stderr in ./stderr
+    diag = _last_line(workdir / "payload.stderr") or _last_line(workdir / "stderr") or f"payload exited with {rc}"
     code = KILLED if killed else PAYLOAD_FAILED
     api.call("update_job", job_status="failed", trans_exit_code=rc, exe_error_code=rc, exe_error_diag=diag,
              pilot_error_code=code, pilot_error_diag=f"payload exited with code {rc}: {diag}"[:250],

@@ -31,6 +31,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -111,6 +112,7 @@ class PandaTestServer:
         self.adder: subprocess.Popen | None = None
         self.pilot: subprocess.Popen | None = None
         self.timings: dict[str, float] = {}
+        self._closing = threading.Event()
 
     # -- environment ----------------------------------------------------
     def server_env(self) -> dict[str, str]:
@@ -271,9 +273,18 @@ class PandaTestServer:
         self.web = None
 
     def start_adder(self) -> None:
-        self.adder = self._spawn(
-            [str(self.venv / "bin" / "python"), "-m", "pandaserver.daemons.scripts.add_main", "0", "2"], "adder.log"
-        )
+        """The adder, restarted whenever it ends (one run is 50 passes of up to 10 s)."""
+        argv = [str(self.venv / "bin" / "python"), "-m", "pandaserver.daemons.scripts.add_main", "0", "2"]
+        self.adder = self._spawn(argv, "adder.log")
+
+        def supervise() -> None:
+            while not self._closing.is_set():
+                adder = self.adder
+                if adder is not None and adder.poll() is not None:
+                    self.adder = self._spawn(argv, "adder.log")
+                self._closing.wait(1)
+
+        threading.Thread(target=supervise, name="panda-adder", daemon=True).start()
 
     def start_pilot(self, queues: tuple[str, ...] = QUEUES) -> None:
         assert self.certs is not None
@@ -299,6 +310,7 @@ class PandaTestServer:
         return self
 
     def close(self) -> None:
+        self._closing.set()
         for proc in (self.pilot, self.adder, self.web):
             _stop_group(proc)
         if (self.pg_dir / "data" / "postmaster.pid").exists():
