@@ -14,11 +14,13 @@ def register_blueprints(app: Flask) -> None:
     from hcflask.web import filters
     from hcflask.web.api import bp as api_bp
     from hcflask.web.auth import bp as auth_bp
+    from hcflask.web.robot import bp as robot_bp  # before api_bp is registered: it adds /api/v1/robot/*
     from hcflask.web.ui import bp as ui_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(ui_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
+    app.register_blueprint(robot_bp)
     filters.register(app)
     app.add_url_rule("/healthz", "healthz", healthz)
     app.before_request(_require_login_for_reading)

@@ -1,0 +1,79 @@
+// Draws the plots of the robot, overview, queue and test pages with the
+// vendored uPlot.  Each plot is a <div class="hc-plot" data-kind="..."> holding
+// a <script type="application/json"> with its data (no inline script runs:
+// the Content-Security-Policy allows scripts from 'self' only).
+(function () {
+  "use strict";
+  var COLORS = ["#175cd3", "#c62828", "#1a7f37", "#b54708", "#6941c6", "#0e7490", "#667085", "#be185d"];
+  var OUTCOME = {"succeeded": "#1a7f37", "failed": "#c62828", "cancelled": "#98a2b3", "lost": "#b54708",
+                 "in flight": "#175cd3"};
+
+  function width(el) { return Math.max(300, el.clientWidth || 600); }
+  function color(i) { return COLORS[i % COLORS.length]; }
+  function flat(n, v) { var a = []; for (var i = 0; i < n; i++) a.push(v); return a; }
+
+  function band(el, d) {
+    var n = d.t.length, b = d.band;
+    var series = [{}, {label: d.label || d.metric, stroke: "#175cd3", width: 1,
+                       points: {show: true, size: 5, fill: "#175cd3"}}];
+    var data = [d.t, d.v];
+    if (b) {
+      series.push({label: "mean", stroke: "#667085", dash: [4, 4], points: {show: false}});
+      series.push({label: "lower", stroke: "#c62828", dash: [2, 3], points: {show: false}});
+      series.push({label: "upper", stroke: "#c62828", dash: [2, 3], points: {show: false}});
+      data.push(flat(n, b.mean), flat(n, b.lower), flat(n, b.upper));
+    }
+    return {opts: {series: series}, data: data};
+  }
+
+  function multi(el, d) {
+    var tables = d.series.map(function (s) { return [s.t, s.v]; });
+    var series = [{}].concat(d.series.map(function (s, i) {
+      return {label: s.label, stroke: color(i), paths: function () { return null; },
+              points: {show: true, size: 5, fill: color(i)}};
+    }));
+    return {opts: {series: series}, data: uPlot.join(tables)};
+  }
+
+  function hist(el, d) {
+    var series = [{label: d.metric}].concat(d.queues.map(function (q, i) {
+      return {label: q.label, stroke: color(i), width: 2, paths: uPlot.paths.stepped({align: 1})};
+    }));
+    return {opts: {series: series, scales: {x: {time: false}}}, data: [d.edges].concat(d.queues.map(function (q) {
+      return q.counts;
+    }))};
+  }
+
+  function bars(el, d) {
+    // stacked: cumulative sums, the tallest drawn first and the others over it
+    var cum = [], acc = flat(d.x.length, 0);
+    d.series.forEach(function (s) {
+      acc = acc.map(function (v, i) { return v + (s.values[i] || 0); });
+      cum.push(acc.slice());
+    });
+    var order = d.series.map(function (_, i) { return i; }).reverse();
+    var series = [{}].concat(order.map(function (i) {
+      var c = OUTCOME[d.series[i].label] || color(i);
+      return {label: d.series[i].label, stroke: c, fill: c, paths: uPlot.paths.bars({size: [0.8, 40]}),
+              points: {show: false}, value: function (u, v, si, di) {
+                return di == null ? "" : d.series[i].values[di]; }};
+    }));
+    return {opts: {series: series}, data: [d.x].concat(order.map(function (i) { return cum[i]; }))};
+  }
+
+  var KINDS = {band: band, multi: multi, hist: hist, bars: bars};
+
+  function draw(el) {
+    var node = el.querySelector("script[type='application/json']");
+    if (!node || typeof uPlot === "undefined") return;
+    var d = JSON.parse(node.textContent);
+    var made = KINDS[el.dataset.kind](el, d);
+    var opts = Object.assign({title: d.title || "", width: width(el), height: 240,
+                              axes: [{}, {label: d.unit || ""}]}, made.opts);
+    new uPlot(opts, made.data, el);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll(".hc-plot").forEach(draw);
+  });
+})();

@@ -1,0 +1,133 @@
+"""JSON for the robot and the overviews, on the ``api`` blueprint (/api/v1).
+
+Reads are open (or need a login/token where ``read_requires_login``);
+the switch and baseline pinning need an admin's API token.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import current_app, g, jsonify, request
+from sqlalchemy import select
+from werkzeug.exceptions import NotFound
+
+from hcflask.engine.alerts import open_alerts
+from hcflask.engine.bands import pin_baseline
+from hcflask.engine.robot import set_enabled
+from hcflask.engine.rules import rule_table
+from hcflask.extensions import db
+from hcflask.models import Alert, MetricBand, Queue, RobotState, Test, ValidationError, utcnow
+from hcflask.web.api import bp
+from hcflask.web.api.auth import token_required
+from hcflask.web.robot import stats
+from hcflask.web.robot.routes import date_range, event_query, exclusions, parse_day
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ValidationError("body", "expected a JSON object (Content-Type: application/json)")
+    return data
+
+
+@bp.route("/robot/status")
+def robot_status() -> Any:
+    state = RobotState.get()
+    payload = {**state.to_dict(), "queues": state.last_summary or {}, "exclusions": exclusions(),
+               "alerts": [a.to_dict() for a in open_alerts()], "rules": rule_table(current_app.config["ROBOT"])}
+    db.session.commit()
+    for row in payload["exclusions"]:
+        row["since"] = row["since"].isoformat(timespec="seconds") + "Z" if row["since"] else None
+    return jsonify(payload)
+
+
+@bp.route("/robot/tiles")
+def robot_tiles() -> Any:
+    day = parse_day(request.args.get("day"), utcnow().date())
+    return jsonify({"day": day.isoformat(), "tiles": stats.tiles(day)})
+
+
+@bp.route("/robot/events")
+def robot_events() -> Any:
+    limit = min(1000, max(1, int(request.args.get("limit", "200")) if request.args.get("limit", "").isdigit()
+                          else 200))
+    return jsonify({"items": [e.to_dict() for e in db.session.scalars(event_query(request.args).limit(limit))]})
+
+
+@bp.route("/robot/alerts")
+def robot_alerts() -> Any:
+    query = select(Alert).order_by(Alert.id.desc()).limit(200)
+    if request.args.get("open") in ("1", "true"):
+        query = query.where(Alert.closed_at.is_(None))
+    return jsonify({"items": [a.to_dict() for a in db.session.scalars(query)]})
+
+
+@bp.route("/robot/switch", methods=["POST"])
+@token_required
+def robot_switch() -> Any:
+    body = _body()
+    if not isinstance(body.get("enabled"), bool):
+        raise ValidationError("enabled", "required: true or false")
+    set_enabled(body["enabled"], f"api:{g.api_user.username}", str(body.get("reason") or ""))
+    return jsonify(RobotState.get().to_dict())
+
+
+@bp.route("/robot/bands")
+def robot_bands() -> Any:
+    query = select(MetricBand).order_by(MetricBand.id)
+    if request.args.get("queue"):
+        queue = db.session.scalar(select(Queue).where(Queue.name == request.args["queue"]))
+        query = query.where(MetricBand.queue_id == (queue.id if queue else -1))
+    return jsonify({"items": [b.to_dict() for b in db.session.scalars(query)]})
+
+
+def _when(body: dict[str, Any], key: str) -> datetime | None:
+    value = body.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        return datetime.fromisoformat(str(value).rstrip("Z")).replace(tzinfo=None)
+    except ValueError:
+        raise ValidationError(key, f"expected an ISO date/time, got {value!r}") from None
+
+
+@bp.route("/robot/bands/<int:band_id>/baseline", methods=["POST"])
+@token_required
+def robot_pin(band_id: int) -> Any:
+    """Pin the baseline to ``{"from": ..., "to": ...}``; both null: back to the first jobs."""
+    band = db.session.get(MetricBand, band_id)
+    if band is None:
+        raise NotFound(f"no band {band_id}")
+    body = _body()
+    start, end = _when(body, "from"), _when(body, "to")
+    if (start is None) != (end is None):
+        raise ValidationError("to" if end is None else "from", "give both from and to, or neither")
+    if start and end and start >= end:
+        raise ValidationError("to", "must be after from")
+    pin_baseline(band, start, end, f"api:{g.api_user.username}")
+    return jsonify(band.to_dict())
+
+
+@bp.route("/robot/metrics")
+def robot_metrics() -> Any:
+    """Metric series with bands: ``?queue=NAME`` or ``?test=ID`` (plus histograms for a test)."""
+    queue = test = None
+    if request.args.get("queue"):
+        queue = db.session.scalar(select(Queue).where(Queue.name == request.args["queue"]))
+        if queue is None:
+            raise NotFound(f"no queue {request.args['queue']!r}")
+    if request.args.get("test", "").isdigit():
+        test = db.session.get(Test, int(request.args["test"]))
+        if test is None:
+            raise NotFound(f"no test {request.args['test']}")
+    series = stats.metric_series(queue=queue, test=test)
+    return jsonify({"series": series, "histograms": stats.histograms(series) if series else []})
+
+
+@bp.route("/overview/<any(excluded, jobs, heatmap, availability):kind>")
+def overview_data(kind: str) -> Any:
+    start, end = date_range(request.args)
+    function = {"excluded": stats.excluded_per_day, "jobs": stats.jobs_per_day, "heatmap": stats.heatmap,
+                "availability": stats.availability}[kind]
+    return jsonify({"from": start.isoformat(), "to": end.isoformat(), "data": function(start, end)})

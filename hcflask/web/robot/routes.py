@@ -1,0 +1,180 @@
+"""Robot and overview pages, the switch form, and the Prometheus endpoint."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from flask import Response, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import func, select
+from wtforms import StringField
+
+from hcflask.engine.alerts import open_alerts
+from hcflask.engine.robot import set_enabled
+from hcflask.engine.rules import rule_table
+from hcflask.extensions import db
+from hcflask.models import Alert, BackendHealth, Job, Queue, QueueEvent, RobotEvent, RobotState, Test, utcnow
+from hcflask.states import QueueStatus
+from hcflask.web.auth import admin_required
+from hcflask.web.robot import bp, stats
+
+EVENT_KINDS = ("exclude", "recover", "switch", "alert_open", "alert_close", "action", "baseline")
+
+
+class SwitchForm(FlaskForm):
+    reason = StringField("Reason")
+
+
+def parse_day(value: str | None, default: date) -> date:
+    try:
+        return date.fromisoformat(value) if value else default
+    except ValueError:
+        return default
+
+
+def date_range(args: Any, default_days: int = 30) -> tuple[date, date]:
+    """``from``/``to`` (YYYY-MM-DD) or the last ``days`` days, at most a year."""
+    today = utcnow().date()
+    end = parse_day(args.get("to"), today)
+    try:
+        span = max(1, min(366, int(args.get("days", default_days))))
+    except ValueError:
+        span = default_days
+    start = parse_day(args.get("from"), end - timedelta(days=span - 1))
+    if start > end:
+        start, end = end, start
+    return max(start, end - timedelta(days=365)), end
+
+
+def event_query(args: Any) -> Any:
+    """The event log, filtered by ``queue``, ``kind`` and ``since`` (hours or YYYY-MM-DD)."""
+    query = select(RobotEvent).order_by(RobotEvent.id.desc())
+    if args.get("queue"):
+        query = query.where(RobotEvent.queue == args["queue"])
+    if args.get("kind") in EVENT_KINDS:
+        query = query.where(RobotEvent.kind == args["kind"])
+    since = args.get("since", "")
+    if since.isdigit():
+        query = query.where(RobotEvent.time >= utcnow() - timedelta(hours=int(since)))
+    elif since:
+        day = parse_day(since, utcnow().date())
+        query = query.where(RobotEvent.time >= datetime.combine(day, datetime.min.time()))
+    return query
+
+
+def exclusions() -> list[dict[str, Any]]:
+    rows = []
+    for queue in db.session.scalars(select(Queue).where(Queue.status == QueueStatus.EXCLUDED.value)
+                                    .order_by(Queue.name)):
+        event = db.session.scalar(select(QueueEvent).where(
+            QueueEvent.queue_id == queue.id, QueueEvent.new_status == QueueStatus.EXCLUDED.value,
+        ).order_by(QueueEvent.id.desc()).limit(1))
+        rows.append({"queue": queue.name, "since": event.time if event else queue.status_changed_at,
+                     "rule": event.rule if event else None, "reason": event.reason if event else "",
+                     "actor": event.actor if event else "", "job_ids": event.job_ids if event else []})
+    return rows
+
+
+@bp.route("/robot")
+def robot() -> Any:
+    day = parse_day(request.args.get("day"), utcnow().date())
+    state = RobotState.get()
+    db.session.commit()
+    events = list(db.session.scalars(event_query(request.args).limit(200)))
+    outages = list(db.session.scalars(select(BackendHealth).where(BackendHealth.available.is_(False))))
+    return render_template(
+        "robot/robot.html", day=day, tiles=stats.tiles(day), state=state, exclusions=exclusions(),
+        alerts=open_alerts(), recent_alerts=_recent_alerts(), rules=rule_table(current_app.config["ROBOT"]),
+        events=events, kinds=EVENT_KINDS, filters=request.args, form=SwitchForm(), outages=outages,
+        queue_names=list(db.session.scalars(select(Queue.name).order_by(Queue.name))),
+    )
+
+
+def _recent_alerts() -> list[Alert]:
+    return list(db.session.scalars(select(Alert).where(Alert.closed_at.is_not(None))
+                                   .order_by(Alert.closed_at.desc()).limit(10)))
+
+
+@bp.route("/robot/switch", methods=["POST"])
+@admin_required
+def switch() -> Any:
+    form = SwitchForm()
+    if form.validate_on_submit():
+        enabled = request.form.get("enabled") == "1"
+        event = set_enabled(enabled, f"admin:{current_user.username}", form.reason.data or "")
+        flash(f"Auto-exclusion is {'on' if enabled else 'off'}" + ("." if event else " (unchanged)."), "ok")
+    else:
+        flash("The form expired; try again.", "error")
+    return redirect(url_for("robot.robot"))
+
+
+@bp.route("/overview")
+def overview() -> Any:
+    start, end = date_range(request.args)
+    heat_start = max(start, end - timedelta(days=29))
+    return render_template(
+        "robot/overview.html", start=start, end=end, excluded=stats.excluded_per_day(start, end),
+        jobs=stats.jobs_per_day(start, end), heat=stats.heatmap(heat_start, end),
+        availability=stats.availability(start, end), outcomes=stats.OUTCOMES,
+    )
+
+
+@bp.app_template_filter("day_epoch")
+def day_epoch(day: str) -> int:
+    """'2026-11-24' → seconds since the epoch at its midnight UTC (the plots' x axis)."""
+    return int((datetime.combine(date.fromisoformat(day), datetime.min.time()) - datetime(1970, 1, 1))
+               .total_seconds())
+
+
+@bp.app_context_processor
+def _helpers() -> dict[str, Any]:
+    """``robot_panel(queue)`` and ``metric_panel(test=...)`` for the queue and test page includes."""
+
+    def robot_panel(queue: Queue) -> dict[str, Any]:
+        summary = (RobotState.get().last_summary or {}).get(queue.name, {})
+        series = stats.metric_series(queue=queue)
+        return {"summary": summary, "series": series,
+                "alerts": [a for a in open_alerts() if a.queue == queue.name]}
+
+    def metric_panel(test: Test) -> dict[str, Any]:
+        series = stats.metric_series(test=test)
+        return {"series": series, "histograms": stats.histograms(series) if series else []}
+
+    return {"robot_panel": robot_panel, "metric_panel": metric_panel}
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def prometheus_text() -> str:
+    lines = ["# HELP hc_queue_status 1 for the current status of each queue.", "# TYPE hc_queue_status gauge"]
+    for queue in db.session.scalars(select(Queue).order_by(Queue.name)):
+        for status in QueueStatus:
+            lines.append(f'hc_queue_status{{queue="{_label(queue.name)}",backend="{_label(queue.backend)}",'
+                         f'status="{status.value}"}} {int(queue.status == status.value)}')
+    lines += ["# HELP hc_jobs Jobs by queue and state.", "# TYPE hc_jobs gauge"]
+    for name, state, n in db.session.execute(select(Queue.name, Job.state, func.count()).join(Queue)
+                                             .group_by(Queue.name, Job.state).order_by(Queue.name, Job.state)):
+        lines.append(f'hc_jobs{{queue="{_label(name)}",state="{state}"}} {n}')
+    lines += ["# HELP hc_alerts_open Open alerts by kind.", "# TYPE hc_alerts_open gauge"]
+    open_by_kind = dict(db.session.execute(select(Alert.kind, func.count()).where(Alert.closed_at.is_(None))
+                                           .group_by(Alert.kind)).all())
+    for kind in ("robot", "outage", "backend", "performance"):
+        lines.append(f'hc_alerts_open{{kind="{kind}"}} {open_by_kind.get(kind, 0)}')
+    state = RobotState.get()
+    lines += ["# HELP hc_robot_enabled 1 when auto-exclusion is switched on.", "# TYPE hc_robot_enabled gauge",
+              f"hc_robot_enabled {int(state.enabled)}"]
+    if state.last_run_at:
+        stamp = (state.last_run_at - datetime(1970, 1, 1)).total_seconds()
+        lines += ["# HELP hc_robot_last_run_timestamp_seconds End of the last robot pass.",
+                  "# TYPE hc_robot_last_run_timestamp_seconds gauge",
+                  f"hc_robot_last_run_timestamp_seconds {stamp:.0f}"]
+    db.session.commit()
+    return "\n".join(lines) + "\n"
+
+
+@bp.route("/metrics")
+def metrics() -> Response:
+    return Response(prometheus_text(), mimetype="text/plain; version=0.0.4")
