@@ -20,7 +20,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 
-from hcflask import __version__, documents
+from hcflask import __version__, documents, robot_cli
 from hcflask.config import ConfigError, instance_path, write_initial
 from hcflask.extensions import db
 from hcflask.models import ApiToken, Queue, Template, Test, User, ValidationError
@@ -185,12 +185,13 @@ def test_group() -> None:
 
 @test_group.command("start")
 @click.argument("template")
+@click.option("--host", help="the hcflask process (host_name) that drives it; default: the core's")
 @_initialised
-def test_start(template: str) -> None:
+def test_start(template: str, host: str | None) -> None:
     """Start a test of TEMPLATE now."""
     from hcflask.engine.actions import start_test
 
-    test = start_test(_get(Template, "name", template, "template"), actor="cli")
+    test = start_test(_get(Template, "name", template, "template"), actor="cli", host=host)
     click.echo(f"test {test.id} of {template} scheduled (starts at the next core tick)")
 
 
@@ -318,7 +319,8 @@ def token_create(username: str, name: str) -> None:
     click.echo(token)
 
 
-COMMANDS = (init_command, serve_command, template_group, test_group, queue_group, user_group, token_group)
+COMMANDS = (init_command, serve_command, template_group, test_group, queue_group, user_group, token_group,
+            robot_cli.robot_group)
 
 
 def register(app: Flask) -> None:

@@ -1,0 +1,104 @@
+"""``hc robot``: the switch, what the robot thinks now, and one pass by hand.
+
+Kept out of :mod:`hcflask.cli` (which only lists the group) so the robot's
+commands live next to nothing else; it must not import that module.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from hcflask.config import ConfigError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _ready(function: F) -> F:
+    """An app context on an initialised instance, config errors as one line."""
+
+    @with_appcontext
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from hcflask.instance import ensure
+
+        try:
+            ensure(current_app._get_current_object())  # type: ignore[attr-defined]
+            return function(*args, **kwargs)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group("robot")
+def robot_group() -> None:
+    """Auto-exclusion: switch it, see its verdicts, run one pass."""
+
+
+@robot_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
+@_ready
+def status(as_json: bool) -> None:
+    """The switch, open alerts and the last verdict on each queue."""
+    from hcflask.engine.alerts import open_alerts
+    from hcflask.models import RobotState
+
+    state = RobotState.get()
+    alerts = open_alerts()
+    if as_json:
+        click.echo(json.dumps({**state.to_dict(), "queues": state.last_summary,
+                               "alerts": [a.to_dict() for a in alerts]}, indent=2))
+        return
+    switched = f" ({state.changed_by}: {state.reason})" if state.changed_by else ""
+    click.echo(f"auto-exclusion: {'on' if state.enabled else 'off'}{switched}")
+    click.echo(f"last pass: {state.last_run_at or 'never'}")
+    for alert in alerts:
+        click.echo(f"ALERT [{alert.kind}] {alert.title}: {alert.message}")
+    for name, row in sorted((state.last_summary or {}).items()):
+        outcomes = " ".join(f"{t}={o or '-'}" for t, o in (row.get("templates") or {}).items())
+        held = f" [{row['held']}]" if row.get("held") else ""
+        click.echo(f"{name:<24} {row.get('status', ''):<9} {row.get('verdict', ''):<11} {outcomes}  "
+                   f"{row.get('reason', '')}{held}".rstrip())
+
+
+def _switch(enabled: bool, reason: str) -> None:
+    import getpass
+
+    from hcflask.engine.robot import set_enabled
+
+    event = set_enabled(enabled, f"cli:{getpass.getuser()}", reason)
+    word = "on" if enabled else "off"
+    click.echo(f"auto-exclusion is {word}" + ("" if event else " (it already was)"))
+
+
+@robot_group.command("enable")
+@click.option("--reason", default="", help="why (kept in the robot log)")
+@_ready
+def enable(reason: str) -> None:
+    """Switch auto-exclusion on."""
+    _switch(True, reason)
+
+
+@robot_group.command("disable")
+@click.option("--reason", default="", help="why (kept in the robot log)")
+@_ready
+def disable(reason: str) -> None:
+    """Switch auto-exclusion off (queues stay as they are; nothing is excluded or recovered)."""
+    _switch(False, reason)
+
+
+@robot_group.command("run")
+@_ready
+def run_once() -> None:
+    """Run one robot pass and the band flagging now, and print what changed."""
+    from hcflask.engine.bands import flag_pass
+    from hcflask.engine.robot import robot_pass
+
+    counts = {**robot_pass(), **flag_pass()}
+    click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
