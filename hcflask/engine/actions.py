@@ -71,11 +71,18 @@ def save_template(document: Any, template: Template | None = None) -> Template:
     return template
 
 
-def start_test(template: Template, actor: str, start_at: datetime | None = None) -> Test:
-    """A new test of ``template``; the core tick starts it when it is due."""
+def start_test(template: Template, actor: str, start_at: datetime | None = None, host: str | None = None) -> Test:
+    """A new test of ``template``; the core tick starts it when it is due.
+
+    ``host`` assigns the test to one submission process (scale-out); by
+    default the core's host drives it.
+    """
     if not template.active:
         raise ValidationError("template", f"template {template.name!r} is deactivated")
+    if host is not None and (not isinstance(host, str) or not host.strip() or len(host) > 255):
+        raise ValidationError("host", "must be a host name (the host_name of a hcflask process)")
     test = Test.from_template(template, start_at=start_at, created_by=actor)
+    test.host = host
     db.session.add(test)
     db.session.commit()
     return test

@@ -1,26 +1,22 @@
-"""The core tick: start due tests, end finished ones, renew templates,
-clean up jobs of ended tests, and run the hooks (the robot) registered by
-other engine modules."""
+"""The core tick: end finished tests, renew templates, start due tests, and
+run the robot and the performance bands.
+
+With several processes against one database only the elected core runs it
+(see :mod:`hcflask.engine.scheduler`); the work that talks to a backend
+(cancelling the jobs of ended tests) belongs to the host that drives the
+test and runs in its submission tick.
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
+from sqlalchemy import func, select
 
-from flask import current_app
-from sqlalchemy import func, or_, select
-
-from hcflask.backends import BackendUnavailable
 from hcflask.engine.bands import flag_pass
-from hcflask.engine.common import backend, job_ref, log, my_host, record_health, tick
+from hcflask.engine.common import log, my_host, tick
 from hcflask.engine.robot import robot_pass
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, Template, Test, match_queues, utcnow
-from hcflask.states import IN_FLIGHT_JOB_STATES, JobState, QueueStatus, TestState
+from hcflask.states import IN_FLIGHT_JOB_STATES, QueueStatus, TestState
 
-#: functions called at the end of every core tick (e.g. the robot)
-CORE_HOOKS: list[Callable[[], object]] = []
-#: how long before a cancel request that got no effect is sent again
-CANCEL_RETRY = timedelta(seconds=60)
 IN_FLIGHT = [s.value for s in IN_FLIGHT_JOB_STATES]
 
 
@@ -28,12 +24,11 @@ def start_due_tests() -> int:
     now = utcnow()
     due = db.session.scalars(select(Test).where(
         Test.state == TestState.SCHEDULED.value, Test.start_at <= now,
-        or_(Test.host.is_(None), Test.host == my_host()),
     )).all()
     names = list(db.session.scalars(select(Queue.name).order_by(Queue.name)))
     for test in due:
         test.queue_names = match_queues(test.snapshot["queues"], names)
-        test.host = my_host()
+        test.host = test.host or my_host()
         if not test.queue_names:
             test.state, test.finished_at = TestState.ERROR.value, now
             test.note = f"no queue matches {', '.join(test.snapshot['queues'])}"
@@ -76,40 +71,6 @@ def _all_jobs_judged(test: Test) -> bool:
     return not in_flight and all(rows.get(q.id, 0) >= test.snapshot["max_jobs"] for q in queues)
 
 
-def cancel_leftover_jobs() -> int:
-    """Jobs of ended tests: drop unsubmitted ones, ask backends to cancel the rest.
-
-    Running jobs are left to finish unless ``jobs.cancel_running`` is set.
-    """
-    now = utcnow()
-    states = [JobState.PENDING.value, JobState.SUBMITTED.value, JobState.QUEUED.value]
-    if current_app.config["JOBS_CANCEL_RUNNING"]:
-        states.append(JobState.RUNNING.value)
-    jobs = db.session.scalars(select(Job).join(Test).where(
-        Test.state.in_([TestState.COMPLETED.value, TestState.CANCELLED.value, TestState.ERROR.value]),
-        Test.host == my_host(), Job.state.in_(states),
-        or_(Job.cancel_requested_at.is_(None), Job.cancel_requested_at < now - CANCEL_RETRY),
-    )).all()
-    by_backend: dict[str, list[Job]] = {}
-    for job in jobs:
-        if job.backend_id is None:
-            job.ended_at = now
-            job.failure_reason = "test ended before the job was submitted"
-            job.transition(JobState.CANCELLED, note=job.failure_reason)
-        else:
-            by_backend.setdefault(job.backend, []).append(job)
-    for name, group in by_backend.items():
-        try:
-            backend(name).cancel_many([job_ref(j) for j in group])
-        except BackendUnavailable as exc:
-            record_health(name, str(exc))
-            continue
-        for job in group:
-            job.cancel_requested_at = now
-    db.session.commit()
-    return len(jobs)
-
-
 def renew_templates() -> int:
     """Start a new test for each renewing template that has none scheduled or running."""
     busy = select(Test.template_id).where(
@@ -130,10 +91,7 @@ def core_tick() -> dict[str, int]:
         "ended": end_finished_tests(),
         "renewed": renew_templates(),
         "started": start_due_tests(),
-        "cancelled": cancel_leftover_jobs(),
     }
     summary.update(robot_pass())
     summary.update(flag_pass())
-    for hook in CORE_HOOKS:
-        hook()
     return summary

@@ -5,6 +5,10 @@ worker that gets the instance lock runs the scheduler, the others serve the
 web only.  One worker thread for all ticks, so ticks never race each other
 on the same jobs; ``max_instances=1`` and ``coalesce=True`` so a slow tick
 is skipped, not stacked.
+
+Submission and monitor ticks drive the tests whose ``host`` is this
+process's ``host_name``; the core tick runs only where the :class:`CoreLock`
+is held (always, on SQLite; one process per database, on PostgreSQL).
 """
 from __future__ import annotations
 
@@ -18,13 +22,23 @@ from flask import Flask
 
 from hcflask.engine.common import log
 from hcflask.engine.core import core_tick
-from hcflask.engine.lock import InstanceLock
+from hcflask.engine.lock import CoreLock, InstanceLock
 from hcflask.engine.monitor import monitor_tick
 from hcflask.engine.reconcile import reconcile
 from hcflask.engine.submission import submission_tick
+from hcflask.extensions import db
+
+
+def core_if_elected(app: Flask) -> None:
+    """The core tick, if this process holds (or can take) the core role."""
+    with app.app_context():
+        elected = app.extensions["hc_core_lock"].acquire()
+    if elected:
+        core_tick(app)
+
 
 TICKS = {
-    "core": (core_tick, "SCHEDULER_CORE_SECONDS"),
+    "core": (core_if_elected, "SCHEDULER_CORE_SECONDS"),
     "submission": (submission_tick, "SCHEDULER_SUBMISSION_SECONDS"),
     "monitor": (monitor_tick, "SCHEDULER_MONITOR_SECONDS"),
 }
@@ -40,6 +54,8 @@ def start(app: Flask) -> bool:
     if not lock.acquire():
         log.info("scheduler runs in another process of this instance; serving web only")
         return False
+    with app.app_context():
+        app.extensions["hc_core_lock"] = CoreLock(db.engine)
     reconcile(app)
     scheduler = BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(1)},
@@ -62,10 +78,16 @@ def stop(app: Flask) -> None:
     scheduler = app.extensions.pop("hc_scheduler", None)
     if scheduler is not None:
         scheduler.shutdown(wait=True)
-    lock = app.extensions.pop("hc_scheduler_lock", None)
-    if lock is not None:
-        lock.release()
+    for key in ("hc_core_lock", "hc_scheduler_lock"):
+        lock = app.extensions.pop(key, None)
+        if lock is not None:
+            lock.release()
 
 
 def running_here(app: Flask) -> bool:
     return "hc_scheduler" in app.extensions
+
+
+def core_here(app: Flask) -> bool:
+    lock = app.extensions.get("hc_core_lock")
+    return bool(lock is not None and lock.held)

@@ -8,11 +8,12 @@ up by name, so no job is lost and none is submitted twice.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from hcflask.backends import BackendUnavailable, JobSpec, Resources, SubmitError, jobscript
 from hcflask.engine.common import backend, backend_enforces_walltime, job_ref, my_host, record_health, tick
@@ -21,6 +22,8 @@ from hcflask.models import Job, Queue, Test, utcnow
 from hcflask.states import IN_FLIGHT_JOB_STATES, JobState, QueueStatus, TestState
 
 IN_FLIGHT = [s.value for s in IN_FLIGHT_JOB_STATES]
+#: how long before a cancel request that got no effect is sent again
+CANCEL_RETRY = timedelta(seconds=60)
 
 
 def jobs_needed(snapshot: dict[str, Any], in_flight: int, total: int, test_in_flight: int) -> int:
@@ -172,8 +175,44 @@ def _submit_batch(adapter: Any, jobs: list[Job]) -> int:
     return done
 
 
+def cancel_leftover_jobs() -> int:
+    """Jobs of ended tests: drop unsubmitted ones, ask backends to cancel the rest.
+
+    Running jobs are left to finish unless ``jobs.cancel_running`` is set.
+    """
+    now = utcnow()
+    states = [JobState.PENDING.value, JobState.SUBMITTED.value, JobState.QUEUED.value]
+    if current_app.config["JOBS_CANCEL_RUNNING"]:
+        states.append(JobState.RUNNING.value)
+    jobs = db.session.scalars(select(Job).join(Test).where(
+        Test.state.in_([TestState.COMPLETED.value, TestState.CANCELLED.value, TestState.ERROR.value]),
+        Test.host == my_host(), Job.state.in_(states),
+        or_(Job.cancel_requested_at.is_(None), Job.cancel_requested_at < now - CANCEL_RETRY),
+    )).all()
+    by_backend: dict[str, list[Job]] = {}
+    for job in jobs:
+        if job.backend_id is None:
+            job.ended_at = now
+            job.failure_reason = "test ended before the job was submitted"
+            job.transition(JobState.CANCELLED, note=job.failure_reason)
+        else:
+            by_backend.setdefault(job.backend, []).append(job)
+    for name, group in by_backend.items():
+        try:
+            backend(name).cancel_many([job_ref(j) for j in group])
+        except BackendUnavailable as exc:
+            record_health(name, str(exc))
+            continue
+        for job in group:
+            job.cancel_requested_at = now
+    db.session.commit()
+    return len(jobs)
+
+
 @tick("submission")
 def submission_tick() -> dict[str, int]:
-    """One pass: write the rows that are needed, then submit every pending job."""
+    """One pass for this host: cancel the jobs of ended tests, write the rows
+    that are needed, then submit every pending job."""
+    cancelled = cancel_leftover_jobs()
     created = create_jobs()
-    return {"created": len(created), "submitted": submit_pending()}
+    return {"cancelled": cancelled, "created": len(created), "submitted": submit_pending()}

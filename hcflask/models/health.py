@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hcflask.extensions import Model, db
+from hcflask.extensions import Model
 from hcflask.models.common import iso
 
 

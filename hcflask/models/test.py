@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hcflask.extensions import Model, db
+from hcflask.extensions import Model
 from hcflask.models.common import iso, utcnow
 from hcflask.states import TestState
 

@@ -39,7 +39,7 @@ def healthz() -> Any:
     from flask import current_app
     from sqlalchemy import select
 
-    from hcflask.engine.scheduler import running_here
+    from hcflask.engine.scheduler import core_here, running_here
     from hcflask.models import BackendHealth, TickRun
 
     ticks = {row.name: row.to_dict() for row in db.session.scalars(select(TickRun))}
@@ -47,6 +47,8 @@ def healthz() -> Any:
     return jsonify({
         "status": "ok",
         "scheduler_in_this_process": running_here(current_app),
+        "core_in_this_process": core_here(current_app),
+        "host": current_app.config["HOST_NAME"],
         "scheduler_enabled": current_app.config["SCHEDULER_ENABLED"],
         "ticks": ticks,
         "backends": backends,

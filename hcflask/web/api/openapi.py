@@ -61,7 +61,7 @@ def document() -> dict[str, Any]:
     paths["/templates/{key}"]["put"] = {
         **_write("replace a template", "the template document"),
         "parameters": [_param("key", "id or name", where="path")]}
-    paths["/tests"]["post"] = _write("start a test of a template", "{template: id or name}")
+    paths["/tests"]["post"] = _write("start a test of a template", "{template: id or name, host: driving host}")
     paths["/tests/{id}/cancel"] = {"post": {
         **_write("cancel a test", "{reason} (optional)"),
         "parameters": [_param("id", "test id", "integer", "path")]}}

@@ -161,7 +161,8 @@ def create_test() -> Any:
         template = _one(Template, str(key))
     except NotFound:
         raise ValidationError("template", f"no template {key!r}") from None
-    return jsonify(start_test(template, _actor()).to_dict()), 201
+    host = body.get("host")
+    return jsonify(start_test(template, _actor(), host=str(host) if host is not None else None).to_dict()), 201
 
 
 @bp.route("/tests/<int:test_id>/cancel", methods=["POST"])
