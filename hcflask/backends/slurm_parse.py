@@ -65,6 +65,8 @@ TRANSIENT_MARKERS = (
     "unable to connect to slurmdbd",
 )
 
+#: how the commands say "no node yet"
+NO_NODES = frozenset({"", "None assigned", "(null)", "N/A"})
 #: lines in Slurm's error file that mean the job was killed for its memory use
 OOM_MARKERS = ("exceeded memory limit", "exceeded job memory limit", "oom-kill", "out of memory")
 
@@ -205,7 +207,7 @@ def parse_squeue(stdout: str) -> dict[str, SlurmJob]:
         state, _ = _state(f[2])
         jobs[f[0].strip()] = SlurmJob(
             job_id=f[0].strip(), name=f[1], state=state,
-            reason="" if f[3] in ("None", "(null)") else f[3], nodes=f[4],
+            reason="" if f[3] in ("None", "(null)") else f[3], nodes="" if f[4] in NO_NODES else f[4],
             start=parse_time(f[5]), end=parse_time(f[6]), time_limit=parse_duration(f[7]),
         )
     return jobs
@@ -221,7 +223,7 @@ def parse_sacct(stdout: str) -> dict[str, SlurmJob]:
         state, by = _state(f[2])
         code, sig = _exit(f[3])
         job = SlurmJob(
-            job_id=f[0].strip(), name=f[1], state=state, nodes="" if f[4] == "None assigned" else f[4],
+            job_id=f[0].strip(), name=f[1], state=state, nodes="" if f[4] in NO_NODES else f[4],
             start=parse_time(f[5]), end=parse_time(f[6]), time_limit=parse_duration(f[7]),
             exit_code=code, signal=sig, cancelled_by=by,
         )
@@ -255,7 +257,7 @@ def parse_scontrol(stdout: str) -> dict[str, SlurmJob]:
         jobs[f["JobId"]] = SlurmJob(
             job_id=f["JobId"], name=f.get("JobName", ""), state=state,
             reason="" if reason == "None" else reason,
-            nodes="" if f.get("NodeList") in (None, "(null)") else f["NodeList"],
+            nodes="" if f.get("NodeList", "") in NO_NODES else f["NodeList"],
             start=parse_time(f.get("StartTime", "")), end=parse_time(f.get("EndTime", "")),
             time_limit=parse_duration(f.get("TimeLimit", "")), exit_code=code, signal=sig,
         )
