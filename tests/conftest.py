@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,3 +107,24 @@ def api_token(app: Flask, admin: User) -> str:
         _, token = ApiToken.issue(user, "tests")
         db.session.commit()
     return token
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A real PostgreSQL server (skipped where it is not installed, failed in CI)."""
+    from tests.postgres import PostgresServer, missing
+
+    why = missing()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL needed in CI: {why}")
+        pytest.skip(why)
+    # not under pytest's private tmp folder: the postgres user must reach it
+    base = Path(tempfile.mkdtemp(prefix="hc-postgres-"))
+    server = PostgresServer(base)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
