@@ -3,8 +3,8 @@
 The service is started exactly as an admin starts it (`hc user add`, `hc queue
 add`, `hc serve`) in its own process group, so the test also covers gunicorn,
 the instance lock and the scheduler ticks.  Chromium is the Debian package,
-never a downloaded browser; in CI (``CI=true``) a missing Chromium or
-Playwright is a failure, elsewhere a skip.
+never a downloaded browser (``HC_TEST_CHROMIUM`` points elsewhere); in CI
+(``CI=true``) a missing Chromium or Playwright is a failure, elsewhere a skip.
 """
 from __future__ import annotations
 

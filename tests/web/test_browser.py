@@ -31,7 +31,7 @@ def _completed(page: Any, test_id: int) -> int:
     return int(page.locator(f'tr[data-test="{test_id}"] td.num.ok').first.inner_text())
 
 
-def test_admin_runs_a_test_from_the_browser(service: Any, browser_context: Any) -> None:
+def test_admin_runs_a_test_from_the_browser(browser_context: Any, service: Any) -> None:
     page = browser_context.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
