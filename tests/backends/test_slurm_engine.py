@@ -4,6 +4,7 @@ batched status call per tick."""
 from __future__ import annotations
 
 import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from hcflask.engine.submission import submission_tick
 from hcflask.extensions import db
 from hcflask.models import Job
 from hcflask.states import JobState
-from tests.factories import make_queue, make_template, make_test
+from tests.factories import make_queue, make_template, make_test, run_ticks
 
 pytestmark = pytest.mark.slurm
 
@@ -74,3 +75,18 @@ def test_engine_ticks_two_partitions(slurm_app: Flask, slurm: SlurmCluster) -> N
         calls = app.extensions["hc_backends"]["slurm"].calls
         assert calls["sbatch"] == 6
         assert calls["squeue"] <= ticks and calls["sacct"] <= ticks  # one of each per tick at most
+
+
+def test_container_workload_without_runtime(slurm_app: Flask) -> None:
+    """A container workload on a node without apptainer/singularity fails with that reason."""
+    if shutil.which("apptainer") or shutil.which("singularity"):
+        pytest.skip("a container runtime is on this node")
+    app = slurm_app
+    with app.app_context():
+        make_queue("slurm-debug", "slurm", partition="debug")
+        make_test(make_template("t-image", queues=["slurm-debug"], max_jobs=1,
+                                workload={"image": "docker://busybox", "command": "echo hc-ok"}), app)
+        run_ticks(app, lambda: all(JobState(j.state).final for j in db.session.scalars(select(Job))), 60)
+        job = db.session.scalars(select(Job)).one()
+        assert job.state == "failed"
+        assert "no container runtime (apptainer or singularity)" in job.failure_reason
