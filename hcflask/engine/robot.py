@@ -66,18 +66,23 @@ def driving_tests(settings: Settings, since: datetime) -> dict[int, Test]:
             if t.snapshot.get("autoexclusion") and settings.get(template=t.template_name)["autoexclusion"]}
 
 
-def gather(tests: Mapping[int, Test], since: datetime, keep: int) -> dict[int, dict[str, list[Outcome]]]:
-    """queue id → template → the newest ``keep`` outcomes per test, merged newest first."""
-    ranked = select(
-        Job.id, Job.queue_id, Job.test_id, Job.state, Job.ended_at, Job.failure_reason,
-        func.row_number().over(partition_by=(Job.queue_id, Job.test_id),
-                               order_by=(Job.ended_at.desc(), Job.id.desc())).label("rank"),
-    ).where(Job.test_id.in_(list(tests)), Job.state.in_(COUNTED), Job.ended_at >= since).subquery()
-    rows = db.session.execute(select(ranked).where(ranked.c.rank <= keep))
+def gather(tests: Mapping[int, Test], since: datetime, keep: int,
+           queue_ids: list[int]) -> dict[int, dict[str, list[Outcome]]]:
+    """queue id → template → the newest ``keep`` outcomes per test, merged newest first.
+
+    One small indexed query per queue × test (``LIMIT keep`` on the queue's
+    jobs by end time) beats a window function over the whole window.
+    """
     out: dict[int, dict[str, list[Outcome]]] = defaultdict(lambda: defaultdict(list))
-    for job_id, queue_id, test_id, state, ended_at, reason, _rank in rows:
-        out[queue_id][tests[test_id].template_name].append(
-            Outcome(job_id, state == JobState.SUCCEEDED.value, ended_at, reason or ""))
+    for queue_id in queue_ids:
+        for test_id, test in tests.items():
+            rows = db.session.execute(
+                select(Job.id, Job.state, Job.ended_at, Job.failure_reason).where(
+                    Job.queue_id == queue_id, Job.test_id == test_id, Job.state.in_(COUNTED), Job.ended_at >= since,
+                ).order_by(Job.ended_at.desc(), Job.id.desc()).limit(keep))
+            for job_id, state, ended_at, reason in rows:
+                out[queue_id][test.template_name].append(
+                    Outcome(job_id, state == JobState.SUCCEEDED.value, ended_at, reason or ""))
     for per_template in out.values():
         for outcomes in per_template.values():
             outcomes.sort(key=lambda o: (o.ended_at, o.job_id), reverse=True)
@@ -165,7 +170,7 @@ def robot_pass(now: datetime | None = None) -> dict[str, int]:
             for name in test.queue_names:
                 expected[name].add(test.template_name)
     keep = settings.max_of("exclude_last", "pair_first", "spread_last", "recover_last")
-    outcomes = gather(tests, now - timedelta(hours=hours), keep) if tests else {}
+    outcomes = gather(tests, now - timedelta(hours=hours), keep, [q.id for q in queues]) if tests else {}
     outage_closed = _outage_closed(now, hours)
     perf_blocked = {a.queue for a in open_alerts("performance")
                     if a.queue and settings.get(a.queue, a.key.split(":")[2])["performance_excludes"]}
