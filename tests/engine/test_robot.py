@@ -7,6 +7,7 @@ between two jobs.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -224,3 +225,24 @@ def test_rules_on_known_series() -> None:
     assert judge_queue([s("a", "SSF"), s("b", "SS")], params).kind == "healthy"
     assert judge_queue([s("a", "SF"), s("b", "SS")], params).kind == "failing"
     assert judge_queue([], params).kind == "needs_jobs"
+
+
+def test_cli_switch_status_and_run(app: Flask, flags: Path) -> None:
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["robot", "disable", "--reason", "maintenance"])
+    assert result.exit_code == 0, result.output
+    assert "auto-exclusion is off" in result.output
+    assert "auto-exclusion is off (it already was)" in runner.invoke(args=["robot", "disable"]).output
+    with app.app_context():
+        (flags / "bad1").touch()
+        start(app, flags, ["bad1"])
+        until_finished(app, {"bad1": 3})
+    assert runner.invoke(args=["robot", "run"]).output.startswith("excluded=0 ")
+    status_out = runner.invoke(args=["robot", "status"]).output
+    assert "auto-exclusion: off" in status_out and "maintenance" in status_out
+    assert re.search(r"bad1\s+online\s+exclude\s+t1=FFF", status_out), status_out
+    assert "[auto-exclusion is switched off]" in status_out
+    runner.invoke(args=["robot", "enable"])
+    assert runner.invoke(args=["robot", "run"]).output.startswith("excluded=1 ")
+    with app.app_context():
+        assert status("bad1") == "excluded"
