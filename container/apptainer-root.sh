@@ -12,11 +12,11 @@
 # usage:
 #   apptainer-root.sh ensure                 make the root (cached: reused when ready)
 #   apptainer-root.sh adduser NAME UID       an unprivileged user with subuid/subgid ranges
-#   apptainer-root.sh exec [--user NAME] [--bind DIR]... [--cwd DIR] -- CMD [ARG]...
+#   apptainer-root.sh exec [--user NAME] [--bind SRC[:DST]]... [--cwd DIR] -- CMD [ARG]...
 #   apptainer-root.sh mirror                 print the Debian mirror the host's apt uses
 #
-# --bind DIR mounts the host's DIR at the same path inside the root, so paths
-# mean the same on both sides.  Environment: HC_APPTAINER_ROOT (where the root
+# --bind SRC mounts the host's file or folder SRC at the same path inside the
+# root, so paths mean the same on both sides (SRC:DST at another path).  Environment: HC_APPTAINER_ROOT (where the root
 # lives, default /var/tmp/hcflask-apptainer-root), HC_DEBIAN_MIRROR (overrides
 # the mirror read from apt).  Must run as root on the host.
 set -euo pipefail
@@ -98,10 +98,17 @@ inner() {
     mount -t tmpfs -o mode=1777 tmpfs "$ROOT/tmp"
     mount -t tmpfs -o mode=755 tmpfs "$ROOT/run"
     cp /etc/hosts "$ROOT/etc/hosts"
-    local b
+    local b src dst
     for b in "${binds[@]}"; do
-        mkdir -p "$ROOT$b"
-        mount --rbind "$b" "$ROOT$b"
+        src=${b%%:*}
+        dst=${b#*:}
+        if [ -d "$src" ]; then
+            mkdir -p "$ROOT$dst"
+        else
+            mkdir -p "$(dirname "$ROOT$dst")"
+            [ -e "$ROOT$dst" ] || touch "$ROOT$dst"
+        fi
+        mount --rbind "$src" "$ROOT$dst"
     done
     mkdir -p "$ROOT/.oldroot"
     cd "$ROOT"
@@ -133,5 +140,5 @@ case $cmd in
         [ -e "$ROOT/.hc-ready" ] || die "no root at $ROOT: run '$0 ensure' first"
         exec unshare --mount --propagation private -- "$SELF" __inner "$@" ;;
     __inner) inner "$@" ;;
-    *) die "usage: $0 ensure | adduser NAME UID | mirror | exec [--user NAME] [--bind DIR]... [--cwd DIR] -- CMD..." ;;
+    *) die "usage: $0 ensure | adduser NAME UID | mirror | exec [--user NAME] [--bind SRC[:DST]]... [--cwd DIR] -- CMD..." ;;
 esac

@@ -12,7 +12,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -28,15 +28,27 @@ FIGURES: dict[str, str] = {}
 
 @dataclass
 class Runtime:
-    """Runs apptainer as the unprivileged user, natively or inside the sid root."""
+    """Runs apptainer as the unprivileged user: natively, or inside the sid root (``in_root``).
+
+    In the sid root the host paths the container needs (the work folder, and
+    ``host_paths``) are bound in at their own paths first.
+    """
 
     work: Path
     uid: int
-    prefix: list[str] = field(default_factory=list)
+    in_root: bool = False
     home: Path = field(default_factory=Path.home)
+    host_paths: tuple[str, ...] = ()
 
     def argv(self, *args: str) -> list[str]:
-        return [*self.prefix, "apptainer", "--quiet", *args]
+        if not self.in_root:
+            return ["apptainer", "--quiet", *args]
+        binds = [arg for path in (str(self.work), *self.host_paths) for arg in ("--bind", path)]
+        return [str(ROOT_SCRIPT), "exec", "--user", RUN_USER, *binds, "--cwd", str(self.work), "--",
+                "apptainer", "--quiet", *args]
+
+    def with_host_paths(self, *paths: str) -> Runtime:
+        return replace(self, host_paths=(*self.host_paths, *paths))
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout, check=False)
@@ -87,8 +99,8 @@ def wait_http_ok(url: str, deadline: float, proc: subprocess.Popen[bytes] | None
     pytest.fail(f"{url} gave no 200 within {deadline} s")
 
 
-def process_tree_rss_kib(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants, from /proc."""
+def process_tree_memory_kib(pid: int) -> tuple[int, int]:
+    """Resident and proportional (shared pages split) memory of ``pid`` and its descendants."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -99,17 +111,21 @@ def process_tree_rss_kib(pid: int) -> int:
             continue
         ppid = int(stat.rpartition(")")[2].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, [pid]
+    rss = pss = 0
+    todo = [pid]
     while todo:
         current = todo.pop()
         todo.extend(children.get(current, []))
         try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+            rollup = Path(f"/proc/{current}/smaps_rollup").read_text().splitlines()
         except OSError:
             continue
-    return total
+        for line in rollup:
+            if line.startswith("Rss:"):
+                rss += int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss += int(line.split()[1])
+    return rss, pss
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -37,9 +37,8 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Runtime:
     assert made.returncode == 0, f"Debian-sid root with Apptainer failed:\n{made.stderr}"
     subprocess.run([ROOT_SCRIPT, "adduser", RUN_USER, str(RUN_UID)], check=True, timeout=60)
     os.chmod(work, 0o755)  # noqa: S103 - the unprivileged user reads the image in it
-    prefix = [str(ROOT_SCRIPT), "exec", "--user", RUN_USER, "--bind", str(work), "--cwd", str(work), "--"]
     root = Path(os.environ.get("HC_APPTAINER_ROOT", "/var/tmp/hcflask-apptainer-root"))
-    return Runtime(work, RUN_UID, prefix, home=root / "home" / RUN_USER)
+    return Runtime(work, RUN_UID, in_root=True, home=root / "home" / RUN_USER)
 
 
 @pytest.fixture(scope="session")
