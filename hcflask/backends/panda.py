@@ -22,10 +22,14 @@ certificate+key file, or an OIDC token file).
 * **Outage**: when a call fails, ``Client.hello()`` tells an unreachable or
   refusing server (:class:`BackendUnavailable`, never a job failure) from a
   server that answered "no" (:class:`SubmitError` for the jobs refused).
-* **Crash safety**: the job's work dir gets a ``panda.json`` marker before
-  the call (``submitting``, with the highest PandaID seen so far) and after
-  it (the PandaID).  ``find_by_name`` adopts marked jobs and, for a crash
-  during the call itself, scans the PandaIDs after the one noted, by name.
+* **Crash safety**: PanDA has no look-up by job name, so the job's work dir
+  gets a ``panda.json`` marker before the call (``submitting``, with the
+  highest PandaID this instance has seen) and after it (the PandaID).
+  ``find_by_name`` adopts marked jobs and, for a crash during the call
+  itself, scans the PandaIDs after the one noted for the jobs' names (PanDA
+  hands out ids in order; the scan stops at the first batch of unknown ids),
+  once the call is ``SUBMIT_SETTLE`` seconds old, as the server may still
+  be storing what the crashed process sent.
 
 Native states (PanDA ``jobStatus``) and what they mean here:
 ``pending defined assigned waiting activated throttled sent`` -> queued;
@@ -40,6 +44,7 @@ import json
 import os
 import shlex
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -83,6 +88,8 @@ ERROR_FIELDS = (("pilotError", "pilot"), ("exeError", "payload"), ("supError", "
 CHUNK = 500
 SCAN_CHUNK = 100
 DEFAULT_SCAN = 5000
+#: seconds a crashed submit call may still be processed by the server
+SUBMIT_SETTLE = 10.0
 
 _client_lock = threading.Lock()
 
@@ -293,7 +300,16 @@ class PandaBackend(Backend):
             results.update(self._submit_group([specs[i] for i in indexes], indexes))
         return [results[i] for i in range(len(specs))]
 
+    def _known_ids(self, workdir: Path) -> int:
+        """The highest PandaID in the markers of the other jobs of this instance (once per process)."""
+        if self._last_id == 0:
+            root = workdir.parent.parent  # <jobs root>/<test>/<job>
+            ids = [int(_read_json(p).get("panda_id") or 0) for p in root.glob(f"*/*/{MARKER}")]
+            self._last_id = max(ids, default=0)
+        return self._last_id
+
     def _submit_group(self, specs: list[JobSpec], indexes: list[int]) -> dict[int, str | BackendError]:
+        self._known_ids(specs[0].workdir)
         for spec in specs:
             _write_json(spec.workdir / MARKER, {"state": "submitting", "after": self._last_id})
         jobs = [self.panda_job(spec) for spec in specs]
@@ -386,12 +402,21 @@ class PandaBackend(Backend):
             for panda_id, record in records.items():
                 if _text(record.jobName) == known[panda_id]:
                     found[known[panda_id]] = str(panda_id)
-            after = [int(m.get("after") or 0) for n, m in markers.items() if n not in found and "after" in m
-                     and m.get("state") == "submitting"]
-            if after and min(after) > 0:
-                wanted = {n for n, m in markers.items() if m.get("state") == "submitting"}
+            after = [int(m.get("after") or 0) for n, m in markers.items()
+                     if n not in found and m.get("state") == "submitting"]
+            if after:
+                wanted = {n for n, m in markers.items() if n not in found and m.get("state") == "submitting"}
+                self._settle([r.workdir / MARKER for r in group if r.name in wanted])
                 found.update(self._scan(group[0].queue_options, min(after), wanted))
         return found
+
+    @staticmethod
+    def _settle(markers: list[Path]) -> None:
+        """The server may still be storing the batch a crashed call sent: let it finish first."""
+        newest = max((p.stat().st_mtime for p in markers if p.exists()), default=0.0)
+        wait = newest + SUBMIT_SETTLE - time.time()
+        if wait > 0:
+            time.sleep(wait)
 
     def _scan(self, options: Mapping[str, Any], after: int, wanted: set[str]) -> dict[str, str]:
         """Jobs named in ``wanted`` among the PandaIDs after ``after`` (a crash mid-call)."""

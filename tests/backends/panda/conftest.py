@@ -1,4 +1,4 @@
 """The real PanDA server fixtures (tests/panda_server/) for the panda tests."""
-from panda_server.fixture import panda, panda_server
+from tests.panda_server.fixture import panda, panda_server
 
 __all__ = ["panda", "panda_server"]

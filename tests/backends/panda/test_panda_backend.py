@@ -19,6 +19,7 @@ from hcflask.backends.jobscript import RESULT, read_result
 from hcflask.backends.panda import MARKER, PandaBackend
 from hcflask.states import JobState
 
+pytestmark = pytest.mark.panda
 FINAL = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST}
 _counter = iter(range(1, 1_000_000))
 
