@@ -160,9 +160,9 @@ def check_run(band: MetricBand, queue: Queue, params: dict[str, Any], state: Rob
 
                 events.append(_change(queue, QueueStatus.EXCLUDED, verdict, "exclude"))
     elif rows and not rows[0].flag:
-        alert = find_open(key)
-        if alert is not None:
-            events.append((close_alert(alert, f"{band.metric} is back in the band ({rows[0].value:g})"), {}))
+        still_open = find_open(key)
+        if still_open is not None:
+            events.append((close_alert(still_open, f"{band.metric} is back in the band ({rows[0].value:g})"), {}))
     return events
 
 
@@ -186,7 +186,7 @@ def flag_pass() -> dict[str, int]:
     flagged = 0
     events: list[tuple[RobotEvent, dict[str, Any]]] = []
     for (queue_id, template, metric), new in groups.items():
-        queue = db.session.get(Queue, queue_id)
+        queue = db.session.get_one(Queue, queue_id)
         params = settings.get(queue.name, template)
         band = _band(queue_id, template, metric)
         if band.mean is None:
@@ -210,7 +210,7 @@ def flag_pass() -> dict[str, int]:
 def pin_baseline(band: MetricBand, start: datetime | None, end: datetime | None, actor: str) -> MetricBand:
     """An admin moves the baseline (None, None: back to the first jobs); recompute and reflag."""
     band.pinned_from, band.pinned_to, band.pinned_by = start, end, actor if start else ""
-    queue = db.session.get(Queue, band.queue_id)
+    queue = db.session.get_one(Queue, band.queue_id)
     params = Settings(current_app.config["ROBOT"]).get(queue.name, band.template)
     compute(band, params)
     reflag(band)

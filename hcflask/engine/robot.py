@@ -81,6 +81,8 @@ def gather(tests: Mapping[int, Test], since: datetime, keep: int,
                     Job.queue_id == queue_id, Job.test_id == test_id, Job.state.in_(COUNTED), Job.ended_at >= since,
                 ).order_by(Job.ended_at.desc(), Job.id.desc()).limit(keep))
             for job_id, state, ended_at, reason in rows:
+                if ended_at is None:
+                    continue
                 out[queue_id][test.template_name].append(
                     Outcome(job_id, state == JobState.SUCCEEDED.value, ended_at, reason or ""))
     for per_template in out.values():

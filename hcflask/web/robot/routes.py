@@ -163,11 +163,11 @@ def prometheus_text() -> str:
                                            .group_by(Alert.kind)).all())
     for kind in ("robot", "outage", "backend", "performance"):
         lines.append(f'hc_alerts_open{{kind="{kind}"}} {open_by_kind.get(kind, 0)}')
-    state = RobotState.get()
+    robot = RobotState.get()
     lines += ["# HELP hc_robot_enabled 1 when auto-exclusion is switched on.", "# TYPE hc_robot_enabled gauge",
-              f"hc_robot_enabled {int(state.enabled)}"]
-    if state.last_run_at:
-        stamp = (state.last_run_at - datetime(1970, 1, 1)).total_seconds()
+              f"hc_robot_enabled {int(robot.enabled)}"]
+    if robot.last_run_at:
+        stamp = (robot.last_run_at - datetime(1970, 1, 1)).total_seconds()
         lines += ["# HELP hc_robot_last_run_timestamp_seconds End of the last robot pass.",
                   "# TYPE hc_robot_last_run_timestamp_seconds gauge",
                   f"hc_robot_last_run_timestamp_seconds {stamp:.0f}"]

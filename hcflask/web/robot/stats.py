@@ -118,16 +118,16 @@ def heatmap(start: date, end: date) -> dict[str, Any]:
             Job.ended_at >= lo, Job.ended_at < hi, Job.state.in_(FINISHED),
         ).group_by(Queue.name, func.date(Job.ended_at), Job.state))
     for name, day, state, n in rows:
-        cell = cells[name][_day(day)]
-        cell["n"] += n
-        cell["ok"] += n if state == JobState.SUCCEEDED.value else 0
+        counts = cells[name][_day(day)]
+        counts["n"] += n
+        counts["ok"] += n if state == JobState.SUCCEEDED.value else 0
     names = list(db.session.scalars(select(Queue.name).order_by(Queue.name)))
     labels = [d.isoformat() for d in days(start, end)]
     matrix = []
     for name in names:
         row = []
         for label in labels:
-            cell = cells[name].get(label)
+            cell: dict[str, int] | None = cells[name].get(label)
             rate = round(100.0 * cell["ok"] / cell["n"], 1) if cell else None
             row.append({"rate": rate, "finished": cell["n"] if cell else 0,
                         "class": rate_class(cell["n"] if cell else 0, cell["n"] if cell else 0,
@@ -150,7 +150,8 @@ def availability(start: date, end: date) -> list[dict[str, Any]]:
         Job.state.in_(FINISHED), Job.ended_at >= lo - valid, Job.ended_at < hi).order_by(Job.queue_id, Job.ended_at))
     results: dict[int, list[tuple[datetime, bool]]] = defaultdict(list)
     for queue_id, ended, state in rows:
-        results[queue_id].append((ended, state == JobState.SUCCEEDED.value))
+        if ended is not None:
+                results[queue_id].append((ended, state == JobState.SUCCEEDED.value))
     out = []
     for queue in db.session.scalars(select(Queue).order_by(Queue.name)):
         up: list[tuple[datetime, datetime]] = []
@@ -187,6 +188,8 @@ def metric_series(queue: Queue | None = None, test: Test | None = None, limit: i
     names = {q.id: q.name for q in db.session.scalars(select(Queue))}
     groups: dict[tuple[int, str, str], dict[str, Any]] = {}
     for name, value, flag, ended, queue_id, test_id in reversed(rows):
+        if ended is None:
+            continue
         key = (queue_id, templates[test_id], name)
         group = groups.setdefault(key, {"queue": names[queue_id], "template": key[1], "metric": name,
                                         "t": [], "v": [], "flag": []})
