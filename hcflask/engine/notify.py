@@ -98,9 +98,26 @@ def dispatch(config: Mapping[str, Any], event: RobotEvent, data: Mapping[str, An
         row = RobotEvent(kind="action", queue=event.queue, backend=event.backend, rule=entry.get("type"),
                          parent_id=event.id, alert_id=event.alert_id, ok=ok, message=message[:2000])
         db.session.add(row)
+        _action_alert(entry, event, ok, message)
         db.session.commit()
         rows.append(row)
     return rows
+
+
+def _action_alert(entry: Mapping[str, Any], event: RobotEvent, ok: bool, message: str) -> None:
+    """A failing action keeps a ``robot`` alert open until that action works again.
+
+    Its own open/close events are logged but run no actions (no loops).
+    """
+    from hcflask.engine.alerts import close_alert, find_open, raise_alert
+
+    target = entry.get("url") or (entry.get("argv") or [""])[0]
+    key = f"action:{event.backend or 'default'}:{entry.get('type')}:{target}"
+    if not ok:
+        raise_alert("robot", key, f"{entry.get('type')} action failing for {event.backend or 'alerts'}",
+                    f"{event.kind} {event.queue or ''}: {message[:500]}", backend=event.backend)
+    elif (alert := find_open(key)) is not None:
+        close_alert(alert, "the action works again")
 
 
 def _fill(text: str, data: Mapping[str, Any]) -> str:

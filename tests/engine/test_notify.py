@@ -19,7 +19,7 @@ from hcflask.config import DICT_SECTIONS, ConfigError
 from hcflask.engine.notify import check_actions, dispatch, event_data
 from hcflask.engine.rules import check_config
 from hcflask.extensions import db
-from hcflask.models import RobotEvent
+from hcflask.models import Alert, RobotEvent
 
 
 class Hook:
@@ -107,6 +107,20 @@ def test_failing_actions_are_logged_and_do_not_stop_the_others(app: Flask, tmp_p
         assert db.session.get(RobotEvent, event.id) is not None
         logged = db.session.scalars(select(RobotEvent).where(RobotEvent.kind == "action")).all()
         assert len(logged) == 3
+        alerts = {a.key: a for a in db.session.scalars(select(Alert))}
+        assert set(alerts) == {f"action:local:webhook:{dead}", "action:local:command:/nonexistent/scontrol"}
+        assert all(a.kind == "robot" and a.is_open for a in alerts.values())
+
+
+def test_robot_alert_closes_when_the_action_works_again(app: Flask, hook: Hook) -> None:
+    with app.app_context():
+        event = _event()
+        failing = _config({"local": {"exclude": [{"type": "webhook", "url": hook.url, "retries": 0}]}})
+        assert not dispatch(failing, event, event_data(event))[0].ok
+        alert = db.session.scalar(select(Alert).where(Alert.kind == "robot"))
+        assert alert.is_open and "HTTP 500" in alert.message
+        assert dispatch(failing, event, event_data(event))[0].ok
+        assert db.session.get(Alert, alert.id).closed_at is not None
 
 
 def test_no_actions_means_record_only(app: Flask) -> None:
