@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from hcflask.engine.bands import band_of, classify, flag_pass, pin_baseline
 from hcflask.extensions import db
 from hcflask.models import Alert, Job, JobMetric, MetricBand
+from tests.conftest import csrf_token
 from tests.factories import make_queue, make_template, make_test, run_ticks
 
 
@@ -30,7 +32,7 @@ def finished() -> int:
     return db.session.scalar(select(func.count()).select_from(Job).where(Job.state.in_(["succeeded", "failed"])))
 
 
-def test_flags_and_alert_on_real_jobs(app: Flask, tmp_path: Path) -> None:
+def test_flags_and_alert_on_real_jobs(app: Flask, tmp_path: Path, admin_client: FlaskClient) -> None:
     value = tmp_path / "value"
     script = (f'if [ -e "{value}" ]; then v=$(cat "{value}"); else v=$((10 + HC_JOB_ID % 2)); fi\n'
               'echo "hc-ok value=$v"')
@@ -65,7 +67,13 @@ def test_flags_and_alert_on_real_jobs(app: Flask, tmp_path: Path) -> None:
         assert db.session.scalar(select(func.count()).select_from(JobMetric).where(
             JobMetric.flag.is_not(None))) == 0, "points inside and before a pinned window must not be flagged"
 
-        pin_baseline(band, None, None, "admin:x")
+        page = admin_client.get("/queues/q1").get_data(as_text=True)
+        assert 'id="bands"' in page and "by admin:x" in page
+        response = admin_client.post(f"/robot/bands/{band.id}/baseline",
+                                     data={"csrf_token": csrf_token(admin_client, "/queues/q1"), "from": "", "to": ""})
+        assert response.status_code == 302
+        db.session.expire_all()
+        assert band.pinned_from is None and band.points == 20
         value.write_text("10")
         start = finished()
         run_ticks(app, lambda: finished() >= start + 4, timeout=60)

@@ -11,10 +11,22 @@ from sqlalchemy import func, select
 from wtforms import StringField
 
 from hcflask.engine.alerts import open_alerts
+from hcflask.engine.bands import pin_baseline
 from hcflask.engine.robot import set_enabled
 from hcflask.engine.rules import rule_table
 from hcflask.extensions import db
-from hcflask.models import Alert, BackendHealth, Job, Queue, QueueEvent, RobotEvent, RobotState, Test, utcnow
+from hcflask.models import (
+    Alert,
+    BackendHealth,
+    Job,
+    MetricBand,
+    Queue,
+    QueueEvent,
+    RobotEvent,
+    RobotState,
+    Test,
+    utcnow,
+)
 from hcflask.states import QueueStatus
 from hcflask.web.auth import admin_required
 from hcflask.web.robot import bp, stats
@@ -109,6 +121,30 @@ def switch() -> Any:
     return redirect(url_for("robot.robot"))
 
 
+@bp.route("/robot/bands/<int:band_id>/baseline", methods=["POST"])
+@admin_required
+def pin(band_id: int) -> Any:
+    """Pin a band's baseline to a window (both empty: back to the first jobs)."""
+    band = db.get_or_404(MetricBand, band_id)
+    queue = db.session.get_one(Queue, band.queue_id)
+    if not SwitchForm().validate_on_submit():
+        flash("The form expired; try again.", "error")
+        return redirect(url_for("ui.queue", name=queue.name))
+    try:
+        start, end = (datetime.fromisoformat(v) if v else None
+                      for v in (request.form.get("from", ""), request.form.get("to", "")))
+    except ValueError:
+        flash("Dates must look like 2026-11-24T14:00.", "error")
+        return redirect(url_for("ui.queue", name=queue.name))
+    if (start is None) != (end is None) or (start and end and start >= end):
+        flash("Give both ends of the baseline window (from before to), or neither.", "error")
+    else:
+        pin_baseline(band, start, end, f"admin:{current_user.username}")
+        flash(f"Baseline of {band.metric} ({band.template}) on {queue.name}: mean {band.mean}, σ {band.sigma}, "
+              f"{band.points} points.", "ok")
+    return redirect(url_for("ui.queue", name=queue.name))
+
+
 @bp.route("/overview")
 def overview() -> Any:
     start, end = date_range(request.args)
@@ -134,7 +170,7 @@ def _helpers() -> dict[str, Any]:
     def robot_panel(queue: Queue) -> dict[str, Any]:
         summary = (RobotState.get().last_summary or {}).get(queue.name, {})
         series = stats.metric_series(queue=queue)
-        return {"summary": summary, "series": series,
+        return {"summary": summary, "series": series, "form": SwitchForm(),
                 "alerts": [a for a in open_alerts() if a.queue == queue.name]}
 
     def metric_panel(test: Test) -> dict[str, Any]:
