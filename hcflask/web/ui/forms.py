@@ -85,7 +85,8 @@ class TemplateForm(FlaskForm):
             "max_running": self.max_running.data, "autoexclusion": self.autoexclusion.data,
             "renew": self.renew.data,
             "workload": {
-                "script": self.script.data or "", "image": self.image.data or "",
+                # browsers send textareas with CRLF line ends; bash reads "done\r" as a word, not a keyword
+                "script": (self.script.data or "").replace("\r\n", "\n"), "image": self.image.data or "",
                 "command": self.command.data or "",
                 "resources": {"cores": self.cores.data, "memory_mb": self.memory_mb.data,
                               "walltime": self.walltime.data, "gpus": self.gpus.data},
