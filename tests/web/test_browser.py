@@ -1,14 +1,15 @@
 """The admin's whole path through the site, in real headless Chromium against the real service.
 
-Log in, create a template from the form, start a test, watch the home page's
-counts move by themselves (htmx, no reload), read a job's output and metrics,
-cancel the test.  A hostile description must show as text and never run.
+Log in, create a template from the form, start a test, watch a running job's
+page and the home page's counts move by themselves (htmx, no reload), read the
+job's output and metrics, cancel the test.  A hostile description must show as text and never run.
 Set ``HC_TEST_SCREENSHOTS=<dir>`` to keep a screenshot of every page visited.
 """
 from __future__ import annotations
 
 import os
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +49,16 @@ def test_admin_runs_a_test_from_the_browser(browser_context: Any, service: Any) 
     page.wait_for_url(re.compile(r"/templates/new$"))
     assert page.locator("header").inner_text().count(service.admin) == 1
 
-    # Create the template from the form.
+    # Create the template from the form.  Its jobs wait (at most 20 s) for the release file,
+    # so the test decides when a job it watches ends.
+    release = service.instance.parent / "release"
     page.fill("#name", TEMPLATE)
     page.fill("#description", HOSTILE)
     page.fill("#queues", "local")
     page.fill("#lifetime", "300")
     page.fill("#jobs_in_flight", "2")
-    page.fill("#script", 'echo "hc-ok value=7"')
+    page.fill("#script", f"for i in $(seq 100); do [ -e {shlex.quote(str(release))} ] && break; sleep 0.2; done\n"
+                         'echo "hc-ok value=7"')
     _shot(page, "template_form")
     page.click("#save-template")
     page.wait_for_url(re.compile(r"/templates/\d+$"))
@@ -68,6 +72,20 @@ def test_admin_runs_a_test_from_the_browser(browser_context: Any, service: Any) 
     page.wait_for_url(re.compile(r"/tests/\d+$"))
     test_id = int(page.url.rsplit("/", 1)[1])
     assert f"Test {test_id} scheduled" in page.locator(".flash.ok").inner_text()
+
+    # A running job's page turns into the succeeded job's page by itself, with its output and metric.
+    page.goto(f"{service.url}/tests/{test_id}?state=running")
+    page.locator("#jobs tbody tr a").first.click()
+    page.wait_for_url(re.compile(r"/jobs/\d+$"))
+    assert "running" in page.locator("h1 .badge").inner_text()
+    page.evaluate("window.hcNotReloaded = true")
+    release.touch()
+    page.locator("h1 .badge", has_text="succeeded").wait_for(timeout=20_000)
+    assert page.evaluate("window.hcNotReloaded") is True, "the job page changed by a reload, not by htmx"
+    assert "hc-ok value=7" in page.locator("pre#stdout").inner_text()
+    metrics = page.locator(".card", has_text="Metrics").inner_text()
+    assert re.search(r"value\s+7(\.0+)?\b", metrics), metrics
+    _shot(page, "job")
 
     # The home page's counts move without a reload.
     page.goto(service.url + "/")
@@ -88,17 +106,8 @@ def test_admin_runs_a_test_from_the_browser(browser_context: Any, service: Any) 
     page.goto(f"{service.url}/templates")
     assert page.get_by_text(HOSTILE, exact=True).count() == 1
     _shot(page, "templates")
-
-    # A succeeded job shows its output and its metric.
-    page.goto(f"{service.url}/tests/{test_id}?state=succeeded")
+    page.goto(f"{service.url}/tests/{test_id}")
     _shot(page, "test")
-    page.locator("#jobs tbody tr a").first.click()
-    page.wait_for_url(re.compile(r"/jobs/\d+$"))
-    assert "succeeded" in page.locator("h1 .badge").inner_text()
-    assert "hc-ok value=7" in page.locator("pre#stdout").inner_text()
-    metrics = page.locator(".card", has_text="Metrics").inner_text()
-    assert re.search(r"value\s+7(\.0+)?\b", metrics), metrics
-    _shot(page, "job")
 
     # The queue page lists the job; then cancel the test.
     page.goto(f"{service.url}/queues/local")
