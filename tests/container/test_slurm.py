@@ -22,13 +22,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apptainer_runtime import RUN_UID, RUN_USER, Runtime, free_port, http_get, stop, wait_http_ok
+from apptainer_runtime import REPO, RUN_UID, RUN_USER, Runtime, free_port, http_get, stop, wait_http_ok
 
 from tests.backends.slurm_cluster import SlurmCluster, available
 
 pytestmark = [pytest.mark.container, pytest.mark.slurm]
 
-COMMANDS = ("sbatch", "squeue", "sacct", "scancel", "scontrol", "sinfo")
 TEMPLATE = """\
 name: slurm-smoke
 description: one short job on the debug partition, submitted from the image
@@ -47,18 +46,12 @@ workload:
 """
 
 
-def _ldd(path: str | Path) -> dict[str, str]:
-    out = subprocess.run(["ldd", str(path)], capture_output=True, text=True, check=True, timeout=30).stdout
-    return {line.split()[0]: line.split()[2] for line in out.splitlines() if " => /" in line}
-
-
-def host_slurm_paths() -> list[str]:
-    """The host's Slurm client files the docs tell a site to bind: commands, plugins, libmunge."""
-    tools = [shutil.which(command) for command in COMMANDS]
-    assert all(tools), f"Slurm client commands missing: {COMMANDS}"
-    libdir = Path(_ldd(tools[0])["libslurmfull.so"]).parent
-    munge = _ldd(libdir / "auth_munge.so")["libmunge.so.2"]
-    return [*(str(tool) for tool in tools), str(libdir), munge]
+def slurm_binds(cluster: SlurmCluster) -> list[str]:
+    """What container/slurm-binds.sh, the script the docs give sites, says to bind for this host."""
+    env = {**os.environ, **cluster.env}
+    out = subprocess.run([REPO / "container" / "slurm-binds.sh"], capture_output=True, text=True, env=env,
+                         check=True, timeout=30).stdout.strip()
+    return out.split(",")
 
 
 def _host_account() -> None:
@@ -102,10 +95,12 @@ def test_service_in_image_runs_a_job_through_host_slurm(runtime: Runtime, image:
     instance = shared / "instance"
     instance.mkdir()
     os.chown(instance, runtime.uid, runtime.uid)
-    host = runtime.with_host_paths(*host_slurm_paths(), str(cluster.root), str(instance))
-    binds = ",".join([*host_slurm_paths(), str(cluster.root), str(instance)])
+    binds = slurm_binds(cluster)
+    assert str(cluster.root) in binds and "/usr/bin/sbatch" in binds, binds
+    host = runtime.with_host_paths(*binds, str(instance))
     # SLURM_CONF stands for the host's /etc/slurm, which a login node binds instead
-    common = ("--bind", binds, "--env", f"HC_INSTANCE={instance}", "--env", f"SLURM_CONF={cluster.conf}")
+    common = ("--bind", ",".join([*binds, str(instance)]), "--env", f"HC_INSTANCE={instance}",
+              "--env", f"SLURM_CONF={cluster.conf}")
 
     def hc(*args: str) -> str:
         done = host.run("run", *common, str(image), *args)
