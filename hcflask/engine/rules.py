@@ -146,9 +146,10 @@ def judge_queue(series: Sequence[Series], params: Mapping[str, Any]) -> Verdict:
 
 def rule_table(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     """What the robot page lists: each rule, its description and its current settings."""
-    rows = [{"name": name, "description": (rule.__doc__ or "").strip(),
+    rows = [{"name": name, "description": (rule.__doc__ or "").strip().replace("``", ""),
              "params": {k: config.get(k, DEFAULTS[k]) for k in keys}} for name, rule, keys in RULES]
-    rows.append({"name": "all_recent_succeeded", "description": (all_recent_succeeded.__doc__ or "").strip(),
+    rows.append({"name": "all_recent_succeeded",
+                 "description": (all_recent_succeeded.__doc__ or "").strip().replace("``", ""),
                  "params": {"recover_last": config.get("recover_last", DEFAULTS["recover_last"])}})
     return rows
 
