@@ -10,23 +10,32 @@
 #
 # usage: container/wheelhouse.sh [--relock]
 #   --relock   resolve hcflask's dependencies again and rewrite the lock file
-# An existing complete wheelhouse is reused without any network access.
+# An existing complete wheelhouse (and container/work/build-tools, the build
+# backend for hcflask's own wheel) is reused without any network access:
+# copy container/work to an air-gapped build host.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${HC_IMAGE_PYTHON:-3.13}
 PIP_PIN=pip==25.3
+SETUPTOOLS_PIN=setuptools==80.9.0
+WHEEL_PIN=wheel==0.45.1
 LOCK=container/requirements.lock
 WH=container/work/wheelhouse
+TOOLS=container/work/build-tools
 ARCH=$(uname -m)
 abi=cp${PY/./}
 target=(--only-binary=:all: --python-version "$PY" --implementation cp --abi "$abi"
         --platform "manylinux_2_28_$ARCH" --platform "manylinux_2_17_$ARCH" --platform "manylinux2014_$ARCH")
 pipq=(python3 -m pip --disable-pip-version-check -q)
 
-mkdir -p "$WH"
+mkdir -p "$WH" "$TOOLS"
+# hcflask's own wheel, built offline from the build backend kept in $TOOLS
+ls "$TOOLS"/setuptools-*.whl "$TOOLS"/wheel-*.whl > /dev/null 2>&1 \
+    || "${pipq[@]}" download --no-deps --only-binary=:all: -d "$TOOLS" "$SETUPTOOLS_PIN" "$WHEEL_PIN" \
+        2> >(grep -v "^WARNING: Location" >&2)
 rm -f "$WH"/hcflask-*.whl
-"${pipq[@]}" wheel --no-deps -w "$WH" . 2> >(grep -v "^WARNING: Location" >&2)
+"${pipq[@]}" wheel --no-deps --no-index --find-links "$TOOLS" -w "$WH" . 2> >(grep -v "^WARNING: Location" >&2)
 wheel=$(ls "$WH"/hcflask-*.whl)
 
 if [ "${1:-}" = --relock ] || [ ! -s "$LOCK" ]; then
