@@ -19,9 +19,11 @@ certificate+key file, or an OIDC token file).
   metrics.  The payload's own stdout stays with the pilot (in the log
   tarball), so output patterns and regex metrics do not apply here.
 * **Kill**: ``killJobs`` for all jobs in one call.
-* **Outage**: when a call fails, ``Client.hello()`` tells an unreachable or
-  refusing server (:class:`BackendUnavailable`, never a job failure) from a
-  server that answered "no" (:class:`SubmitError` for the jobs refused).
+* **Outage**: a call that fails (connection or certificate error, HTTP
+  error, refusal: ``panda-client`` answers 255 for all) is an outage of the
+  backend (:class:`BackendUnavailable`), never a job failure;
+  ``Client.hello()`` says which in the message.  A job the server took in
+  but did not store (no PandaID) is refused (:class:`SubmitError`).
 * **Crash safety**: PanDA has no look-up by job name, so the job's work dir
   gets a ``panda.json`` marker before the call (``submitting``, with the
   highest PandaID this instance has seen) and after it (the PandaID).
@@ -31,7 +33,7 @@ certificate+key file, or an OIDC token file).
   once the call is ``SUBMIT_SETTLE`` seconds old, as the server may still
   be storing what the crashed process sent.
 
-Native states (PanDA ``jobStatus``) and what they mean here:
+Native states (PanDA ``jobStatus``) are mapped in :mod:`panda_status`:
 ``pending defined assigned waiting activated throttled sent`` -> queued;
 ``starting running holding transferring merging`` -> running;
 ``finished`` -> succeeded; ``failed closed`` -> failed; ``cancelled`` ->
@@ -65,6 +67,7 @@ from hcflask.backends.base import (
     SubmitError,
 )
 from hcflask.backends.jobscript import RESULT, render
+from hcflask.backends.panda_status import as_number, as_text, status_of
 from hcflask.states import JobState
 
 # without it, importing the client resolves a CERN host name (a DNS load-balancing trick)
@@ -73,17 +76,8 @@ from pandaclient import Client  # noqa: E402
 from pandaclient.FileSpec import FileSpec  # noqa: E402
 from pandaclient.JobSpec import JobSpec as PandaJob  # noqa: E402
 
-QUEUED_STATES = frozenset({"pending", "defined", "assigned", "waiting", "activated", "throttled", "sent"})
-RUNNING_STATES = frozenset({"starting", "running", "holding", "transferring", "merging"})
-SUCCEEDED_STATES = frozenset({"finished"})
-FAILED_STATES = frozenset({"failed", "closed"})
-CANCELLED_STATES = frozenset({"cancelled"})
 LABELS = ("user", "prod_test", "ptest")
 MARKER = "panda.json"
-#: (field prefix, label) of the error fields PanDA fills, most specific first
-ERROR_FIELDS = (("pilotError", "pilot"), ("exeError", "payload"), ("supError", "supervisor"),
-                ("ddmError", "ddm"), ("brokerageError", "brokerage"), ("jobDispatcherError", "dispatcher"),
-                ("taskBufferError", "server"))
 #: ids per status call; ids per call of a crash scan and how far past the last known PandaID it looks
 CHUNK = 500
 SCAN_CHUNK = 100
@@ -92,68 +86,6 @@ DEFAULT_SCAN = 5000
 SUBMIT_SETTLE = 10.0
 
 _client_lock = threading.Lock()
-
-
-def _num(value: Any) -> float | None:
-    try:
-        return None if value in (None, "", "NULL") else float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _text(value: Any) -> str:
-    return "" if value in (None, "NULL", "None") else str(value).strip()
-
-
-def _naive(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=None)
-    try:
-        return datetime.fromisoformat(str(value)) if _text(value) else None
-    except ValueError:
-        return None
-
-
-def job_state(native: str) -> JobState:
-    """PanDA's ``jobStatus`` as an hcflask state (unknown words: queued, the safe side)."""
-    for states, state in ((RUNNING_STATES, JobState.RUNNING), (SUCCEEDED_STATES, JobState.SUCCEEDED),
-                          (FAILED_STATES, JobState.FAILED), (CANCELLED_STATES, JobState.CANCELLED)):
-        if native in states:
-            return state
-    return JobState.QUEUED
-
-
-def failure_reason(job: Any) -> str:
-    """The error codes and diagnostics PanDA recorded, most specific first."""
-    parts = []
-    for prefix, label in ERROR_FIELDS:
-        code = _num(getattr(job, f"{prefix}Code", None))
-        diag = _text(getattr(job, f"{prefix}Diag", None))
-        if code or diag:
-            parts.append(f"{label} error {int(code or 0)}" + (f": {diag}" if diag else ""))
-    return "; ".join(parts)
-
-
-def status_of(job: Any) -> Status:
-    """What hcflask keeps of one PanDA job record."""
-    native = _text(job.jobStatus)
-    state = job_state(native)
-    status = Status(state=state, native_state=native, host=_text(job.modificationHost) or None,
-                    started_at=_naive(job.startTime))
-    if state in (JobState.QUEUED, JobState.RUNNING):
-        status.reason = f"{native} at {_text(job.computingSite)}"
-        return status
-    status.ended_at = _naive(job.endTime) or _naive(job.modificationTime)
-    exit_code = _num(job.transExitCode)
-    status.exit_code = None if exit_code is None else int(exit_code)
-    if state is not JobState.SUCCEEDED:
-        status.reason = failure_reason(job) or f"{native} in PanDA"
-    for name, attr in (("cpu_time", "cpuConsumptionTime"), ("events", "nEvents"), ("max_rss_kb", "maxRSS"),
-                       ("cores", "actualCoreCount")):
-        value = _num(getattr(job, attr, None))
-        if value is not None and (value or name == "cpu_time"):
-            status.metrics[name] = value
-    return status
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
@@ -246,12 +178,13 @@ class PandaBackend(Backend):
                     else:
                         os.environ[key] = value
 
-    def _failed(self, client: Any, what: str) -> BackendError:
-        """Tell an unreachable server (an outage) from one that said no."""
+    @staticmethod
+    def _failed(client: Any, what: str) -> BackendUnavailable:
+        """Why a call failed: unreachable, or up but refusing (both an outage, never a job failure)."""
         code, message = client.hello()
         if code != 0:
             return BackendUnavailable(f"PanDA server unavailable: {message}")
-        return SubmitError(f"PanDA server refused {what}")
+        return BackendUnavailable(f"PanDA server is up but {what} failed (HTTP error or refusal, see its log)")
 
     # -- submit -----------------------------------------------------------------
     def panda_job(self, spec: JobSpec) -> Any:
@@ -317,13 +250,13 @@ class PandaBackend(Backend):
             with self._client(specs[0].queue_options) as client:
                 code, out = client.submitJobs(jobs)
                 if code != 0 or not isinstance(out, list) or len(out) != len(specs):
-                    error = self._failed(client, f"{len(specs)} job(s)")
+                    error = self._failed(client, f"submitJobs of {len(specs)} job(s)")
                     return {i: error for i in indexes}
         except BackendUnavailable as exc:
             return {i: exc for i in indexes}
         results: dict[int, str | BackendError] = {}
         for i, spec, row in zip(indexes, specs, out, strict=True):
-            panda_id = _num(row[0] if isinstance(row, list | tuple) and row else None)
+            panda_id = as_number(row[0] if isinstance(row, list | tuple) and row else None)
             if panda_id is None:
                 results[i] = SubmitError(f"PanDA did not accept the job for queue {spec.queue_options['site']}")
                 continue
@@ -343,7 +276,7 @@ class PandaBackend(Backend):
                     chunk = todo[start:start + CHUNK]
                     code, jobs = call(chunk)
                     if code != 0 or not isinstance(jobs, list):
-                        raise BackendUnavailable(str(self._failed(client, "a status query")))
+                        raise self._failed(client, "a status query")
                     found.update({i: j for i, j in zip(chunk, jobs, strict=False) if j is not None})
                 if len(found) == len(ids):
                     break
@@ -390,7 +323,7 @@ class PandaBackend(Backend):
                 for start in range(0, len(ids), CHUNK):
                     code, _ = client.killJobs(ids[start:start + CHUNK])
                     if code != 0:
-                        raise BackendUnavailable(str(self._failed(client, "the kill")))
+                        raise self._failed(client, "killJobs")
 
     # -- crash reconciliation -------------------------------------------------------
     def find_by_name(self, jobs: Sequence[JobRef]) -> dict[str, str]:
@@ -400,7 +333,7 @@ class PandaBackend(Backend):
             known = {int(m["panda_id"]): name for name, m in markers.items() if m.get("panda_id")}
             records = self._records(group[0].queue_options, list(known)) if known else {}
             for panda_id, record in records.items():
-                if _text(record.jobName) == known[panda_id]:
+                if as_text(record.jobName) == known[panda_id]:
                     found[known[panda_id]] = str(panda_id)
             after = [int(m.get("after") or 0) for n, m in markers.items()
                      if n not in found and m.get("state") == "submitting"]
@@ -428,11 +361,11 @@ class PandaBackend(Backend):
             with self._client(options) as client:
                 code, jobs = client.getJobStatus(ids)
                 if code != 0 or not isinstance(jobs, list):
-                    raise BackendUnavailable(str(self._failed(client, "a status query")))
+                    raise self._failed(client, "a status query")
             if all(j is None for j in jobs):
                 break
             for panda_id, job in zip(ids, jobs, strict=False):
-                if job is not None and _text(job.jobName) in wanted:
-                    found[_text(job.jobName)] = str(panda_id)
+                if job is not None and as_text(job.jobName) in wanted:
+                    found[as_text(job.jobName)] = str(panda_id)
             start += SCAN_CHUNK
         return found

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from hcflask.backends import BackendUnavailable, JobRef, JobSpec, OptionError, Resources, Status, SubmitError
+from hcflask.backends import BackendUnavailable, JobRef, JobSpec, OptionError, Resources, Status
 from hcflask.backends.jobscript import RESULT, read_result
 from hcflask.backends.panda import MARKER, PandaBackend
 from hcflask.states import JobState
@@ -128,17 +129,17 @@ def test_many_jobs_in_one_submit_and_one_status_call(panda, tmp_path, monkeypatc
     assert {s.state for s in statuses.values()} == {JobState.SUCCEEDED}
 
 
-def test_a_refused_job_is_a_submit_error_not_an_outage(panda, tmp_path):
+def test_a_refusing_server_is_an_outage_not_a_failed_job(panda, tmp_path):
     backend = PandaBackend()
-    good = make_spec(tmp_path, panda.queue_options(), "true")
     # 'managed' needs the production role: validate_options forbids it, so a queue
     # configured behind hcflask's back is the way to see the server itself refuse
     managed = dict(panda.queue_options(), prod_source_label="managed")
     bad = dataclasses.replace(make_spec(tmp_path, panda.queue_options(), "true"), queue_options=managed)
-    assert isinstance(backend.submit_many([good])[0], str)
     results = backend.submit_many([bad])
-    assert isinstance(results[0], SubmitError), results
-    assert "refused" in str(results[0])
+    assert isinstance(results[0], BackendUnavailable), results
+    assert "PanDA server is up but submitJobs of 1 job(s) failed" in str(results[0])
+    good = make_spec(tmp_path, panda.queue_options(), "true")
+    assert isinstance(backend.submit_many([good])[0], str)
 
 
 def test_server_down_is_an_outage_then_everything_resumes(panda, tmp_path):
@@ -167,10 +168,11 @@ def test_find_by_name_adopts_marked_jobs_and_scans_after_a_crash_mid_call(panda,
     first, second = (make_spec(tmp_path, panda.queue_options(), "true") for _ in range(2))
     ids = backend.submit_many([first, second])
     # fake the one state a real crash leaves that the test cannot time: killed while
-    # submitJobs was in flight, so the second job's marker still says "submitting"
-    (second.workdir / MARKER).write_text(json.dumps({"state": "submitting", "after": int(ids[0]) - 1}))
+    # submitJobs was in flight (a minute ago), so the second job's marker still says "submitting"
     nobody = make_spec(tmp_path, panda.queue_options(), "true")
-    (nobody.workdir / MARKER).write_text(json.dumps({"state": "submitting", "after": int(ids[0]) - 1}))
+    for spec in (second, nobody):
+        (spec.workdir / MARKER).write_text(json.dumps({"state": "submitting", "after": int(ids[0]) - 1}))
+        os.utime(spec.workdir / MARKER, (time.time() - 60, time.time() - 60))
     found = PandaBackend().find_by_name([ref(s, "") for s in (first, second, nobody)])
     assert found == {first.name: ids[0], second.name: ids[1]}
 

@@ -126,7 +126,6 @@ def test_kill_9_during_submission_never_submits_twice(app: Flask, panda, delay: 
         before = {j.name: j.backend_id for j in db.session.scalars(select(Job))}
         assert before, "the child wrote no job"
         counts = reconcile(app)
-        print("crash test:", len(before), "rows,", counts)  # noqa: T201 - shown with -s
         db.session.expire_all()
         jobs = db.session.scalars(select(Job)).all()
         in_panda = panda_job_names(panda)
