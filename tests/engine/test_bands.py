@@ -81,3 +81,34 @@ def test_flags_and_alert_on_real_jobs(app: Flask, tmp_path: Path, admin_client: 
         db.session.expire_all()
         assert 10 <= band.mean <= 11
         assert db.session.get(Alert, alert.id).closed_at is not None
+
+
+def test_template_can_make_a_performance_alert_exclude(tmp_path: Path) -> None:
+    from hcflask.config import DICT_SECTIONS
+    from hcflask.engine.robot import robot_pass
+    from hcflask.models import Queue
+    from tests.conftest import make_app
+
+    robot = {**DICT_SECTIONS["ROBOT"],
+             "templates": {"perf": {"performance_excludes": True, "band_baseline": 6, "band_run": 2}}}
+    app = make_app(tmp_path / "inst", ROBOT=robot)
+    value = tmp_path / "value"
+    script = (f'if [ -e "{value}" ]; then v=$(cat "{value}"); else v=$((10 + HC_JOB_ID % 2)); fi\n'
+              'echo "hc-ok value=$v"')
+    with app.app_context():
+        make_queue("q1", slots=2)
+        make_test(make_template("perf", ["q1"], script=script, jobs_in_flight=2, autoexclusion=True), app)
+        run_ticks(app, lambda: finished() >= 6, timeout=60)
+        value.write_text("50")
+        flag_pass()
+        assert db.session.scalar(select(MetricBand)).points == 6
+        run_ticks(app, lambda: db.session.scalar(select(func.count()).select_from(JobMetric).where(
+            JobMetric.value == 50)) >= 2, timeout=60)
+        flag_pass()
+        queue = db.session.scalar(select(Queue))
+        assert queue.status == "excluded"
+        assert queue.events[0].rule == "performance_band" and queue.events[0].actor == "robot"
+        robot_pass()
+        assert db.session.scalar(select(Queue.status)) == "excluded", "recovered despite the open alert"
+        db.session.remove()
+        db.engine.dispose()

@@ -246,3 +246,16 @@ def test_cli_switch_status_and_run(app: Flask, flags: Path) -> None:
     assert runner.invoke(args=["robot", "run"]).output.startswith("excluded=1 ")
     with app.app_context():
         assert status("bad1") == "excluded"
+
+
+@pytest.mark.parametrize(("failing", "active", "outage"), [
+    (1, 3, False),   # one broken queue among three: a queue problem
+    (2, 4, False),   # fewer than outage_min_queues
+    (3, 10, False),  # exactly 30%: not more than the share
+    (3, 9, True),
+    (12, 20, True),
+])
+def test_outage_guard_thresholds(failing: int, active: int, outage: bool) -> None:
+    from hcflask.engine.robot import _outage
+
+    assert _outage([None] * failing, active, Settings({}).get()) is outage  # type: ignore[list-item]
