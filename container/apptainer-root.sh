@@ -39,6 +39,9 @@ host_mirror() {
 
 ensure() {
     if [ -e "$ROOT/.hc-ready" ]; then return; fi
+    exec 9> "$ROOT.lock"
+    flock 9
+    if [ -e "$ROOT/.hc-ready" ]; then return; fi
     command -v debootstrap > /dev/null || die "debootstrap missing on the host (.ci/install-apptainer.sh installs it)"
     local mirror tmp
     mirror=$(host_mirror)

@@ -24,7 +24,9 @@ t0=$(date +%s)
 
 container/wheelhouse.sh
 mirror=$(container/apptainer-root.sh mirror)
-args=(build --force --build-arg "suite=$suite" --build-arg "mirror=$mirror" "$@")
+wheel=$(basename container/work/wheelhouse/hcflask-*.whl)
+version=$(echo "$wheel" | cut -d- -f2)
+args=(build --force --build-arg "suite=$suite" --build-arg "mirror=$mirror" --build-arg "version=$version" "$@")
 
 if command -v apptainer > /dev/null && apptainer --version > /dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then

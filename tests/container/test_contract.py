@@ -113,11 +113,14 @@ def test_cli_command_through_run(service: Service, runtime: Runtime, image: Path
     assert "demo" in done.stdout
 
 
-def test_image_test_section_and_version(runtime: Runtime, image: Path) -> None:
+def test_image_test_section_version_and_labels(runtime: Runtime, image: Path) -> None:
     done = runtime.run("test", str(image))
     assert done.returncode == 0, done.stderr
-    done = runtime.run("exec", str(image), "hc", "--version")
-    assert done.stdout.startswith("hcflask ")
+    version = runtime.run("exec", str(image), "hc", "--version").stdout.split()
+    assert version[0] == "hcflask"
+    labels = runtime.run("inspect", "--labels", str(image)).stdout
+    assert f"org.opencontainers.image.version: {version[1]}" in labels, labels
+    assert "/srv/hc/instance" in runtime.run("run-help", str(image)).stdout
 
 
 class _Links(HTMLParser):
