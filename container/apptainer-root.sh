@@ -31,6 +31,7 @@ host_mirror() {
     # The mirror of the host's own Debian main suite, whatever the sources' format.
     if [ -n "${HC_DEBIAN_MIRROR:-}" ]; then echo "$HC_DEBIAN_MIRROR"; return; fi
     local uri
+    # shellcheck disable=SC2016 # $(...) here is apt's own field syntax
     uri=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(LABEL)' \
         | awk '$3 == "Debian" && $2 !~ /-/ {print $1; exit}')
     [ -n "$uri" ] || die "no Debian mirror in the host's apt sources (run apt-get update first?)"
