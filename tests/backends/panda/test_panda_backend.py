@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -161,6 +162,24 @@ def test_server_down_is_an_outage_then_everything_resumes(panda, tmp_path):
     status = wait_for(backend, [job], lambda s: s.state in FINAL, timeout=90)[panda_id]
     assert status.state is JobState.SUCCEEDED, status
     assert (panda.base / "pilot" / panda_id / "stdout").read_text().strip() == "survived"
+
+
+def test_certificate_problems_are_an_outage(panda, tmp_path):
+    stranger = tmp_path / "stranger.pem"  # a certificate from a CA the server does not trust
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-subj", "/CN=stranger", "-days", "1", "-keyout", str(stranger),
+                    "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True)
+    stranger.write_text((tmp_path / "cert.pem").read_text() + stranger.read_text())
+    empty_ca = tmp_path / "no-cas"
+    empty_ca.mkdir()
+    backend = PandaBackend()
+    for options in ({**panda.queue_options(), "proxy": str(stranger)},
+                    {**panda.queue_options(), "ca_dir": str(empty_ca)}):
+        spec = make_spec(tmp_path, options, "true")
+        result = backend.submit_many([spec])[0]
+        assert isinstance(result, BackendUnavailable) and "PanDA server unavailable" in str(result), result
+        with pytest.raises(BackendUnavailable, match="PanDA server unavailable"):
+            backend.poll_many([ref(spec, "1")])
 
 
 def test_find_by_name_adopts_marked_jobs_and_scans_after_a_crash_mid_call(panda, tmp_path):
