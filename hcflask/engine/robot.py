@@ -241,6 +241,8 @@ def robot_pass(now: datetime | None = None) -> dict[str, int]:
 def _why_not(queue: Queue, state: RobotState, settings: Settings) -> str:
     if not state.enabled:
         return "auto-exclusion is switched off"
+    if not settings.base["enabled"]:
+        return "auto-exclusion is off in hc.toml ([robot] enabled = false)"
     if not queue.autoexclusion or not settings.get(queue.name)["autoexclusion"]:
         return "queue opted out of auto-exclusion"
     return ""
