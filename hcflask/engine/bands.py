@@ -25,6 +25,7 @@ from sqlalchemy import func, select, tuple_, update
 
 from hcflask.engine import notify
 from hcflask.engine.alerts import close_alert, find_open, raise_alert
+from hcflask.engine.robot import change_status
 from hcflask.engine.rules import Settings, Verdict
 from hcflask.extensions import db
 from hcflask.models import Job, JobMetric, MetricBand, Queue, RobotEvent, RobotState, Test, utcnow
@@ -156,9 +157,7 @@ def check_run(band: MetricBand, queue: Queue, params: dict[str, Any], state: Rob
             if (params["performance_excludes"] and state.enabled and queue.autoexclusion
                     and queue.status == QueueStatus.ONLINE.value):
                 verdict = Verdict("exclude", "performance_band", message, tuple(r.id for r in rows))
-                from hcflask.engine.robot import _change
-
-                events.append(_change(queue, QueueStatus.EXCLUDED, verdict, "exclude"))
+                events.append(change_status(queue, QueueStatus.EXCLUDED, verdict, "exclude"))
     elif rows and not rows[0].flag:
         still_open = find_open(key)
         if still_open is not None:

@@ -37,7 +37,7 @@ from hcflask.engine.alerts import close_alert, find_open, open_alerts, raise_ale
 from hcflask.engine.common import log
 from hcflask.engine.rules import Outcome, Series, Settings, Verdict, judge_queue
 from hcflask.extensions import db
-from hcflask.models import BackendHealth, Job, Queue, RobotEvent, RobotState, Test, utcnow
+from hcflask.models import Alert, BackendHealth, Job, Queue, RobotEvent, RobotState, Test, utcnow
 from hcflask.states import JobState, QueueStatus, TestState
 
 COUNTED = (JobState.SUCCEEDED.value, JobState.FAILED.value)
@@ -115,8 +115,6 @@ def _cutoff(queue: Queue, settings: Settings, now: datetime, outage_closed: date
 
 
 def _outage_closed(now: datetime, hours: float) -> datetime | None:
-    from hcflask.models import Alert
-
     return db.session.scalar(select(func.max(Alert.closed_at)).where(
         Alert.key == OUTAGE_KEY, Alert.closed_at >= now - timedelta(hours=hours)))
 
@@ -218,14 +216,14 @@ def robot_pass(now: datetime | None = None) -> dict[str, int]:
             if why:
                 summary[queue.name]["held"] = why
                 continue
-            events.append(_change(queue, QueueStatus.EXCLUDED, verdict, "exclude"))
+            events.append(change_status(queue, QueueStatus.EXCLUDED, verdict, "exclude"))
             counts["excluded"] += 1
     for queue, verdict in recover:
         why = _why_not(queue, state, settings) or ("open performance alert" if queue.name in perf_blocked else "")
         if why:
             summary[queue.name]["held"] = why
             continue
-        events.append(_change(queue, QueueStatus.ONLINE, verdict, "recover"))
+        events.append(change_status(queue, QueueStatus.ONLINE, verdict, "recover"))
         counts["recovered"] += 1
     state.last_summary = summary
     state.last_run_at = now
@@ -248,7 +246,7 @@ def _why_not(queue: Queue, state: RobotState, settings: Settings) -> str:
     return ""
 
 
-def _change(queue: Queue, new: QueueStatus, verdict: Verdict, kind: str) -> tuple[RobotEvent, dict[str, Any]]:
+def change_status(queue: Queue, new: QueueStatus, verdict: Verdict, kind: str) -> tuple[RobotEvent, dict[str, Any]]:
     old = queue.status
     queue.set_status(new, actor="robot", reason=verdict.reason, rule=verdict.rule, job_ids=verdict.job_ids)
     event = RobotEvent(kind=kind, queue=queue.name, backend=queue.backend, rule=verdict.rule,
