@@ -247,6 +247,7 @@ def _why_not(queue: Queue, state: RobotState, settings: Settings) -> str:
 
 
 def change_status(queue: Queue, new: QueueStatus, verdict: Verdict, kind: str) -> tuple[RobotEvent, dict[str, Any]]:
+    """The robot's status change with its evidence, and the log event its actions will get."""
     old = queue.status
     queue.set_status(new, actor="robot", reason=verdict.reason, rule=verdict.rule, job_ids=verdict.job_ids)
     event = RobotEvent(kind=kind, queue=queue.name, backend=queue.backend, rule=verdict.rule,
