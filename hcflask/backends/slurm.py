@@ -31,7 +31,6 @@ from __future__ import annotations
 import collections
 import os
 import pwd
-import shlex
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -52,10 +51,6 @@ from hcflask.backends.base import (
 from hcflask.states import JobState
 
 COMMANDS = ("sbatch", "squeue", "sacct", "scontrol", "scancel", "sinfo")
-#: sbatch options hcflask sets itself; a queue may not override them
-RESERVED_ARGS = ("-J", "--job-name", "-o", "--output", "-e", "--error", "-D", "--chdir", "--wrap",
-                 "--parsable", "-a", "--array", "--test-only", "-p", "--partition", "-H", "--hold")
-STRING_OPTIONS = ("account", "qos", "reservation", "constraint")
 #: how many ids or names go into one command line
 CHUNK = 500
 
@@ -75,16 +70,6 @@ def _env(config: Mapping[str, Any]) -> dict[str, str]:
     if conf:
         env["SLURM_CONF"] = str(conf)
     return env
-
-
-def _field_of(message: str) -> str:
-    low = message.lower()
-    for field in ("partition", "reservation", "qos", "account", "constraint"):
-        if field in low:
-            return field
-    if "feature" in low:
-        return "constraint"
-    return "extra_args"
 
 
 @register("slurm")
@@ -144,31 +129,7 @@ class SlurmBackend(Backend):
         controller cannot be reached the local checks stand alone: an
         outage must not block creating a queue.
         """
-        cleaned = super().validate_options(options)
-        partition = cleaned.get("partition")
-        if not isinstance(partition, str) or not partition.strip() or len(partition.split()) != 1:
-            raise OptionError("partition", "a Slurm partition name is required")
-        cleaned["partition"] = partition.strip()
-        for key in STRING_OPTIONS:
-            value = cleaned.get(key)
-            if value is None or (isinstance(value, str) and not value.strip()):
-                cleaned.pop(key, None)
-            elif not isinstance(value, str):
-                raise OptionError(key, "must be a string")
-            else:
-                cleaned[key] = value.strip()
-        extra = cleaned.get("extra_args", [])
-        if isinstance(extra, str):
-            extra = shlex.split(extra)
-        if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
-            raise OptionError("extra_args", "must be a list of strings")
-        for arg in extra:
-            if arg.split("=", 1)[0] in RESERVED_ARGS:
-                raise OptionError("extra_args", f"{arg} is set by hcflask and cannot be overridden")
-        if extra:
-            cleaned["extra_args"] = extra
-        else:
-            cleaned.pop("extra_args", None)
+        cleaned = sp.clean_options(super().validate_options(options))
         cfg = config or {}
         argv = [_commands(cfg)["sbatch"], "--test-only", *cls._queue_args(cleaned), "--wrap=true"]
         try:
@@ -177,13 +138,13 @@ class SlurmBackend(Backend):
             return cleaned
         if proc.returncode != 0 and not sp.is_transient(proc.stderr):
             message = sp.error_text(proc.stderr)
-            raise OptionError(_field_of(message), f"sbatch refused it: {message}")
+            raise OptionError(sp.option_field(message), f"sbatch refused it: {message}")
         return cleaned
 
     @staticmethod
     def _queue_args(options: Mapping[str, Any]) -> list[str]:
         args = [f"--partition={options['partition']}"]
-        args += [f"--{key}={options[key]}" for key in STRING_OPTIONS if options.get(key)]
+        args += [f"--{key}={options[key]}" for key in sp.STRING_OPTIONS if options.get(key)]
         return args + list(options.get("extra_args") or [])
 
     def discover_queues(self) -> list[dict[str, Any]]:
@@ -437,7 +398,7 @@ class SlurmBackend(Backend):
             proc = self._checked("squeue", "-h", "-t", "all", f"--name={','.join(chunk)}", "-o", "%i|%j")
             if proc.returncode != 0:
                 raise BackendUnavailable(f"squeue: {sp.error_text(proc.stderr)}")
-            _collect(found, proc.stdout, set(chunk))
+            sp.collect_names(found, proc.stdout, set(chunk))
             if self.accounting in ("auto", "slurmdbd", "jobcomp"):
                 extra = ["-c"] if self.accounting == "jobcomp" else ["-X"]
                 proc = self._checked("sacct", *extra, "-n", "-P", f"--name={','.join(chunk)}",
@@ -445,22 +406,14 @@ class SlurmBackend(Backend):
                                      # a job held for later (--begin) and cancelled counts as in the future
                                      "--endtime=now+365days", "-o", "JobID,JobName")
                 if proc.returncode == 0:
-                    _collect(found, proc.stdout, set(chunk))
+                    sp.collect_names(found, proc.stdout, set(chunk))
                 elif self.accounting == "auto" and "disabled" in proc.stderr:
                     self.accounting = "jobcomp"
                     proc = self._checked("sacct", "-c", "-n", "-P", f"--name={','.join(chunk)}",
                                          "-o", "JobID,JobName")
                     if proc.returncode == 0:
-                        _collect(found, proc.stdout, set(chunk))
+                        sp.collect_names(found, proc.stdout, set(chunk))
         return found
-
-
-def _collect(found: dict[str, str], stdout: str, names: set[str]) -> None:
-    """Add ``id|name`` lines; the lowest id wins if a name was ever submitted twice."""
-    for line in stdout.splitlines():
-        job_id, _, name = line.strip().partition("|")
-        if name in names and job_id.isdigit() and (name not in found or int(job_id) < int(found[name])):
-            found[name] = job_id
 
 
 def _user(uid: int | None) -> str | None:

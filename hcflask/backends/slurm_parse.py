@@ -34,8 +34,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import shlex
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
+from hcflask.backends.base import OptionError
 from hcflask.states import JobState
 
 QUEUED_STATES = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
@@ -327,3 +331,54 @@ def failure_reason(job: SlurmJob, *, exit_code: int | None, stderr_line: str, by
     if job.signal:
         return f"killed by signal {job.signal}" + (f": {stderr_line}" if stderr_line else "")
     return f"exit {code}: {stderr_line}" if stderr_line else f"exit {code}"
+
+
+#: sbatch options hcflask sets itself; a queue may not override them
+RESERVED_ARGS = ("-J", "--job-name", "-o", "--output", "-e", "--error", "-D", "--chdir", "--wrap",
+                 "--parsable", "-a", "--array", "--test-only", "-p", "--partition", "-H", "--hold")
+STRING_OPTIONS = ("account", "qos", "reservation", "constraint")
+
+
+def clean_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The local checks of a slurm queue's options (before ``sbatch --test-only``)."""
+    cleaned = dict(options)
+    partition = cleaned.get("partition")
+    if not isinstance(partition, str) or not partition.strip() or len(partition.split()) != 1:
+        raise OptionError("partition", "a Slurm partition name is required")
+    cleaned["partition"] = partition.strip()
+    for key in STRING_OPTIONS:
+        value = cleaned.get(key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            cleaned.pop(key, None)
+        elif not isinstance(value, str):
+            raise OptionError(key, "must be a string")
+        else:
+            cleaned[key] = value.strip()
+    extra = cleaned.pop("extra_args", None) or []
+    if isinstance(extra, str):
+        extra = shlex.split(extra)
+    if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
+        raise OptionError("extra_args", "must be a list of strings")
+    for arg in extra:
+        if arg.split("=", 1)[0] in RESERVED_ARGS:
+            raise OptionError("extra_args", f"{arg} is set by hcflask and cannot be overridden")
+    if extra:
+        cleaned["extra_args"] = extra
+    return cleaned
+
+
+def option_field(message: str) -> str:
+    """Which queue option an ``sbatch --test-only`` refusal is about."""
+    low = message.lower()
+    for field in ("partition", "reservation", "qos", "account", "constraint"):
+        if field in low:
+            return field
+    return "constraint" if "feature" in low else "extra_args"
+
+
+def collect_names(found: dict[str, str], stdout: str, names: set[str]) -> None:
+    """Add ``id|name`` lines; the lowest id wins if a name was ever submitted twice."""
+    for line in stdout.splitlines():
+        job_id, _, name = line.strip().partition("|")
+        if name in names and job_id.isdigit() and (name not in found or int(job_id) < int(found[name])):
+            found[name] = job_id

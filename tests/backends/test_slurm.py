@@ -163,6 +163,11 @@ def test_controller_outage_then_resume(backend: SlurmBackend, slurm: SlurmCluste
             backend.find_by_name([ref(late)])
         with pytest.raises(BackendUnavailable):
             backend.cancel_many([job])
+        # an outage does not block creating a queue, but sbatch still parses the options itself
+        assert SlurmBackend.validate_options({"partition": "debug"}, slurm.backend_config)
+        with pytest.raises(OptionError, match="unrecognized option"):
+            SlurmBackend.validate_options({"partition": "debug", "extra_args": ["--bogus"]},
+                                          slurm.backend_config)
         time.sleep(5)  # the job finishes while nobody can ask
     finally:
         slurm.start_controller()
