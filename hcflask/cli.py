@@ -338,7 +338,16 @@ def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
              load_dotenv=False, set_debug_flag=False)
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
               help="Show the version and exit.")
-def main() -> None:
+def cli() -> None:
     """hcflask: a local HammerCloud (HC_INSTANCE selects the instance folder)."""
     logging.basicConfig(level=os.environ.get("HC_LOG_LEVEL", "WARNING"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    """The ``hc`` entry point: a configuration error is one line, not a traceback."""
+    try:
+        cli()
+    except ConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)

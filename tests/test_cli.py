@@ -118,5 +118,7 @@ def test_hc_entry_point_initialises_an_empty_instance(tmp_path: Path) -> None:
     assert (tmp_path / "inst" / "hc.toml").exists() and (tmp_path / "inst" / "hc.sqlite").exists()
     (tmp_path / "inst" / "hc.toml").write_text('secret_key = "x"\n[scheduler]\ncore_second = 3\n')
     broken = subprocess.run([*hc, "queue", "list"], env=env, capture_output=True, text=True)
-    assert broken.returncode != 0
-    assert "unknown key 'scheduler.core_second'" in broken.stderr
+    assert broken.returncode == 2
+    assert broken.stderr.strip().splitlines() == [
+        f"Error: {tmp_path / 'inst' / 'hc.toml'}: unknown key 'scheduler.core_second'"
+    ]

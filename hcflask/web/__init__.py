@@ -5,6 +5,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 from flask_login import current_user
+from werkzeug.exceptions import Unauthorized
 
 from hcflask.extensions import db, login_manager
 from hcflask.models import User
@@ -56,13 +57,23 @@ def healthz() -> Any:
 
 
 def _require_login_for_reading() -> Any:
-    """``read_requires_login``: every page but login, static and health needs a user."""
+    """``read_requires_login``: every page but login, static and health needs a user.
+
+    The API checks tokens itself; ``/metrics`` takes an API token too, so
+    Prometheus can scrape a closed instance (``authorization`` in its config).
+    """
     from flask import current_app, redirect, url_for
+
+    from hcflask.web.api.auth import token_user
 
     if not current_app.config["READ_REQUIRES_LOGIN"] or current_user.is_authenticated:
         return None
     if request.endpoint in ("auth.login", "static", "healthz") or request.blueprint == "api":
-        return None  # the API checks tokens itself
+        return None
+    if request.endpoint == "robot.metrics":
+        if token_user() is None:
+            raise Unauthorized("Authorization: this instance needs an API token to read /metrics")
+        return None
     return redirect(url_for("auth.login", next=request.full_path))
 
 

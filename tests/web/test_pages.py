@@ -7,7 +7,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from hcflask.extensions import db
-from hcflask.models import Job, Queue, Template, Test
+from hcflask.models import ApiToken, Job, Queue, Template, Test, User
 from tests.conftest import csrf_token, make_app
 from tests.factories import make_queue, make_template, make_test, run_ticks, template_doc
 
@@ -148,3 +148,12 @@ def test_read_requires_login_when_configured(tmp_path: object) -> None:
     assert client.get("/login").status_code == 200
     assert client.get("/api/v1/queues").status_code == 401
     assert client.get("/healthz").status_code == 200
+    assert client.get("/metrics").status_code == 401  # Prometheus scrapes with a token
+    with app.app_context():
+        user = User(username="scraper")
+        user.set_password("long enough")
+        db.session.add(user)
+        _, token = ApiToken.issue(user, "prometheus")
+        db.session.commit()
+    scraped = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert scraped.status_code == 200 and "hc_" in scraped.get_data(as_text=True)

@@ -38,6 +38,34 @@ def _write(summary: str, body: str | None) -> dict[str, Any]:
     return operation
 
 
+def _read(summary: str, *params: dict[str, Any]) -> dict[str, Any]:
+    return {"get": {"summary": summary, "parameters": list(params),
+                    "responses": {"200": {"description": "ok", "content": OBJECT}, "400": ERROR}}}
+
+
+def _robot_paths() -> dict[str, Any]:
+    """The robot, the performance bands and the overview plots' data."""
+    day_range = (_param("from", "first day, YYYY-MM-DD"), _param("to", "last day, YYYY-MM-DD"))
+    return {
+        "/robot/status": _read("the switch, current exclusions, open alerts, last verdicts, the rules"),
+        "/robot/tiles": _read("one tile per queue for a day (success rate)", _param("day", "YYYY-MM-DD")),
+        "/robot/events": _read("the robot's event log", _param("queue", "queue name"), _param("kind", "event kind"),
+                               _param("since", "ISO time"), _param("limit", "at most 1000", "integer")),
+        "/robot/alerts": _read("alerts, newest first", _param("open", "true: only open ones")),
+        "/robot/switch": {"post": _write("turn auto-exclusion on or off (logged)", "{enabled: bool, reason}")},
+        "/robot/bands": _read("performance bands", _param("queue", "queue name")),
+        "/robot/bands/{id}/baseline": {"post": {
+            **_write("pin a band's baseline window", "{from: ISO time, to: ISO time}"),
+            "parameters": [_param("id", "band id", "integer", "path")]}},
+        "/robot/metrics": _read("metric series with their bands (and histograms for a test)",
+                                _param("queue", "queue name"), _param("test", "test id", "integer")),
+        "/overview/{kind}": _read(
+            "per-day data: excluded queues, jobs by outcome, the success heat map, availability/reliability",
+            _param("kind", "excluded | jobs | heatmap | availability", where="path"), *day_range,
+            _param("days", "the last N days when from/to are not given (default 30)", "integer")),
+    }
+
+
 def document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for kind in KINDS:
@@ -65,6 +93,7 @@ def document() -> dict[str, Any]:
     paths["/tests/{id}/cancel"] = {"post": {
         **_write("cancel a test", "{reason} (optional)"),
         "parameters": [_param("id", "test id", "integer", "path")]}}
+    paths.update(_robot_paths())
     return {
         "openapi": "3.0.3",
         "info": {"title": "hcflask API", "version": __version__,

@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 from hcflask.extensions import csrf, db
 from hcflask.models import Job, Queue, Template, Test, ValidationError
 from hcflask.web import queries
-from hcflask.web.api import bp
+from hcflask.web.api import bp, json_body
 from hcflask.web.api.auth import check_read_access, token_required
 from hcflask.web.api.openapi import document
 
@@ -39,13 +39,6 @@ def _invalid(exc: ValidationError) -> Any:
 def _http(exc: HTTPException) -> Any:
     return jsonify({"error": {"status": exc.code, "field": None, "reason": exc.description,
                               "message": f"{exc.name}: {exc.description}"}}), exc.code
-
-
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ValidationError("body", "expected a JSON object (Content-Type: application/json)")
-    return data
 
 
 def _actor() -> str:
@@ -112,7 +105,7 @@ def get_job(job_id: int) -> Any:
 def create_queue() -> Any:
     from hcflask.engine.actions import create_queue as create
 
-    body = _body()
+    body = json_body()
     options = body.get("options") or {}
     if not isinstance(options, dict):
         raise ValidationError("options", "must be an object")
@@ -126,7 +119,7 @@ def create_queue() -> Any:
 def set_queue_status(key: str) -> Any:
     from hcflask.engine.actions import set_queue_status as set_status
 
-    body = _body()
+    body = json_body()
     queue = _one(Queue, key)
     set_status(queue, str(body.get("status", "")), _actor(), str(body.get("reason") or ""))
     return jsonify(queue.to_dict())
@@ -137,7 +130,7 @@ def set_queue_status(key: str) -> Any:
 def create_template() -> Any:
     from hcflask.engine.actions import save_template
 
-    return jsonify(save_template(_body()).to_dict()), 201
+    return jsonify(save_template(json_body()).to_dict()), 201
 
 
 @bp.route("/templates/<key>", methods=["PUT"])
@@ -145,7 +138,7 @@ def create_template() -> Any:
 def update_template(key: str) -> Any:
     from hcflask.engine.actions import save_template
 
-    return jsonify(save_template(_body(), _one(Template, key)).to_dict())
+    return jsonify(save_template(json_body(), _one(Template, key)).to_dict())
 
 
 @bp.route("/tests", methods=["POST"])
@@ -153,7 +146,7 @@ def update_template(key: str) -> Any:
 def create_test() -> Any:
     from hcflask.engine.actions import start_test
 
-    body = _body()
+    body = json_body()
     key = body.get("template")
     if key in (None, ""):
         raise ValidationError("template", "required: a template id or name")

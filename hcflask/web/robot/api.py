@@ -18,17 +18,10 @@ from hcflask.engine.robot import set_enabled
 from hcflask.engine.rules import rule_table
 from hcflask.extensions import db
 from hcflask.models import Alert, MetricBand, Queue, RobotState, Test, ValidationError, utcnow
-from hcflask.web.api import bp
+from hcflask.web.api import bp, json_body
 from hcflask.web.api.auth import token_required
 from hcflask.web.robot import stats
 from hcflask.web.robot.routes import date_range, event_query, exclusions, parse_day
-
-
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ValidationError("body", "expected a JSON object (Content-Type: application/json)")
-    return data
 
 
 @bp.route("/robot/status")
@@ -66,7 +59,7 @@ def robot_alerts() -> Any:
 @bp.route("/robot/switch", methods=["POST"])
 @token_required
 def robot_switch() -> Any:
-    body = _body()
+    body = json_body()
     if not isinstance(body.get("enabled"), bool):
         raise ValidationError("enabled", "required: true or false")
     set_enabled(body["enabled"], f"api:{g.api_user.username}", str(body.get("reason") or ""))
@@ -99,7 +92,7 @@ def robot_pin(band_id: int) -> Any:
     band = db.session.get(MetricBand, band_id)
     if band is None:
         raise NotFound(f"no band {band_id}")
-    body = _body()
+    body = json_body()
     start, end = _when(body, "from"), _when(body, "to")
     if (start is None) != (end is None):
         raise ValidationError("to" if end is None else "from", "give both from and to, or neither")
