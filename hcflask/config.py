@@ -209,6 +209,19 @@ output_limit = 65536      # bytes of stdout/stderr shown per job
 
 [backends.local]
 # slots = 4               # jobs at once per local queue; default: number of cores
+
+[robot]                   # auto-exclusion (README "The robot"); the defaults:
+# enabled = true          # the global switch (also: hc robot enable|disable)
+# window_hours = 4        # only jobs that ended this recently count
+# exclude_last = 3        # exclude when the last 3 jobs of one template failed
+# recover_last = 2        # recover when the last 2 of every driving template succeeded
+# flap_hours = 6          # anti-flapping after a recovery
+# outage_share = 0.3      # more than 30% of active queues (and at least
+# outage_min_queues = 3   # 3) failing at once: an outage alert, no exclusions
+# [robot.actions.slurm]   # what to do on exclude/recover/alert (default: record only)
+# exclude = [{{type = "command", argv = ["scontrol", "update", "PartitionName={{queue}}", "State=DRAIN",
+#            "Reason=hcflask: {{rule}}"]}}]
+# alert = [{{type = "webhook", url = "https://chat.example.org/hook"}}]
 """
     target.write_text(text)
     target.chmod(0o600)
