@@ -120,7 +120,8 @@ class PandaBackend(Backend):
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
-        self._last_id = 0  # highest PandaID this process has seen, for the crash scan
+        self._last_id = 0  # highest PandaID this instance has seen, for the crash scan
+        self._markers_read = False
 
     # -- options --------------------------------------------------------------
     @classmethod
@@ -235,10 +236,11 @@ class PandaBackend(Backend):
 
     def _known_ids(self, workdir: Path) -> int:
         """The highest PandaID in the markers of the other jobs of this instance (once per process)."""
-        if self._last_id == 0:
+        if not self._markers_read:
             root = workdir.parent.parent  # <jobs root>/<test>/<job>
             ids = [int(_read_json(p).get("panda_id") or 0) for p in root.glob(f"*/*/{MARKER}")]
-            self._last_id = max(ids, default=0)
+            self._last_id = max([self._last_id, *ids])
+            self._markers_read = True
         return self._last_id
 
     def _submit_group(self, specs: list[JobSpec], indexes: list[int]) -> dict[int, str | BackendError]:
@@ -246,14 +248,18 @@ class PandaBackend(Backend):
         for spec in specs:
             _write_json(spec.workdir / MARKER, {"state": "submitting", "after": self._last_id})
         jobs = [self.panda_job(spec) for spec in specs]
+        error: BackendUnavailable | None = None
         try:
             with self._client(specs[0].queue_options) as client:
                 code, out = client.submitJobs(jobs)
                 if code != 0 or not isinstance(out, list) or len(out) != len(specs):
                     error = self._failed(client, f"submitJobs of {len(specs)} job(s)")
-                    return {i: error for i in indexes}
         except BackendUnavailable as exc:
-            return {i: exc for i in indexes}
+            error = exc
+        if error is not None:  # the call came back: no crash scan needed for these
+            for spec in specs:
+                _write_json(spec.workdir / MARKER, {"state": "not submitted", "after": self._last_id})
+            return {i: error for i in indexes}
         results: dict[int, str | BackendError] = {}
         for i, spec, row in zip(indexes, specs, out, strict=True):
             panda_id = as_number(row[0] if isinstance(row, list | tuple) and row else None)

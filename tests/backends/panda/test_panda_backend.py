@@ -156,7 +156,7 @@ def test_server_down_is_an_outage_then_everything_resumes(panda, tmp_path):
             backend.cancel_many([job])
         other = make_spec(tmp_path, panda.queue_options(), "true")
         assert isinstance(backend.submit_many([other])[0], BackendUnavailable)
-        assert json.loads((other.workdir / MARKER).read_text())["state"] == "submitting"
+        assert json.loads((other.workdir / MARKER).read_text())["state"] == "not submitted"
     finally:
         panda.start_web()
     status = wait_for(backend, [job], lambda s: s.state in FINAL, timeout=90)[panda_id]
