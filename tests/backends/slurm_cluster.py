@@ -178,11 +178,11 @@ class SlurmCluster:
     # -- daemons ---------------------------------------------------------
 
     def _spawn(self, name: str, argv: list[str]) -> None:
-        log = (self.root / "log" / f"{name}.out").open("ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_"))}
         env.update(self.env)
-        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True)
+        with (self.root / "log" / f"{name}.out").open("ab") as log:  # the child keeps its own copy
+            self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                                start_new_session=True)
 
     def _wait(self, what: str, ok, timeout: float = 60) -> None:  # noqa: ANN001 - a predicate
         deadline = time.monotonic() + timeout

@@ -9,6 +9,7 @@ crash or an OOM kill would.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import signal
@@ -40,10 +41,11 @@ class Service:
         return done.stdout
 
     def start(self, log: Path) -> None:
-        self.proc = subprocess.Popen(
-            ["hc", "serve", "--bind", f"127.0.0.1:{free_port()}", "--workers", "1"], env=self.env,
-            stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                ["hc", "serve", "--bind", f"127.0.0.1:{free_port()}", "--workers", "1"], env=self.env,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.proc is not None
@@ -54,7 +56,7 @@ class Service:
         self.proc.wait(30)
 
     def rows(self) -> list[tuple[str, str | None, str]]:
-        with sqlite3.connect(self.instance / "hc.sqlite", timeout=10) as con:
+        with contextlib.closing(sqlite3.connect(self.instance / "hc.sqlite", timeout=10)) as con:
             return con.execute("SELECT job.name, job.backend_id, job.state FROM job JOIN queue"
                                " ON job.queue_id = queue.id WHERE queue.name = 'sq' ORDER BY job.id").fetchall()
 
@@ -112,7 +114,7 @@ def test_kill9_in_a_submission_burst(slurm: SlurmCluster, tmp_path: Path) -> Non
 
     # The narrowest window: sbatch succeeded, the service died before recording the id.  Put one
     # pending row in exactly that state, as the engine would have (its wrapper, its name).
-    with sqlite3.connect(instance / "hc.sqlite", timeout=10) as con:
+    with contextlib.closing(sqlite3.connect(instance / "hc.sqlite", timeout=10)) as con:
         # the last row: submission goes in id order, so the dead service never got to it
         orphan_name, workdir = con.execute("SELECT name, workdir FROM job WHERE backend_id IS NULL"
                                            " ORDER BY id DESC LIMIT 1").fetchone()
