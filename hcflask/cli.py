@@ -254,6 +254,20 @@ def queue_add(name: str, backend: str, pairs: tuple[str, ...], description: str,
     click.echo(f"queue {queue.name} ({queue.backend}) created")
 
 
+@queue_group.command("import-cric")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--option", "-o", "pairs", multiple=True, help="option for every queue, e.g. server=..., proxy=...")
+@click.option("--type", "types", multiple=True, help="only these CRIC types (unified, analysis, production ...)")
+@click.option("--include-inactive", is_flag=True, help="also queues whose CRIC state is not ACTIVE")
+@_initialised
+def queue_import_cric(file: Path, pairs: tuple[str, ...], types: tuple[str, ...], include_inactive: bool) -> None:
+    """Create panda queues from a CRIC-style JSON export (queue name → attributes)."""
+    from hcflask.backends.panda_cric import import_cric
+
+    for line in import_cric(file, _options(pairs), include_inactive=include_inactive, types=types):
+        click.echo(line)
+
+
 @queue_group.command("list")
 @_initialised
 def queue_list() -> None:

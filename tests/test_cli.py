@@ -122,3 +122,14 @@ def test_hc_entry_point_initialises_an_empty_instance(tmp_path: Path) -> None:
     assert broken.stderr.strip().splitlines() == [
         f"Error: {tmp_path / 'inst' / 'hc.toml'}: unknown key 'scheduler.core_second'"
     ]
+
+
+def test_queue_import_cric(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    cric = write(tmp_path, "cric.json", '{"SITE_A": {"status": "online", "state": "ACTIVE", "type": "unified"},'
+                                        ' "SITE_B": {"status": "brokeroff", "state": "ACTIVE"}}')
+    result = runner.invoke(args=["queue", "import-cric", cric, "-o", "server=https://panda.example:25443"])
+    assert result.exit_code == 0, result.output
+    listed = runner.invoke(args=["queue", "list"]).output
+    assert "SITE_A" in listed and "SITE_B" in listed and "offline" in listed
+    bad = runner.invoke(args=["queue", "import-cric", write(tmp_path, "bad.json", "{nope")])
+    assert bad.exit_code != 0 and bad.output.startswith("Error: file: cannot read")

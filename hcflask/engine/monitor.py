@@ -55,7 +55,7 @@ def finish(job: Job, status: Status) -> None:
     verdict = judge(job.test.workload, status, result, stdout, stderr)
     result = result or {}
     job.exit_code = verdict.exit_code
-    job.failure_reason = verdict.reason
+    job.failure_reason = "" if verdict.state is JobState.SUCCEEDED else verdict.reason
     job.native_reason = ""
     job.host = result.get("host") or status.host or job.host
     job.started_at = jobscript.to_datetime(result.get("start")) or status.started_at or job.started_at

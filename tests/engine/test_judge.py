@@ -77,3 +77,14 @@ def test_last_metric_match_wins_and_bad_numbers_are_skipped() -> None:
     metrics = {"value": {"pattern": r"value=(?P<value>\S+)"}}
     assert extract_metrics(metrics, "value=1\nvalue=2\n") == {"value": 2.0}
     assert extract_metrics(metrics, "value=abc\n") == {}
+
+
+def test_output_kept_elsewhere_is_judged_by_exit_code_and_says_so() -> None:
+    panda = result(source="panda")
+    verdict = judge(WORKLOAD, DONE, panda, "", "")
+    assert verdict.state is JobState.SUCCEEDED
+    assert verdict.reason == "output rules not checked: the output stays with panda"
+    failed = judge(WORKLOAD, Status(JobState.FAILED, "failed"), {**panda, "exit_code": 2}, "", "")
+    assert (failed.state, failed.reason) == (JobState.FAILED, "exit 2")
+    # with local output the rules apply as usual
+    assert judge(WORKLOAD, DONE, panda, "no marker\n", "").state is JobState.FAILED
