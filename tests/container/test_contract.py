@@ -101,10 +101,12 @@ def test_image_is_read_only(runtime: Runtime, image: Path) -> None:
     assert "Read-only file system" in done.stderr
 
 
-def test_run_without_instance_folder_explains_the_bind(runtime: Runtime, image: Path) -> None:
-    done = runtime.run("run", str(image))
+@pytest.mark.parametrize("args", [(), ("template", "list")])
+def test_run_without_instance_folder_explains_the_bind(runtime: Runtime, image: Path, args: tuple[str, ...]) -> None:
+    done = runtime.run("run", str(image), *args)
     assert done.returncode == 2
-    assert f"--bind ./instance:{BIND_POINT}" in done.stderr
+    assert f"--bind ./instance:{BIND_POINT} hc.sif {' '.join(args)}".rstrip() in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_cli_command_through_run(service: Service, runtime: Runtime, image: Path) -> None:
