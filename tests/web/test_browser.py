@@ -49,7 +49,7 @@ def test_admin_runs_a_test_from_the_browser(browser_context: Any, service: Any) 
     page.wait_for_url(re.compile(r"/templates/new$"))
     assert page.locator("header").inner_text().count(service.admin) == 1
 
-    # Create the template from the form.  Its jobs wait (at most 20 s) for the release file,
+    # Create the template from the form.  Its jobs wait (at most 60 s) for the release file,
     # so the test decides when a job it watches ends.
     release = service.instance.parent / "release"
     page.fill("#name", TEMPLATE)
@@ -57,7 +57,7 @@ def test_admin_runs_a_test_from_the_browser(browser_context: Any, service: Any) 
     page.fill("#queues", "local")
     page.fill("#lifetime", "300")
     page.fill("#jobs_in_flight", "2")
-    page.fill("#script", f"for i in $(seq 100); do [ -e {shlex.quote(str(release))} ] && break; sleep 0.2; done\n"
+    page.fill("#script", f"for i in $(seq 300); do [ -e {shlex.quote(str(release))} ] && break; sleep 0.2; done\n"
                          'echo "hc-ok value=7"')
     _shot(page, "template_form")
     page.click("#save-template")
