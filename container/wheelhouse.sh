@@ -64,7 +64,8 @@ if ! "${pipq[@]}" download "${target[@]}" --no-index --find-links "$WH" --no-dep
     "${pipq[@]}" download "${target[@]}" --no-deps --require-hashes -r "$LOCK" -d "$WH" \
         2> >(grep -v "^WARNING: Location" >&2)
 fi
-ls "$WH"/pip-*.whl > /dev/null 2>&1 \
+find "$WH" -name 'pip-*.whl' ! -name "pip-${PIP_PIN#pip==}-*" -delete
+ls "$WH"/pip-"${PIP_PIN#pip==}"-*.whl > /dev/null 2>&1 \
     || "${pipq[@]}" download --no-deps --only-binary=:all: -d "$WH" "$PIP_PIN" 2> >(grep -v "^WARNING: Location" >&2)
 
 # The lock must cover what hcflask asks for: resolve from the wheelhouse alone.
