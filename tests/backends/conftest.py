@@ -38,4 +38,5 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
 @pytest.fixture(scope="session")
 def slurm_accounting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
     # a short MinJobAge so a finished job leaves squeue quickly and only sacct knows it
-    yield from _cluster(tmp_path_factory, accounting=True, min_job_age=5)
+    # and a short SlurmdTimeout so a node failure is declared quickly
+    yield from _cluster(tmp_path_factory, accounting=True, min_job_age=5, slurmd_timeout=10)

@@ -61,7 +61,7 @@ class SlurmCluster:
     """Start, stop and restart the daemons of one test cluster."""
 
     def __init__(self, root: Path, *, accounting: bool = False, min_job_age: int = 300,
-                 batch_sched_delay: int = 0) -> None:
+                 batch_sched_delay: int = 0, slurmd_timeout: int = 30) -> None:
         self.root = root
         self.accounting = accounting
         self.name = "hcacct" if accounting else "hcplain"
@@ -71,6 +71,8 @@ class SlurmCluster:
         # Slurm's default is 3 s (about two job starts every 3 s on one node);
         # the tests use 0, the benchmark both
         self.batch_sched_delay = batch_sched_delay
+        # how long a silent slurmd takes to count as a node failure
+        self.slurmd_timeout = slurmd_timeout
         self.node = node_line().split()[0].split("=", 1)[1]
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.ports = {k: free_port() for k in ("ctld", "slurmd", "dbd", "mysql")}
@@ -134,7 +136,7 @@ class SlurmCluster:
             f"JobCompLoc={r / 'jobcomp.txt'}",
             f"MinJobAge={self.min_job_age}",
             "SlurmctldTimeout=10",
-            "SlurmdTimeout=30",
+            f"SlurmdTimeout={self.slurmd_timeout}",
             "MessageTimeout=5",
             "InactiveLimit=0",
             "KillWait=2",
@@ -237,8 +239,16 @@ class SlurmCluster:
             self._wait("slurmdbd", lambda: self.run("sacctmgr", "-n", "list", "cluster",
                                                     check=False).returncode == 0)
         self.start_controller()
+        self.start_node()
+
+    def start_node(self) -> None:
+        """Start slurmd and wait for the node to be idle (ReturnToService=2 brings it back)."""
         self._spawn("slurmd", [str(SBIN / "slurmd"), "-D", "-f", str(self.conf)])
         self._wait("node idle", self._node_idle)
+
+    def stop_node(self) -> None:
+        """Stop slurmd: after ``slurmd_timeout`` its running jobs end in NODE_FAIL."""
+        self._stop("slurmd")
 
     def _node_idle(self) -> bool:
         out = self.run("sinfo", "-h", "-N", "-o", "%t", check=False).stdout.split()
@@ -256,11 +266,28 @@ class SlurmCluster:
             proc.wait(5)
 
     def stop(self) -> None:
-        """Cancel what is left, then stop every daemon (newest first)."""
+        """Cancel what is left, stop every daemon (newest first), then any job step left over."""
         if "slurmctld" in self.procs:
             self.run("scancel", "--full", "-u", "root", check=False)
         for name in reversed(list(self.procs)):
             self._stop(name)
+        self._kill_leftovers()
+
+    def _kill_leftovers(self) -> None:
+        """slurmstepd and job processes of this cluster outlive a killed slurmd (node failure)."""
+        mark = f"SLURM_CONF={self.conf}".encode()
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            try:
+                environ = (proc / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if mark in environ:
+                try:
+                    os.kill(int(proc.name), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def wait_idle(self, timeout: float = 60) -> None:
         """Wait until no job of this cluster is pending or running."""

@@ -48,3 +48,22 @@ def test_accounting_path(slurm_accounting: SlurmCluster, tmp_path: Path) -> None
     assert again[refs[1].backend_id].reason == bad.reason
     found = backend.find_by_name([ref(s) for s in specs] + [ref(make_spec(tmp_path / "x", "hc-acct-x", "true"))])
     assert found == {r.name: r.backend_id for r in refs}
+
+
+def test_node_failure(slurm_accounting: SlurmCluster, tmp_path: Path) -> None:
+    """For real: slurmd dies under a running job and stays away past SlurmdTimeout (10 s here)."""
+    cluster = slurm_accounting
+    backend = SlurmBackend(cluster.backend_config)
+    spec = make_spec(tmp_path, "hc-acct-nodefail", "sleep 600")
+    job = ref(spec, backend.submit(spec))
+    deadline = time.monotonic() + 30
+    while backend.poll_many([job])[job.backend_id].state is not JobState.RUNNING:
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.5)
+    cluster.stop_node()
+    try:
+        status = wait_final(backend, [job], timeout=120, interval=2)[job.backend_id]
+    finally:
+        cluster.start_node()
+    assert (status.state, status.native_state) == (JobState.FAILED, "NODE_FAIL")
+    assert status.reason == f"node failure on {cluster.node}"
