@@ -4,12 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from hcflask.backends import jobscript
+from hcflask import documents
+from hcflask.backends import BACKEND_NAMES, OptionError, backend_class, jobscript
 from hcflask.engine import actions
 from hcflask.extensions import db
 from hcflask.models import BackendHealth, Job, Queue, QueueEvent, Template, Test, ValidationError
@@ -76,7 +76,7 @@ def test(test_id: int) -> Any:
         jobs = queries.paginate(queries.jobs_query({"test": str(test.id)}), page, per_page)
     per_queue = queries.counts_by_queue(test.id)
     total = queries.counts_by_test([test.id])[test.id]
-    snapshot = yaml.safe_dump(test.snapshot, sort_keys=False)
+    snapshot = documents.dump(test.snapshot, "yaml")
     return _render("test.html", "_test_live.html", test=test, jobs=jobs, per_queue=per_queue, total=total,
                    snapshot=snapshot, filters=args, states=[s.value for s in JobState], form=ActionForm())
 
@@ -105,7 +105,7 @@ def template(template_id: int) -> Any:
     row = db.get_or_404(Template, template_id)
     tests = list(row.tests.limit(50))
     counts = queries.counts_by_test([t.id for t in tests])
-    document = yaml.safe_dump(row.to_document(), sort_keys=False)
+    document = documents.dump(row.to_document(), "yaml")
     return _render("template.html", template=row, tests=tests, counts=counts, document=document,
                    form=ActionForm())
 
@@ -206,7 +206,18 @@ def new_queue() -> Any:
         else:
             flash(f"Queue {queue.name} created.", "ok")
             return redirect(url_for("ui.queue", name=queue.name))
-    return _render("queue_form.html", form=form), 200 if not form.errors else 400
+    return _render("queue_form.html", form=form, backend_options=_backend_options()), 200 if not form.errors else 400
+
+
+def _backend_options() -> dict[str, Any]:
+    """Each backend's options and what they mean, for the queue form."""
+    described: dict[str, Any] = {}
+    for name in BACKEND_NAMES:
+        try:
+            described[name] = dict(backend_class(name).options)
+        except OptionError as exc:
+            described[name] = exc.reason
+    return described
 
 
 @bp.route("/queues/<name>")
