@@ -5,24 +5,11 @@
 # working venv is kept.  Nothing is started here; the pytest fixture starts
 # the database, the server, the adder daemon and the test pilot itself.
 set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive
 VENV="${HC_TEST_PANDA_VENV:-/opt/hc-panda/venv}"
 
+source "$(dirname "$0")/apt.sh"
 # apache2-dev: mod_wsgi (a dependency of panda-server) builds against apxs
-pkgs=(postgresql-15 openssl apache2-dev)
-missing=()
-for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    [ -n "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -print -quit)" ] || apt-get update -qq
-    # policy-rc.d keeps the package's own cluster service from starting system-wide
-    had_policy=0; [ -e /usr/sbin/policy-rc.d ] && had_policy=1
-    [ "$had_policy" = 1 ] || printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-    chmod +x /usr/sbin/policy-rc.d
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
-    [ "$had_policy" = 1 ] || rm -f /usr/sbin/policy-rc.d
-fi
+apt_install postgresql-15 openssl apache2-dev
 
 if PANDA_BEHIND_REAL_LB=1 "$VENV/bin/python" -c "import pandaserver.server, pandaclient.Client, psycopg2, gunicorn" 2>/dev/null; then
     exit 0
