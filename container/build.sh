@@ -29,6 +29,8 @@ version=$(echo "$wheel" | cut -d- -f2)
 args=(build --force --build-arg "suite=$suite" --build-arg "mirror=$mirror" --build-arg "version=$version" "$@")
 
 if command -v apptainer > /dev/null && apptainer --version > /dev/null 2>&1; then
+    command -v debootstrap > /dev/null \
+        || { echo "build: hc.def bootstraps Debian with debootstrap: install it (Debian/Ubuntu, EPEL)" >&2; exit 1; }
     if [ "$(id -u)" = 0 ]; then
         apptainer "${args[@]}" "$out" hc.def
     else
