@@ -127,11 +127,13 @@ class Backend(abc.ABC):
         self.config: Mapping[str, Any] = config or {}
 
     @classmethod
-    def validate_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+    def validate_options(cls, options: Mapping[str, Any],
+                         config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Return the cleaned options of a queue, or raise :class:`OptionError`.
 
         Called when a queue is created or edited, so a mistake is reported
-        then and not at the first submission.
+        then and not at the first submission.  ``config`` is the backend's
+        configuration section (where its commands live, for instance).
         """
         unknown = sorted(set(options) - set(cls.options))
         if unknown:

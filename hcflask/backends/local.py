@@ -56,8 +56,9 @@ class LocalBackend(Backend):
         self._lock = threading.Lock()
 
     @classmethod
-    def validate_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
-        cleaned = super().validate_options(options)
+    def validate_options(cls, options: Mapping[str, Any],
+                         config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        cleaned = super().validate_options(options, config)
         if "slots" in cleaned:
             try:
                 cleaned["slots"] = int(cleaned["slots"])

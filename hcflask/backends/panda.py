@@ -125,8 +125,9 @@ class PandaBackend(Backend):
 
     # -- options --------------------------------------------------------------
     @classmethod
-    def validate_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
-        cleaned = {k: str(v).strip() for k, v in super().validate_options(options).items()}
+    def validate_options(cls, options: Mapping[str, Any],
+                         config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        cleaned = {k: str(v).strip() for k, v in super().validate_options(options, config).items()}
         if not cleaned.get("site"):
             raise OptionError("site", "the PanDA queue name is required")
         if "server" in cleaned:

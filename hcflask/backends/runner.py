@@ -16,8 +16,11 @@ from hcflask.backends.base import BackendUnavailable
 _STRIPPED_PREFIXES = ("SBATCH_", "SLURM_", "SALLOC_", "SRUN_")
 
 
+_KEPT = frozenset({"SLURM_CONF"})
+
+
 def clean_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_STRIPPED_PREFIXES)}
+    env = {k: v for k, v in os.environ.items() if k in _KEPT or not k.startswith(_STRIPPED_PREFIXES)}
     env.update(extra or {})
     return env
 

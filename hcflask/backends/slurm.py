@@ -129,7 +129,7 @@ class SlurmBackend(Backend):
         controller cannot be reached the local checks stand alone: an
         outage must not block creating a queue.
         """
-        cleaned = sp.clean_options(super().validate_options(options))
+        cleaned = sp.clean_options(super().validate_options(options, config))
         cfg = config or {}
         argv = [_commands(cfg)["sbatch"], "--test-only", *cls._queue_args(cleaned), "--wrap=true"]
         try:

@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 
-from hcflask.backends import backend_class
+from hcflask.backends import OptionError, backend_class
 from hcflask.extensions import db
 from hcflask.models import Queue, Template, Test, ValidationError, utcnow
 from hcflask.models.spec import NAME_RE
@@ -35,10 +36,9 @@ def create_queue(name: str, backend: str, options: Mapping[str, Any] | None = No
 
 
 def validate_queue_options(backend: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    from hcflask.backends import OptionError
-
     try:
-        return backend_class(backend).validate_options(options)
+        config = current_app.config["BACKENDS"].get(backend, {})
+        return backend_class(backend).validate_options(options, config)
     except OptionError as exc:
         field = "backend" if exc.field == "backend" else f"options.{exc.field}"
         raise ValidationError(field, exc.reason) from None

@@ -21,9 +21,17 @@ T = TypeVar("T")
 
 
 def backend(name: str) -> Backend:
-    """The app's instance of backend ``name`` (created on first use)."""
+    """The app's instance of backend ``name`` (created on first use).
+
+    ``[jobs] cancel_running`` is the default of every backend's
+    ``cancel_running``; ``[backends.<name>]`` may override it.
+    """
     cache = current_app.extensions.setdefault("hc_backends", {})
-    return get_backend(name, current_app.config["BACKENDS"], cache)
+    configs = {
+        key: {"cancel_running": current_app.config["JOBS_CANCEL_RUNNING"], **section}
+        for key, section in current_app.config["BACKENDS"].items()
+    }
+    return get_backend(name, configs, cache)
 
 
 def my_host() -> str:

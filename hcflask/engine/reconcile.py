@@ -1,10 +1,12 @@
 """Start-up reconciliation after a crash.
 
 A job row is committed, with its unique name, before its backend is asked
-to run it.  So after a crash the only doubtful jobs are ``pending`` ones
-without a backend id: the batch system may or may not have them.  Look
-them up by name: adopt what it knows, mark ``lost`` what it never saw.
-Never submit them again blindly.
+to run it, and ``submit_attempts`` is counted up and committed right before
+the call.  So after a crash the only doubtful jobs are ``pending`` ones with
+attempts but no backend id: the batch system may or may not have them.
+Look them up by name: adopt what it knows, mark ``lost`` what it never saw.
+Never submit them again blindly.  Rows never handed to a backend (no
+attempt) are not in doubt: the submission tick submits them as usual.
 """
 from __future__ import annotations
 
@@ -18,13 +20,14 @@ from hcflask.extensions import db
 from hcflask.models import Job, Test, utcnow
 from hcflask.states import JobState
 
-LOST_REASON = "never reached the batch system (the service stopped between writing and submitting the job)"
+LOST_REASON = "never reached the batch system (the service stopped while submitting the job)"
 
 
 def reconcile_pending() -> dict[str, int]:
     jobs = db.session.scalars(
         select(Job).join(Test).where(
-            Job.state == JobState.PENDING.value, Job.backend_id.is_(None), Test.host == my_host()
+            Job.state == JobState.PENDING.value, Job.backend_id.is_(None), Job.submit_attempts > 0,
+            Test.host == my_host(),
         ).options(selectinload(Job.queue))
     ).all()
     by_backend: dict[str, list[Job]] = {}
@@ -36,9 +39,7 @@ def reconcile_pending() -> dict[str, int]:
             found = backend(name).find_by_name([job_ref(j) for j in group])
         except BackendUnavailable as exc:
             record_health(name, str(exc))
-            for job in group:  # the submission tick looks them up again before any resubmit
-                job.submit_attempts = max(job.submit_attempts, 1)
-            counts["undecided"] += len(group)
+            counts["undecided"] += len(group)  # the submission tick looks them up before any resubmit
             continue
         for job in group:
             if job.name in found:

@@ -113,11 +113,14 @@ def test_kill9_in_a_submission_burst(slurm: SlurmCluster, tmp_path: Path) -> Non
     in_slurm_at_kill = len(slurm_jobs(slurm, prefix))
 
     # The narrowest window: sbatch succeeded, the service died before recording the id.  Put one
-    # pending row in exactly that state, as the engine would have (its wrapper, its name).
+    # pending row in exactly that state, as the engine would have it (its wrapper, its name, and
+    # its submit attempt counted: the engine commits that right before calling sbatch).
     with contextlib.closing(sqlite3.connect(instance / "hc.sqlite", timeout=10)) as con:
         # the last row: submission goes in id order, so the dead service never got to it
         orphan_name, workdir = con.execute("SELECT name, workdir FROM job WHERE backend_id IS NULL"
                                            " ORDER BY id DESC LIMIT 1").fetchone()
+        con.execute("UPDATE job SET submit_attempts = 1 WHERE name = ?", (orphan_name,))
+        con.commit()
     script = jobscript.write(Path(workdir), jobscript.render(payload="echo hc-ok value=42", env={},
                                                              workdir=Path(workdir)))
     orphan = slurm.run("sbatch", "--parsable", f"--job-name={orphan_name}", "--partition=debug",

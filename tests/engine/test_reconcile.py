@@ -10,6 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -23,16 +24,27 @@ CHILD = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
     from tests.conftest import make_app
+    from hcflask.backends.local import LocalBackend
     from hcflask.engine.submission import create_jobs, submit_pending, submission_tick
     app = make_app(Path(sys.argv[1]), INSTANCE_NAME=sys.argv[2])
     mode = sys.argv[3]
     if mode == "loop":
         while True:
             submission_tick(app)
+    # die on the 3rd call to the backend: before it ("before") or after it accepted the job ("after")
+    calls = []
+    real = LocalBackend.submit_many
+    def dying(self, specs):
+        calls.append(1)
+        if len(calls) == 3:
+            if mode == "after":
+                real(self, specs)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(self, specs)
+    LocalBackend.submit_many = dying
     with app.app_context():
         create_jobs()
-        submit_pending(limit=int(mode))
-        os.kill(os.getpid(), signal.SIGKILL)
+        submit_pending()
 """)
 
 
@@ -43,24 +55,30 @@ def _child(app: Flask, mode: str) -> subprocess.Popen[bytes]:
     )
 
 
-def test_killed_between_row_write_and_submit(app: Flask) -> None:
+@pytest.mark.parametrize(("moment", "third"), [("before", "lost"), ("after", "submitted")])
+def test_killed_while_submitting(app: Flask, moment: str, third: str) -> None:
+    """Killed -9 at the backend call of the 3rd job: before the batch system got it, or after."""
     with app.app_context():
         make_queue("q1")
         make_test(make_template(jobs_in_flight=5, script='sleep 1; echo "hc-ok value=1"'), app)
-    child = _child(app, "2")
+    child = _child(app, moment)
     assert child.wait(timeout=60) == -signal.SIGKILL
     with app.app_context():
         jobs = db.session.scalars(select(Job).order_by(Job.id)).all()
-        assert len(jobs) == 5
         assert [j.backend_id is not None for j in jobs] == [True, True, False, False, False]
-        assert reconcile(app) == {"adopted": 0, "lost": 3, "undecided": 0}
+        assert [j.submit_attempts for j in jobs] == [1, 1, 1, 0, 0]
+        expected = {"adopted": int(third == "submitted"), "lost": int(third == "lost"), "undecided": 0}
+        assert reconcile(app) == expected
         db.session.expire_all()
-        states = [j.state for j in db.session.scalars(select(Job).order_by(Job.id))]
-        assert states == ["submitted", "submitted", "lost", "lost", "lost"]
-        lost = db.session.scalars(select(Job).where(Job.state == "lost")).all()
-        assert all(j.failure_reason == LOST_REASON for j in lost)
-        assert not any((Path(j.workdir) / MARKER).exists() for j in lost)
-        run_ticks(app, lambda: db.session.scalars(select(Job).where(Job.state == "succeeded")).all().__len__() >= 2)
+        jobs = db.session.scalars(select(Job).order_by(Job.id)).all()
+        assert [j.state for j in jobs] == ["submitted", "submitted", third, "pending", "pending"]
+        assert (Path(jobs[2].workdir) / MARKER).exists() == (third == "submitted")
+        if third == "lost":
+            assert jobs[2].failure_reason == LOST_REASON
+        # the two never handed to the backend are submitted normally, once
+        run_ticks(app, lambda: len(db.session.scalars(select(Job).where(Job.state == "succeeded")).all()) >= 4)
+        markers = {p.parent for p in Path(app.config["JOBS_ROOT"]).glob(f"*/*/{MARKER}")}
+        assert markers == {Path(j.workdir) for j in db.session.scalars(select(Job)) if j.state != "lost"}
 
 
 def test_kill_at_a_random_moment_never_loses_or_doubles_a_job(app: Flask) -> None:
@@ -88,7 +106,9 @@ def test_kill_at_a_random_moment_never_loses_or_doubles_a_job(app: Flask) -> Non
             known = (Path(job.workdir) / MARKER).exists()
             if job.state == "lost":
                 assert not known, f"{job.name} is in the backend but marked lost"
+            elif job.state == "pending":  # never handed to the backend: submitted by the next tick
+                assert job.submit_attempts == 0 and not known, job.name
             else:
                 assert known and job.backend_id == job.name, f"{job.name} not adopted"
         job_dirs = {p.parent for p in Path(app.config["JOBS_ROOT"]).glob(f"*/*/{MARKER}")}
-        assert job_dirs == {Path(j.workdir) for j in jobs if j.state != "lost"}
+        assert job_dirs == {Path(j.workdir) for j in jobs if j.state not in ("lost", "pending")}
