@@ -31,7 +31,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _make_app() -> Flask:
     from hcflask import create_app
 
-    write_initial(instance_path())
+    path = instance_path()
+    try:
+        write_initial(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the instance folder {path}: {exc.strerror}") from None
     return create_app()
 
 
@@ -80,8 +84,10 @@ def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> None:
 @_initialised
 def init_command() -> None:
     """Create the instance folder, its config, database and demo (idempotent)."""
+    from hcflask.serve import admin_hint
+
     click.echo(f"instance ready: {current_app.instance_path}")
-    click.echo("create the first admin with: hc user add <name>")
+    click.echo(f"create the first admin with: {admin_hint(current_app.instance_path)}")
 
 
 @click.command("serve")
@@ -266,6 +272,50 @@ def queue_import_cric(file: Path, pairs: tuple[str, ...], types: tuple[str, ...]
 
     for line in import_cric(file, _options(pairs), include_inactive=include_inactive, types=types):
         click.echo(line)
+
+
+@queue_group.command("discover")
+@click.argument("backend")
+@click.option("--add", "names", multiple=True, help="create a queue for this partition/queue (repeatable)")
+@click.option("--all", "add_all", is_flag=True, help="create queues for all that do not exist yet")
+@click.option("--prefix", default="", help="queue name = PREFIX + the batch system's name")
+@_initialised
+def queue_discover(backend: str, names: tuple[str, ...], add_all: bool, prefix: str) -> None:
+    """List what BACKEND offers (e.g. slurm: the partitions sinfo reports) and create queues for some."""
+    from hcflask.engine.actions import discover_queues
+
+    offered = discover_queues(backend)
+    existing = set(db.session.scalars(select(Queue.name)))
+    rows = [(o["name"], _duration(o.get("time_limit")), o.get("nodes", ""),
+             "up" if o.get("available", True) else "down", "yes" if o.get("default") else "",
+             "exists" if prefix + o["name"] in existing else "") for o in offered]
+    _table(rows, ("name", "time limit", "nodes", "state", "default", "queue"))
+    known = {o["name"]: o for o in offered}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValidationError("add", f"{backend} offers no {unknown[0]!r} (offered: {', '.join(known)})")
+    chosen = list(known) if add_all else list(names)
+    for name in chosen:
+        if prefix + name in existing:
+            continue
+        queue = create_discovered(backend, known[name], prefix)
+        click.echo(f"queue {queue.name} ({backend}) created: {queue.description}")
+
+
+def _duration(seconds: object) -> str:
+    if not isinstance(seconds, int):
+        return "unlimited"
+    days, rest = divmod(seconds, 86400)
+    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    return f"{days}-{text}" if days else text
+
+
+def create_discovered(backend: str, offered: dict[str, Any], prefix: str) -> Queue:
+    from hcflask.engine.actions import create_queue
+
+    limit = f"time limit {_duration(offered.get('time_limit'))}"
+    description = f"{backend} {offered['name']} ({limit}, {offered.get('nodes', '?')} nodes)"
+    return create_queue(prefix + offered["name"], backend, offered["options"], description)
 
 
 @queue_group.command("list")

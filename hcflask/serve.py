@@ -8,6 +8,7 @@ runs from a read-only image.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +46,20 @@ class Service(BaseApplication):
         return create_app()
 
 
+def admin_hint(instance: str) -> str:
+    """How to add an admin, in the words of where we run (plain, or in hc.sif)."""
+    if os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER"):
+        return f"apptainer run --bind <your instance folder>:{instance} hc.sif user add <name>"
+    return "hc user add <name>"
+
+
 def serve(bind: str, workers: int, threads: int, scheduler: bool, instance: str) -> None:
     """Run gunicorn in the foreground until it is stopped."""
     host, _, port = bind.rpartition(":")
     shown = host if host not in ("", "0.0.0.0") else "127.0.0.1"  # noqa: S104 - display only
     logging.getLogger("hcflask").setLevel(logging.INFO)
     print(f"hcflask serving http://{shown}:{port}/  (instance {instance})", flush=True)
-    print("create the first admin with: hc user add <name>", flush=True)
+    print(f"create the first admin with: {admin_hint(instance)}", flush=True)
     options = {
         "bind": bind,
         "workers": workers,

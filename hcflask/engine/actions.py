@@ -44,6 +44,19 @@ def validate_queue_options(backend: str, options: Mapping[str, Any]) -> dict[str
         raise ValidationError(field, exc.reason) from None
 
 
+def discover_queues(backend: str) -> list[dict[str, Any]]:
+    """What a backend's batch system offers (raises ValidationError if it cannot say)."""
+    from hcflask.backends import BackendUnavailable
+    from hcflask.engine.common import backend as get
+
+    try:
+        return get(backend).discover_queues()
+    except OptionError as exc:
+        raise ValidationError("backend", exc.reason) from None
+    except BackendUnavailable as exc:
+        raise ValidationError("backend", f"{backend} cannot be reached: {exc}") from None
+
+
 def set_queue_status(queue: Queue, status: str, actor: str, reason: str = "") -> None:
     """An admin's status change (the robot has its own path, with evidence)."""
     try:
