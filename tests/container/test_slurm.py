@@ -1,4 +1,4 @@
-"""The login-node path of docs/container.md: hcflask in hc.sif submits to the host's Slurm.
+"""The login-node path of the README ("Submit to Slurm from a login node"): hcflask in hc.sif submits to the host's Slurm.
 
 The image carries no Slurm.  As the docs say, the host's client commands,
 their library directory and libmunge are bound in at their own paths, with
