@@ -1,39 +1,12 @@
-"""``hc robot``: the switch, what the robot thinks now, and one pass by hand.
-
-Kept out of :mod:`hcflask.cli` (which only lists the group) so the robot's
-commands live next to nothing else; it must not import that module.
-"""
+"""``hc robot``: the switch, what the robot thinks now, and one pass by hand."""
 from __future__ import annotations
 
-import functools
+import getpass
 import json
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 import click
-from flask import current_app
-from flask.cli import with_appcontext
 
-from hcflask.config import ConfigError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _ready(function: F) -> F:
-    """An app context on an initialised instance, config errors as one line."""
-
-    @with_appcontext
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from hcflask.instance import ensure
-
-        try:
-            ensure(current_app._get_current_object())  # type: ignore[attr-defined]
-            return function(*args, **kwargs)
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper  # type: ignore[return-value]
+from hcflask.cli.common import initialised
 
 
 @click.group("robot")
@@ -43,7 +16,7 @@ def robot_group() -> None:
 
 @robot_group.command("status")
 @click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
-@_ready
+@initialised
 def status(as_json: bool) -> None:
     """The switch, open alerts and the last verdict on each queue."""
     from hcflask.engine.alerts import open_alerts
@@ -68,8 +41,6 @@ def status(as_json: bool) -> None:
 
 
 def _switch(enabled: bool, reason: str) -> None:
-    import getpass
-
     from hcflask.engine.robot import set_enabled
 
     event = set_enabled(enabled, f"cli:{getpass.getuser()}", reason)
@@ -79,7 +50,7 @@ def _switch(enabled: bool, reason: str) -> None:
 
 @robot_group.command("enable")
 @click.option("--reason", default="", help="why (kept in the robot log)")
-@_ready
+@initialised
 def enable(reason: str) -> None:
     """Switch auto-exclusion on."""
     _switch(True, reason)
@@ -87,14 +58,14 @@ def enable(reason: str) -> None:
 
 @robot_group.command("disable")
 @click.option("--reason", default="", help="why (kept in the robot log)")
-@_ready
+@initialised
 def disable(reason: str) -> None:
     """Switch auto-exclusion off (queues stay as they are; nothing is excluded or recovered)."""
     _switch(False, reason)
 
 
 @robot_group.command("run")
-@_ready
+@initialised
 def run_once() -> None:
     """Run one robot pass and the band flagging now, and print what changed."""
     from hcflask.engine.bands import flag_pass

@@ -1,0 +1,68 @@
+"""The ``hc`` command (also ``flask --app hcflask ...``).
+
+Every command that needs the database first makes sure the instance folder
+is initialised, so ``hc <anything>`` on an empty folder just works.  Errors
+are one line naming the field and the reason, with a non-zero exit.
+Commands live in one module per area: :mod:`service` (init, serve, user,
+token), :mod:`templates` (template, test), :mod:`queues`, :mod:`robot`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup
+
+from hcflask import __version__
+from hcflask.cli.queues import queue_group
+from hcflask.cli.robot import robot_group
+from hcflask.cli.service import init_command, serve_command, token_group, user_group
+from hcflask.cli.templates import template_group, test_group
+from hcflask.config import ConfigError, instance_path, write_initial
+
+COMMANDS = (init_command, serve_command, template_group, test_group, queue_group, user_group, token_group,
+            robot_group)
+
+
+def _make_app() -> Flask:
+    from hcflask import create_app
+
+    path = instance_path()
+    try:
+        write_initial(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the instance folder {path}: {exc.strerror}") from None
+    return create_app()
+
+
+def register(app: Flask) -> None:
+    for command in COMMANDS:
+        app.cli.add_command(command)
+
+
+def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"hcflask {__version__}")
+        ctx.exit()
+
+
+@click.group(cls=FlaskGroup, create_app=_make_app, add_version_option=False, add_default_commands=False,
+             load_dotenv=False, set_debug_flag=False)
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
+              help="Show the version and exit.")
+def cli() -> None:
+    """hcflask: a local HammerCloud (HC_INSTANCE selects the instance folder)."""
+    logging.basicConfig(level=os.environ.get("HC_LOG_LEVEL", "WARNING"), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    """The ``hc`` entry point: a configuration error is one line, not a traceback."""
+    try:
+        cli()
+    except ConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,58 @@
+"""What every ``hc`` command shares: an initialised instance, one-line
+errors, looking rows up by name, and plain tables."""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from hcflask.config import ConfigError
+from hcflask.extensions import db
+from hcflask.models import ValidationError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def clear_errors(function: F) -> F:
+    """Turn validation and configuration errors into one-line CLI errors."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (ValidationError, ConfigError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def initialised(function: F) -> F:
+    """Run the command in an app context on an initialised instance."""
+
+    @with_appcontext
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from hcflask.instance import ensure
+
+        ensure(current_app._get_current_object())  # type: ignore[attr-defined]
+        return function(*args, **kwargs)
+
+    return clear_errors(wrapper)  # type: ignore[return-value]
+
+
+def get_row(model: Any, field: str, value: Any, label: str) -> Any:
+    row = db.session.scalar(select(model).where(getattr(model, field) == value))
+    if row is None:
+        raise click.ClickException(f"{label}: no such {model.__name__.lower()} {value!r}")
+    return row
+
+
+def table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())

@@ -1,0 +1,128 @@
+"""``hc queue``: where test jobs run."""
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from hcflask.cli.common import get_row, initialised, table
+from hcflask.extensions import db
+from hcflask.models import Queue, ValidationError
+
+
+@click.group("queue")
+def queue_group() -> None:
+    """Queues: where test jobs run."""
+
+
+def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValidationError("option", f"expected KEY=VALUE, got {pair!r}")
+        if key == "extra_args":
+            options.setdefault(key, []).append(value)
+        else:
+            options[key] = value
+    return options
+
+
+@queue_group.command("add")
+@click.argument("name")
+@click.option("--backend", required=True, help="local, slurm or panda")
+@click.option("--option", "-o", "pairs", multiple=True, help="backend option KEY=VALUE (repeatable)")
+@click.option("--description", default="")
+@click.option("--no-autoexclusion", is_flag=True, help="the robot never excludes this queue")
+@initialised
+def queue_add(name: str, backend: str, pairs: tuple[str, ...], description: str, no_autoexclusion: bool) -> None:
+    """Create a queue (backend options are checked now, not at first submit)."""
+    from hcflask.engine.actions import create_queue
+
+    queue = create_queue(name, backend, _options(pairs), description, autoexclusion=not no_autoexclusion)
+    click.echo(f"queue {queue.name} ({queue.backend}) created")
+
+
+@queue_group.command("import-cric")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--option", "-o", "pairs", multiple=True, help="option for every queue, e.g. server=..., proxy=...")
+@click.option("--type", "types", multiple=True, help="only these CRIC types (unified, analysis, production ...)")
+@click.option("--include-inactive", is_flag=True, help="also queues whose CRIC state is not ACTIVE")
+@initialised
+def queue_import_cric(file: Path, pairs: tuple[str, ...], types: tuple[str, ...], include_inactive: bool) -> None:
+    """Create panda queues from a CRIC-style JSON export (queue name → attributes)."""
+    from hcflask.backends.panda_cric import import_cric
+
+    for line in import_cric(file, _options(pairs), include_inactive=include_inactive, types=types):
+        click.echo(line)
+
+
+@queue_group.command("discover")
+@click.argument("backend")
+@click.option("--add", "names", multiple=True, help="create a queue for this partition/queue (repeatable)")
+@click.option("--all", "add_all", is_flag=True, help="create queues for all that do not exist yet")
+@click.option("--prefix", default="", help="queue name = PREFIX + the batch system's name")
+@initialised
+def queue_discover(backend: str, names: tuple[str, ...], add_all: bool, prefix: str) -> None:
+    """List what BACKEND offers (e.g. slurm: the partitions sinfo reports) and create queues for some."""
+    from hcflask.engine.actions import discover_queues
+
+    offered = discover_queues(backend)
+    existing = set(db.session.scalars(select(Queue.name)))
+    rows = [(o["name"], _duration(o.get("time_limit")), o.get("nodes", ""),
+             "up" if o.get("available", True) else "down", "yes" if o.get("default") else "",
+             "exists" if prefix + o["name"] in existing else "") for o in offered]
+    table(rows, ("name", "time limit", "nodes", "state", "default", "queue"))
+    known = {o["name"]: o for o in offered}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValidationError("add", f"{backend} offers no {unknown[0]!r} (offered: {', '.join(known)})")
+    chosen = list(known) if add_all else list(names)
+    for name in chosen:
+        if prefix + name in existing:
+            continue
+        queue = create_discovered(backend, known[name], prefix)
+        click.echo(f"queue {queue.name} ({backend}) created: {queue.description}")
+
+
+def _duration(seconds: object) -> str:
+    if not isinstance(seconds, int):
+        return "unlimited"
+    days, rest = divmod(seconds, 86400)
+    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    return f"{days}-{text}" if days else text
+
+
+def create_discovered(backend: str, offered: dict[str, Any], prefix: str) -> Queue:
+    from hcflask.engine.actions import create_queue
+
+    limit = f"time limit {_duration(offered.get('time_limit'))}"
+    description = f"{backend} {offered['name']} ({limit}, {offered.get('nodes', '?')} nodes)"
+    return create_queue(prefix + offered["name"], backend, offered["options"], description)
+
+
+@queue_group.command("list")
+@initialised
+def queue_list() -> None:
+    """List queues with their status and backend."""
+    rows = [(q.name, q.backend, q.status, "yes" if q.autoexclusion else "no",
+             " ".join(f"{k}={v}" for k, v in sorted((q.options or {}).items())))
+            for q in db.session.scalars(select(Queue).order_by(Queue.name))]
+    table(rows, ("name", "backend", "status", "autoexcl", "options"))
+
+
+@queue_group.command("set-status")
+@click.argument("name")
+@click.argument("status")
+@click.option("--reason", default="", help="recorded in the queue's history")
+@initialised
+def queue_set_status(name: str, status: str, reason: str) -> None:
+    """Set a queue online, offline or test (as an admin)."""
+    from hcflask.engine.actions import set_queue_status
+
+    queue = get_row(Queue, "name", name, "queue")
+    set_queue_status(queue, status, actor=f"admin:{getpass.getuser()} (cli)", reason=reason)
+    click.echo(f"queue {name} is {queue.status}")
