@@ -14,6 +14,8 @@ apt_install() {
     [ -e /usr/sbin/policy-rc.d ] && had_policy=1
     [ "$had_policy" = 1 ] || printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
     chmod +x /usr/sbin/policy-rc.d
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
+    # stale package lists (a machine kept for a while) get one refresh and a retry
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null \
+        || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null; }
     [ "$had_policy" = 1 ] || rm -f /usr/sbin/policy-rc.d
 }
