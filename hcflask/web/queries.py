@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, select
 
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, Template, Test, ValidationError
-from hcflask.states import JobState
+from hcflask.states import JobState, QueueStatus, TestState
 
 #: the HammerCloud columns: submitted (incl. pending and queued), running, completed, failed
 COLUMNS = {
@@ -100,24 +100,22 @@ def int_arg(args: Mapping[str, str], name: str, default: int, low: int = 1, high
     return value
 
 
-def _state_filter(args: Mapping[str, str], allowed: Iterable[str]) -> list[str] | None:
+def _by_state(query: Select[Any], column: Any, args: Mapping[str, str], words: Iterable[str]) -> Select[Any]:
+    """``query`` limited to ``?state=a,b`` (each checked against ``words``)."""
     raw = args.get("state")
     if not raw:
-        return None
+        return query
     states = [s.strip() for s in raw.split(",") if s.strip()]
-    allowed = list(allowed)
+    allowed = [str(w) for w in words]
     for state in states:
         if state not in allowed:
             raise ValidationError("state", f"unknown state {state!r} (one of: {', '.join(allowed)})")
-    return states
+    return query.where(column.in_(states))
 
 
 def jobs_query(args: Mapping[str, str]) -> Select[Any]:
     """Jobs filtered by ``state`` (comma list), ``queue`` (name), ``test``, ``template`` (name)."""
-    query = select(Job).order_by(Job.id.desc())
-    states = _state_filter(args, [s.value for s in JobState])
-    if states:
-        query = query.where(Job.state.in_(states))
+    query = _by_state(select(Job).order_by(Job.id.desc()), Job.state, args, JobState)
     if args.get("queue"):
         query = query.join(Job.queue).where(Queue.name == args["queue"])
     if args.get("test"):
@@ -128,12 +126,7 @@ def jobs_query(args: Mapping[str, str]) -> Select[Any]:
 
 
 def tests_query(args: Mapping[str, str]) -> Select[Any]:
-    from hcflask.states import TestState
-
-    query = select(Test).order_by(Test.id.desc())
-    states = _state_filter(args, [s.value for s in TestState])
-    if states:
-        query = query.where(Test.state.in_(states))
+    query = _by_state(select(Test).order_by(Test.id.desc()), Test.state, args, TestState)
     if args.get("template"):
         query = query.join(Test.template).where(Template.name == args["template"])
     if args.get("queue"):
@@ -142,12 +135,7 @@ def tests_query(args: Mapping[str, str]) -> Select[Any]:
 
 
 def queues_query(args: Mapping[str, str]) -> Select[Any]:
-    from hcflask.states import QueueStatus
-
-    query = select(Queue).order_by(Queue.name)
-    states = _state_filter(args, [s.value for s in QueueStatus])
-    if states:
-        query = query.where(Queue.status.in_(states))
+    query = _by_state(select(Queue).order_by(Queue.name), Queue.status, args, QueueStatus)
     if args.get("backend"):
         query = query.where(Queue.backend == args["backend"])
     return query
