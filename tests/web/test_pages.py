@@ -157,3 +157,18 @@ def test_read_requires_login_when_configured(tmp_path: object) -> None:
         db.session.commit()
     scraped = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
     assert scraped.status_code == 200 and "hc_" in scraped.get_data(as_text=True)
+
+
+def test_open_alerts_and_outages_show_on_every_page(client: FlaskClient, app: Flask) -> None:
+    from hcflask.engine.alerts import raise_alert
+    from hcflask.engine.common import record_health
+
+    with app.app_context():
+        raise_alert("outage", "outage", "central outage suspected: 3 of 4 queues failing",
+                    "most common failure: exit 3: cvmfs not mounted")
+        record_health("slurm", "sbatch: no answer within 30 s")
+        db.session.commit()
+    for url in ["/", "/queues", "/templates"]:
+        page = client.get(url).get_data(as_text=True)
+        assert "outage alert since" in page and "central outage suspected: 3 of 4 queues failing" in page, url
+        assert "Backend slurm is unreachable" in page and "sbatch: no answer within 30 s" in page, url

@@ -38,11 +38,21 @@ def _outages() -> list[BackendHealth]:
     return list(db.session.scalars(select(BackendHealth).where(BackendHealth.available.is_(False))))
 
 
+def _alerts() -> list[Any]:
+    """Open alerts, shown on every page: at 3 a.m. they must not be missed.
+
+    Backend alerts are left out: the backend outage banner says it already.
+    """
+    from hcflask.engine.alerts import open_alerts
+
+    return [a for a in open_alerts() if a.kind != "backend"]
+
+
 def _render(template: str, partial: str | None = None, /, **context: Any) -> Any:
     """Full page, or only its auto-refreshing part for htmx requests."""
     if partial and request.headers.get("HX-Request"):
         return render_template(partial, **context)
-    return render_template(template, outages=_outages(), **context)
+    return render_template(template, outages=_outages(), alerts=_alerts(), **context)
 
 
 @bp.route("/")
