@@ -103,6 +103,13 @@ def write(workdir: Path, text: str) -> Path:
     return path
 
 
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write a small JSON file atomically (readers never see half of it)."""
+    part = path.with_name(path.name + ".part")
+    part.write_text(json.dumps(dict(data)))
+    part.replace(path)
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())

@@ -17,7 +17,6 @@ Native states: ``queued`` (waiting for a slot), ``running``, ``exited``
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -28,7 +27,7 @@ from typing import Any
 
 from hcflask.backends import register
 from hcflask.backends.base import Backend, JobRef, JobSpec, OptionError, Status, SubmitError
-from hcflask.backends.jobscript import WRAPPER, read_result, read_started
+from hcflask.backends.jobscript import WRAPPER, read_json, read_result, read_started, write_json
 from hcflask.backends.jobscript import to_datetime as _epoch
 from hcflask.states import JobState
 
@@ -174,14 +173,8 @@ class LocalBackend(Backend):
 
     @staticmethod
     def _read_marker(workdir: Path) -> dict[str, Any] | None:
-        try:
-            data = json.loads((workdir / MARKER).read_text())
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
+        return read_json(workdir / MARKER)
 
     @staticmethod
     def _write_marker(workdir: Path, data: Mapping[str, Any]) -> None:
-        tmp = workdir / (MARKER + ".part")
-        tmp.write_text(json.dumps(dict(data)))
-        tmp.replace(workdir / MARKER)
+        write_json(workdir / MARKER, data)

@@ -42,7 +42,6 @@ cancelled; unknown to the server -> lost.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import shlex
 import threading
@@ -66,7 +65,7 @@ from hcflask.backends.base import (
     Status,
     SubmitError,
 )
-from hcflask.backends.jobscript import RESULT, render
+from hcflask.backends.jobscript import RESULT, read_json, render, write_json
 from hcflask.backends.panda_status import as_number, as_text, status_of
 from hcflask.states import JobState
 
@@ -86,20 +85,6 @@ DEFAULT_SCAN = 5000
 SUBMIT_SETTLE = 10.0
 
 _client_lock = threading.Lock()
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    part = path.with_name(path.name + ".part")
-    part.write_text(json.dumps(data))
-    part.replace(path)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 @register("panda")
@@ -239,7 +224,7 @@ class PandaBackend(Backend):
         """The highest PandaID in the markers of the other jobs of this instance (once per process)."""
         if not self._markers_read:
             root = workdir.parent.parent  # <jobs root>/<test>/<job>
-            ids = [int(_read_json(p).get("panda_id") or 0) for p in root.glob(f"*/*/{MARKER}")]
+            ids = [int((read_json(p) or {}).get("panda_id") or 0) for p in root.glob(f"*/*/{MARKER}")]
             self._last_id = max([self._last_id, *ids])
             self._markers_read = True
         return self._last_id
@@ -247,7 +232,7 @@ class PandaBackend(Backend):
     def _submit_group(self, specs: list[JobSpec], indexes: list[int]) -> dict[int, str | BackendError]:
         self._known_ids(specs[0].workdir)
         for spec in specs:
-            _write_json(spec.workdir / MARKER, {"state": "submitting", "after": self._last_id})
+            write_json(spec.workdir / MARKER, {"state": "submitting", "after": self._last_id})
         jobs = [self.panda_job(spec) for spec in specs]
         error: BackendUnavailable | None = None
         try:
@@ -259,7 +244,7 @@ class PandaBackend(Backend):
             error = exc
         if error is not None:  # the call came back: no crash scan needed for these
             for spec in specs:
-                _write_json(spec.workdir / MARKER, {"state": "not submitted", "after": self._last_id})
+                write_json(spec.workdir / MARKER, {"state": "not submitted", "after": self._last_id})
             return {i: error for i in indexes}
         results: dict[int, str | BackendError] = {}
         for i, spec, row in zip(indexes, specs, out, strict=True):
@@ -268,7 +253,7 @@ class PandaBackend(Backend):
                 results[i] = SubmitError(f"PanDA did not accept the job for queue {spec.queue_options['site']}")
                 continue
             self._last_id = max(self._last_id, int(panda_id))
-            _write_json(spec.workdir / MARKER, {"state": "submitted", "panda_id": int(panda_id)})
+            write_json(spec.workdir / MARKER, {"state": "submitted", "panda_id": int(panda_id)})
             results[i] = str(int(panda_id))
         return results
 
@@ -318,7 +303,7 @@ class PandaBackend(Backend):
             return int((value - datetime(1970, 1, 1)).total_seconds()) if value else None
 
         workdir.mkdir(parents=True, exist_ok=True)
-        _write_json(workdir / RESULT, {
+        write_json(workdir / RESULT, {
             "exit_code": status.exit_code, "start": epoch(status.started_at), "end": epoch(status.ended_at),
             "host": status.host or "", "timeout": False, "source": "panda",
         })
@@ -336,7 +321,7 @@ class PandaBackend(Backend):
     def find_by_name(self, jobs: Sequence[JobRef]) -> dict[str, str]:
         found: dict[str, str] = {}
         for group in self._by_server(jobs).values():
-            markers = {ref.name: _read_json(ref.workdir / MARKER) for ref in group}
+            markers = {ref.name: read_json(ref.workdir / MARKER) or {} for ref in group}
             known = {int(m["panda_id"]): name for name, m in markers.items() if m.get("panda_id")}
             records = self._records(group[0].queue_options, list(known)) if known else {}
             for panda_id, record in records.items():
