@@ -61,7 +61,8 @@ def backend_class(name: str) -> type[Backend]:
 
 
 def get_backend(name: str, config: Mapping[str, Any], cache: dict[str, Backend]) -> Backend:
-    """One backend instance per name, kept in ``cache`` (the app's extensions)."""
+    """One backend instance per name, kept in ``cache`` (the app's extensions);
+    ``config`` is its ``[backends.<name>]`` section, used when it is created."""
     if name not in cache:
-        cache[name] = backend_class(name)(config.get(name, {}))
+        cache[name] = backend_class(name)(config)
     return cache[name]

@@ -6,7 +6,7 @@ import logging
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,11 +27,17 @@ def backend(name: str) -> Backend:
     ``cancel_running``; ``[backends.<name>]`` may override it.
     """
     cache = current_app.extensions.setdefault("hc_backends", {})
-    configs = {
-        key: {"cancel_running": current_app.config["JOBS_CANCEL_RUNNING"], **section}
-        for key, section in current_app.config["BACKENDS"].items()
-    }
-    return get_backend(name, configs, cache)
+    section = {"cancel_running": current_app.config["JOBS_CANCEL_RUNNING"],
+               **current_app.config["BACKENDS"].get(name, {})}
+    return get_backend(name, section, cache)
+
+
+def by_backend(jobs: Iterable[Job]) -> dict[str, list[Job]]:
+    """Jobs grouped by their backend's name: each group is one batched call."""
+    groups: dict[str, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.backend, []).append(job)
+    return groups
 
 
 def my_host() -> str:
@@ -90,7 +96,6 @@ def tick(name: str) -> Callable[[Callable[[], T]], Callable[[Flask], T | None]]:
                 _heartbeat(name, started, time.monotonic() - clock, error)
                 return result
 
-        run.body = body  # type: ignore[attr-defined]
         return run
 
     return decorate

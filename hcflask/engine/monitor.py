@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from hcflask.backends import BackendUnavailable, Status, jobscript
-from hcflask.engine.common import backend, job_ref, log, my_host, record_health, tick
+from hcflask.engine.common import backend, by_backend, job_ref, log, my_host, record_health, tick
 from hcflask.engine.judge import judge
 from hcflask.extensions import db
 from hcflask.models import Job, JobMetric, Test, utcnow
@@ -78,11 +78,8 @@ def _result_grace_over(job: Job, status: Status) -> bool:
 
 def poll_jobs(jobs: list[Job]) -> int:
     """Poll ``jobs`` backend by backend and apply what comes back."""
-    by_backend: dict[str, list[Job]] = {}
-    for job in jobs:
-        by_backend.setdefault(job.backend, []).append(job)
     changed = 0
-    for name, group in by_backend.items():
+    for name, group in by_backend(jobs).items():
         try:
             statuses = backend(name).poll_many([job_ref(j) for j in group])
         except BackendUnavailable as exc:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from hcflask.backends import BackendUnavailable
-from hcflask.engine.common import backend, job_ref, log, my_host, record_health, tick
+from hcflask.engine.common import backend, by_backend, job_ref, log, my_host, record_health, tick
 from hcflask.engine.submission import adopt
 from hcflask.extensions import db
 from hcflask.models import Job, Test, utcnow
@@ -30,11 +30,8 @@ def reconcile_pending() -> dict[str, int]:
             Test.host == my_host(),
         ).options(selectinload(Job.queue))
     ).all()
-    by_backend: dict[str, list[Job]] = {}
-    for job in jobs:
-        by_backend.setdefault(job.backend, []).append(job)
     counts = {"adopted": 0, "lost": 0, "undecided": 0}
-    for name, group in by_backend.items():
+    for name, group in by_backend(jobs).items():
         try:
             found = backend(name).find_by_name([job_ref(j) for j in group])
         except BackendUnavailable as exc:

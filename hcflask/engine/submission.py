@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy import func, or_, select
 
 from hcflask.backends import BackendUnavailable, JobSpec, Resources, SubmitError, jobscript
-from hcflask.engine.common import backend, backend_enforces_walltime, job_ref, my_host, record_health, tick
+from hcflask.engine.common import backend, backend_enforces_walltime, by_backend, job_ref, my_host, record_health, tick
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, Test, utcnow
 from hcflask.states import IN_FLIGHT_JOB_STATES, JobState, QueueStatus, TestState
@@ -116,13 +116,7 @@ def submit_pending(limit: int | None = None) -> int:
     )
     if limit is not None:
         query = query.limit(limit)
-    by_backend: dict[str, list[Job]] = {}
-    for job in db.session.scalars(query):
-        by_backend.setdefault(job.backend, []).append(job)
-    submitted = 0
-    for name, jobs in by_backend.items():
-        submitted += _submit_to(name, jobs)
-    return submitted
+    return sum(_submit_to(name, jobs) for name, jobs in by_backend(db.session.scalars(query)).items())
 
 
 def _submit_to(name: str, jobs: list[Job]) -> int:
@@ -189,15 +183,12 @@ def cancel_leftover_jobs() -> int:
         Test.host == my_host(), Job.state.in_(states),
         or_(Job.cancel_requested_at.is_(None), Job.cancel_requested_at < now - CANCEL_RETRY),
     )).all()
-    by_backend: dict[str, list[Job]] = {}
     for job in jobs:
         if job.backend_id is None:
             job.ended_at = now
             job.failure_reason = "test ended before the job was submitted"
             job.transition(JobState.CANCELLED, note=job.failure_reason)
-        else:
-            by_backend.setdefault(job.backend, []).append(job)
-    for name, group in by_backend.items():
+    for name, group in by_backend(j for j in jobs if j.backend_id is not None).items():
         try:
             backend(name).cancel_many([job_ref(j) for j in group])
         except BackendUnavailable as exc:
