@@ -7,6 +7,7 @@ up by name, so no job is lost and none is submitted twice.
 """
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -67,7 +68,8 @@ def create_jobs() -> list[Job]:
             key = (test.id, queue.id)
             need = jobs_needed(test.snapshot, in_flight[key], totals[key], test_in_flight)
             for _ in range(need):
-                job = Job(test=test, queue=queue, backend=queue.backend, name=f"hc-{instance}-new-{id(test)}")
+                # a unique placeholder until the id (and so the real name) is known
+                job = Job(test=test, queue=queue, backend=queue.backend, name=f"new-{uuid.uuid4().hex}")
                 db.session.add(job)
                 db.session.flush()
                 job.name = f"hc-{instance}-{job.id}"
