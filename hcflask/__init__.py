@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Application factory: defaults → instance/hc.toml → HC_* → ``test_config``."""
     from hcflask import config as hc_config
+    from hcflask.engine.rules import check_config
     from hcflask.extensions import csrf, db, login_manager, migrate
 
     test_config = dict(test_config or {})
@@ -26,6 +27,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(path), instance_relative_config=True)
     app.config.update(hc_config.load(path))
     app.config.update(test_config)
+    check_config(app.config["ROBOT"])  # the [robot] section: a typo stops the start, key named
     if not app.config["SECRET_KEY"]:
         raise hc_config.ConfigError(
             f"secret_key is not set: run 'hc init' to create {path / hc_config.CONFIG_FILE}"

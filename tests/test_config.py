@@ -54,3 +54,9 @@ def test_initial_file_has_a_secret_and_is_private(tmp_path: Path) -> None:
 def test_factory_refuses_to_run_without_a_secret(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="secret_key is not set"):
         create_app({"INSTANCE_PATH": tmp_path})
+
+
+def test_factory_checks_the_robot_section(tmp_path: Path) -> None:
+    (tmp_path / "hc.toml").write_text('secret_key = "s"\n[robot]\nwindw_hours = 3\n')
+    with pytest.raises(ConfigError, match="robot: unknown key 'windw_hours'"):
+        create_app({"INSTANCE_PATH": tmp_path})
