@@ -172,3 +172,16 @@ def test_open_alerts_and_outages_show_on_every_page(client: FlaskClient, app: Fl
         page = client.get(url).get_data(as_text=True)
         assert "outage alert since" in page and "central outage suspected: 3 of 4 queues failing" in page, url
         assert "Backend slurm is unreachable" in page and "sbatch: no answer within 30 s" in page, url
+
+
+def test_queue_form_shows_errors_next_to_the_field(admin_client: FlaskClient, app: Flask) -> None:
+    form = {"csrf_token": csrf_token(admin_client, "/queues/new"), "name": "q9", "backend": "local",
+            "options": "slots: 0", "description": ""}
+    response = admin_client.post("/queues/new", data=form)
+    assert response.status_code == 400
+    assert '<div class="err">must be at least 1</div>' in response.get_data(as_text=True)
+    form["options"] = "slots: 2"
+    form["csrf_token"] = csrf_token(admin_client, "/queues/new")
+    assert admin_client.post("/queues/new", data=form).status_code == 302
+    with app.app_context():
+        assert db.session.scalars(select(Queue).where(Queue.name == "q9")).one().options == {"slots": 2}

@@ -30,7 +30,29 @@ def _lines(text: str | None) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
-class TemplateForm(FlaskForm):
+class ShowsErrors(FlaskForm):
+    """A form that shows a :class:`ValidationError` next to the field it names.
+
+    ``FIELD_OF`` maps a document field (or the start of a dotted one) to the
+    form field; anything else is shown above the form.
+    """
+
+    FIELD_OF: dict[str, str] = {}
+
+    def add_error(self, exc: ValidationError) -> None:
+        field = exc.field.split("[")[0]
+        target = self.FIELD_OF.get(field) or next(
+            (v for k, v in self.FIELD_OF.items() if field.startswith(k + ".")), None
+        )
+        if target is None:
+            self.form_errors.append(str(exc))
+        else:
+            getattr(self, target).errors = [*getattr(self, target).errors, exc.reason]
+
+
+class TemplateForm(ShowsErrors):
+    FIELD_OF = FIELD_OF
+
     name = StringField("Name", validators=[DataRequired()])
     description = StringField("Description")
     queues = StringField("Queues", description="names or glob patterns, separated by spaces or commas",
@@ -96,19 +118,11 @@ class TemplateForm(FlaskForm):
             },
         }
 
-    def add_error(self, exc: ValidationError) -> None:
-        """Show a validation error next to the field it names."""
-        field = exc.field.split("[")[0]
-        target = FIELD_OF.get(field) or next(
-            (v for k, v in FIELD_OF.items() if field.startswith(k + ".")), None
-        )
-        if target is None:
-            self.form_errors.append(str(exc))
-        else:
-            getattr(self, target).errors = [*getattr(self, target).errors, exc.reason]
 
 
-class QueueForm(FlaskForm):
+class QueueForm(ShowsErrors):
+    FIELD_OF = {"name": "name", "backend": "backend", "options": "options", "description": "description"}
+
     name = StringField("Name", validators=[DataRequired()])
     backend = SelectField("Backend", choices=list(BACKEND_NAMES))
     options = TextAreaField("Backend options (YAML)", description="e.g. partition: debug")

@@ -211,8 +211,7 @@ def new_queue() -> Any:
                                          form.description.data or "", bool(form.autoexclusion.data))
         except ValidationError as exc:
             db.session.rollback()
-            target = exc.field.split(".")[0] if exc.field.split(".")[0] in form else None
-            (getattr(form, target).errors.append(exc.reason) if target else form.form_errors.append(str(exc)))
+            form.add_error(exc)
         else:
             flash(f"Queue {queue.name} created.", "ok")
             return redirect(url_for("ui.queue", name=queue.name))
