@@ -29,7 +29,6 @@ cancelled), ``accounting`` (``auto``, ``slurmdbd``, ``jobcomp``, ``none``),
 from __future__ import annotations
 
 import collections
-import os
 import pwd
 import subprocess
 import time
@@ -65,10 +64,11 @@ def _commands(config: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _env(config: Mapping[str, Any]) -> dict[str, str]:
+    """Extra environment of every command; the service's own ``SLURM_CONF`` is
+    passed on by the runner unless ``slurm_conf`` names another file."""
     env = {"SLURM_TIME_FORMAT": "standard"}
-    conf = config.get("slurm_conf") or os.environ.get("SLURM_CONF")
-    if conf:
-        env["SLURM_CONF"] = str(conf)
+    if config.get("slurm_conf"):
+        env["SLURM_CONF"] = str(config["slurm_conf"])
     return env
 
 
