@@ -200,9 +200,9 @@ def flag_pass() -> dict[str, int]:
         db.session.flush()
         events.extend(check_run(band, queue, params, state))
     state.metric_watermark = every[-1].id
-    db.session.commit()
     for event, extra in events:
-        notify.dispatch(current_app.config["ROBOT"], event, notify.event_data(event, **extra))
+        notify.enqueue(event, notify.event_data(event, **extra))
+    db.session.commit()
     return {"flagged": flagged}
 
 
@@ -217,7 +217,7 @@ def pin_baseline(band: MetricBand, start: datetime | None, end: datetime | None,
                               rule=band.metric, message=f"baseline of {band.metric} ({band.template}) set to "
                               f"{start or 'first jobs'} – {end or ''}: mean {band.mean}, σ {band.sigma}"))
     events = check_run(band, queue, params, RobotState.get())
-    db.session.commit()
     for event, extra in events:
-        notify.dispatch(current_app.config["ROBOT"], event, notify.event_data(event, **extra))
+        notify.enqueue(event, notify.event_data(event, **extra))
+    db.session.commit()
     return band

@@ -228,9 +228,9 @@ def robot_pass(now: datetime | None = None) -> dict[str, int]:
     state.last_summary = summary
     state.last_run_at = now
     state.last_run_seconds = time.monotonic() - clock
-    db.session.commit()
     for event, extra in events:
-        notify.dispatch(robot_cfg, event, notify.event_data(event, **extra))
+        notify.enqueue(event, notify.event_data(event, **extra))
+    db.session.commit()
     if counts["excluded"] or counts["recovered"]:
         log.info("robot: %s", counts)
     return counts
