@@ -155,11 +155,3 @@ def adopt(name: str, tests: list[Test]) -> int:
     log.warning("adopted %d tests of dead host %s: %s", len(tests), name, [t.id for t in tests])
     return len(tests)
 
-
-def move_test(test: Test, host: str, actor: str) -> Test:
-    """An admin moves a test (and its jobs in flight) to another host."""
-    old = test.host
-    test.host = check_host(host)
-    test.note = (test.note + "; " if test.note else "") + f"moved from {old or '-'} to {host} by {actor}"
-    db.session.commit()
-    return test
