@@ -56,8 +56,17 @@ def backend_enforces_walltime(name: str) -> bool:
 
 def end_transaction() -> None:
     """Commit before a backend call or an action, so no write transaction
-    (SQLite's one write lock) is held while a slow command runs."""
-    db.session.commit()
+    (SQLite's one write lock) is held while a slow command runs.
+
+    The loaded rows stay loaded (no expiry), so the caller does not reload
+    each job one by one afterwards.
+    """
+    session = db.session()
+    keep, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = keep
 
 
 def record_health(name: str, error: str | None) -> None:

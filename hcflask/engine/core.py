@@ -82,10 +82,11 @@ def renew_templates() -> int:
         Template.active.is_(True), Template.renew.is_(True), Template.id.not_in(busy)
     )).all()
     for template in templates:
-        test = Test.from_template(template, created_by="renew")
         # the renewal stays on the host of the test it follows
-        test.host = db.session.scalar(select(Test.host).where(Test.template_id == template.id)
-                                      .order_by(Test.id.desc()).limit(1))
+        host = db.session.scalar(select(Test.host).where(Test.template_id == template.id)
+                                 .order_by(Test.id.desc()).limit(1))
+        test = Test.from_template(template, created_by="renew")
+        test.host = host
         db.session.add(test)
     db.session.commit()
     return len(templates)
