@@ -47,6 +47,7 @@ def job_ref(job: Job) -> JobRef:
     return JobRef(
         backend_id=job.backend_id or "", name=job.name, queue=job.queue.name,
         queue_options=job.queue.options or {}, workdir=Path(job.workdir),
+        cancel_requested=job.cancel_requested_at is not None,
     )
 
 

@@ -47,7 +47,7 @@ def finish(job: Job, status: Status) -> None:
             return
         status.reason = (
             f"no result file in {workdir} after {current_app.config['JOBS_RESULT_GRACE_SECONDS']} s: "
-            "is the instance folder on a filesystem the compute nodes see?"
+            "are the job work dirs ([paths] jobs) on a filesystem the compute nodes see?"
         )
         status.state = JobState.FAILED
     stdout = jobscript.tail(workdir / jobscript.STDOUT, JUDGE_BYTES)
