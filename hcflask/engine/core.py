@@ -95,7 +95,7 @@ def renew_templates() -> int:
 @tick("core")
 def core_tick() -> dict[str, int]:
     summary = watch_hosts()
-    if summary["adopted"]:
+    if summary["adopted_tests"]:
         summary.update(reconcile_pending())  # the dead host's in-doubt jobs, looked up by name
     summary.update({
         "ended": end_finished_tests(),

@@ -108,7 +108,7 @@ def watch_hosts(now: datetime | None = None) -> dict[str, int]:
     """The core's look at the other hosts: alert on dead ones, adopt after ``adopt_after``."""
     now = now or utcnow()
     adopt_after = float(current_app.config["HOSTS_ADOPT_AFTER"])
-    counts = {"dead_hosts": 0, "adopted": 0}
+    counts = {"dead_hosts": 0, "adopted_tests": 0}
     dead = set()
     for host in db.session.scalars(select(Host).where(Host.name != my_host(), Host.lease_until <= now)):
         tests = _driven_by(host.name)
@@ -125,7 +125,7 @@ def watch_hosts(now: datetime | None = None) -> dict[str, int]:
                       host.name, host.lease_until, len(tests))
             notify.enqueue(event, notify.event_data(event, title=alert.title, kind="host"))
         if adopt_after and host.lease_until and now - host.lease_until >= timedelta(seconds=adopt_after):
-            counts["adopted"] += adopt(host.name, tests)
+            counts["adopted_tests"] += adopt(host.name, tests)
     for alert in open_alerts("host"):
         if alert.key.removeprefix("host:") not in dead:
             event = close_alert(alert, "the host answers again, or its tests have a live host")

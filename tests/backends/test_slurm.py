@@ -6,6 +6,7 @@ by the last test, so its minute of walltime overlaps the other tests.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -77,7 +78,9 @@ def test_pending_reason_then_cancel_only_pending(backend: SlurmBackend, slurm: S
     calls = sum(backend.calls.values())
     backend.cancel_many(refs)  # cancel_running is false by default: the running job goes on
     assert sum(backend.calls.values()) == calls + 1
-    statuses = backend.poll_many(refs)
+    # the engine passes what the job row says (cancel_requested_at), so a restarted service knows it too
+    asked = [dataclasses.replace(r, cancel_requested=True) for r in refs]
+    statuses = SlurmBackend(slurm.backend_config).poll_many(asked)
     assert statuses[refs[0].backend_id].state is JobState.CANCELLED
     assert statuses[refs[0].backend_id].reason == "cancelled by hcflask"
     assert statuses[refs[1].backend_id].state is JobState.RUNNING
@@ -85,7 +88,7 @@ def test_pending_reason_then_cancel_only_pending(backend: SlurmBackend, slurm: S
     killer.cancel_many(refs[1:])
     status = wait_final(backend, refs[1:])[refs[1].backend_id]
     assert status.state is JobState.CANCELLED
-    assert status.reason == "cancelled by admin"  # this backend instance did not cancel it
+    assert status.reason == "cancelled by admin"  # the job row does not say hcflask asked
 
 
 def test_out_of_memory(backend: SlurmBackend, tmp_path: Path) -> None:
