@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 
 from hcflask.engine import notify
 from hcflask.engine.alerts import close_alert, find_open, open_alerts, raise_alert
@@ -148,7 +148,7 @@ def adopt(name: str, tests: list[Test]) -> int:
     for test in tests:
         test.host = me
         test.note = (test.note + "; " if test.note else "") + f"adopted by {me} from {name} (lease ran out)"
-    db.session.execute(BackendHealth.__table__.delete().where(BackendHealth.host == name))
+    db.session.execute(delete(BackendHealth).where(BackendHealth.host == name))
     alert = find_open(f"host:{name}")
     if alert is not None:
         alert.note(f"{me} adopted {len(tests)} tests")

@@ -151,6 +151,10 @@ def test_the_outbox_keeps_no_url_and_never_runs_an_edited_action(app: Flask, hoo
         _event()
         [row] = _deliveries()
         assert "s3cret" not in json.dumps(row.to_dict()) and "s3cret" not in json.dumps(row.data)
+        page = app.test_client().get("/robot").get_data(as_text=True)
+        deliveries = page[page.index('id="deliveries"'):]
+        assert "webhook (local.exclude.0)" in deliveries and "<td>pending</td>" in deliveries
+        assert "s3cret" not in page
         _config(app, {"local": {"exclude": [{"type": "webhook", "url": hook.url + "?other"}]}})
         assert deliver() == {"delivered": 0, "retry": 0, "failed": 1}
         assert hook.bodies == []
