@@ -247,8 +247,11 @@ def queue_status(name: str) -> Any:
     row = db.first_or_404(select(Queue).where(Queue.name == name))
     form = QueueStatusForm()
     if form.validate_on_submit():
-        actions.set_queue_status(row, form.status.data or "", _actor(), form.reason.data or "")
-        flash(f"Queue {row.name} is now {row.status}.", "ok")
+        try:
+            actions.set_queue_status(row, form.status.data or "", _actor(), form.reason.data or "")
+            flash(f"Queue {row.name} is now {row.status}.", "ok")
+        except ValidationError as exc:
+            flash(f"{exc.field}: {exc.reason}", "error")
     else:
         flash("; ".join(f"{k}: {', '.join(v)}" for k, v in form.errors.items()), "error")
     return redirect(url_for("ui.queue", name=row.name))
