@@ -256,6 +256,6 @@ def test_cli_switch_status_and_run(app: Flask, flags: Path) -> None:
     (12, 20, True),
 ])
 def test_outage_guard_thresholds(failing: int, active: int, outage: bool) -> None:
-    from hcflask.engine.robot import _outage
+    from hcflask.engine.decide import is_outage
 
-    assert _outage([None] * failing, active, Settings({}).get()) is outage  # type: ignore[list-item]
+    assert is_outage(failing, active, Settings({}).get()) is outage
