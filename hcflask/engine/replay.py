@@ -31,7 +31,7 @@ from hcflask.engine.decide import Decisions, RobotClaim, Snapshot, decide
 from hcflask.engine.robot import OUTAGE_KEY, keep_of
 from hcflask.engine.rules import DEFAULTS, Settings, check_config
 from hcflask.extensions import db
-from hcflask.models import Alert, RobotEvent, RobotState, ValidationError
+from hcflask.models import Alert, QueueClaim, RobotEvent, RobotState, ValidationError
 from hcflask.states import QueueStatus
 
 MAX_PASSES = 2000
@@ -111,12 +111,14 @@ def _enabled_at(now: datetime) -> bool:
 
 
 def start_state(start: datetime) -> Sim:
-    claims = snapshot.claims_at(start, live=False)
-    robot = {qid: RobotClaim(c.created_at, c.failure) for qid, cs in claims.items() for c in cs if c.source == "robot"}
-    opened = db.session.scalar(_active(select(func.count()).select_from(Alert).where(Alert.key == OUTAGE_KEY),
-                                       Alert.opened_at, Alert.closed_at, start))
+    """The robot's claims and outage alert just before the first pass (not what that pass did)."""
+    robot = {c.queue_id: RobotClaim(c.created_at, c.failure) for c in db.session.scalars(select(QueueClaim).where(
+        QueueClaim.source == "robot", QueueClaim.created_at < start,
+        or_(QueueClaim.released_at.is_(None), QueueClaim.released_at >= start)))}
+    opened = db.session.scalar(select(func.count()).select_from(Alert).where(
+        Alert.key == OUTAGE_KEY, Alert.opened_at < start, or_(Alert.closed_at.is_(None), Alert.closed_at >= start)))
     closed = db.session.scalar(select(func.max(Alert.closed_at)).where(Alert.key == OUTAGE_KEY,
-                                                                     Alert.closed_at <= start))
+                                                                     Alert.closed_at < start))
     return Sim(robot, {}, bool(opened), closed)
 
 

@@ -62,7 +62,7 @@ def gather(tests: Mapping[int, Test], since: datetime, keep: int,
     rank = func.row_number().over(partition_by=(Job.queue_id, Job.test_id),
                                   order_by=(Job.ended_at.desc(), Job.id.desc())).label("n")
     ranked = select(Job.id, Job.queue_id, Job.test_id, Job.state, Job.ended_at, Job.failure_reason, rank).where(
-        Job.test_id.in_(list(tests)), Job.state.in_(COUNTED), Job.ended_at >= since,
+        Job.test_id.in_(list(tests)), Job.state.in_(COUNTED), Job.ended_at >= since, Job.ended_at <= now,
         func.coalesce(Job.judged_at, Job.ended_at) <= now).subquery()
     for row in db.session.execute(select(ranked).where(ranked.c.n <= keep)):
         out[row.queue_id][tests[row.test_id].template_name].append(
