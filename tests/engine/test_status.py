@@ -77,6 +77,13 @@ def test_people_cannot_set_excluded(app: Flask, admin_client: FlaskClient, api_t
     assert "status: only the robot and the performance bands set excluded" in page.get_data(as_text=True)
     with app.app_context():
         assert queue("q1").status == "online" and claims("q1") == []
+    admin_client.post("/queues/q1/status", data={"csrf_token": csrf_token(admin_client, "/queues/q1"),
+                                                 "status": "offline", "reason": "ticket 42"})
+    page = admin_client.get("/queues/q1").get_data(as_text=True)
+    table = page.split('id="claims"')[1].split("</table>")[0]
+    assert "admin" in table and "offline" in table and "ticket 42" in table
+    claim = admin_client.get("/api/v1/queues/q1").get_json()["claims"]
+    assert [(c["source"], c["status"], c["reason"]) for c in claim] == [("admin", "offline", "ticket 42")]
 
 
 def test_admin_claims_outrank_the_robot_and_online_releases_all(ctx: Flask) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from hcflask import documents
 from hcflask.backends import BACKEND_NAMES, OptionError, backend_class, jobscript
 from hcflask.engine import actions
+from hcflask.engine.status import SOURCES, active_claims
 from hcflask.extensions import db
 from hcflask.models import BackendHealth, Job, Queue, QueueEvent, Template, Test, ValidationError
 from hcflask.states import JobState, TestState
@@ -238,7 +239,8 @@ def queue(name: str) -> Any:
     ))
     health = db.session.get(BackendHealth, row.backend)
     form = QueueStatusForm(status=row.status)
-    return _render("queue.html", queue=row, jobs=jobs, events=events, health=health, form=form)
+    claims = sorted(active_claims([row.id]).get(row.id, []), key=lambda c: SOURCES.index(c.source))
+    return _render("queue.html", queue=row, jobs=jobs, events=events, health=health, form=form, claims=claims)
 
 
 @bp.route("/queues/<name>/status", methods=["POST"])
