@@ -4,8 +4,10 @@ Every query takes the pass time, so the live pass (``now`` = the clock) and
 the replay (``now`` = a moment in the past) read the database the same way:
 only jobs judged by ``now`` (``judged_at``, or ``ended_at`` for rows from
 before that column), only tests started by then, claims as they stood then.
-The outcomes are one query per pass (a window function keeps the newest
-``keep`` jobs per queue x test), not one per queue x test.
+The outcomes are one query per pass: for every queue x test pair a
+correlated ``IN (... ORDER BY ended_at DESC LIMIT keep)`` walks the
+``(queue_id, ended_at)`` index backwards, so the cost follows the pairs,
+not the jobs in the window (bench/bench_robot.py).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import aliased
 
 from hcflask.engine.decide import QueueView, RobotClaim
 from hcflask.engine.rules import Outcome, Settings
@@ -59,12 +62,14 @@ def gather(tests: Mapping[int, Test], since: datetime, keep: int,
     out: dict[int, dict[str, list[Outcome]]] = defaultdict(lambda: defaultdict(list))
     if not tests:
         return out
-    rank = func.row_number().over(partition_by=(Job.queue_id, Job.test_id),
-                                  order_by=(Job.ended_at.desc(), Job.id.desc())).label("n")
-    ranked = select(Job.id, Job.queue_id, Job.test_id, Job.state, Job.ended_at, Job.failure_reason, rank).where(
-        Job.test_id.in_(list(tests)), Job.state.in_(COUNTED), Job.ended_at >= since, Job.ended_at <= now,
-        func.coalesce(Job.judged_at, Job.ended_at) <= now).subquery()
-    for row in db.session.execute(select(ranked).where(ranked.c.n <= keep)):
+    newest = aliased(Job)
+    per_pair = select(newest.id).where(
+        newest.queue_id == Queue.id, newest.test_id == Test.id, newest.state.in_(COUNTED), newest.ended_at >= since,
+        newest.ended_at <= now, func.coalesce(newest.judged_at, newest.ended_at) <= now,
+    ).order_by(newest.ended_at.desc(), newest.id.desc()).limit(keep).correlate(Queue, Test)
+    rows = select(Job.id, Job.queue_id, Job.test_id, Job.state, Job.ended_at, Job.failure_reason).select_from(
+        Queue).join(Test, Test.id.in_(list(tests))).join(Job, Job.id.in_(per_pair))
+    for row in db.session.execute(rows):
         out[row.queue_id][tests[row.test_id].template_name].append(
             Outcome(row.id, row.state == JobState.SUCCEEDED.value, row.ended_at, row.failure_reason or ""))
     for per_template in out.values():
