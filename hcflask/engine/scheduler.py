@@ -49,7 +49,7 @@ def _elected(app: Flask) -> bool:
 
 TICKS = {
     "core": (core_if_elected, "SCHEDULER_CORE_SECONDS"),
-    "retention": (retention_if_elected, "SCHEDULER_RETENTION_SECONDS"),
+    "retention": (retention_if_elected, "RETENTION_INTERVAL_SECONDS"),
     "submission": (submission_tick, "SCHEDULER_SUBMISSION_SECONDS"),
     "monitor": (monitor_tick, "SCHEDULER_MONITOR_SECONDS"),
 }
