@@ -26,10 +26,12 @@ from hcflask.models import (
     RobotState,
     RollupTotal,
     Test,
+    ValidationError,
     utcnow,
 )
 from hcflask.states import QueueStatus
 from hcflask.web.auth import admin_required
+from hcflask.web.queries import int_arg
 from hcflask.web.robot import bp, stats
 
 EVENT_KINDS = ("exclude", "recover", "switch", "alert_open", "alert_close", "action", "baseline")
@@ -47,17 +49,34 @@ def parse_day(value: str | None, default: date) -> date:
 
 
 def date_range(args: Any, default_days: int = 30) -> tuple[date, date]:
-    """``from``/``to`` (YYYY-MM-DD) or the last ``days`` days, at most a year."""
-    today = utcnow().date()
-    end = parse_day(args.get("to"), today)
-    try:
-        span = max(1, min(366, int(args.get("days", default_days))))
-    except ValueError:
-        span = default_days
-    start = parse_day(args.get("from"), end - timedelta(days=span - 1))
+    """``from``/``to`` (YYYY-MM-DD) or the last ``days`` days, at most ``[reports] max_days``.
+
+    A bad or too wide range is a 400 naming the field, never a silent clamp.
+    """
+    widest = int(current_app.config["REPORTS_MAX_DAYS"])
+    end = _strict_day(args, "to") or utcnow().date()
+    span = int_arg(args, "days", default_days, high=widest)
+    start = _strict_day(args, "from") or end - timedelta(days=span - 1)
     if start > end:
-        start, end = end, start
-    return max(start, end - timedelta(days=365)), end
+        raise ValidationError("from", f"must not be after to ({end.isoformat()})")
+    if (end - start).days + 1 > widest:
+        raise ValidationError("from", f"the range may span at most {widest} days")
+    return start, end
+
+
+def _strict_day(args: Any, name: str) -> date | None:
+    value = args.get(name)
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(name, f"expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+@bp.errorhandler(ValidationError)
+def _invalid(exc: ValidationError) -> Any:
+    return render_template("error.html", code=400, message=str(exc)), 400
 
 
 def event_query(args: Any) -> Any:
