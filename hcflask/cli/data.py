@@ -6,23 +6,34 @@
 from __future__ import annotations
 
 import click
+from flask import current_app
 from flask_migrate.cli import db as db_group
 
 from hcflask.cli.common import initialised, table
 from hcflask.extensions import db
+from hcflask.models import utcnow
 
 
 @db_group.command("rollup")
 @click.option("--rebuild", is_flag=True, required=True,
-              help="recompute every rollup from the job rows (after loading data with other tools)")
+              help="recompute the rollups from the job rows (after loading data with other tools)")
+@click.option("--all", "everything", is_flag=True,
+              help="also the days retention has purged (their rollups would be lost)")
 @initialised
-def rollup_command(rebuild: bool) -> None:
-    """Recompute the rollups (per queue × template × day) from the raw job rows."""
+def rollup_command(rebuild: bool, everything: bool) -> None:
+    """Recompute the rollups (per queue × template × day) from the raw job rows.
+
+    Days whose job rows retention may have deleted keep their rollups unless --all.
+    """
+    from hcflask.engine.rollups import kept_since
     from hcflask.engine.rollups import rebuild as rebuild_rollups
 
-    jobs = rebuild_rollups(db.session)
+    config = current_app.config
+    since = None if everything else kept_since(utcnow(), config["RETENTION_JOBS_DAYS"],
+                                               config["RETENTION_FAILED_DAYS"])
+    jobs = rebuild_rollups(db.session, since)
     db.session.commit()
-    click.echo(f"rollups rebuilt from {jobs} finished jobs")
+    click.echo(f"rollups rebuilt from {jobs} finished jobs" + (f" (days from {since} on)" if since else ""))
 
 
 @click.command("purge")

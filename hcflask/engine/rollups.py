@@ -24,7 +24,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import delete, event, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, attributes
 
@@ -215,14 +215,22 @@ def _on_flush(session: Session, _context: Any, _instances: Any) -> None:
         record(session, [outcome_of(j, tests[j.test_id]) for j in finals])
 
 
-def rebuild(session: Session, chunk: int = 5000) -> int:
-    """Recompute every rollup from the raw job rows (the jobs retention kept); returns jobs read."""
-    for model in (Rollup, RollupReason, RollupTotal, RollupTail):
-        session.execute(delete(model))
+def rebuild(session: Session, since: date | None = None, chunk: int = 5000) -> int:
+    """Recompute the rollups from the raw job rows; returns the number of jobs read.
+
+    Days before ``since`` keep their rollups: retention may have deleted
+    their job rows, and the plots must still show them.  The all-time
+    totals are summed again from the day rows.
+    """
+    for model in (Rollup, RollupReason):
+        session.execute(delete(model).where(model.day >= since) if since else delete(model))
+    session.execute(delete(RollupTail))
     templates = {i: (s.get("name", "?"), cores_of(s)) for i, s in session.execute(select(Test.id, Test.snapshot))}
     ended = func.coalesce(Job.ended_at, Job.updated_at)
     query = (select(Job.queue_id, Job.test_id, Job.state, Job.failure_reason, Job.started_at, ended)
              .where(Job.state.in_(FINAL)).order_by(ended, Job.id))
+    if since:
+        query = query.where(ended >= datetime.combine(since, time.min))
     seen, valid, outcomes = 0, window(), []
     for queue_id, test_id, state, reason, started, end in session.execute(query.execution_options(yield_per=chunk)):
         name, cores = templates[test_id]
@@ -231,5 +239,14 @@ def rebuild(session: Session, chunk: int = 5000) -> int:
             record(session, outcomes, valid)
             seen, outcomes = seen + len(outcomes), []
     record(session, outcomes, valid)
+    session.execute(delete(RollupTotal))
+    sums = [func.sum(getattr(Rollup, c)) for c in COUNTS]
+    session.execute(insert(RollupTotal).from_select(
+        ["queue_id", "template", *COUNTS],
+        select(Rollup.queue_id, Rollup.template, *sums).group_by(Rollup.queue_id, Rollup.template)))
     return seen + len(outcomes)
 
+
+def kept_since(now: datetime, jobs_days: float, failed_days: float) -> date:
+    """The first day whose job rows retention has not touched: rebuild from there."""
+    return (now - timedelta(days=min(jobs_days, failed_days))).date() + timedelta(days=1)
