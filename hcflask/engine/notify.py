@@ -7,6 +7,7 @@ without its own entry, and to alerts that name no backend)::
     exclude = [{type = "command", argv = ["scontrol", "update", "PartitionName={queue}",
                                          "State=DRAIN", "Reason=hcflask: {rule}"]}]
     recover = [{type = "command", argv = ["scontrol", "update", "PartitionName={queue}", "State=UP"]}]
+    # an exclude command may name its ``undo``: run when the outage guard rolls the exclusion back
     alert = [{type = "webhook", url = "https://chat.example/hook", timeout = 5, retries = 2}]
 
 No entry means "record only".  Commands are argument lists run through the
@@ -46,7 +47,7 @@ from hcflask.models import Delivery, RobotEvent, iso, utcnow
 
 log = logging.getLogger("hcflask.robot")
 EVENTS = ("exclude", "recover", "alert")
-TYPES = {"record": set(), "command": {"argv", "timeout"}, "webhook": {"url", "timeout", "retries", "headers"}}
+TYPES = {"record": set(), "command": {"argv", "undo", "timeout"}, "webhook": {"url", "timeout", "retries", "headers"}}
 
 
 def check_actions(actions: Mapping[str, Any]) -> None:
@@ -74,6 +75,9 @@ def _check_entry(entry: Any, where: str) -> None:
         argv = entry.get("argv")
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
             raise ConfigError(f"{where}.argv: must be a non-empty list of strings")
+        undo = entry.get("undo", ["-"])
+        if not isinstance(undo, list) or not undo or not all(isinstance(a, str) for a in undo):
+            raise ConfigError(f"{where}.undo: must be a non-empty list of strings")
     if entry["type"] == "webhook" and not str(entry.get("url", "")).startswith(("http://", "https://")):
         raise ConfigError(f"{where}.url: must be an http:// or https:// URL")
 
@@ -125,7 +129,7 @@ def enqueue(event: RobotEvent, data: Mapping[str, Any] | None = None) -> list[De
     kind = "alert" if event.kind.startswith("alert") else event.kind
     key = _key(event.backend, config)
     rows = []
-    for index, entry in enumerate(actions_for(config, event.backend, kind)):
+    for index, entry in _entries(config, event.backend, kind):
         row = Delivery(event_id=event.id, action=entry["type"], config_key=f"{key}.{kind}.{index}",
                        fingerprint=fingerprint(entry), target=_target(entry), data=values, state="pending",
                        attempts=0, last_error="", next_attempt_at=utcnow())
@@ -134,11 +138,22 @@ def enqueue(event: RobotEvent, data: Mapping[str, Any] | None = None) -> list[De
     return rows
 
 
+def _entries(config: Mapping[str, Any], backend: str | None, kind: str) -> list[tuple[int, dict[str, Any]]]:
+    """The actions of an event kind with their index in hc.toml; a rollback runs the ``undo``
+    of each exclude command that has one."""
+    if kind != "rollback":
+        return list(enumerate(actions_for(config, backend, kind)))
+    return [(i, {**entry, "argv": entry["undo"]}) for i, entry in enumerate(actions_for(config, backend, "exclude"))
+            if entry["type"] == "command" and entry.get("undo")]
+
+
 def _entry(config: Mapping[str, Any], row: Delivery) -> Mapping[str, Any] | None:
+    """The configured action a delivery stands for, unless hc.toml changed it since."""
     backend, kind, index = row.config_key.rsplit(".", 2)
-    entries = ((config.get("actions") or {}).get(backend) or {}).get(kind) or []
-    entry = entries[int(index)] if int(index) < len(entries) else None
-    return entry if entry is not None and fingerprint(entry) == row.fingerprint else None
+    for i, entry in _entries(config, None if backend == "default" else backend, kind):
+        if i == int(index) and fingerprint(entry) == row.fingerprint:
+            return entry
+    return None
 
 
 def deliver(limit: int = 50) -> dict[str, int]:
@@ -193,7 +208,7 @@ def _record(config: Mapping[str, Any], row: Delivery, entry: Mapping[str, Any] |
     event = db.session.get_one(RobotEvent, row.event_id)
     row.attempts += 1
     now = utcnow()
-    retries = int(config.get("action_retries", 8))
+    retries = int((entry or {}).get("retries", config.get("action_retries", 8)))
     if ok:
         row.state, row.delivered_at, row.last_error = "delivered", now, ""
         outcome = "delivered"

@@ -8,15 +8,15 @@ an ``flock`` the kernel drops when its process dies, so after a reload
 scheduler within seconds, and never two.
 
 Each tick kind runs on its own one-thread executor (core, submission,
-monitor, actions, and the host heartbeat), so a slow backend or webhook
-never delays another kind; ``max_instances=1`` and ``coalesce=True`` keep a
+monitor, actions, retention and the host heartbeat), so a slow backend or
+webhook never delays another kind; ``max_instances=1`` and ``coalesce=True`` keep a
 kind single.  A run that cannot start because the previous one is still
 busy is logged once per stuck run, with how long it has been running.
 
 Submission and monitor ticks drive the tests whose ``host`` is this
-service's ``host_name``; the core and actions ticks run only where the
-:class:`CoreLock` is held (always, on SQLite; one service per database, on
-PostgreSQL).
+service's ``host_name``; the core, actions and retention ticks run only
+where the :class:`CoreLock` is held (always, on SQLite; one service per
+database, on PostgreSQL).
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ from hcflask.engine.lock import CoreLock, InstanceLock, LockUnsupported
 from hcflask.engine.monitor import monitor_tick
 from hcflask.engine.notify import deliver
 from hcflask.engine.reconcile import reconcile
+from hcflask.engine.retention import retention_tick
 from hcflask.engine.submission import submission_tick
 from hcflask.extensions import db
 
@@ -56,6 +57,12 @@ def core_if_elected(app: Flask) -> None:
 @tick("actions")
 def _deliver() -> dict[str, int]:
     return deliver()
+
+
+def retention_if_core(app: Flask) -> None:
+    """Retention belongs to the core role too: one purger per database."""
+    if core_here(app):
+        retention_tick(app)
 
 
 def actions_if_core(app: Flask) -> None:
@@ -80,6 +87,7 @@ def heartbeat(app: Flask) -> None:
 
 TICKS: dict[str, tuple[Callable[[Flask], Any], str]] = {
     "core": (core_if_elected, "SCHEDULER_CORE_SECONDS"),
+    "retention": (retention_if_core, "RETENTION_INTERVAL_SECONDS"),
     "submission": (submission_tick, "SCHEDULER_SUBMISSION_SECONDS"),
     "monitor": (monitor_tick, "SCHEDULER_MONITOR_SECONDS"),
     "actions": (actions_if_core, "SCHEDULER_ACTIONS_SECONDS"),

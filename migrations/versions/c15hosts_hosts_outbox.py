@@ -1,7 +1,7 @@
 """hosts and their leases, the outbox of robot actions, tick and backend health keyed by host
 
 Revision ID: c15hosts
-Revises: 5eee05e7f656
+Revises: c12rollups
 Create Date: 2026-11-25 20:45:00
 
 tick_run and backend_health only hold the latest heartbeat and outage of
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = 'c15hosts'
-down_revision = '5eee05e7f656'
+down_revision = 'c12rollups'
 branch_labels = None
 depends_on = None
 
