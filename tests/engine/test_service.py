@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from hcflask.extensions import db
 from hcflask.models import Delivery, Job, RobotEvent, TickRun
 from tests.conftest import kill_local_jobs, make_app
 from tests.factories import make_queue, make_template
-from tests.service import Served, fake_slurm, write_config
+from tests.service import Hanging, Served, fake_slurm, write_config
 
 JUDGED = ["succeeded", "failed"]
 
@@ -103,39 +101,6 @@ def test_kill_9_of_the_scheduler_worker_moves_it_and_same_host_name_is_refused(i
         assert status == 200 and body["status"] == "ok", body
     finally:
         service.stop()
-
-
-class Hanging:
-    """A webhook that accepts connections and never answers, until told to answer."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
-        self.answer = threading.Event()
-        self.held: list[socket.socket] = []
-        self.answered = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            if not self.answer.is_set():
-                self.held.append(conn)
-                continue
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-            conn.close()
-            self.answered += 1
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
 
 
 def test_a_hanging_webhook_delays_no_tick_and_is_delivered_once_it_answers(instance: Path) -> None:
