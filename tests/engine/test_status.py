@@ -125,11 +125,11 @@ def test_a_write_on_a_stale_version_is_refused_and_replanned(ctx: Flask, tmp_pat
     assert queue("q1").status == "offline" and claims("q1") == [("admin", "offline")]
 
 
-def decided(app: Flask) -> tuple[Any, Any, Any]:
+def decided(app: Flask) -> tuple[Any, Any]:
+    """The robot's read and decision steps, without its writer."""
     settings = Settings(app.config["ROBOT"])
-    state = RobotState.get()
     now = base_time() + timedelta(minutes=1)
-    return decide(load(now, settings, state), settings), now, state
+    return decide(load(now, settings, RobotState.get()), settings), now
 
 
 def race(app: Flask, folder: Path) -> None:
@@ -137,10 +137,10 @@ def race(app: Flask, folder: Path) -> None:
     t0 = base_time()
     jobs(test, ["ok1", "ok2", "ok3"], True, t0, count=2)
     jobs(test, ["bad1"], False, t0, count=3)
-    decisions, now, state = decided(app)
+    decisions, now = decided(app)
     assert [m.queue.name for m in decisions.exclude] == ["bad1"]
     other_process_sets(app, "bad1", "offline", folder)
-    write(decisions, now, state, time.monotonic())
+    write(decisions, now, time.monotonic())
     assert queue("bad1").status == "offline", "the robot overwrote an admin"
     assert "an admin holds bad1" in RobotState.get().last_summary["bad1"]["held"]
     assert db.session.scalar(select(RobotEvent).where(RobotEvent.kind == "exclude")) is None
@@ -169,9 +169,9 @@ def test_recovery_decided_before_an_admin_offline_is_not_written(ctx: Flask, tmp
     robot_pass(now=t0)
     assert queue("bad1").status == "excluded"
     jobs(test, ["bad1"], True, t0 + timedelta(minutes=1), count=2)
-    decisions, now, state = decided(ctx)
+    decisions, now = decided(ctx)
     assert [m.queue.name for m in decisions.recover] == ["bad1"]
     other_process_sets(ctx, "bad1", "offline", tmp_path / "other")
-    write(decisions, now, state, time.monotonic())
+    write(decisions, now, time.monotonic())
     assert queue("bad1").status == "offline"
     assert claims("bad1") == [("robot", "excluded"), ("admin", "offline")]

@@ -31,7 +31,7 @@ from hcflask.states import QueueStatus
 from hcflask.web.auth import admin_required
 from hcflask.web.robot import bp, stats
 
-EVENT_KINDS = ("exclude", "recover", "switch", "alert_open", "alert_close", "action", "baseline")
+EVENT_KINDS = ("exclude", "recover", "rollback", "switch", "alert_open", "alert_close", "action", "baseline")
 
 
 class SwitchForm(FlaskForm):
