@@ -175,3 +175,26 @@ def test_recovery_decided_before_an_admin_offline_is_not_written(ctx: Flask, tmp
     write(decisions, now, time.monotonic())
     assert queue("bad1").status == "offline"
     assert claims("bad1") == [("robot", "excluded"), ("admin", "offline")]
+
+
+def test_the_migration_turns_existing_statuses_into_claims(tmp_path: Path) -> None:
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text
+
+    app = make_app(tmp_path / "instance")
+    with app.app_context():
+        folder = app.extensions["migrate"].directory
+        downgrade(directory=folder, revision="5eee05e7f656")
+        for i, old in enumerate(["online", "excluded", "offline", "test"]):
+            db.session.execute(text("INSERT INTO queue (name, backend, status, autoexclusion, options, description, "
+                                    "created_at) VALUES (:n, 'local', :s, 1, '{}', '', '2026-01-01')"),
+                               {"n": f"q{i}", "s": old})
+        db.session.commit()
+        upgrade(directory=folder)
+        rows = db.session.execute(text("SELECT q.name, c.source, c.status FROM queue_claim c JOIN queue q "
+                                       "ON q.id = c.queue_id ORDER BY q.name")).all()
+        assert [tuple(r) for r in rows] == [("q1", "robot", "excluded"), ("q2", "admin", "offline"),
+                                            ("q3", "admin", "test")]
+        assert status.admin_set(queue("q1"), "online", "admin:x").new == "online"
+        db.session.remove()
+        db.engine.dispose()
