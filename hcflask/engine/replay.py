@@ -34,7 +34,7 @@ from hcflask.extensions import db
 from hcflask.models import Alert, QueueClaim, RobotEvent, RobotState, ValidationError
 from hcflask.states import QueueStatus
 
-MAX_PASSES = 2000
+MAX_PASSES = 500
 MAX_RANGE = timedelta(days=31)
 STEP = re.compile(r"^(\d+)([smhd]?)$")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
