@@ -38,10 +38,14 @@ DEFAULTS: dict[str, Any] = {
     "JOBS_OUTPUT_LIMIT": 65536,
     "JOBS_RESULT_GRACE_SECONDS": 120,
     "JOBS_PER_PAGE": 50,
+    "SERVER_SECURE_COOKIES": False,
+    "SERVER_LOGIN_LIMIT": "10 per minute",
 }
 #: sections kept whole, as dictionaries
 DICT_SECTIONS: dict[str, dict[str, Any]] = {
     "BACKENDS": {"local": {}, "slurm": {}, "panda": {}},
+    # upper limits of template and queue fields (hcflask.models.spec.DEFAULT_LIMITS, docs/api.md)
+    "LIMITS": {},
     # the robot's numbers (DESIGN.md "The robot"); [robot.templates.<name>] and
     # [robot.queues.<name>] override them, [robot.actions.<backend>] adds actions
     "ROBOT": {

@@ -19,13 +19,21 @@ Actions run *after* the event is committed, each caught on its own: a
 failing action becomes a logged ``action`` row (``ok`` false, with the
 error) next to its event, and never stops the robot or loses the event.
 Timeouts bound how long one action can hold the core tick.
+
+What is shown or stored about an action never holds its secrets: a webhook
+appears as its scheme and host, a command by its ``name`` (default: the
+base name of its program), and their error texts are scrubbed of the URL
+and the arguments (:func:`shown`, :func:`scrub`).  Alerts about a failing
+action are keyed by the action's place in the configuration, not its URL.
 """
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -37,7 +45,39 @@ from hcflask.models import RobotEvent, iso
 
 log = logging.getLogger("hcflask.robot")
 EVENTS = ("exclude", "recover", "alert")
-TYPES = {"record": set(), "command": {"argv", "timeout"}, "webhook": {"url", "timeout", "retries", "headers"}}
+TYPES = {"record": set(), "command": {"argv", "timeout", "name"},
+         "webhook": {"url", "timeout", "retries", "headers", "name"}}
+HIDDEN = "…"
+
+
+def shown(entry: Mapping[str, Any]) -> str:
+    """How an action appears to readers: a webhook as scheme://host, a command by its name."""
+    if entry.get("name"):
+        return str(entry["name"])
+    if entry.get("type") == "webhook":
+        try:
+            url = urlsplit(str(entry.get("url", "")))
+            return f"{url.scheme}://{url.hostname or '?'}" + (f":{url.port}" if url.port else "")
+        except ValueError:
+            return "webhook"
+    if entry.get("type") == "command":
+        return os.path.basename(str((entry.get("argv") or ["command"])[0])) or "command"
+    return str(entry.get("type", "action"))
+
+
+def scrub(text: str, entry: Mapping[str, Any], argv: list[str] | None = None) -> str:
+    """``text`` without the action's URL (path, query, credentials), header values or arguments."""
+    secrets = []
+    if entry.get("url"):
+        url = str(entry["url"])
+        split = urlsplit(url)
+        secrets += [url, split.path + (f"?{split.query}" if split.query else ""), split.path, split.query,
+                    split.netloc if split.username else ""]
+    secrets += [str(v) for v in (entry.get("headers") or {}).values()]
+    secrets += [str(a) for a in (argv or entry.get("argv") or [])]
+    for secret in sorted({s for s in secrets if len(s) > 1}, key=len, reverse=True):
+        text = text.replace(secret, HIDDEN)
+    return text
 
 
 def check_actions(actions: Mapping[str, Any]) -> None:
@@ -88,33 +128,33 @@ def dispatch(config: Mapping[str, Any], event: RobotEvent, data: Mapping[str, An
     """Run the actions configured for ``event`` and log each outcome (committed)."""
     kind = "alert" if event.kind.startswith("alert") else event.kind
     rows = []
-    for entry in actions_for(config, event.backend, kind):
+    for index, entry in enumerate(actions_for(config, event.backend, kind)):
         try:
             ok, message = _run_one(config, entry, data)
         except Exception as exc:  # noqa: BLE001 - an action must never stop the robot
             ok, message = False, f"{type(exc).__name__}: {exc}"
+        message = scrub(message, entry)
         if not ok:
-            log.warning("robot action %s for event %s failed: %s", entry.get("type"), event.id, message)
+            log.warning("robot action %s for event %s failed: %s", shown(entry), event.id, message)
         row = RobotEvent(kind="action", queue=event.queue, backend=event.backend, rule=entry.get("type"),
                          parent_id=event.id, alert_id=event.alert_id, ok=ok, message=message[:2000])
         db.session.add(row)
-        _action_alert(entry, event, ok, message)
+        _action_alert(entry, f"{kind}[{index}]", event, ok, message)
         db.session.commit()
         rows.append(row)
     return rows
 
 
-def _action_alert(entry: Mapping[str, Any], event: RobotEvent, ok: bool, message: str) -> None:
+def _action_alert(entry: Mapping[str, Any], place: str, event: RobotEvent, ok: bool, message: str) -> None:
     """A failing action keeps a ``robot`` alert open until that action works again.
 
     Its own open/close events are logged but run no actions (no loops).
     """
     from hcflask.engine.alerts import close_alert, find_open, raise_alert
 
-    target = entry.get("url") or (entry.get("argv") or [""])[0]
-    key = f"action:{event.backend or 'default'}:{entry.get('type')}:{target}"
+    key = f"action:{event.backend or 'default'}:{place}"
     if not ok:
-        raise_alert("robot", key, f"{entry.get('type')} action failing for {event.backend or 'alerts'}",
+        raise_alert("robot", key, f"{entry.get('type')} action {shown(entry)} failing for {event.backend or 'alerts'}",
                     f"{event.kind} {event.queue or ''}: {message[:500]}", backend=event.backend)
     elif (alert := find_open(key)) is not None:
         close_alert(alert, "the action works again")
@@ -134,14 +174,14 @@ def _run_one(config: Mapping[str, Any], entry: Mapping[str, Any], data: Mapping[
         try:
             done = run(argv, timeout=timeout)
         except BackendUnavailable as exc:
-            return False, f"{argv[0]}: {exc}"
-        detail = (done.stderr or done.stdout).strip()[-500:]
-        return done.returncode == 0, f"exit {done.returncode}: {' '.join(argv)}" + (f": {detail}" if detail else "")
+            return False, scrub(f"{shown(entry)}: {exc}", entry, argv)
+        detail = scrub((done.stderr or done.stdout).strip()[-500:], entry, argv)
+        return done.returncode == 0, f"exit {done.returncode}: {shown(entry)}" + (f": {detail}" if detail else "")
     return _post(entry, data, timeout, int(entry.get("retries", config.get("action_retries", 2))))
 
 
 def _post(entry: Mapping[str, Any], data: Mapping[str, Any], timeout: float, retries: int) -> tuple[bool, str]:
-    url = str(entry["url"])
+    url, name = str(entry["url"]), shown(entry)
     headers = {str(k): str(v) for k, v in (entry.get("headers") or {}).items()}
     error = ""
     for attempt in range(retries + 1):
@@ -153,6 +193,6 @@ def _post(entry: Mapping[str, Any], data: Mapping[str, Any], timeout: float, ret
             error = f"{type(exc).__name__}: {exc}"
             continue
         if 200 <= response.status_code < 300:
-            return True, f"POST {url}: {response.status_code} (attempt {attempt + 1})"
+            return True, f"POST {name}: {response.status_code} (attempt {attempt + 1})"
         error = f"HTTP {response.status_code}: {response.text[:200]}"
-    return False, f"POST {url} failed after {retries + 1} attempts: {error}"
+    return False, f"POST {name} failed after {retries + 1} attempts: {error}"

@@ -1,16 +1,18 @@
 """The database models, named by the domain words of DESIGN.md."""
+from hcflask.models.audit import AuditEntry
 from hcflask.models.common import iso, utcnow
 from hcflask.models.health import BackendHealth, TickRun
 from hcflask.models.job import Job, JobEvent, JobMetric
 from hcflask.models.queue import Queue, QueueEvent
 from hcflask.models.robot import Alert, MetricBand, RobotEvent, RobotState
-from hcflask.models.spec import ValidationError, validate_template
+from hcflask.models.spec import Conflict, ValidationError, validate_template
 from hcflask.models.template import Template, match_queues
 from hcflask.models.test import Test
 from hcflask.models.user import ApiToken, User
 
 __all__ = [
-    "Alert", "ApiToken", "BackendHealth", "Job", "JobEvent", "JobMetric", "MetricBand", "Queue", "QueueEvent",
+    "Alert", "ApiToken", "AuditEntry", "BackendHealth", "Conflict", "Job", "JobEvent", "JobMetric", "MetricBand",
+    "Queue", "QueueEvent",
     "RobotEvent", "RobotState", "Template", "Test",
     "TickRun", "User", "ValidationError", "iso", "match_queues", "utcnow", "validate_template",
 ]

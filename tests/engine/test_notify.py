@@ -108,7 +108,7 @@ def test_failing_actions_are_logged_and_do_not_stop_the_others(app: Flask, tmp_p
         logged = db.session.scalars(select(RobotEvent).where(RobotEvent.kind == "action")).all()
         assert len(logged) == 3
         alerts = {a.key: a for a in db.session.scalars(select(Alert))}
-        assert set(alerts) == {f"action:local:webhook:{dead}", "action:local:command:/nonexistent/scontrol"}
+        assert set(alerts) == {"action:local:exclude[0]", "action:local:exclude[1]"}
         assert all(a.kind == "robot" and a.is_open for a in alerts.values())
 
 

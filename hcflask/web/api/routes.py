@@ -8,10 +8,11 @@ from sqlalchemy import select
 from werkzeug.exceptions import HTTPException, NotFound
 
 from hcflask.extensions import csrf, db
-from hcflask.models import Job, Queue, Template, Test, ValidationError
+from hcflask.models import AuditEntry, Conflict, Job, Queue, Template, Test, ValidationError
+from hcflask.models.spec import validate_queue
 from hcflask.web import queries
-from hcflask.web.api import bp, json_body
-from hcflask.web.api.auth import check_read_access, token_required
+from hcflask.web.api import bp, json_body, text_field
+from hcflask.web.api.auth import admin_reader, check_read_access, token_required
 from hcflask.web.api.openapi import document
 
 csrf.exempt(bp)  # token-authenticated, no cookies: CSRF does not apply
@@ -31,14 +32,17 @@ def _reads() -> None:
 
 @bp.errorhandler(ValidationError)
 def _invalid(exc: ValidationError) -> Any:
-    return jsonify({"error": {"status": 400, "field": exc.field, "reason": exc.reason,
-                              "message": str(exc)}}), 400
+    return jsonify({"error": {"status": exc.status, "field": exc.field, "reason": exc.reason, "message": str(exc),
+                              "errors": [{"field": f, "reason": r} for f, r in exc.errors]}}), exc.status
 
 
 @bp.errorhandler(HTTPException)
 def _http(exc: HTTPException) -> Any:
-    return jsonify({"error": {"status": exc.code, "field": None, "reason": exc.description,
-                              "message": f"{exc.name}: {exc.description}"}}), exc.code
+    response = jsonify({"error": {"status": exc.code, "field": None, "reason": exc.description,
+                                  "message": f"{exc.name}: {exc.description}", "errors": []}})
+    response.status_code = exc.code or 500
+    response.headers.update({k: v for k, v in exc.get_headers() if k in ("Allow", "WWW-Authenticate")})
+    return response
 
 
 def _actor() -> str:
@@ -46,8 +50,9 @@ def _actor() -> str:
 
 
 def _one(model: Any, key: str) -> Any:
-    """By id, or by name for the models that have one."""
-    row = db.session.get(model, int(key)) if key.isdigit() else None
+    """By id, or by name for the models that have one (ids past 64 bits: not found)."""
+    ident = queries.as_id(key)
+    row = db.session.get(model, ident) if ident is not None else None
     if row is None and hasattr(model, "name"):
         row = db.session.scalar(select(model).where(model.name == key))
     if row is None:
@@ -105,12 +110,8 @@ def get_job(job_id: int) -> Any:
 def create_queue() -> Any:
     from hcflask.engine.actions import create_queue as create
 
-    body = json_body()
-    options = body.get("options") or {}
-    if not isinstance(options, dict):
-        raise ValidationError("options", "must be an object")
-    queue = create(body.get("name", ""), str(body.get("backend", "")), options,
-                   str(body.get("description") or ""), bool(body.get("autoexclusion", True)))
+    body = validate_queue(json_body())
+    queue = create(body["name"], body["backend"], body["options"], body["description"], body["autoexclusion"])
     return jsonify(queue.to_dict()), 201
 
 
@@ -119,9 +120,11 @@ def create_queue() -> Any:
 def set_queue_status(key: str) -> Any:
     from hcflask.engine.actions import set_queue_status as set_status
 
-    body = json_body()
+    body = json_body({"status", "reason"})
     queue = _one(Queue, key)
-    set_status(queue, str(body.get("status", "")), _actor(), str(body.get("reason") or ""))
+    if not isinstance(body.get("status"), str):
+        raise ValidationError("status", "required: online, offline or test")
+    set_status(queue, body["status"], _actor(), text_field(body, "reason"))
     return jsonify(queue.to_dict())
 
 
@@ -146,16 +149,16 @@ def update_template(key: str) -> Any:
 def create_test() -> Any:
     from hcflask.engine.actions import start_test
 
-    body = json_body()
+    body = json_body({"template", "host"})
     key = body.get("template")
-    if key in (None, ""):
+    if isinstance(key, bool) or not isinstance(key, int | str) or key == "":
         raise ValidationError("template", "required: a template id or name")
     try:
         template = _one(Template, str(key))
     except NotFound:
-        raise ValidationError("template", f"no template {key!r}") from None
+        raise Conflict("template", f"no template {key!r}") from None
     host = body.get("host")
-    return jsonify(start_test(template, _actor(), host=str(host) if host is not None else None).to_dict()), 201
+    return jsonify(start_test(template, _actor(), host=host).to_dict()), 201
 
 
 @bp.route("/tests/<int:test_id>/cancel", methods=["POST"])
@@ -163,14 +166,17 @@ def create_test() -> Any:
 def cancel_test(test_id: int) -> Any:
     from hcflask.engine.actions import cancel_test as cancel
 
-    body = request.get_json(silent=True) or {}
+    body = json_body({"reason"}, optional=True)
     test = _one(Test, str(test_id))
-    cancel(test, _actor(), str(body.get("reason") or "") if isinstance(body, dict) else "")
+    cancel(test, _actor(), text_field(body, "reason"))
     return jsonify(test.to_dict())
 
 
-@bp.route("/<path:_rest>", methods=["GET", "POST", "PUT", "DELETE"])
-def unknown(_rest: str) -> Any:
-    raise NotFound(f"no API endpoint {request.method} {request.path} (see /api/v1/openapi.json)")
 
 
+@bp.route("/audit")
+@admin_reader
+def audit() -> Any:
+    limit = queries.int_arg(request.args, "limit", 200, high=1000)
+    rows = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))
+    return jsonify({"items": [row.to_dict() for row in rows]})

@@ -1,6 +1,7 @@
 """Robot and overview pages, the switch form, and the Prometheus endpoint."""
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -25,12 +26,16 @@ from hcflask.models import (
     RobotEvent,
     RobotState,
     Test,
+    ValidationError,
     utcnow,
 )
 from hcflask.states import QueueStatus
 from hcflask.web.auth import admin_required
+from hcflask.web.queries import int_arg
 from hcflask.web.robot import bp, stats
 
+#: ``since`` in hours: at most about 50 years back
+MAX_HOURS = 50 * 366 * 24
 EVENT_KINDS = ("exclude", "recover", "switch", "alert_open", "alert_close", "action", "baseline")
 
 
@@ -38,22 +43,30 @@ class SwitchForm(FlaskForm):
     reason = StringField("Reason")
 
 
-def parse_day(value: str | None, default: date) -> date:
-    try:
-        return date.fromisoformat(value) if value else default
-    except ValueError:
+FIRST_DAY = date(1970, 1, 2)
+DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_day(value: str | None, default: date, field: str = "day") -> date:
+    """A ``YYYY-MM-DD`` query parameter between 1970 and a year from now (a 400 otherwise)."""
+    if value is None or value == "":
         return default
+    last = utcnow().date() + timedelta(days=366)
+    try:
+        day = date.fromisoformat(value) if DAY_RE.fullmatch(value) else None
+    except ValueError:
+        day = None
+    if day is None or not FIRST_DAY <= day <= last:
+        raise ValidationError(field, f"expected a day YYYY-MM-DD between {FIRST_DAY} and {last}, got {value!r}")
+    return day
 
 
 def date_range(args: Any, default_days: int = 30) -> tuple[date, date]:
     """``from``/``to`` (YYYY-MM-DD) or the last ``days`` days, at most a year."""
     today = utcnow().date()
-    end = parse_day(args.get("to"), today)
-    try:
-        span = max(1, min(366, int(args.get("days", default_days))))
-    except ValueError:
-        span = default_days
-    start = parse_day(args.get("from"), end - timedelta(days=span - 1))
+    end = parse_day(args.get("to"), today, "to")
+    span = int_arg(args, "days", default_days, low=1, high=366)
+    start = parse_day(args.get("from"), end - timedelta(days=span - 1), "from")
     if start > end:
         start, end = end, start
     return max(start, end - timedelta(days=365)), end
@@ -64,13 +77,17 @@ def event_query(args: Any) -> Any:
     query = select(RobotEvent).order_by(RobotEvent.id.desc())
     if args.get("queue"):
         query = query.where(RobotEvent.queue == args["queue"])
-    if args.get("kind") in EVENT_KINDS:
-        query = query.where(RobotEvent.kind == args["kind"])
+    kind = args.get("kind")
+    if kind:
+        if kind not in EVENT_KINDS:
+            raise ValidationError("kind", f"unknown event kind {kind!r} (one of: {', '.join(EVENT_KINDS)})")
+        query = query.where(RobotEvent.kind == kind)
     since = args.get("since", "")
-    if since.isdigit():
-        query = query.where(RobotEvent.time >= utcnow() - timedelta(hours=int(since)))
+    if re.fullmatch(r"[0-9]+", since):
+        hours = int_arg(args, "since", 0, low=1, high=MAX_HOURS)
+        query = query.where(RobotEvent.time >= utcnow() - timedelta(hours=hours))
     elif since:
-        day = parse_day(since, utcnow().date())
+        day = parse_day(since, utcnow().date(), "since")
         query = query.where(RobotEvent.time >= datetime.combine(day, datetime.min.time()))
     return query
 

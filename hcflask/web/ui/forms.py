@@ -102,7 +102,7 @@ class TemplateForm(ShowsErrors):
             raise ValidationError("workload.metrics", f"not valid YAML: {' '.join(str(exc).split())}") from None
         return {
             "name": (self.name.data or "").strip(), "description": self.description.data or "",
-            "queues": self.queues.data or "", "lifetime": self.lifetime.data,
+            "queues": (self.queues.data or "").replace(",", " ").split(), "lifetime": self.lifetime.data,
             "jobs_in_flight": self.jobs_in_flight.data, "max_jobs": self.max_jobs.data,
             "max_running": self.max_running.data, "autoexclusion": self.autoexclusion.data,
             "renew": self.renew.data,
