@@ -57,13 +57,14 @@ class LocalBackend(Backend):
     @classmethod
     def validate_options(cls, options: Mapping[str, Any],
                          config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        from hcflask.models.spec import current_limits
+        from hcflask.models.spec import as_whole, current_limits
 
         cleaned = super().validate_options(options, config)
         if "slots" in cleaned:
-            slots, high = cleaned["slots"], current_limits()["slots"]
-            if isinstance(slots, bool) or not isinstance(slots, int):
-                raise OptionError("slots", f"must be a whole number, got {slots!r}")
+            slots, high = as_whole(cleaned["slots"]), current_limits()["slots"]
+            if slots is None:
+                raise OptionError("slots", f"must be a whole number, got {cleaned['slots']!r}")
+            cleaned["slots"] = slots
             if slots < 1:
                 raise OptionError("slots", "must be at least 1")
             if slots > high:

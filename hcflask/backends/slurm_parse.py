@@ -347,11 +347,11 @@ def clean_options(options: Mapping[str, Any]) -> dict[str, Any]:
         raise OptionError("partition", "a Slurm partition name is required")
     for key in ("partition", *STRING_OPTIONS):
         value = cleaned.get(key)
-        if value is None:
-            cleaned.pop(key, None)
-        elif not isinstance(value, str) or not SLURM_NAME_RE.fullmatch(value):
+        if key not in cleaned:
+            continue
+        if not isinstance(value, str) or not SLURM_NAME_RE.fullmatch(value):
             raise OptionError(key, f"{value!r} is not a valid Slurm name (letters, digits, _.-+:,@%)")
-    extra = cleaned.pop("extra_args", None) or []
+    extra = cleaned.pop("extra_args", [])
     if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
         raise OptionError("extra_args", "must be a list of strings")
     check_extra_args(extra)

@@ -56,3 +56,10 @@ def table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def audit_cli(action: str, target: str = "") -> None:
+    """Record an admin write made from the command line (committed by the caller)."""
+    from hcflask.web.security import record
+
+    record("cli", f"hc {action}", target, 0, "local")

@@ -92,7 +92,7 @@ def start_test(template: Template, actor: str, start_at: datetime | None = None,
     """
     if not template.active:
         raise Conflict("template", f"template {template.name!r} is deactivated")
-    if host is not None and (not isinstance(host, str) or not host.strip() or len(host) > 255):
+    if host is not None and (not isinstance(host, str) or not host.strip(" \t\r\n") or len(host) > 255):
         raise ValidationError("host", "must be a host name (the host_name of a hcflask process)")
     test = Test.from_template(template, start_at=start_at, created_by=actor)
     test.host = host

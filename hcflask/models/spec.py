@@ -42,6 +42,15 @@ DEFAULT_LIMITS: dict[str, int] = {
 }
 
 
+def as_whole(value: Any) -> int | None:
+    """A JSON whole number (``3`` or ``3.0``, as JSON Schema's ``integer``), else None: never a bool, 2.5 or "3"."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) else None
+
+
 class ValidationError(ValueError):
     """Bad input; ``field`` is a dotted path such as ``workload.resources.cores``.
 
@@ -104,9 +113,8 @@ class Checker:
         for key in sorted(set(doc) - allowed, key=str):
             self.add(f"{prefix}{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
-    def mapping(self, value: Any, field: str, default_empty: bool = True) -> Mapping[str, Any]:
-        if value is None and default_empty:
-            return {}
+    def mapping(self, value: Any, field: str) -> Mapping[str, Any]:
+        """A table; an absent key should be passed as ``{}`` (null is not a table)."""
         if not isinstance(value, Mapping):
             self.add(field, "must be a table/mapping")
             return {}
@@ -114,9 +122,10 @@ class Checker:
 
     def whole(self, doc: Mapping[str, Any], key: str, field: str, default: int, low: int,
               limit: str | None = None) -> int:
-        value = doc.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.add(field, f"must be a whole number, got {value!r}")
+        raw = doc.get(key, default)
+        value = as_whole(raw)
+        if value is None:
+            self.add(field, f"must be a whole number, got {raw!r}")
             return default
         high = self.limits[limit or key]
         if value < low:
@@ -134,9 +143,9 @@ class Checker:
             return default
         return value
 
-    def text(self, doc: Mapping[str, Any], key: str, field: str, limit: str = "text") -> str:
+    def text(self, doc: Mapping[str, Any], key: str, field: str, limit: str = "text", nullable: bool = False) -> str:
         value = doc.get(key, "")
-        if value is None:
+        if value is None and nullable:
             return ""
         if not isinstance(value, str):
             self.add(field, "must be text")
@@ -163,8 +172,6 @@ class Checker:
             return None
 
     def regex_list(self, value: Any, field: str) -> list[str]:
-        if value is None:
-            return []
         if not isinstance(value, list):
             self.add(field, "must be a list of regular expressions")
             return []
@@ -205,10 +212,11 @@ def _metrics(check: Checker, value: Any) -> dict[str, dict[str, Any]]:
             continue
         if isinstance(raw, str):
             raw = {"pattern": raw}
-        raw = check.mapping(raw, field, default_empty=False)
+        raw = check.mapping(raw, field)
         check.unknown(raw, METRIC_KEYS, f"{field}.")
         check.regex(raw.get("pattern"), f"{field}.pattern")
-        unit = raw.get("unit") or ""
+        unit = raw.get("unit")
+        unit = "" if unit is None else unit
         if not isinstance(unit, str):
             check.add(f"{field}.unit", "must be text")
         metrics[name] = {"pattern": raw.get("pattern"), "unit": str(unit),
@@ -232,21 +240,21 @@ def _code(check: Checker, doc: Mapping[str, Any]) -> dict[str, str]:
 
 
 def check_workload(check: Checker, raw: Any) -> dict[str, Any]:
-    doc = check.mapping(raw, "workload", default_empty=False)
+    doc = check.mapping(raw, "workload")
     check.unknown(doc, WORKLOAD_KEYS, "workload.")
     code = _code(check, doc)
-    res_in = check.mapping(doc.get("resources"), "workload.resources")
+    res_in = check.mapping(doc.get("resources", {}), "workload.resources")
     check.unknown(res_in, set(RESOURCE_INTS), "workload.resources.")
     resources = {key: check.whole(res_in, key, f"workload.resources.{key}", default, low)
                  for key, (default, low) in RESOURCE_INTS.items()}
-    suc_in = check.mapping(doc.get("success"), "workload.success")
+    suc_in = check.mapping(doc.get("success", {}), "workload.success")
     check.unknown(suc_in, SUCCESS_KEYS, "workload.success.")
     success = {
         "exit_code": check.whole(suc_in, "exit_code", "workload.success.exit_code", 0, 0),
-        "must_match": check.regex_list(suc_in.get("must_match"), "workload.success.must_match"),
-        "must_not_match": check.regex_list(suc_in.get("must_not_match"), "workload.success.must_not_match"),
+        "must_match": check.regex_list(suc_in.get("must_match", []), "workload.success.must_match"),
+        "must_not_match": check.regex_list(suc_in.get("must_not_match", []), "workload.success.must_not_match"),
     }
-    return {**code, "resources": resources, "success": success, "metrics": _metrics(check, doc.get("metrics"))}
+    return {**code, "resources": resources, "success": success, "metrics": _metrics(check, doc.get("metrics", {}))}
 
 
 def validate_workload(raw: Any) -> dict[str, Any]:
@@ -271,19 +279,20 @@ def _queues(check: Checker, value: Any) -> list[str]:
 def validate_template(raw: Any, limits: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Check and normalise a template document (docs/api.md has the fields and limits)."""
     check = Checker(limits)
-    doc = check.mapping(raw, "template", default_empty=False)
+    doc = check.mapping(raw, "template")
     check.done()
     check.unknown(doc, TOP_KEYS, "")
     out: dict[str, Any] = {
         "name": check.name(doc.get("name")),
-        "description": check.text(doc, "description", "description"),
+        "description": check.text(doc, "description", "description", nullable=True),
         "queues": _queues(check, doc.get("queues")),
         **{key: check.whole(doc, key, key, default, low) for key, (default, low) in TOP_INTS.items()},
         **{key: check.flag(doc, key, default) for key, default in TOP_BOOLS.items()},
     }
     if "workload" not in doc:
         check.add("workload", "required")
-    out["workload"] = check_workload(check, doc.get("workload"))
+    else:
+        out["workload"] = check_workload(check, doc["workload"])
     check.done()
     return out
 
@@ -291,7 +300,7 @@ def validate_template(raw: Any, limits: Mapping[str, int] | None = None) -> dict
 def validate_queue(raw: Any) -> dict[str, Any]:
     """A queue body (API, form, CLI): known keys, exact types; backend options are checked by the backend."""
     check = Checker()
-    doc = check.mapping(raw, "body", default_empty=False)
+    doc = check.mapping(raw, "body")
     check.done()
     check.unknown(doc, QUEUE_KEYS, "")
     backend = doc.get("backend")
@@ -299,8 +308,8 @@ def validate_queue(raw: Any) -> dict[str, Any]:
         check.add("backend", "required: local, slurm or panda")
     out = {
         "name": check.name(doc.get("name")), "backend": backend if isinstance(backend, str) else "",
-        "options": dict(check.mapping(doc.get("options"), "options")),
-        "description": check.text(doc, "description", "description"),
+        "options": dict(check.mapping(doc.get("options", {}), "options")),
+        "description": check.text(doc, "description", "description", nullable=True),
         "autoexclusion": check.flag(doc, "autoexclusion", True),
     }
     check.done()

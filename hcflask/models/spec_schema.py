@@ -23,6 +23,11 @@ _NON_BLANK = f"[^{BLANK.encode('unicode_escape').decode()}]"
 _BLANK_ONLY = f"^[{BLANK.encode('unicode_escape').decode()}]*$"
 
 
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` or null (OpenAPI 3.1: a list of types)."""
+    return {**schema, "type": [schema["type"], "null"]}
+
+
 def _obj(properties: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False, **extra}
     if required:
@@ -49,11 +54,11 @@ def _regexes(limits: Mapping[str, int]) -> dict[str, Any]:
 
 
 def workload_schema(limits: Mapping[str, int]) -> dict[str, Any]:
-    number = {"type": "number", "nullable": True}
+    number = nullable({"type": "number"})
     reference = {"oneOf": [{"type": "number"}, _obj({"value": number, "lower": number, "upper": number})]}
     metric = {"oneOf": [{"type": "string", "format": "regex", "minLength": 1},
                         _obj({"pattern": {"type": "string", "format": "regex", "minLength": 1},
-                              "unit": {"type": "string"}, "reference": reference}, ("pattern",))]}
+                              "unit": nullable({"type": "string"}), "reference": reference}, ("pattern",))]}
     code = {key: _text(limits["script"]) for key in ("script", "image", "command")}
     filled, blank = {"pattern": _NON_BLANK}, {"pattern": _BLANK_ONLY}
     return {
@@ -76,7 +81,7 @@ def workload_schema(limits: Mapping[str, int]) -> dict[str, Any]:
 def template_schema(limits: Mapping[str, int]) -> dict[str, Any]:
     return _obj({
         "name": name_schema(),
-        "description": _text(limits["text"]),
+        "description": nullable(_text(limits["text"])),
         "queues": {"type": "array", "minItems": 1, "maxItems": limits["queues"],
                    "items": {"type": "string", "pattern": f"^{QUEUE_PATTERN_RE.pattern}$"}},
         **_ints(TOP_INTS, limits),
@@ -87,7 +92,8 @@ def template_schema(limits: Mapping[str, int]) -> dict[str, Any]:
 
 def queue_schema(backends: Mapping[str, Mapping[str, Any]], limits: Mapping[str, int]) -> dict[str, Any]:
     """One alternative per backend, each with that backend's options (``option_schema``)."""
-    common = {"name": name_schema(), "description": _text(limits["text"]), "autoexclusion": {"type": "boolean"}}
+    common = {"name": name_schema(), "description": nullable(_text(limits["text"])),
+              "autoexclusion": {"type": "boolean"}}
     return {"oneOf": [
         _obj({**common, "backend": {"type": "string", "enum": [name]}, "options": options},
              ("name", "backend") + (("options",) if options.get("required") else ()))

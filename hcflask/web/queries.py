@@ -116,7 +116,7 @@ def int_arg(args: Mapping[str, str], name: str, default: int, low: int = 1, high
 def _by_state(query: Select[Any], column: Any, args: Mapping[str, str], words: Iterable[str]) -> Select[Any]:
     """``query`` limited to ``?state=a,b`` (each checked against ``words``)."""
     raw = args.get("state")
-    if not raw:
+    if not raw:  # absent or empty: every state
         return query
     states = [s.strip() for s in raw.split(",") if s.strip()]
     allowed = [str(w) for w in words]
@@ -156,6 +156,8 @@ def queues_query(args: Mapping[str, str]) -> Select[Any]:
 
 def templates_query(args: Mapping[str, str]) -> Select[Any]:
     query = select(Template).order_by(Template.name)
-    if args.get("active") in ("true", "false"):
+    if args.get("active") not in (None, "", "true", "false"):
+        raise ValidationError("active", "must be true or false")
+    if args.get("active"):
         query = query.where(Template.active.is_(args["active"] == "true"))
     return query

@@ -14,8 +14,8 @@ from flask import current_app
 from hcflask import __version__
 from hcflask.backends import BACKEND_NAMES, OptionError, backend_class
 from hcflask.models.spec import current_limits
-from hcflask.models.spec_schema import queue_schema, template_schema
-from hcflask.states import QueueStatus
+from hcflask.models.spec_schema import nullable, queue_schema, template_schema
+from hcflask.states import JobState, QueueStatus, TestState
 from hcflask.web.queries import INT64_MAX
 
 KINDS = ("queues", "templates", "tests", "jobs")
@@ -31,15 +31,28 @@ def _int(low: int, high: int) -> dict[str, Any]:
     return {"type": "integer", "minimum": low, "maximum": high}
 
 
-LIST_PARAMS = [
-    _param("state", "comma-separated states (job states, test states or queue statuses); unknown ones: 400"),
-    _param("queue", "queue name"),
-    _param("test", "test id", ID),
-    _param("template", "template name"),
-    _param("page", "page number, from 1", _int(1, 10**9)),
-    _param("per_page", "items per page, at most 500", _int(1, 500)),
-]
+def _states(words: Any) -> dict[str, Any]:
+    """``?state=a,b``: the kind's state words (empty: no filter)."""
+    return {"name": "state", "in": "query", "required": False, "style": "form", "explode": False,
+            "description": "comma-separated states; unknown ones: 400",
+            "schema": {"type": "array", "items": {"type": "string", "enum": ["", *(str(w) for w in words)]}}}
+
+
+def _list_params(kind: str) -> list[dict[str, Any]]:
+    """The filters each list reads (queries.*_query), then the page."""
+    page = [_param("page", "page number, from 1", _int(1, 10**9)),
+            _param("per_page", "items per page, at most 500", _int(1, 500))]
+    by_kind = {
+        "queues": [_states(QueueStatus), _param("backend", "backend name")],
+        "templates": [_param("active", "only active (true) or inactive (false) templates",
+                             {"type": "string", "enum": ["", "true", "false"]})],
+        "tests": [_states(TestState), _param("template", "template name"), _param("queue", "queue name")],
+        "jobs": [_states(JobState), _param("queue", "queue name"), _param("test", "test id", ID),
+                 _param("template", "template name")],
+    }
+    return by_kind[kind] + page
 OBJECT = {"application/json": {"schema": {"type": "object"}}}
+REASON = nullable({"type": "string", "maxLength": 10_000})
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -82,24 +95,25 @@ def _read(summary: str, *params: dict[str, Any], not_found: bool = False) -> dic
 
 def _robot_paths() -> dict[str, Any]:
     """The robot, the performance bands and the overview plots' data."""
-    from hcflask.web.robot.routes import EVENT_KINDS
+    from hcflask.web.robot.routes import DAY_PATTERN, EVENT_KINDS, SINCE_PATTERN
 
-    day = {"type": "string", "format": "date"}
+    day = {"type": "string", "pattern": f"^({DAY_PATTERN})?$", "anyOf": [{"format": "date"}, {"maxLength": 0}]}
     day_range = (_param("from", "first day, YYYY-MM-DD", day), _param("to", "last day, YYYY-MM-DD", day))
-    when = {"type": "string", "format": "date-time", "nullable": True}
+    when = nullable({"type": "string", "format": "date-time"})
     return {
         "/robot/status": _read("the switch, current exclusions, open alerts, last verdicts, the rules"),
         "/robot/tiles": _read("one tile per queue for a day (success rate)", _param("day", "YYYY-MM-DD", day)),
         "/robot/events": _read(
             "the robot's event log", _param("queue", "queue name"),
-            _param("kind", "event kind", {"type": "string", "enum": list(EVENT_KINDS)}),
-            _param("since", "hours back (a whole number) or a day YYYY-MM-DD"),
+            _param("kind", "event kind", {"type": "string", "enum": ["", *EVENT_KINDS]}),
+            _param("since", "hours back (a whole number) or a day YYYY-MM-DD",
+                   {"type": "string", "pattern": f"^({SINCE_PATTERN})?$"}),
             _param("limit", "at most 1000", _int(1, 1000))),
         "/robot/alerts": _read("alerts, newest first",
                                _param("open", "true: only open ones", {"type": "string", "enum": ["true", "false"]})),
         "/robot/switch": {"post": _write("turn auto-exclusion on or off (logged)", {
             "type": "object", "required": ["enabled"], "additionalProperties": False,
-            "properties": {"enabled": {"type": "boolean"}, "reason": {"type": "string", "maxLength": 10_000}}})},
+            "properties": {"enabled": {"type": "boolean"}, "reason": REASON}})},
         "/robot/bands": _read("performance bands", _param("queue", "queue name")),
         "/robot/bands/{id}/baseline": {"post": _write(
             "pin a band's baseline window (both null: back to the first jobs)",
@@ -111,7 +125,8 @@ def _robot_paths() -> dict[str, Any]:
             "per-day data: excluded queues, jobs by outcome, the success heat map, availability/reliability",
             _param("kind", "what to count", {"type": "string",
                                              "enum": ["excluded", "jobs", "heatmap", "availability"]}, "path"),
-            *day_range, _param("days", "the last N days when from/to are not given (default 30)", _int(1, 366))),
+            *day_range, _param("days", "the last N days when from/to are not given (default 30)", _int(1, 366)),
+            not_found=True),
         "/audit": {"get": {
             "summary": "the audit log of admin writes, newest first (admins: a token or a session)",
             "parameters": [_param("limit", "at most 1000", _int(1, 1000))], "security": [{"token": []}],
@@ -135,7 +150,7 @@ def _object_paths() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for kind in KINDS:
         paths[f"/{kind}"] = {"get": {
-            "summary": f"list {kind}", "parameters": LIST_PARAMS, "security": SECURITY_READ,
+            "summary": f"list {kind}", "parameters": _list_params(kind), "security": SECURITY_READ,
             "responses": {"200": {"description": "a page", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Page"}}}}, **READ_ERRORS},
         }}
@@ -157,22 +172,22 @@ def document() -> dict[str, Any]:
         "set a queue's status as an admin",
         {"type": "object", "required": ["status"], "additionalProperties": False, "properties": {
             "status": {"type": "string", "enum": [s.value for s in QueueStatus if s != QueueStatus.EXCLUDED]},
-            "reason": {"type": "string", "maxLength": 10_000}}}, path_id=key)}
+            "reason": REASON}}, path_id=key)}
     paths["/templates"]["post"] = _write("create a template", template, created=True)
     paths["/templates/{key}"]["put"] = _write("replace a template", template, path_id=key)
     paths["/tests"]["post"] = _write("start a test of a template", {
         "type": "object", "required": ["template"], "additionalProperties": False, "properties": {
             "template": {"oneOf": [ID, {"type": "string", "minLength": 1}]},
-            "host": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "[^ \\t\\r\\n]",
-                     "nullable": True}}}, created=True)
+            "host": nullable({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "[^ \\t\\r\\n]"})}},
+        created=True)
     paths["/tests/{id}/cancel"] = {"post": _write(
         "cancel a test (409 when it has ended already)",
         {"type": "object", "additionalProperties": False, "properties": {
-            "reason": {"type": "string", "maxLength": 10_000}}},
+            "reason": REASON}},
         path_id=_param("id", "test id", ID, "path"), optional_body=True)}
     paths.update(_robot_paths())
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "hcflask API", "version": __version__,
                  "description": "Reads are open unless read_requires_login; writes need "
                                 "'Authorization: Bearer <token>' of an admin-scope token (hc token create). "
@@ -188,7 +203,7 @@ def document() -> dict[str, Any]:
                                         "per_page": {"type": "integer"}, "pages": {"type": "integer"}}},
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {
                     "type": "object", "required": ["status", "reason", "message"], "properties": {
-                        "status": {"type": "integer"}, "field": {"type": "string", "nullable": True},
+                        "status": {"type": "integer"}, "field": {"type": ["string", "null"]},
                         "reason": {"type": "string"}, "message": {"type": "string"},
                         "errors": {"type": "array", "items": {"type": "object", "properties": {
                             "field": {"type": "string"}, "reason": {"type": "string"}}}}}}}},

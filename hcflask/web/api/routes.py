@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from hcflask.extensions import csrf, db
 from hcflask.models import AuditEntry, Conflict, Job, Queue, Template, Test, ValidationError
-from hcflask.models.spec import validate_queue
+from hcflask.models.spec import as_whole, validate_queue
 from hcflask.web import queries
 from hcflask.web.api import bp, json_body, text_field
 from hcflask.web.api.auth import admin_reader, check_read_access, token_required
@@ -49,12 +49,17 @@ def _actor() -> str:
     return f"api:{g.api_user.username}"
 
 
-def _one(model: Any, key: str) -> Any:
-    """By id, or by name for the models that have one (ids past 64 bits: not found)."""
+def _lookup(model: Any, key: str) -> Any:
+    """By id, or by name for the models that have one (ids past 64 bits: not found); None if neither."""
     ident = queries.as_id(key)
     row = db.session.get(model, ident) if ident is not None else None
     if row is None and hasattr(model, "name"):
         row = db.session.scalar(select(model).where(model.name == key))
+    return row
+
+
+def _one(model: Any, key: str) -> Any:
+    row = _lookup(model, key)
     if row is None:
         raise NotFound(f"no {model.__name__.lower()} {key!r}")
     return row
@@ -151,12 +156,14 @@ def create_test() -> Any:
 
     body = json_body({"template", "host"})
     key = body.get("template")
-    if isinstance(key, bool) or not isinstance(key, int | str) or key == "":
-        raise ValidationError("template", "required: a template id or name")
-    try:
-        template = _one(Template, str(key))
-    except NotFound:
-        raise Conflict("template", f"no template {key!r}") from None
+    key = as_whole(key) if isinstance(key, float) else key
+    if isinstance(key, bool) or not isinstance(key, int | str) or key == "" or (isinstance(key, int) and key < 1):
+        raise ValidationError("template", "required: a template id (from 1) or name")
+    template = db.session.get(Template, key) if isinstance(key, int) and key <= queries.INT64_MAX else None
+    if isinstance(key, str):
+        template = _lookup(Template, key)
+    if template is None:
+        raise Conflict("template", f"no template {key!r}")
     host = body.get("host")
     return jsonify(start_test(template, _actor(), host=host).to_dict()), 201
 

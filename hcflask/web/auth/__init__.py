@@ -66,3 +66,5 @@ def login() -> Any:
 def logout() -> Any:
     logout_user()
     return redirect(url_for("ui.home"))
+
+from hcflask.web.auth import admin  # noqa: E402,F401 - registers the admin pages
