@@ -55,7 +55,8 @@ def _regexes(limits: Mapping[str, int]) -> dict[str, Any]:
 
 def workload_schema(limits: Mapping[str, int]) -> dict[str, Any]:
     number = nullable({"type": "number"})
-    reference = {"oneOf": [{"type": "number"}, _obj({"value": number, "lower": number, "upper": number})]}
+    reference = {"oneOf": [{"type": "number"}, {"type": "null"},
+                           _obj({"value": number, "lower": number, "upper": number})]}
     metric = {"oneOf": [{"type": "string", "format": "regex", "minLength": 1},
                         _obj({"pattern": {"type": "string", "format": "regex", "minLength": 1},
                               "unit": nullable({"type": "string"}), "reference": reference}, ("pattern",))]}

@@ -45,6 +45,11 @@ def _http(exc: HTTPException) -> Any:
     return response
 
 
+# Flask tries handlers for the status code before class handlers, the app's (the pages' 403) included
+for _code in (401, 403, 404, 405):
+    bp.register_error_handler(_code, _http)
+
+
 def _actor() -> str:
     return f"api:{g.api_user.username}"
 

@@ -20,8 +20,8 @@ from hcflask.web.queries import int_arg
 
 class TokenForm(FlaskForm):
     name = StringField("What it is for", description="e.g. grafana, ci")
-    scope = SelectField("Scope", choices=[("read", "read: dashboards, /metrics, API reads"),
-                                          ("admin", "admin: also every write")], default="read")
+    scope = SelectField("Scope", choices=list(SCOPES), default="read",
+                        description="read: dashboards, /metrics, API reads; admin: also every write")
     expires = StringField("Expires after", default="90d", description="e.g. 90d, 12h; empty: never")
 
 
