@@ -11,6 +11,7 @@ built from the same tables (:mod:`hcflask.models.spec_schema`).
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -193,7 +194,7 @@ def _reference(check: Checker, value: Any, field: str) -> dict[str, float] | Non
         number = ref[key]
         if number is None:
             continue
-        if isinstance(number, bool) or not isinstance(number, int | float) or number != number or abs(number) == float("inf"):
+        if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
             check.add(f"{field}.{key}", f"must be a number, got {number!r}")
             continue
         out[key] = float(number)

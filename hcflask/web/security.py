@@ -85,7 +85,7 @@ def _api_json(exc: HTTPException) -> Any:
     """Routing errors under /api/ as JSON (the API's own views have their handler)."""
     if not request.path.startswith("/api/"):
         return exc
-    body = {"error": {"status": exc.code, "field": None, "reason": exc.description,
+    body: dict[str, Any] = {"error": {"status": exc.code, "field": None, "reason": exc.description,
                       "message": f"{exc.name}: {exc.description}", "errors": []}}
     response = jsonify(body)
     response.status_code = exc.code or 500

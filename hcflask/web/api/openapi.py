@@ -62,7 +62,7 @@ def _error(description: str) -> dict[str, Any]:
 
 READ_ERRORS = {"400": _error("a parameter is invalid (the error names it)"),
                "401": _error("read_requires_login: a login or token is needed")}
-SECURITY_READ = [{}, {"token": []}]
+SECURITY_READ: list[dict[str, list[str]]] = [{}, {"token": []}]
 
 
 def _write(summary: str, body: dict[str, Any] | None, *, created: bool = False, path_id: dict[str, Any] | None = None,

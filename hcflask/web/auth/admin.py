@@ -52,7 +52,7 @@ def tokens() -> Any:
     except ValidationError as exc:
         getattr(form, exc.field).errors = [exc.reason]
         return _tokens_page(form, status=400)
-    user = db.session.get(User, current_user.id)
+    user = db.session.get_one(User, current_user.id)
     _, token = ApiToken.issue(user, name, form.scope.data or "read", expires_at)
     db.session.commit()
     return _tokens_page(TokenForm(formdata=None), new_token=token)

@@ -20,8 +20,8 @@ from hcflask.extensions import db
 from hcflask.models import Alert, MetricBand, Queue, RobotState, Test, ValidationError, utcnow
 from hcflask.web.api import bp, json_body, text_field
 from hcflask.web.api.auth import token_required
-from hcflask.web.robot import stats
 from hcflask.web.queries import INT64_MAX, int_arg
+from hcflask.web.robot import stats
 from hcflask.web.robot.routes import date_range, event_query, exclusions, parse_day
 
 
