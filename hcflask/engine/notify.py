@@ -7,6 +7,7 @@ without its own entry, and to alerts that name no backend)::
     exclude = [{type = "command", argv = ["scontrol", "update", "PartitionName={queue}",
                                          "State=DRAIN", "Reason=hcflask: {rule}"]}]
     recover = [{type = "command", argv = ["scontrol", "update", "PartitionName={queue}", "State=UP"]}]
+    # an exclude command may name its ``undo``: run when the outage guard rolls the exclusion back
     alert = [{type = "webhook", url = "https://chat.example/hook", timeout = 5, retries = 2}]
 
 No entry means "record only".  Commands are argument lists run through the
@@ -45,7 +46,7 @@ from hcflask.models import RobotEvent, iso
 
 log = logging.getLogger("hcflask.robot")
 EVENTS = ("exclude", "recover", "alert")
-TYPES = {"record": set(), "command": {"argv", "timeout", "name"},
+TYPES = {"record": set(), "command": {"argv", "undo", "timeout", "name"},
          "webhook": {"url", "timeout", "retries", "headers", "name"}}
 HIDDEN = "…"
 
@@ -74,7 +75,7 @@ def scrub(text: str, entry: Mapping[str, Any], argv: list[str] | None = None) ->
         secrets += [url, split.path + (f"?{split.query}" if split.query else ""), split.path, split.query,
                     split.netloc if split.username else ""]
     secrets += [str(v) for v in (entry.get("headers") or {}).values()]
-    secrets += [str(a) for a in (argv or entry.get("argv") or [])]
+    secrets += [str(a) for a in [*(argv or entry.get("argv") or []), *(entry.get("undo") or [])]]
     for secret in sorted({s for s in secrets if len(s) > 1}, key=len, reverse=True):
         text = text.replace(secret, HIDDEN)
     return text
@@ -105,6 +106,9 @@ def _check_entry(entry: Any, where: str) -> None:
         argv = entry.get("argv")
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
             raise ConfigError(f"{where}.argv: must be a non-empty list of strings")
+        undo = entry.get("undo", ["-"])
+        if not isinstance(undo, list) or not undo or not all(isinstance(a, str) for a in undo):
+            raise ConfigError(f"{where}.undo: must be a non-empty list of strings")
     if entry["type"] == "webhook" and not str(entry.get("url", "")).startswith(("http://", "https://")):
         raise ConfigError(f"{where}.url: must be an http:// or https:// URL")
 
@@ -124,11 +128,18 @@ def actions_for(config: Mapping[str, Any], backend: str | None, event: str) -> l
     return list(chosen.get(event) or [])
 
 
+def undo_actions(config: Mapping[str, Any], backend: str | None) -> list[dict[str, Any]]:
+    """A rollback's actions: the ``undo`` of each exclude command that has one."""
+    return [{**entry, "argv": entry["undo"]} for entry in actions_for(config, backend, "exclude")
+            if entry["type"] == "command" and entry.get("undo")]
+
+
 def dispatch(config: Mapping[str, Any], event: RobotEvent, data: Mapping[str, Any]) -> list[RobotEvent]:
     """Run the actions configured for ``event`` and log each outcome (committed)."""
     kind = "alert" if event.kind.startswith("alert") else event.kind
+    entries = undo_actions(config, event.backend) if kind == "rollback" else actions_for(config, event.backend, kind)
     rows = []
-    for index, entry in enumerate(actions_for(config, event.backend, kind)):
+    for index, entry in enumerate(entries):
         try:
             ok, message = _run_one(config, entry, data)
         except Exception as exc:  # noqa: BLE001 - an action must never stop the robot

@@ -3,8 +3,9 @@ from hcflask.models.audit import AuditEntry
 from hcflask.models.common import iso, utcnow
 from hcflask.models.health import BackendHealth, TickRun
 from hcflask.models.job import Job, JobEvent, JobMetric
-from hcflask.models.queue import Queue, QueueEvent
+from hcflask.models.queue import Queue, QueueClaim, QueueEvent
 from hcflask.models.robot import Alert, MetricBand, RobotEvent, RobotState
+from hcflask.models.rollup import Rollup, RollupReason, RollupTail, RollupTotal
 from hcflask.models.spec import Conflict, ValidationError, validate_template
 from hcflask.models.template import Template, match_queues
 from hcflask.models.test import Test
@@ -12,7 +13,7 @@ from hcflask.models.user import ApiToken, User
 
 __all__ = [
     "Alert", "ApiToken", "AuditEntry", "BackendHealth", "Conflict", "Job", "JobEvent", "JobMetric", "MetricBand",
-    "Queue", "QueueEvent",
-    "RobotEvent", "RobotState", "Template", "Test",
+    "Queue", "QueueClaim", "QueueEvent", "RobotEvent", "RobotState", "Rollup", "RollupReason", "RollupTail",
+    "RollupTotal", "Template", "Test",
     "TickRun", "User", "ValidationError", "iso", "match_queues", "utcnow", "validate_template",
 ]
