@@ -236,6 +236,8 @@ read_requires_login = false
 bind = "127.0.0.1"
 port = 8080
 workers = 2
+# secure_cookies = true   # behind HTTPS: session cookies only over HTTPS
+# login_limit = "10 per minute"   # failed logins per client address (docs/api.md)
 
 [scheduler]
 enabled = true
