@@ -26,7 +26,15 @@ from hcflask.extensions import db
 from hcflask.models import ApiToken, Template, User
 from tests.conftest import make_app
 
-EXAMPLES = int(os.environ.get("HC_SCHEMATHESIS_EXAMPLES", "15"))
+EXAMPLES = int(os.environ.get("HC_SCHEMATHESIS_EXAMPLES", "12"))
+#: The one rule OpenAPI cannot state: ``from``/``to`` of an overview depend on each other (``to`` not
+#: before ``from``, at most ``[reports] max_days`` apart), so a day pair each valid on its own may get
+#: the documented 400 naming ``from``.  Every other operation must accept all schema-valid input.
+CONFIG = """
+[[operations]]
+include-path-regex = "^/overview/"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404"]
+"""
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +77,7 @@ def test_the_api_keeps_its_openapi_document(served: tuple[str, str, Flask], with
                                             tmp_path: Path) -> None:
     url, token, app = served
     headers = ["-H", f"Authorization: Bearer {token}"] if with_token else []
+    (tmp_path / "schemathesis.toml").write_text(CONFIG)
     done = subprocess.run(
         [_st(), "run", f"{url}/api/v1/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
          "--phases", "examples,coverage,fuzzing", "--workers", "1", "--seed", "11", "--no-color",
