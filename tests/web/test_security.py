@@ -133,8 +133,8 @@ def test_token_commands(runner: FlaskCliRunner, app: Flask, admin: User) -> None
     again = runner.invoke(args=["token", "revoke", "1"])
     assert again.exit_code != 0 and "revoked already" in again.output
     with app.app_context():
-        actions = [e.action for e in db.session.scalars(db.select(AuditEntry))]
-    assert actions == ["hc token create", "hc token revoke"]
+        entries = [(e.actor, e.action, e.target) for e in db.session.scalars(db.select(AuditEntry))]
+    assert entries == [("cli", "token create", "admin"), ("cli", "token revoke", "1")]
 
 
 def test_tokens_page_creates_and_revokes_with_a_confirmation(admin_client: FlaskClient, app: Flask) -> None:
