@@ -28,10 +28,8 @@ def _actor() -> str:
 
 
 def _page_args() -> tuple[int, int]:
-    try:
-        page = queries.int_arg(request.args, "page", 1)
-    except ValidationError:
-        page = 1
+    """``?page=`` checked as the API checks it (a 400 naming it); empty means the first."""
+    page = queries.int_arg(request.args, "page", 1) if request.args.get("page") else 1
     return page, current_app.config["JOBS_PER_PAGE"]
 
 
