@@ -195,11 +195,6 @@ def parse_parsable(stdout: str) -> str:
     return job_id
 
 
-def parse_scancel(stderr: str) -> set[str]:
-    """Ids of the jobs ``scancel -v`` says it terminated."""
-    return {m.group(1) for m in re.finditer(r"Terminating job (\d+)", stderr)}
-
-
 def parse_squeue(stdout: str) -> dict[str, SlurmJob]:
     """Output of ``squeue -h -o SQUEUE_FORMAT``."""
     jobs = {}

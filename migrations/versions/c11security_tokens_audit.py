@@ -1,7 +1,7 @@
 """security: token scope, expiry and revocation; the audit log
 
 Revision ID: c11security
-Revises: c12rollups
+Revises: c15hosts
 Create Date: 2026-11-25 20:45:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'c11security'
-down_revision = 'c12rollups'
+down_revision = 'c15hosts'
 branch_labels = None
 depends_on = None
 

@@ -36,7 +36,8 @@ def test_huge_band_id_is_not_found(client: FlaskClient, api_token: str) -> None:
 
 
 @pytest.mark.parametrize(("url", "field"), [
-    ("/tests?state=bogus", "state"), ("/tests?page=0", "page"), ("/tests?page=x", "page"), ("/overview?from=2026-01-01&to=9999-12-31", "to"),
+    ("/tests?state=bogus", "state"), ("/tests?page=0", "page"), ("/tests?page=x", "page"),
+    ("/overview?from=2026-01-01&to=9999-12-31", "to"),
     ("/robot?since=99999999999", "since"), ("/robot?day=2026-02-30", "day"), ("/overview?days=0", "days"),
     ("/api/v1/robot/events?limit=null", "limit"), ("/api/v1/jobs?page=0", "page"),
     ("/api/v1/jobs?per_page=0", "per_page"), ("/api/v1/robot/events?since=99999999999", "since"),

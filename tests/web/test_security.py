@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from hcflask.config import DICT_SECTIONS
-from hcflask.engine.notify import dispatch, event_data
+from hcflask.engine.notify import deliver, enqueue, event_data
 from hcflask.engine.rules import check_config
 from hcflask.extensions import db
 from hcflask.models import ApiToken, AuditEntry, RobotEvent, User, utcnow
@@ -42,18 +42,22 @@ def test_action_secrets_are_never_shown_to_an_anonymous_reader(app: Flask, clien
         {"type": "command", "argv": ["/nonexistent/notify-ops", "--token=s3cr3targ", "{queue}"]},
         {"type": "command", "name": "pager", "argv": ["/nonexistent/page", "s3cr3targ"]},
     ]}}
-    config = {**DICT_SECTIONS["ROBOT"], "actions": actions}
+    config = {**DICT_SECTIONS["ROBOT"], "actions": actions, "action_retries": 0}
     check_config(config)
+    app.config["ROBOT"] = config
     with app.app_context(), caplog.at_level(logging.WARNING):
         make_queue("q1")
         event = RobotEvent(kind="exclude", queue="q1", backend="local", rule="last_failed_in_one",
                            message="the last 3 jobs failed", job_ids=[1])
         db.session.add(event)
+        db.session.flush()
+        enqueue(event, event_data(event))
         db.session.commit()
-        rows = dispatch(config, event, event_data(event))
-        assert [r.ok for r in rows] == [False, False, False]
-        assert rows[0].message.startswith(f"POST http://127.0.0.1:{port} failed")
-        assert "notify-ops" in rows[1].message and rows[2].message.startswith("pager")
+        assert deliver() == {"delivered": 0, "retry": 0, "failed": 3}
+        rows = db.session.scalars(db.select(RobotEvent).where(RobotEvent.kind == "action")
+                                  .order_by(RobotEvent.id)).all()
+        assert rows[0].message.startswith(f"POST to http://127.0.0.1:{port}:")
+        assert "notify-ops" in rows[1].message and "pager" in rows[2].message
     assert all(secret not in caplog.text for secret in SECRETS), caplog.text
     for url in ROBOT_READS:
         response = client.get(url)
@@ -61,8 +65,8 @@ def test_action_secrets_are_never_shown_to_an_anonymous_reader(app: Flask, clien
         body = response.get_data(as_text=True)
         assert all(secret not in body for secret in SECRETS), (url, [s for s in SECRETS if s in body])
     alerts = client.get("/api/v1/robot/alerts").get_json()["items"]
-    assert {a["key"] for a in alerts} == {"action:local:exclude[0]", "action:local:exclude[1]",
-                                          "action:local:exclude[2]"}
+    assert {a["key"] for a in alerts} == {"action:local.exclude.0", "action:local.exclude.1",
+                                          "action:local.exclude.2"}
 
 
 def test_session_cookie_is_samesite_and_secure_when_configured(tmp_path: Path, admin_client: FlaskClient) -> None:

@@ -19,6 +19,7 @@ from hcflask.extensions import db
 from hcflask.models import (
     Alert,
     BackendHealth,
+    Delivery,
     Job,
     MetricBand,
     Queue,
@@ -37,7 +38,7 @@ from hcflask.web.robot import bp, stats
 
 #: ``since`` in hours: at most 6 digits
 MAX_HOURS = 999_999
-EVENT_KINDS = ("exclude", "recover", "switch", "alert_open", "alert_close", "action", "baseline")
+EVENT_KINDS = ("exclude", "recover", "rollback", "switch", "alert_open", "alert_close", "action", "baseline")
 
 
 class SwitchForm(FlaskForm):
@@ -131,6 +132,7 @@ def robot() -> Any:
         "robot/robot.html", day=day, tiles=stats.tiles(day), state=state, exclusions=exclusions(),
         alerts=open_alerts(), recent_alerts=_recent_alerts(), rules=rule_table(current_app.config["ROBOT"]),
         events=events, kinds=EVENT_KINDS, filters=request.args, form=SwitchForm(), outages=outages,
+        deliveries=db.session.scalars(select(Delivery).order_by(Delivery.id.desc()).limit(50)).all(),
         queue_names=list(db.session.scalars(select(Queue.name).order_by(Queue.name))),
     )
 
