@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 
 revision = 'c12rollups'
-down_revision = '5eee05e7f656'
+down_revision = 'c10status'
 branch_labels = None
 depends_on = None
 
