@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -15,6 +17,7 @@ from hcflask.extensions import db
 from hcflask.models import Job, Queue, QueueEvent, Rollup, RollupTotal, utcnow
 from hcflask.models.rollup import COUNTS, TIMES
 from hcflask.web.robot import stats
+from tests.conftest import make_app
 from tests.scale_history import close, direct_counts, finish, new_job, rollup_counts, setup
 
 
@@ -23,6 +26,20 @@ def test_randomised_history_rollups_equal_direct_count(app: Flask, seed: int) ->
     """Judged, cancelled and lost jobs over 250 days, flushed in random batches, with
     retention passes in between: each (queue, template, day) equals the raw count
     (for purged days, the count the raw rows gave before the purge)."""
+    randomised_history(app, seed)
+
+
+def test_randomised_history_on_postgres(postgres: Any, tmp_path: Path) -> None:
+    """The same on PostgreSQL (its own upsert dialect)."""
+    app = make_app(tmp_path / "instance", DATABASE_URL=postgres.create_database())
+    try:
+        randomised_history(app, 4)
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def randomised_history(app: Flask, seed: int) -> None:
     rng = random.Random(seed)  # noqa: S311 - reproducible data
     with app.app_context():
         tests = setup(app)
