@@ -125,3 +125,44 @@ def test_reliability_leaves_offline_time_out_and_never_exceeds_100(app: Flask) -
         assert (row["availability"], row["reliability"]) == (50.0, 33.3)
         assert row["known_hours"] == 16.0 and row["offline_hours"] == 4.0
         assert stats.availability(day - timedelta(days=1), date.today())[0]["reliability"] <= 100.0
+
+
+WRITER = """
+import sys
+from datetime import datetime
+from pathlib import Path
+from hcflask.engine.rollups import Outcome, record
+from hcflask.extensions import db
+from tests.conftest import make_app
+
+app = make_app(Path(sys.argv[1]), DATABASE_URL=sys.argv[2])
+with app.app_context():
+    for n in range(int(sys.argv[3])):
+        end = datetime(2026, 1, 1, 12, 0, n % 60)
+        record(db.session, [Outcome(int(sys.argv[4]), "t0", "failed", "exit 1", end, end, 2)])
+        db.session.commit()
+"""
+
+
+def test_two_processes_writing_the_same_rollup_lose_no_count(postgres: Any, tmp_path: Path) -> None:
+    """Two real processes add 150 failed jobs each to the same queue × template × day
+    at once: the upserts leave 300, not one writer's count."""
+    import subprocess
+    import sys
+
+    url = postgres.create_database()
+    app = make_app(tmp_path / "main", DATABASE_URL=url)
+    try:
+        with app.app_context():
+            setup(app, queues=1, templates=1)
+            queue_id = db.session.scalar(select(Queue.id))
+        writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / f"w{i}"), url, "150", str(queue_id)],
+                                    cwd=Path(__file__).resolve().parents[2]) for i in range(2)]
+        assert [w.wait(300) for w in writers] == [0, 0]
+        with app.app_context():
+            row = db.session.scalar(select(Rollup).where(Rollup.day == date(2026, 1, 1)))
+            total = db.session.scalar(select(RollupTotal))
+            assert (row.failed, total.failed, row.core_seconds) == (300, 300, 0.0)
+    finally:
+        with app.app_context():
+            db.engine.dispose()
