@@ -1,12 +1,14 @@
 """Robot and overview pages, the switch form, and the Prometheus endpoint."""
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from markupsafe import Markup, escape
 from sqlalchemy import func, select
 from wtforms import StringField
 
@@ -181,6 +183,18 @@ def day_epoch(day: str) -> int:
     """'2026-11-24' → seconds since the epoch at its midnight UTC (the plots' x axis)."""
     return int((datetime.combine(date.fromisoformat(day), datetime.min.time()) - datetime(1970, 1, 1))
                .total_seconds())
+
+
+@bp.app_template_filter("heat_cells")
+def heat_cells(cells: list[dict[str, Any]], labels: list[str]) -> Markup:
+    """One heat-map row's cells, built here: 5,000 cells through Jinja took 200 ms of /overview."""
+    parts = []
+    for label, cell in zip(labels, cells, strict=True):
+        rate = cell["rate"]
+        shown = "" if rate is None else str(math.floor(rate + 0.5))
+        parts.append(f'<td class="c-{escape(cell["class"])}" title="{escape(label)}: '
+                     f'{"–" if rate is None else float(rate)}% of {int(cell["finished"])}">{shown}</td>')
+    return Markup("".join(parts))  # noqa: S704 - the strings are escaped, the rest are numbers
 
 
 @bp.app_context_processor
