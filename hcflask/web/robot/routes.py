@@ -31,6 +31,7 @@ from hcflask.models import (
     ValidationError,
     utcnow,
 )
+from hcflask.models.rollup import COUNTS
 from hcflask.states import QueueStatus
 from hcflask.web.auth import admin_required
 from hcflask.web.queries import int_arg
@@ -225,18 +226,17 @@ def rollup_lines() -> list[str]:
     for name, state, n in db.session.execute(select(Queue.name, Job.state, func.count()).join(Queue).where(
             Job.state.in_(stats.IN_FLIGHT)).group_by(Queue.name, Job.state).order_by(Queue.name, Job.state)):
         lines.append(f'hc_jobs_in_flight{{queue="{_label(name)}",state="{state}"}} {n}')
-    totals = db.session.execute(select(Queue.name, RollupTotal).join(Queue, Queue.id == RollupTotal.queue_id)
+    totals = db.session.execute(select(Queue.name, RollupTotal.template, *(getattr(RollupTotal, c) for c in COUNTS))
+                                .join(Queue, Queue.id == RollupTotal.queue_id)
                                 .order_by(Queue.name, RollupTotal.template)).all()
+    keys = [f'queue="{_label(row[0])}",template="{_label(row[1])}"' for row in totals]
     lines += ["# HELP hc_jobs_total Finished jobs by queue, template and outcome.", "# TYPE hc_jobs_total counter"]
-    for name, total in totals:
-        for outcome in ("succeeded", "failed", "cancelled", "lost"):
-            lines.append(f'hc_jobs_total{{queue="{_label(name)}",template="{_label(total.template)}",'
-                         f'outcome="{outcome}"}} {getattr(total, outcome)}')
-    for metric, column, what in (("hc_job_core_seconds_total", "core_seconds", "Cores x wall time"),
-                                 ("hc_job_wall_seconds_total", "wall_seconds", "Wall time")):
+    for i, outcome in enumerate(COUNTS[:4]):
+        lines += [f'hc_jobs_total{{{key},outcome="{outcome}"}} {row[2 + i]}' for key, row in zip(keys, totals, strict=True)]
+    for metric, i, what in (("hc_job_core_seconds_total", 6, "Cores x wall time"),
+                            ("hc_job_wall_seconds_total", 7, "Wall time")):
         lines += [f"# HELP {metric} {what} of finished jobs, by queue and template.", f"# TYPE {metric} counter"]
-        lines += [f'{metric}{{queue="{_label(name)}",template="{_label(total.template)}"}} '
-                  f'{getattr(total, column):.0f}' for name, total in totals]
+        lines += [f"{metric}{{{key}}} {row[i]:.0f}" for key, row in zip(keys, totals, strict=True)]
     return lines
 
 
