@@ -1,7 +1,7 @@
 """rollups per queue x template x day (backfilled from the job rows); job indexes for the pages' filters
 
 Revision ID: c12rollups
-Revises: 5eee05e7f656
+Revises: c10status
 """
 from alembic import op
 import sqlalchemy as sa
