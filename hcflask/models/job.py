@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hcflask.extensions import Model
@@ -22,6 +22,9 @@ class Job(Model):
         Index("ix_job_queue_id", "queue_id", "id"),
         Index("ix_job_created_at", "created_at"),
         Index("ix_job_ended_at", "ended_at"),
+        # work dirs retention has not removed yet: only the last weeks' jobs
+        Index("ix_job_workdir_ended", "ended_at", sqlite_where=text("workdir != ''"),
+              postgresql_where=text("workdir != ''")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
