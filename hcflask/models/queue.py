@@ -25,6 +25,8 @@ class Queue(Model):
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     status_changed_at: Mapped[datetime | None]
+    #: CPUs of the partition behind the queue (``hc queue discover``), for the cost of testing
+    cpus: Mapped[int | None]
 
     events: Mapped[list[QueueEvent]] = relationship(
         back_populates="queue", order_by="QueueEvent.id.desc()", cascade="all, delete-orphan"
@@ -56,7 +58,7 @@ class Queue(Model):
             "id": self.id, "name": self.name, "backend": self.backend, "status": self.status,
             "autoexclusion": self.autoexclusion, "options": self.options,
             "description": self.description, "created_at": iso(self.created_at),
-            "status_changed_at": iso(self.status_changed_at),
+            "status_changed_at": iso(self.status_changed_at), "cpus": self.cpus,
         }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 TOP_KEYS = {
     "name", "description", "queues", "lifetime", "jobs_in_flight", "max_jobs",
-    "max_running", "autoexclusion", "renew", "workload",
+    "max_running", "autoexclusion", "renew", "workload", "kind", "stress",
 }
 WORKLOAD_KEYS = {"script", "image", "command", "resources", "success", "metrics"}
 RESOURCE_DEFAULTS = {"cores": 1, "memory_mb": 0, "walltime": 600, "gpus": 0}
@@ -190,6 +190,7 @@ def validate_template(raw: Any) -> dict[str, Any]:
         raise ValidationError("description", "must be text")
     if "workload" not in doc:
         raise ValidationError("workload", "required")
+    kind, stress = validate_kind(doc)
     return {
         "name": name,
         "description": description,
@@ -201,4 +202,65 @@ def validate_template(raw: Any) -> dict[str, Any]:
         "autoexclusion": _bool(doc, "autoexclusion", "autoexclusion", False),
         "renew": _bool(doc, "renew", "renew", False),
         "workload": validate_workload(doc.get("workload")),
+        "kind": kind,
+        "stress": stress,
     }
+
+
+# -- kind: functional or stress (issue 13; kept apart from the checks above) --
+
+KINDS = ("functional", "stress")
+STRESS_KEYS = {"ramp", "max_jobs", "abort_fail_rate"}
+
+
+def validate_kind(doc: Mapping[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    """``kind`` and, for a stress test, its ``stress`` section.
+
+    A stress test is started on demand and judged by its report, so it
+    never drives auto-exclusion and never renews itself.
+    """
+    kind = doc.get("kind") or "functional"
+    if kind not in KINDS:
+        raise ValidationError("kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind == "functional":
+        if doc.get("stress") not in (None, {}):
+            raise ValidationError("stress", "only a template of kind: stress has a stress section")
+        return kind, None
+    for key, what in (("autoexclusion", "drives auto-exclusion"), ("renew", "renews")):
+        if _bool(doc, key, key, False):
+            raise ValidationError(key, f"must be false: a stress test never {what}")
+    raw = _mapping(doc.get("stress"), "stress")
+    _unknown(raw, STRESS_KEYS, "stress.")
+    return kind, {
+        "ramp": _ramp(raw.get("ramp")),
+        "max_jobs": _int(raw, "max_jobs", "stress.max_jobs", 0, low=1),
+        "abort_fail_rate": _rate(raw.get("abort_fail_rate"), "stress.abort_fail_rate"),
+    }
+
+
+def _ramp(value: Any) -> list[dict[str, int]]:
+    """Steps ``{at, in_flight}``: ``at`` seconds from the test's start, strictly rising, the first at 0."""
+    if not isinstance(value, list) or not value:
+        raise ValidationError("stress.ramp", "must be a non-empty list of {at, in_flight} steps")
+    steps: list[dict[str, int]] = []
+    for i, raw in enumerate(value):
+        field = f"stress.ramp[{i}]"
+        step = _mapping(raw, field)
+        _unknown(step, {"at", "in_flight"}, f"{field}.")
+        if "at" not in step or "in_flight" not in step:
+            raise ValidationError(field, "needs both at (seconds) and in_flight")
+        at = _int(step, "at", f"{field}.at", 0)
+        if steps and at <= steps[-1]["at"]:
+            raise ValidationError(f"{field}.at", f"must come after the previous step ({steps[-1]['at']} s)")
+        if not steps and at != 0:
+            raise ValidationError(f"{field}.at", "the first step starts at 0")
+        steps.append({"at": at, "in_flight": _int(step, "in_flight", f"{field}.in_flight", 1, low=1)})
+    return steps
+
+
+def _rate(value: Any, field: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise ValidationError(field, f"must be a share between 0 and 1 (0.5 = half), got {value!r}")
+    return float(value)

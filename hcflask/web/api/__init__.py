@@ -18,4 +18,4 @@ def json_body() -> dict[str, Any]:
     return data
 
 
-from hcflask.web.api import routes  # noqa: E402,F401 - registers the views
+from hcflask.web.api import reports, routes  # noqa: E402,F401 - registers the views
