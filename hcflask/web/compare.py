@@ -7,6 +7,12 @@ of each); ``tests=A&queues=P,Q`` compares queue Q against queue P within
 test A.  ``metric`` is ``run_time``, ``queue_wait``, ``cpu_efficiency`` or
 one of the workload's metrics.  Only succeeded jobs count: a failure's run
 time says nothing about speed.
+
+A difference is significant when its 95 % interval leaves out zero *and*
+it is at least ``min_effect`` (default 5 %) of A's median: two runs of
+the same workload differ by a few milliseconds of start-up, and a
+performance engineer asks about changes that matter.  ``min_effect=0``
+asks about any difference at all.
 """
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ from hcflask.web.report import BUILTIN, job_values
 
 #: units of metrics where less is faster (the verdict says faster/slower rather than higher/lower)
 TIME_UNITS = ("s", "sec", "seconds", "ms", "us", "min", "h")
+#: the smallest difference, as a share of A's median, that a verdict calls faster or slower
+MIN_EFFECT = 0.05
 #: the most recent values of each side that are used (keeps the bootstrap quick on huge tests)
 MAX_VALUES = 2000
 
@@ -59,6 +67,16 @@ def _queues(raw: str, test: Test) -> list[str]:
             raise ValidationError("queues", f"test {test.id} has no queue {name!r} "
                                             f"(it has: {', '.join(test.queue_names) or 'none'})")
     return names
+
+
+def _share(raw: str, field: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise ValidationError(field, f"must be a share between 0 and 1 (0.05 = 5 %), got {raw!r}")
+    return value
 
 
 def parse(args: Mapping[str, str]) -> tuple[list[Side], str, int]:
@@ -122,12 +140,14 @@ def compare(args: Mapping[str, str]) -> dict[str, Any]:
             field = "queues" if side.queue and len(args.get("tests", "").split(",")) == 1 else "tests"
             raise ValidationError(field, f"{side.label} has {len(got)} succeeded job(s) with {metric}; "
                                          "at least 2 are needed")
+    min_effect = _share(args.get("min_effect") or str(MIN_EFFECT), "min_effect")
     point, low, high = bootstrap_difference(data[0], data[1], seed=seed)
     unit = unit_of(sides, metric)
-    verdict = _verdict(low, high, timed=metric in ("run_time", "queue_wait") or unit in TIME_UNITS)
     a, b = (summary(d) or {} for d in data)
+    small = abs(point) < min_effect * abs(a["median"])
+    verdict = _verdict(low, high, small, timed=metric in ("run_time", "queue_wait") or unit in TIME_UNITS)
     return {
-        "metric": metric, "unit": unit, "seed": seed,
+        "metric": metric, "unit": unit, "seed": seed, "min_effect": min_effect,
         "a": {"label": sides[0].label, "test": sides[0].test.id, "queue": sides[0].queue, **a},
         "b": {"label": sides[1].label, "test": sides[1].test.id, "queue": sides[1].queue, **b},
         "difference": {"value": round(point, 4), "low": round(low, 4), "high": round(high, 4),
@@ -137,8 +157,8 @@ def compare(args: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def _verdict(low: float, high: float, *, timed: bool) -> str:
-    if low <= 0 <= high:
+def _verdict(low: float, high: float, small: bool, *, timed: bool) -> str:
+    if low <= 0 <= high or small:
         return "no significant difference"
     if timed:
         return "faster" if high < 0 else "slower"
@@ -147,5 +167,5 @@ def _verdict(low: float, high: float, *, timed: bool) -> str:
 
 def _sentence(sides: list[Side], verdict: str, metric: str) -> str:
     if verdict == "no significant difference":
-        return f"{sides[1].label} and {sides[0].label}: no significant difference in {metric} (95 %)."
+        return f"{sides[1].label} and {sides[0].label}: no significant difference in {metric}."
     return f"{sides[1].label} is {verdict} than {sides[0].label} in {metric} (95 % bootstrap interval)."
