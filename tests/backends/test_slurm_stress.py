@@ -11,6 +11,7 @@ what every submission tick left in flight; the tests below then check it:
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections import Counter, defaultdict
@@ -230,6 +231,9 @@ def test_exported_html_renders_offline_with_plots(campaign: dict[str, Any]) -> N
         canvases = page.locator(".hc-plot canvas").count()
         rows = page.locator("#report-queues tbody tr").count()
         steps = page.locator("#report-throughput tbody tr").count()
+        if os.environ.get("HC_TEST_SCREENSHOTS"):  # docs/img/commissioning-report.png is made this way
+            page.screenshot(path=str(Path(os.environ["HC_TEST_SCREENSHOTS"], "commissioning-report.png")),
+                            full_page=True)
         browser.close()
     assert errors == []
     assert requests == [out.as_uri()], requests  # the file itself, nothing else
