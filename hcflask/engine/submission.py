@@ -19,6 +19,7 @@ from sqlalchemy import func, or_, select
 from hcflask.backends import BackendUnavailable, JobSpec, Resources, SubmitError, jobscript
 from hcflask.engine import stress
 from hcflask.engine.common import backend, backend_enforces_walltime, by_backend, job_ref, my_host, record_health, tick
+from hcflask.engine.diskguard import submission_allowed
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, Test, utcnow
 from hcflask.states import IN_FLIGHT_JOB_STATES, JobState, QueueStatus, TestState
@@ -99,6 +100,7 @@ def build_spec(job: Job) -> JobSpec:
     walltime = None if backend_enforces_walltime(job.backend) else resources.walltime
     text = jobscript.render(
         payload=payload, env=env, workdir=workdir, walltime=walltime,
+        output_cap=current_app.config["JOBS_OUTPUT_CAP"],
         header=f"# {job.name}: test {job.test_id} ({job.test.template_name}), queue {job.queue.name}\n",
     )
     script = jobscript.write(workdir, text)
@@ -211,7 +213,9 @@ def cancel_leftover_jobs() -> int:
 @tick("submission")
 def submission_tick() -> dict[str, int]:
     """One pass for this host: cancel the jobs of ended tests, write the rows
-    that are needed, then submit every pending job."""
+    that are needed, then submit every pending job (not while the disk is low)."""
     cancelled = cancel_leftover_jobs()
+    if not submission_allowed():
+        return {"cancelled": cancelled, "created": 0, "submitted": 0, "paused": 1}
     created = create_jobs()
     return {"cancelled": cancelled, "created": len(created), "submitted": submit_pending()}

@@ -266,7 +266,10 @@ def job(job_id: int) -> Any:
     }
     sizes = {name: (workdir / name).stat().st_size if workdir and (workdir / name).exists() else 0
              for name in output}
-    return _render("job.html", job=row, output=output, sizes=sizes, limit=limit)
+    result = (jobscript.read_result(workdir) if workdir else None) or {}
+    cut = {name: result.get(f"{name}_cut") is True for name in output}
+    return _render("job.html", job=row, output=output, sizes=sizes, limit=limit, cut=cut,
+                   cap=current_app.config["JOBS_OUTPUT_CAP"])
 
 
 @bp.errorhandler(404)
