@@ -284,6 +284,8 @@ def parse_sinfo(stdout: str) -> list[dict[str, object]]:
         })
         count = int(f[3]) if f[3].strip().isdigit() else 0
         entry["nodes"] = int(str(entry["nodes"])) + count
+        per_node = f[4].strip().rstrip("+")
+        entry["cpus"] = int(str(entry.get("cpus", 0))) + count * (int(per_node) if per_node.isdigit() else 0)
     return list(parts.values())
 
 

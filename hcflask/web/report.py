@@ -2,7 +2,8 @@
 
 Per queue: success rate and failure reasons; queue wait (submit → start),
 run time and CPU efficiency (CPU time / (wall × cores)) distributions; each
-metric against its reference or band; the core-hours the test used.  For a
+metric against its reference or band; the core-hours the test used (and
+their share of the partition's CPUs over the test's time, where known).  For a
 stress test also the throughput of every ramp step: jobs started per
 minute and the in-flight reached against the in-flight asked for.
 
@@ -21,6 +22,7 @@ from sqlalchemy import select
 from hcflask.extensions import db
 from hcflask.models import Job, JobMetric, MetricBand, Queue, Test, iso, utcnow
 from hcflask.states import JobState
+from hcflask.web.cost import share
 from hcflask.web.distributions import histogram, summary
 
 JUDGED = (JobState.SUCCEEDED.value, JobState.FAILED.value, JobState.LOST.value)
@@ -64,14 +66,14 @@ def _metrics(test: Test) -> dict[int, dict[str, float]]:
 def build(test: Test) -> dict[str, Any]:
     """The whole report as plain data (the JSON of the API)."""
     cores = int(test.workload["resources"].get("cores", 1))
-    queue_ids = {q.name: q.id for q in db.session.scalars(select(Queue).where(Queue.name.in_(test.queue_names)))}
+    rows = {q.name: q for q in db.session.scalars(select(Queue).where(Queue.name.in_(test.queue_names)))}
     jobs = _jobs(test)
     metrics = _metrics(test)
     by_queue: dict[str, list[Job]] = defaultdict(list)
     for job in jobs:
         by_queue[job.queue.name].append(job)
     names = list(test.queue_names) + sorted(set(by_queue) - set(test.queue_names))
-    queues = [_queue(test, name, queue_ids.get(name), by_queue[name], metrics, cores) for name in names]
+    queues = [_queue(test, name, rows.get(name), by_queue[name], metrics, cores) for name in names]
     plots = {key: histogram({q["queue"]: q["values"].get(key, []) for q in queues})
              for key in [*BUILTIN, *(test.workload.get("metrics") or {})]}
     for q in queues:
@@ -86,7 +88,7 @@ def build(test: Test) -> dict[str, Any]:
     }
 
 
-def _queue(test: Test, name: str, queue_id: int | None, jobs: list[Job], metrics: dict[int, dict[str, float]],
+def _queue(test: Test, name: str, queue: Queue | None, jobs: list[Job], metrics: dict[int, dict[str, float]],
            cores: int) -> dict[str, Any]:
     states = Counter(j.state for j in jobs)
     judged = sum(states[s] for s in JUDGED)
@@ -104,8 +106,11 @@ def _queue(test: Test, name: str, queue_id: int | None, jobs: list[Job], metrics
         "success_rate": round(states[JobState.SUCCEEDED.value] / judged, 4) if judged else None,
         "failure_reasons": [{"reason": r, "count": n} for r, n in reasons.most_common(10)],
         "distributions": {key: summary(values.get(key, [])) for key in BUILTIN},
-        "metrics": _metric_rows(test, queue_id, values),
+        "metrics": _metric_rows(test, queue.id if queue else None, values),
         "core_seconds": round(sum(values.get("core_seconds", [])), 1),
+        "cpus": queue.cpus if queue else None,
+        "capacity_share": share(sum(values.get("core_seconds", [])), queue.cpus if queue else None,
+                                seconds(test.started_at, test.finished_at or utcnow()) or 0.0),
         "aborted": (test.aborted or {}).get(name),
         "values": values,
     }

@@ -11,7 +11,7 @@ from hcflask import __version__
 from hcflask.extensions import db
 from hcflask.models import Test, ValidationError
 from hcflask.web import compare as comparison
-from hcflask.web import report
+from hcflask.web import cost, report
 from hcflask.web.ui import bp
 
 #: what the self-contained file inlines, in order
@@ -29,6 +29,12 @@ def render_file(test: Test) -> str:
     js = "\n".join(_static(name) for name in INLINE_JS).replace("</", "<\\/")
     return render_template("report/file.html", r=report.build(test), standalone=True, version=__version__,
                            assets={"css": Markup(css), "js": Markup(js)})  # noqa: S704 - our own static files
+
+
+@bp.app_context_processor
+def _cost() -> dict[str, Any]:
+    """``cost_of(...)`` for the cost tables on /overview, the queue page and /robot."""
+    return {"cost_of": cost.cost_of}
 
 
 @bp.route("/tests/<int:test_id>/report")
