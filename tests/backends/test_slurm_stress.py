@@ -206,6 +206,36 @@ def test_comparison_tells_sleep_2_from_sleep_4_and_not_two_identical(campaign: d
         assert queues["verdict"] == "higher"
 
 
+def test_cost_of_testing_from_the_rollups(campaign: dict[str, Any], slurm: SlurmCluster) -> None:
+    app = campaign["app"]
+    found = app.test_cli_runner().invoke(args=["queue", "discover", "slurm", "--prefix", "slurm-"])
+    assert found.exit_code == 0, found.output
+    client = app.test_client()
+    with app.app_context():
+        cpus = int(slurm.run("sinfo", "-h", "-p", "debug", "-o", "%C").stdout.strip().split("/")[-1])
+        assert {q.name: q.cpus for q in db.session.scalars(select(Queue))} == {"slurm-debug": cpus,
+                                                                                "slurm-long": cpus}
+        direct: dict[tuple[str, str], float] = defaultdict(float)
+        for job in db.session.scalars(select(Job)):
+            if job.started_at and job.ended_at:
+                direct[(job.queue.name, job.test.template_name)] += (job.ended_at - job.started_at).total_seconds()
+        rows = cost.cost_of("overview")
+        assert {(r["queue"], r["template"]): r["core_hours"] for r in rows} == {
+            key: round(seconds / 3600, 3) for key, seconds in direct.items()}
+        assert all(0 < r["share"] < 1 for r in rows)
+        seconds = direct[("slurm-debug", "commission-new-partition")]
+        balance = {r["queue"]: r for r in cost.cost_of("balance")}
+        long_hours = round(sum(v for (q, _), v in direct.items() if q == "slurm-long") / 3600, 3)
+        assert balance["slurm-long"] == {"queue": "slurm-long", "excluded_hours": 0.0, "test_core_hours": long_hours}
+    metrics = client.get("/metrics").get_data(as_text=True)
+    line = 'hc_test_core_seconds_total{queue="slurm-debug",template="commission-new-partition"}'
+    assert f"{line} {seconds:.0f}" in metrics
+    assert 'id="cost-queue"' in client.get("/queues/slurm-debug").get_data(as_text=True)
+    assert 'id="cost-overview"' in client.get("/overview").get_data(as_text=True)
+    robot = client.get("/robot").get_data(as_text=True)
+    assert 'id="cost-balance"' in robot and f'<td class="num">{long_hours}</td>' in robot
+
+
 def test_exported_html_renders_offline_with_plots(campaign: dict[str, Any]) -> None:
     from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
 
@@ -262,33 +292,3 @@ def test_report_page_and_api(campaign: dict[str, Any]) -> None:
         assert response.status_code == 400, query
         by_field[response.get_json()["error"]["field"]].append(query)
     assert sorted(by_field) == ["metric", "queues", "tests"]
-
-
-def test_cost_of_testing_from_the_rollups(campaign: dict[str, Any], slurm: SlurmCluster) -> None:
-    app = campaign["app"]
-    found = app.test_cli_runner().invoke(args=["queue", "discover", "slurm", "--prefix", "slurm-"])
-    assert found.exit_code == 0, found.output
-    client = app.test_client()
-    with app.app_context():
-        cpus = int(slurm.run("sinfo", "-h", "-p", "debug", "-o", "%C").stdout.strip().split("/")[-1])
-        assert {q.name: q.cpus for q in db.session.scalars(select(Queue))} == {"slurm-debug": cpus,
-                                                                                "slurm-long": cpus}
-        direct: dict[tuple[str, str], float] = defaultdict(float)
-        for job in db.session.scalars(select(Job)):
-            if job.started_at and job.ended_at:
-                direct[(job.queue.name, job.test.template_name)] += (job.ended_at - job.started_at).total_seconds()
-        rows = cost.cost_of("overview")
-        assert {(r["queue"], r["template"]): r["core_hours"] for r in rows} == {
-            key: round(seconds / 3600, 3) for key, seconds in direct.items()}
-        assert all(0 < r["share"] < 1 for r in rows)
-        seconds = direct[("slurm-debug", "commission-new-partition")]
-        balance = {r["queue"]: r for r in cost.cost_of("balance")}
-        long_hours = round(sum(v for (q, _), v in direct.items() if q == "slurm-long") / 3600, 3)
-        assert balance["slurm-long"] == {"queue": "slurm-long", "excluded_hours": 0.0, "test_core_hours": long_hours}
-    metrics = client.get("/metrics").get_data(as_text=True)
-    line = 'hc_test_core_seconds_total{queue="slurm-debug",template="commission-new-partition"}'
-    assert f"{line} {seconds:.0f}" in metrics
-    assert 'id="cost-queue"' in client.get("/queues/slurm-debug").get_data(as_text=True)
-    assert 'id="cost-overview"' in client.get("/overview").get_data(as_text=True)
-    robot = client.get("/robot").get_data(as_text=True)
-    assert 'id="cost-balance"' in robot and f'<td class="num">{long_hours}</td>' in robot
