@@ -292,3 +292,19 @@ def test_report_page_and_api(campaign: dict[str, Any]) -> None:
         assert response.status_code == 400, query
         by_field[response.get_json()["error"]["field"]].append(query)
     assert sorted(by_field) == ["metric", "queues", "tests"]
+
+
+def test_slurm_total_cpu_where_accounting_exists(slurm_accounting: SlurmCluster, tmp_path: Path) -> None:
+    """With slurmdbd the backend reports Slurm's TotalCPU; it agrees with the wrapper's own ``times``."""
+    from slurm_cluster import make_spec, ref, wait_final
+
+    from hcflask.backends import jobscript
+    from hcflask.backends.slurm import SlurmBackend
+
+    backend = SlurmBackend(slurm_accounting.backend_config)
+    spec = make_spec(tmp_path / "busy", "hc-acct-busy", BUSY)
+    job = ref(spec, backend.submit(spec))
+    status = wait_final(backend, [job])[job.backend_id]
+    wrapper = jobscript.cpu_seconds(jobscript.read_result(spec.workdir))
+    assert wrapper is not None and wrapper > 1.5
+    assert status.cpu_seconds is not None and abs(status.cpu_seconds - wrapper) < 0.25 * wrapper, (status, wrapper)
