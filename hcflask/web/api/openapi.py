@@ -66,6 +66,24 @@ def _robot_paths() -> dict[str, Any]:
     }
 
 
+def _report_paths() -> dict[str, Any]:
+    """A test's report and the comparison (issue 13)."""
+    report = _read("the report of a test: per queue success, failure reasons, distributions, throughput, cost",
+                   _param("id", "test id", "integer", "path"))
+    report["get"]["responses"]["404"] = ERROR
+    return {
+        "/tests/{id}/report": report,
+        "/compare": _read(
+            "test B against test A (or two queues of one test) on a metric: medians, B - A with a 95 % "
+            "bootstrap interval, verdict",
+            _param("tests", "A,B (or one test id with queues)"), _param("queues", "P,Q: two queues of one test"),
+            _param("queue", "one queue of both tests"),
+            _param("metric", "run_time | queue_wait | cpu_efficiency | a workload metric"),
+            _param("min_effect", "smallest difference that counts, as a share of A's median (0.05)", "number"),
+            _param("seed", "the bootstrap's seed (1)", "integer")),
+    }
+
+
 def document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for kind in KINDS:
@@ -94,6 +112,7 @@ def document() -> dict[str, Any]:
         **_write("cancel a test", "{reason} (optional)"),
         "parameters": [_param("id", "test id", "integer", "path")]}}
     paths.update(_robot_paths())
+    paths.update(_report_paths())
     return {
         "openapi": "3.0.3",
         "info": {"title": "hcflask API", "version": __version__,
