@@ -74,6 +74,8 @@ DICT_SECTIONS: dict[str, dict[str, Any]] = {
         "flap_hours": 6.0,
         "outage_share": 0.3,
         "outage_min_queues": 3,
+        "guard_window_hours": 1.0,
+        "outage_rollback": True,
         "band_k": 3.0,
         "band_baseline": 20,
         "band_run": 3,

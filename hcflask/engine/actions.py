@@ -58,14 +58,10 @@ def discover_queues(backend: str) -> list[dict[str, Any]]:
 
 
 def set_queue_status(queue: Queue, status: str, actor: str, reason: str = "") -> None:
-    """An admin's status change (the robot has its own path, with evidence)."""
-    try:
-        new = QueueStatus(status)
-    except ValueError:
-        allowed = ", ".join(s.value for s in QueueStatus)
-        raise ValidationError("status", f"unknown status {status!r} (one of: {allowed})") from None
-    queue.set_status(new, actor=actor, reason=reason or f"set by {actor}")
-    db.session.commit()
+    """An admin's status change, through the one owner of queue status (never ``excluded``)."""
+    from hcflask.engine import status as owner
+
+    owner.admin_set(queue, status, actor, reason)
 
 
 def save_template(document: Any, template: Template | None = None) -> Template:

@@ -169,7 +169,7 @@ def _submit_batch(adapter: Any, jobs: list[Job]) -> int:
             done += 1
         elif isinstance(result, SubmitError):
             job.failure_reason = f"submission refused: {result}"
-            job.ended_at = utcnow()
+            job.ended_at = job.judged_at = utcnow()
             job.transition(JobState.FAILED, note=job.failure_reason)
         elif isinstance(result, BackendUnavailable):
             unavailable = result

@@ -46,6 +46,8 @@ class Job(Model):
     submitted_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
+    #: when hcflask judged it (the robot and its replay count only jobs judged by then)
+    judged_at: Mapped[datetime | None]
     cancel_requested_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -1,7 +1,7 @@
 """rollups per queue x template x day (backfilled from the job rows); job indexes for the pages' filters
 
 Revision ID: c12rollups
-Revises: 5eee05e7f656
+Revises: c10status
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 
 revision = 'c12rollups'
-down_revision = '5eee05e7f656'
+down_revision = 'c10status'
 branch_labels = None
 depends_on = None
 
