@@ -11,6 +11,7 @@ it watched, so the operator sees both sides of the balance.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -77,18 +78,14 @@ def balance(start: date, end: date) -> list[dict[str, Any]]:
     return out
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def prometheus_lines() -> list[str]:
-    """``hc_test_core_seconds_total{queue,template}`` from the all-time rollups."""
+def prometheus_lines(label: Callable[[str], str]) -> list[str]:
+    """``hc_test_core_seconds_total{queue,template}`` from the all-time rollups (``label`` escapes a value)."""
     lines = ["# HELP hc_test_core_seconds_total Core seconds used by test jobs (the cost of testing).",
              "# TYPE hc_test_core_seconds_total counter"]
     rows = db.session.execute(select(Queue.name, RollupTotal.template, RollupTotal.core_seconds)
                               .join(Queue, Queue.id == RollupTotal.queue_id)
                               .order_by(Queue.name, RollupTotal.template))
-    lines += [f'hc_test_core_seconds_total{{queue="{_label(q)}",template="{_label(t)}"}} {s:.0f}'
+    lines += [f'hc_test_core_seconds_total{{queue="{label(q)}",template="{label(t)}"}} {s:.0f}'
               for q, t, s in rows]
     return lines
 
