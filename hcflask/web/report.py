@@ -74,10 +74,11 @@ def build(test: Test) -> dict[str, Any]:
         by_queue[job.queue.name].append(job)
     names = list(test.queue_names) + sorted(set(by_queue) - set(test.queue_names))
     queues = [_queue(test, name, rows.get(name), by_queue[name], metrics, cores) for name in names]
-    plots = {key: histogram({q["queue"]: q["values"].get(key, []) for q in queues})
-             for key in [*BUILTIN, *(test.workload.get("metrics") or {})]}
+    plots = {key: histogram({q["queue"]: q["values"].get(key, []) for q in queues}) for key in BUILTIN}
+    for name in test.workload.get("metrics") or {}:
+        plots[f"metric {name}"] = histogram({q["queue"]: q["metric_values"].get(name, []) for q in queues})
     for q in queues:
-        del q["values"]
+        del q["values"], q["metric_values"]
     return {
         "test": {"id": test.id, "template": test.template_name, "kind": test.kind, "state": test.state,
                  "note": test.note, "started_at": iso(test.started_at), "finished_at": iso(test.finished_at),
@@ -94,25 +95,26 @@ def _queue(test: Test, name: str, queue: Queue | None, jobs: list[Job], metrics:
     judged = sum(states[s] for s in JUDGED)
     reasons = Counter(j.failure_reason or j.state for j in jobs if j.state in JUDGED[1:])
     values: dict[str, list[float]] = defaultdict(list)
+    metric_values: dict[str, list[float]] = defaultdict(list)  # apart: a metric may be called run_time too
     for job in jobs:
         for key, value in job_values(job, cores).items():
             values[key].append(value)
-        if job.state == JobState.SUCCEEDED.value or job.state == JobState.FAILED.value:
+        if job.state in (JobState.SUCCEEDED.value, JobState.FAILED.value):
             for metric, value in metrics.get(job.id, {}).items():
-                values[metric].append(value)
+                metric_values[metric].append(value)
     return {
         "queue": name, "jobs": len(jobs), "states": dict(states), "judged": judged,
         "succeeded": states[JobState.SUCCEEDED.value],
         "success_rate": round(states[JobState.SUCCEEDED.value] / judged, 4) if judged else None,
         "failure_reasons": [{"reason": r, "count": n} for r, n in reasons.most_common(10)],
         "distributions": {key: summary(values.get(key, [])) for key in BUILTIN},
-        "metrics": _metric_rows(test, queue.id if queue else None, values),
+        "metrics": _metric_rows(test, queue.id if queue else None, metric_values),
         "core_seconds": round(sum(values.get("core_seconds", [])), 1),
         "cpus": queue.cpus if queue else None,
         "capacity_share": share(sum(values.get("core_seconds", [])), queue.cpus if queue else None,
                                 seconds(test.started_at, test.finished_at or utcnow()) or 0.0),
         "aborted": (test.aborted or {}).get(name),
-        "values": values,
+        "values": values, "metric_values": metric_values,
     }
 
 
