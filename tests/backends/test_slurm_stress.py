@@ -11,6 +11,7 @@ what every submission tick left in flight; the tests below then check it:
 """
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
@@ -292,6 +293,14 @@ def test_report_page_and_api(campaign: dict[str, Any]) -> None:
         assert response.status_code == 400, query
         by_field[response.get_json()["error"]["field"]].append(query)
     assert sorted(by_field) == ["metric", "queues", "tests"]
+    runner = app.test_cli_runner()
+    table = runner.invoke(args=["test", "report", str(ids["abort"])])
+    assert table.exit_code == 0 and table.output.splitlines()[2].split()[:5] == ["slurm-long", "6", "6", "6",
+                                                                                  "100.0%"], table.output
+    assert json.loads(runner.invoke(args=["test", "report", str(ids["abort"]), "--json"]).output)["queues"] == api[
+        "queues"]
+    missing = runner.invoke(args=["test", "report", "99999"])
+    assert missing.exit_code != 0 and "test: no such test 99999" in missing.output
 
 
 def test_slurm_total_cpu_where_accounting_exists(slurm_accounting: SlurmCluster, tmp_path: Path) -> None:
