@@ -31,8 +31,12 @@ def clear_errors(function: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+#: commands that only read (or only serve): everything else is an admin write, audited
+READ_COMMANDS = {"list", "show", "export", "status", "replay", "init", "serve"}
+
+
 def initialised(function: F) -> F:
-    """Run the command in an app context on an initialised instance."""
+    """Run the command in an app context on an initialised instance; audit it if it writes."""
 
     @with_appcontext
     @functools.wraps(function)
@@ -40,7 +44,9 @@ def initialised(function: F) -> F:
         from hcflask.instance import ensure
 
         ensure(current_app._get_current_object())  # type: ignore[attr-defined]
-        return function(*args, **kwargs)
+        result = function(*args, **kwargs)
+        _audit(click.get_current_context())
+        return result
 
     return clear_errors(wrapper)  # type: ignore[return-value]
 
@@ -56,3 +62,16 @@ def table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _audit(ctx: click.Context) -> None:
+    """A successful write from the command line: its command and arguments (never its options,
+    which may hold a password)."""
+    from hcflask.web.security import record
+
+    if ctx.command.name in READ_COMMANDS or (ctx.command.name == "purge" and ctx.params.get("dry_run")):
+        return
+    arguments = [str(ctx.params[p.name]) for p in ctx.command.params
+                 if isinstance(p, click.Argument) and p.name and ctx.params.get(p.name) is not None]
+    record("cli", ctx.command_path.split(" ", 1)[-1], " ".join(arguments), 0, "local")
+    db.session.commit()

@@ -14,20 +14,21 @@ from flask import current_app
 from sqlalchemy import select
 
 from hcflask.backends import OptionError, backend_class
+from hcflask.engine.hosts import check_host
 from hcflask.extensions import db
-from hcflask.models import Queue, Template, Test, ValidationError, utcnow
-from hcflask.models.spec import NAME_RE
+from hcflask.models import Conflict, Queue, Template, Test, ValidationError, utcnow
+from hcflask.models.spec import validate_queue
 from hcflask.states import QueueStatus, TestState
 
 
 def create_queue(name: str, backend: str, options: Mapping[str, Any] | None = None,
                  description: str = "", autoexclusion: bool = True) -> Queue:
     """A new queue, its backend options validated now rather than at first submit."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ValidationError("name", "letters, digits, '_', '.', '-' (at most 128)")
+    body = validate_queue({"name": name, "backend": backend, "options": dict(options or {}),
+                           "description": description, "autoexclusion": autoexclusion})
     if db.session.scalar(select(Queue).where(Queue.name == name)):
-        raise ValidationError("name", f"a queue named {name!r} exists already")
-    cleaned = validate_queue_options(backend, options or {})
+        raise Conflict("name", f"a queue named {name!r} exists already")
+    cleaned = validate_queue_options(backend, body["options"])
     queue = Queue(name=name, backend=backend, options=cleaned, description=description,
                   autoexclusion=autoexclusion, status=QueueStatus.ONLINE.value)
     db.session.add(queue)
@@ -41,7 +42,7 @@ def validate_queue_options(backend: str, options: Mapping[str, Any]) -> dict[str
         return backend_class(backend).validate_options(options, config)
     except OptionError as exc:
         field = "backend" if exc.field == "backend" else f"options.{exc.field}"
-        raise ValidationError(field, exc.reason) from None
+        raise (Conflict if exc.conflict else ValidationError)(field, exc.reason) from None
 
 
 def discover_queues(backend: str) -> list[dict[str, Any]]:
@@ -74,7 +75,7 @@ def save_template(document: Any, template: Template | None = None) -> Template:
     clash = db.session.scalar(select(Template).where(Template.name == template.name))
     if clash is not None and clash is not template:
         db.session.rollback()
-        raise ValidationError("name", f"a template named {template.name!r} exists already")
+        raise Conflict("name", f"a template named {template.name!r} exists already")
     db.session.add(template)
     db.session.commit()
     return template
@@ -83,13 +84,13 @@ def save_template(document: Any, template: Template | None = None) -> Template:
 def start_test(template: Template, actor: str, start_at: datetime | None = None, host: str | None = None) -> Test:
     """A new test of ``template``; the core tick starts it when it is due.
 
-    ``host`` assigns the test to one submission process (scale-out); by
-    default the core's host drives it.
+    ``host`` assigns the test to one service (scale-out): a known host, or
+    this one; by default the core's host drives it.
     """
     if not template.active:
-        raise ValidationError("template", f"template {template.name!r} is deactivated")
-    if host is not None and (not isinstance(host, str) or not host.strip() or len(host) > 255):
-        raise ValidationError("host", "must be a host name (the host_name of a hcflask process)")
+        raise Conflict("template", f"template {template.name!r} is deactivated")
+    if host is not None:
+        check_host(host)
     test = Test.from_template(template, start_at=start_at, created_by=actor)
     test.host = host
     db.session.add(test)
@@ -100,8 +101,17 @@ def start_test(template: Template, actor: str, start_at: datetime | None = None,
 def cancel_test(test: Test, actor: str, reason: str = "") -> None:
     """Mark a test cancelled; the core tick cancels its jobs in the backends."""
     if TestState(test.state).final:
-        raise ValidationError("state", f"test {test.id} is already {test.state}")
+        raise Conflict("state", f"test {test.id} is already {test.state}")
     test.state = TestState.CANCELLED.value
     test.finished_at = utcnow()
     test.note = reason or f"cancelled by {actor}"
     db.session.commit()
+
+
+def move_test(test: Test, host: str, actor: str) -> Test:
+    """Move a test, and with it its jobs in flight, to another host (by name, as an adoption)."""
+    old = test.host
+    test.host = check_host(host)
+    test.note = (test.note + "; " if test.note else "") + f"moved from {old or '-'} to {host} by {actor}"
+    db.session.commit()
+    return test

@@ -42,8 +42,9 @@ def elapsed(test: Test, now: datetime | None = None) -> float:
 
 
 def step_index(ramp: list[dict[str, int]], seconds: float) -> int:
-    """The ramp step in force ``seconds`` after the start (the last one begun)."""
-    return max(i for i, step in enumerate(ramp) if step["at"] <= seconds)
+    """The ramp step in force ``seconds`` after the start (the last one begun; -1 before the first)."""
+    begun = [i for i, step in enumerate(ramp) if step["at"] <= seconds]
+    return begun[-1] if begun else -1
 
 
 def jobs_needed(test: Test, queue: str, in_flight: int, total: int, now: datetime) -> int:
@@ -51,8 +52,9 @@ def jobs_needed(test: Test, queue: str, in_flight: int, total: int, now: datetim
     if queue in (test.aborted or {}):
         return 0
     stress = test.snapshot["stress"]
-    step = stress["ramp"][step_index(stress["ramp"], elapsed(test, now))]
-    return max(0, min(step["in_flight"] - in_flight, stress["max_jobs"] - total))
+    index = step_index(stress["ramp"], elapsed(test, now))
+    asked = stress["ramp"][index]["in_flight"] if index >= 0 else 0
+    return max(0, min(asked - in_flight, stress["max_jobs"] - total))
 
 
 def check_aborts(tests: list[Test]) -> list[tuple[int, str]]:
@@ -96,7 +98,8 @@ def progress(test: Test) -> dict[str, Any] | None:
     if test.kind != "stress" or not stress:
         return None
     ramp = stress["ramp"]
-    index = step_index(ramp, elapsed(test)) if test.started_at else 0
+    index = step_index(ramp, elapsed(test) if test.started_at else -1.0)
+    step = ramp[index] if index >= 0 else {"at": 0, "in_flight": 0}  # before the first step: nothing
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for name, state, n in db.session.execute(
         select(Queue.name, Job.state, func.count()).join(Job.queue).where(Job.test_id == test.id)
@@ -110,11 +113,11 @@ def progress(test: Test) -> dict[str, Any] | None:
         "in_flight": sum(counts[name][s] for s in IN_FLIGHT),
         "failed": sum(counts[name][s] for s in (JobState.FAILED.value, JobState.LOST.value)),
         "max_jobs": stress["max_jobs"],
-        "asked": 0 if name in aborted else ramp[index]["in_flight"],
+        "asked": 0 if name in aborted else step["in_flight"],
         "aborted": aborted.get(name),
     } for name in test.queue_names]
     return {
-        "step": {"index": index, "of": len(ramp), **ramp[index],
+        "step": {"index": index, "of": len(ramp), **step,
                  "next_at": ramp[index + 1]["at"] if index + 1 < len(ramp) else None},
         "elapsed": round(elapsed(test)) if test.started_at else 0,
         "max_jobs": stress["max_jobs"], "abort_fail_rate": stress.get("abort_fail_rate"),

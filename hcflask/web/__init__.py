@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, request
 from flask_login import current_user
 from werkzeug.exceptions import Unauthorized
 
@@ -12,12 +12,14 @@ from hcflask.models import User
 
 
 def register_blueprints(app: Flask) -> None:
-    from hcflask.web import filters
+    from hcflask.web import filters, security
     from hcflask.web.api import bp as api_bp
     from hcflask.web.auth import bp as auth_bp
+    from hcflask.web.health import healthz
     from hcflask.web.robot import bp as robot_bp  # before api_bp is registered: it adds /api/v1/robot/*
     from hcflask.web.ui import bp as ui_bp
 
+    security.setup(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(ui_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
@@ -35,43 +37,23 @@ def _load_user(user_id: str) -> User | None:
     return db.session.get(User, int(user_id))
 
 
-def healthz() -> Any:
-    """Is the scheduler running in this process, and when did each tick last run?"""
-    from flask import current_app
-    from sqlalchemy import select
-
-    from hcflask.engine.scheduler import core_here, running_here
-    from hcflask.models import BackendHealth, TickRun
-
-    ticks = {row.name: row.to_dict() for row in db.session.scalars(select(TickRun))}
-    backends = {row.backend: row.to_dict() for row in db.session.scalars(select(BackendHealth))}
-    return jsonify({
-        "status": "ok",
-        "scheduler_in_this_process": running_here(current_app),
-        "core_in_this_process": core_here(current_app),
-        "host": current_app.config["HOST_NAME"],
-        "scheduler_enabled": current_app.config["SCHEDULER_ENABLED"],
-        "ticks": ticks,
-        "backends": backends,
-    })
-
-
 def _require_login_for_reading() -> Any:
-    """``read_requires_login``: every page but login, static and health needs a user.
+    """``read_requires_login``: every page but login, static and health needs a user
+    (``/healthz`` then tells an anonymous caller its status word only).
 
     The API checks tokens itself; ``/metrics`` takes an API token too, so
     Prometheus can scrape a closed instance (``authorization`` in its config).
     """
     from flask import current_app, redirect, url_for
 
-    from hcflask.web.api.auth import token_user
+    from hcflask.web.api.auth import request_token
 
     if not current_app.config["READ_REQUIRES_LOGIN"] or current_user.is_authenticated:
         return None
     if request.endpoint in ("auth.login", "static", "healthz") or request.blueprint == "api":
         return None
     if request.endpoint == "robot.metrics":
-        if token_user() is None:
+        if request_token() is None:
             raise Unauthorized("Authorization: this instance needs an API token to read /metrics")
         return None
     return redirect(url_for("auth.login", next=request.full_path))

@@ -104,8 +104,8 @@ def parse(args: Mapping[str, str]) -> tuple[list[Side], str, int]:
     if metric not in known:
         raise ValidationError("metric", f"one of {', '.join(known)}; got {metric!r}")
     seed = (args.get("seed") or "1").strip()
-    if not seed.isdigit():
-        raise ValidationError("seed", f"must be a whole number, got {seed!r}")
+    if not seed.isdigit() or int(seed) > 2**31:
+        raise ValidationError("seed", f"must be a whole number from 0 to 2^31, got {seed!r}")
     return sides, metric, int(seed)
 
 

@@ -38,11 +38,11 @@ def test_stress_section_is_normalised() -> None:
         ({"renew": True}, "renew"),
         ({"stress": {"max_jobs": 5}}, "stress.ramp"),
         ({"stress": {"ramp": [], "max_jobs": 5}}, "stress.ramp"),
-        ({"stress": {"ramp": [{"at": 5, "in_flight": 1}], "max_jobs": 5}}, "stress.ramp[0].at"),
-        ({"stress": {"ramp": [{"at": 0, "in_flight": 1}, {"at": 0, "in_flight": 2}], "max_jobs": 5}},
-         "stress.ramp[1].at"),
+        ({"kind": None}, "kind"),
+        ({"stress": None}, "stress"),
+        ({"stress": {"ramp": [{"at": -1, "in_flight": 1}], "max_jobs": 5}}, "stress.ramp[0].at"),
         ({"stress": {"ramp": [{"at": 0, "in_flight": 0}], "max_jobs": 5}}, "stress.ramp[0].in_flight"),
-        ({"stress": {"ramp": [{"at": 0}], "max_jobs": 5}}, "stress.ramp[0]"),
+        ({"stress": {"ramp": [{"at": 0}], "max_jobs": 5}}, "stress.ramp[0].in_flight"),
         ({"stress": {"ramp": [{"at": 0, "in_flight": 1, "x": 1}], "max_jobs": 5}}, "stress.ramp[0].x"),
         ({"stress": {"ramp": RAMP}}, "stress.max_jobs"),
         ({"stress": {"ramp": RAMP, "max_jobs": 5, "abort_fail_rate": 1.5}}, "stress.abort_fail_rate"),
@@ -56,5 +56,12 @@ def test_errors_name_the_field(overrides: dict[str, object], field: str) -> None
     assert info.value.field == field
 
 
+def test_ramp_is_sorted_and_a_later_step_at_the_same_second_wins() -> None:
+    ramp = [{"at": 60, "in_flight": 5}, {"at": 10, "in_flight": 1}, {"at": 60, "in_flight": 7}]
+    out = validate_template(doc(stress={"ramp": ramp, "max_jobs": 9}))["stress"]["ramp"]
+    assert out == [{"at": 10, "in_flight": 1}, {"at": 60, "in_flight": 7}]
+
+
 def test_the_step_in_force_is_the_last_one_begun() -> None:
     assert [step_index(RAMP, s) for s in (0, 299.9, 300, 10_000)] == [0, 0, 1, 1]
+    assert step_index([{"at": 10, "in_flight": 1}], 9.9) == -1  # nothing before the first step

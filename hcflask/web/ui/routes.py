@@ -13,7 +13,7 @@ from hcflask.backends import BACKEND_NAMES, OptionError, backend_class, jobscrip
 from hcflask.engine import actions, stress
 from hcflask.engine.status import SOURCES, active_claims
 from hcflask.extensions import db
-from hcflask.models import BackendHealth, Job, Queue, QueueEvent, Template, Test, ValidationError
+from hcflask.models import BackendHealth, Job, Queue, QueueEvent, Template, Test, ValidationError, validate_template
 from hcflask.states import JobState, TestState
 from hcflask.web import queries
 from hcflask.web.auth import admin_required
@@ -28,10 +28,8 @@ def _actor() -> str:
 
 
 def _page_args() -> tuple[int, int]:
-    try:
-        page = queries.int_arg(request.args, "page", 1)
-    except ValidationError:
-        page = 1
+    """``?page=`` checked as the API checks it (a 400 naming it); empty means the first."""
+    page = queries.int_arg(request.args, "page", 1) if request.args.get("page") else 1
     return page, current_app.config["JOBS_PER_PAGE"]
 
 
@@ -123,15 +121,19 @@ def template(template_id: int) -> Any:
 
 
 def _template_form(row: Template | None, form: TemplateForm, title: str) -> Any:
-    if form.validate_on_submit():
+    """One submit shows every problem: the form's own checks and the document validator's together."""
+    if form.is_submitted():
+        form_ok = form.validate()
         try:
-            saved = actions.save_template(form.document(), row)
+            document = form.document()
+            validate_template(document)
+            if form_ok:
+                saved = actions.save_template(document, row)
+                flash(f"Template {saved.name} saved.", "ok")
+                return redirect(url_for("ui.template", template_id=saved.id))
         except ValidationError as exc:
             db.session.rollback()
             form.add_error(exc)
-        else:
-            flash(f"Template {saved.name} saved.", "ok")
-            return redirect(url_for("ui.template", template_id=saved.id))
     return _render("template_form.html", form=form, title=title, template=row), 200 if not form.errors else 400
 
 
@@ -238,7 +240,8 @@ def queue(name: str) -> Any:
     events = list(db.session.scalars(
         select(QueueEvent).where(QueueEvent.queue_id == row.id).order_by(QueueEvent.id.desc()).limit(100)
     ))
-    health = db.session.get(BackendHealth, row.backend)
+    health = db.session.scalar(select(BackendHealth).where(BackendHealth.backend == row.backend)
+                               .order_by(BackendHealth.available))
     form = QueueStatusForm(status=row.status)
     claims = sorted(active_claims([row.id]).get(row.id, []), key=lambda c: SOURCES.index(c.source))
     return _render("queue.html", queue=row, jobs=jobs, events=events, health=health, form=form, claims=claims)
