@@ -33,7 +33,7 @@ def test_stress_section_from_the_form(admin_client: FlaskClient, app: Flask) -> 
         assert "max_jobs: 4" in edit
     bad = dict(FORM, name="s2", stress="max_jobs: 4\n", csrf_token=csrf_token(admin_client, "/templates/new"))
     response = admin_client.post("/templates/new", data=bad)
-    assert response.status_code == 400 and "non-empty list" in response.get_data(as_text=True)
+    assert response.status_code == 400 and "list of 1 to 100 steps" in response.get_data(as_text=True)
 
 
 def test_live_progress_and_report_of_a_local_stress_test(client: FlaskClient, app: Flask) -> None:
