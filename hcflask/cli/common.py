@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
@@ -56,3 +57,8 @@ def table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def utc(value: datetime | None) -> str:
+    """A stored (UTC) time to the minute, or '-' (the table headers say UTC)."""
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"

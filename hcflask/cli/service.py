@@ -5,7 +5,7 @@ import click
 from flask import current_app
 from sqlalchemy import select
 
-from hcflask.cli.common import get_row, initialised
+from hcflask.cli.common import get_row, initialised, table, utc
 from hcflask.extensions import db
 from hcflask.models import ApiToken, User, ValidationError
 
@@ -28,11 +28,15 @@ def init_command() -> None:
 @initialised
 def serve_command(bind: str | None, workers: int | None, threads: int | None, no_scheduler: bool) -> None:
     """Run the service: web, API and (in one worker) the scheduler."""
-    from hcflask.serve import serve
+    from hcflask.serve import bind_problem, serve
 
     config = current_app.config
+    bind = bind or f"{config['SERVER_BIND']}:{config['SERVER_PORT']}"
+    problem = bind_problem(bind)
+    if problem:
+        raise click.ClickException(problem)
     serve(
-        bind=bind or f"{config['SERVER_BIND']}:{config['SERVER_PORT']}",
+        bind=bind,
         workers=workers or config["SERVER_WORKERS"],
         threads=threads or config["SERVER_THREADS"],
         scheduler=not no_scheduler,
@@ -78,3 +82,26 @@ def token_create(username: str, name: str) -> None:
     _, token = ApiToken.issue(get_row(User, "username", username, "username"), name)
     db.session.commit()
     click.echo(token)
+
+
+@user_group.command("list")
+@initialised
+def user_list() -> None:
+    """List the admins, with their number of API tokens."""
+    rows = [(u.username, "yes" if u.is_admin else "no", utc(u.created_at), len(u.tokens))
+            for u in db.session.scalars(select(User).order_by(User.username))]
+    table(rows, ("username", "admin", "created (UTC)", "tokens"))
+
+
+@user_group.command("remove")
+@click.argument("username")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@initialised
+def user_remove(username: str, yes: bool) -> None:
+    """Remove an admin and their API tokens (what they did stays in the history)."""
+    user = get_row(User, "username", username, "username")
+    if not yes:
+        click.confirm(f"remove admin {username} and their {len(user.tokens)} API token(s)?", abort=True)
+    db.session.delete(user)
+    db.session.commit()
+    click.echo(f"admin {username} removed")

@@ -160,7 +160,7 @@ def robot_pass(now: datetime | None = None) -> dict[str, int]:
     state = RobotState.get()
     down = {h.backend: h for h in db.session.scalars(select(BackendHealth).where(BackendHealth.available.is_(False)))}
     events: list[tuple[RobotEvent, dict[str, Any]]] = [(e, {}) for e in _backend_alerts(down)]
-    queues = list(db.session.scalars(select(Queue).order_by(Queue.name)))
+    queues = list(db.session.scalars(Queue.live().order_by(Queue.name)))
     hours = max([float(cfg["window_hours"])] + [float(settings.get(q.name, t)["window_hours"])
                 for q in queues for t in settings.templates])
     tests = driving_tests(settings, now - timedelta(hours=hours))

@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, Select, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hcflask.extensions import Model, db
@@ -25,10 +25,18 @@ class Queue(Model):
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     status_changed_at: Mapped[datetime | None]
+    #: set when an admin deletes a queue that has job history: the row stays
+    #: (renamed, offline) so its jobs keep their queue; nothing lists it any more
+    deleted_at: Mapped[datetime | None]
 
     events: Mapped[list[QueueEvent]] = relationship(
         back_populates="queue", order_by="QueueEvent.id.desc()", cascade="all, delete-orphan"
     )
+
+    @classmethod
+    def live(cls) -> Select[tuple[Queue]]:
+        """Queues that were not deleted: the catalogue tests, lists and the robot see."""
+        return select(cls).where(cls.deleted_at.is_(None))
 
     def set_status(
         self,
