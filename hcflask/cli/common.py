@@ -26,8 +26,12 @@ def clear_errors(function: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
-        except (ValidationError, ConfigError) as exc:
+        except ValidationError as exc:
             raise click.ClickException(str(exc)) from None
+        except ConfigError as exc:
+            error = click.ClickException(str(exc))
+            error.exit_code = 2  # as before any command runs: the configuration, not the input
+            raise error from None
 
     return wrapper  # type: ignore[return-value]
 
