@@ -85,10 +85,21 @@ def document() -> dict[str, Any]:
     paths["/queues/{key}/status"] = {"post": {
         **_write("set a queue's status as an admin", "{status: online|offline|test, reason}"),
         "parameters": [_param("key", "id or name", where="path")]}}
-    paths["/templates"]["post"] = _write("create a template", "the template document (see README)")
+    key_param = [_param("key", "id or name", where="path")]
+    paths["/queues/{key}"]["put"] = {
+        **_write("change a queue's options, description, autoexclusion (not its name or backend)",
+                 "{options, description, autoexclusion}"), "parameters": key_param}
+    paths["/queues/{key}"]["delete"] = {
+        **_write("delete a queue; its job history stays (a 400 naming the jobs while any is in flight)", None),
+        "parameters": key_param}
+    paths["/templates"]["post"] = _write("create a template", "the template document (docs/admin.md), "
+                                                              "optionally with active: false")
     paths["/templates/{key}"]["put"] = {
-        **_write("replace a template", "the template document"),
-        "parameters": [_param("key", "id or name", where="path")]}
+        **_write("replace a template, and/or (de)activate it", "the template document and/or {active: bool}"),
+        "parameters": key_param}
+    paths["/templates/{key}"]["delete"] = {
+        **_write("delete a template; its tests keep their snapshot (an active one is cancelled)", None),
+        "parameters": key_param}
     paths["/tests"]["post"] = _write("start a test of a template", "{template: id or name, host: driving host}")
     paths["/tests/{id}/cancel"] = {"post": {
         **_write("cancel a test", "{reason} (optional)"),
