@@ -9,6 +9,7 @@ from flask import current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from hcflask.extensions import db
 from hcflask.web.ui import bp
 
 log = logging.getLogger("hcflask.web")
@@ -44,9 +45,11 @@ def http_error(exc: HTTPException) -> Any:
 @bp.app_errorhandler(Exception)
 def server_error(exc: Exception) -> Any:
     """Anything unexpected: logged with its traceback, a page with the navigation for the user."""
-    if current_app.propagate_exceptions:
+    propagate = current_app.config["PROPAGATE_EXCEPTIONS"]
+    if propagate or (propagate is None and (current_app.testing or current_app.debug)):
         raise exc
     log.exception("error on %s %s", request.method, request.path)
+    db.session.rollback()  # the page itself reads the session (the logged-in user)
     return _page(500, "Internal server error", MESSAGES[500])
 
 
