@@ -1,4 +1,4 @@
-"""The database models, named by the domain words of DESIGN.md."""
+"""The database models, named by the domain words of docs/design.md."""
 from hcflask.models.common import iso, utcnow
 from hcflask.models.health import BackendHealth, TickRun
 from hcflask.models.job import Job, JobEvent, JobMetric

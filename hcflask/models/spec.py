@@ -179,7 +179,7 @@ def validate_queues(value: Any) -> list[str]:
 
 
 def validate_template(raw: Any) -> dict[str, Any]:
-    """Check and normalise a template document (see the README's format)."""
+    """Check and normalise a template document (the format: docs/admin.md "Template files")."""
     doc = _mapping(raw, "template")
     _unknown(doc, TOP_KEYS, "")
     name = doc.get("name")

@@ -1,4 +1,4 @@
-"""The container contract of DESIGN.md, checked with the real Apptainer and hc.sif.
+"""The container contract of docs/design.md, checked with the real Apptainer and hc.sif.
 
 One service is started for the module (``apptainer run`` with the instance
 folder bound, as an unprivileged user) and every check looks at it from the

@@ -1,6 +1,6 @@
-"""The README's login-node path: hcflask in hc.sif submits to the host's Slurm.
+"""The login-node path of docs/container.md: hcflask in hc.sif submits to the host's Slurm.
 
-The image carries no Slurm.  As the README says, the host's client commands,
+The image carries no Slurm.  As docs/container.md says, the host's client commands,
 their library directory and libmunge are bound in at their own paths, with
 the cluster's config and munge socket, and the instance folder is bound at
 its host path (HC_INSTANCE set to it) so that job work dirs name the same
