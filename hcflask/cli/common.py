@@ -19,6 +19,12 @@ from hcflask.models import ValidationError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class ConfigProblem(click.ClickException):
+    """A configuration error: exit status 2, as for bad usage, not 1 as for bad input."""
+
+    exit_code = 2
+
+
 def clear_errors(function: F) -> F:
     """Turn validation and configuration errors into one-line CLI errors."""
 
@@ -29,9 +35,7 @@ def clear_errors(function: F) -> F:
         except ValidationError as exc:
             raise click.ClickException(str(exc)) from None
         except ConfigError as exc:
-            error = click.ClickException(str(exc))
-            error.exit_code = 2  # as before any command runs: the configuration, not the input
-            raise error from None
+            raise ConfigProblem(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -34,7 +34,7 @@ class Queue(Model):
     )
 
     @classmethod
-    def live(cls) -> Select[tuple[Queue]]:
+    def live(cls) -> Select[Queue]:
         """Queues that were not deleted: the catalogue tests, lists and the robot see."""
         return select(cls).where(cls.deleted_at.is_(None))
 

@@ -12,9 +12,9 @@ import collections
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
-import shutil
 import subprocess
 import sys
 import time

@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 from hcflask import backends
 from hcflask.engine import actions
 from hcflask.extensions import db
-from hcflask.models import Queue, Template, Test, User, utcnow
+from hcflask.models import Queue, Template, Test, User
 from hcflask.states import QueueStatus
 from tests.conftest import csrf_token, make_app
 from tests.factories import make_queue, make_template, template_doc
