@@ -1,18 +1,19 @@
 """How long the robot takes on a big instance (run by hand).
 
-    python3 bench/bench_robot.py [--queues 100] [--jobs 1000] [--templates 3]
+    python3 bench/bench_robot.py [--queues 165] [--jobs 1000] [--templates 3]
 
 Writes, on a tmp instance, ``queues`` queues with ``jobs`` recent finished
 jobs each (spread over the driving templates, ended within the last 4 h,
 ~10% failed, a few queues broken) with one metric per job, then times:
 
 * the rules alone on the gathered series (pure Python, per pass);
-* the gather query (the newest outcomes per queue × test, one SQL query);
-* a whole robot pass (gather, rules, outage guard, summary, commit);
+* the gather query (the newest outcomes of every queue × test: one SQL query per pass);
+* the decision step alone on a loaded snapshot (rules, outage guard, holds);
+* a whole robot pass (snapshot, decision, compare-and-set writes, summary, commit);
 * the band flagging of every metric (first pass: bands built and all
   points flagged) and of a pass with no new metric.
 
-The target: a robot pass well under a second at 100 queues × 1,000 jobs.
+The target: a robot pass under 200 ms at 165 queues (ATLAS's size) × 1,000 jobs.
 Rows are bulk-inserted: this measures the robot, not job submission.
 """
 from __future__ import annotations
@@ -31,10 +32,12 @@ from sqlalchemy import insert
 from hcflask import create_app
 from hcflask.engine import actions
 from hcflask.engine.bands import flag_pass
-from hcflask.engine.robot import build_series, driving_tests, gather, robot_pass
-from hcflask.engine.rules import Settings, judge_queue
+from hcflask.engine.decide import decide
+from hcflask.engine.robot import keep_of, load, robot_pass
+from hcflask.engine.rules import Settings
+from hcflask.engine.snapshot import driving_tests, gather
 from hcflask.extensions import db
-from hcflask.models import Job, JobMetric, Queue, Test, utcnow
+from hcflask.models import Job, JobMetric, Queue, RobotState, Test, utcnow
 
 
 def populate(queues: int, jobs: int, templates: int) -> None:
@@ -51,6 +54,7 @@ def populate(queues: int, jobs: int, templates: int) -> None:
         })
         test = Test.from_template(template, start_at=now - timedelta(hours=5))
         test.state, test.queue_names, test.host = "running", names, "bench"
+        test.started_at = now - timedelta(hours=5)
         db.session.add(test)
         tests.append(test)
     db.session.commit()
@@ -85,7 +89,7 @@ def timed(function, repeat: int = 5) -> tuple[float, object]:  # type: ignore[no
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--queues", type=int, default=100)
+    parser.add_argument("--queues", type=int, default=165)
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--templates", type=int, default=3)
     args = parser.parse_args()
@@ -101,15 +105,13 @@ def main() -> None:
         settings = Settings(app.config["ROBOT"])
         now = utcnow()
         since = now - timedelta(hours=4)
-        tests = driving_tests(settings, since)
-        seconds, outcomes = timed(lambda: gather(tests, since, 3, [q.id for q in db.session.query(Queue)]))
+        tests = driving_tests(settings, since, now)
+        seconds, outcomes = timed(lambda: gather(tests, since, keep_of(settings), now))
         pairs = sum(len(v) for v in outcomes.values())
-        table.append(("gather (queue x test)", seconds, f"{len(outcomes)} queues, {pairs} queue x template series"))
-        queues = list(db.session.query(Queue).order_by(Queue.name))
-        series = [build_series(q, outcomes.get(q.id, {}), set(), settings, now, None) for q in queues]
-        seconds, verdicts = timed(lambda: [judge_queue(s, settings.get()) for s in series], repeat=20)
-        excluded = sum(v.kind == "exclude" for v in verdicts)
-        table.append(("rules only (all queues)", seconds, f"{excluded} would be excluded"))
+        table.append(("gather (one query)", seconds, f"{len(outcomes)} queues, {pairs} queue x template series"))
+        snap = load(now, settings, RobotState.get())
+        seconds, decisions = timed(lambda: decide(snap, settings), repeat=20)
+        table.append(("decision step (pure)", seconds, f"{len(decisions.exclude)} would be excluded"))
         seconds, counts = timed(lambda: robot_pass(), repeat=1)
         table.append(("robot pass (excluding)", seconds, f"{counts}"))
         seconds, counts = timed(lambda: robot_pass(), repeat=3)

@@ -27,6 +27,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(path), instance_relative_config=True)
     app.config.update(hc_config.load(path))
     app.config.update(test_config)
+    hc_config.check_limits(app.config)
     check_config(app.config["ROBOT"])  # the [robot] section: a typo stops the start, key named
     if not app.config["SECRET_KEY"]:
         raise hc_config.ConfigError(
@@ -42,6 +43,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
 
     from hcflask import cli, models  # noqa: F401 - models register their tables
+    from hcflask.engine import rollups  # noqa: F401 - the rollup writer hooks every flush
     from hcflask.web import register_blueprints
 
     register_blueprints(app)

@@ -38,7 +38,25 @@ DEFAULTS: dict[str, Any] = {
     "JOBS_OUTPUT_LIMIT": 65536,
     "JOBS_RESULT_GRACE_SECONDS": 120,
     "JOBS_PER_PAGE": 50,
+    #: bytes of stdout and of stderr a job keeps (head and tail, half each)
+    "JOBS_OUTPUT_CAP": 10 * 1024 * 1024,
+    "RETENTION_JOBS_DAYS": 90.0,
+    "RETENTION_INTERVAL_SECONDS": 300.0,
+    "RETENTION_FAILED_DAYS": 180.0,
+    "RETENTION_WORKDIRS_DAYS": 14.0,
+    "RETENTION_CHUNK": 1000,
+    "RETENTION_BUDGET_SECONDS": 2.0,
+    #: submission pauses while the instance or jobs filesystem has less free space than this
+    "DISK_MIN_FREE_PERCENT": 5.0,
+    #: the widest date range a report may ask for
+    "REPORTS_MAX_DAYS": 366,
 }
+#: keys that must be positive (zero would divide by zero or stop the loop), and upper bounds
+POSITIVE = ("SERVER_PORT", "SERVER_WORKERS", "SERVER_THREADS", "SCHEDULER_CORE_SECONDS",
+            "SCHEDULER_SUBMISSION_SECONDS", "SCHEDULER_MONITOR_SECONDS", "RETENTION_INTERVAL_SECONDS",
+            "JOBS_OUTPUT_LIMIT", "JOBS_PER_PAGE", "JOBS_OUTPUT_CAP", "RETENTION_JOBS_DAYS",
+            "RETENTION_FAILED_DAYS", "RETENTION_WORKDIRS_DAYS", "RETENTION_CHUNK", "REPORTS_MAX_DAYS")
+UPPER = {"DISK_MIN_FREE_PERCENT": 100, "JOBS_PER_PAGE": 500, "SERVER_PORT": 65535}
 #: sections kept whole, as dictionaries
 DICT_SECTIONS: dict[str, dict[str, Any]] = {
     "BACKENDS": {"local": {}, "slurm": {}, "panda": {}},
@@ -56,6 +74,8 @@ DICT_SECTIONS: dict[str, dict[str, Any]] = {
         "flap_hours": 6.0,
         "outage_share": 0.3,
         "outage_min_queues": 3,
+        "guard_window_hours": 1.0,
+        "outage_rollback": True,
         "band_k": 3.0,
         "band_baseline": 20,
         "band_run": 3,
@@ -132,6 +152,22 @@ def flatten(data: Mapping[str, Any], source: str) -> dict[str, Any]:
         else:
             raise ConfigError(f"{source}: unknown key '{name}'")
     return flat
+
+
+def check_limits(config: Mapping[str, Any]) -> None:
+    """Numbers that would break a page or the loop are an error at start-up, naming the key."""
+    for key in POSITIVE:
+        if not config[key] > 0:
+            raise ConfigError(f"{_toml_name(key)}: must be greater than 0, got {config[key]!r}")
+    for key, high in UPPER.items():
+        if config[key] > high:
+            raise ConfigError(f"{_toml_name(key)}: must be at most {high}, got {config[key]!r}")
+
+
+def _toml_name(key: str) -> str:
+    """``JOBS_PER_PAGE`` → ``jobs.per_page`` (as written in hc.toml)."""
+    section, _, rest = key.lower().partition("_")
+    return f"{section}.{rest}"
 
 
 def read_file(path: Path) -> dict[str, Any]:

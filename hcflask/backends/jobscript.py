@@ -12,6 +12,12 @@ Files in the job's work dir:
 ``job.sh``        this wrapper            ``payload.sh``  the workload
 ``stdout``        workload's stdout        ``stderr``      workload's stderr
 ``started.json``  written at start         ``result.json`` written at the end
+
+Output is capped (``[jobs] output_cap`` bytes per stream): the wrapper keeps
+the first and the last half of each stream and cuts the middle, with a
+marker line, so a runaway ``yes`` cannot fill the disk while the banner a
+success rule looks for (head) and the metric printed at the end (tail)
+are still there.  ``result.json`` says which stream was cut.
 """
 from __future__ import annotations
 
@@ -32,6 +38,9 @@ STDERR = "stderr"
 NO_RUNTIME_EXIT = 97
 #: exit code of coreutils ``timeout`` when the walltime ran out
 TIMEOUT_EXIT = 124
+#: bytes of stdout and of stderr kept by default (head and tail, half each)
+OUTPUT_CAP = 10 * 1024 * 1024
+CUT_MARKER = "[hcflask: output cut here]"
 
 
 def payload_script(workload: Mapping[str, Any]) -> str:
@@ -58,6 +67,7 @@ def render(
     workdir: Path | None,
     walltime: int | None = None,
     header: str = "",
+    output_cap: int = OUTPUT_CAP,
 ) -> str:
     """The wrapper's text.
 
@@ -69,6 +79,8 @@ def render(
     exports = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in sorted(env.items()))
     where = shlex.quote(str(workdir)) if workdir else '"$PWD"'
     limit = f"timeout -s TERM -k 10 {int(walltime)} " if walltime else ""
+    tail_bytes = max(1, int(output_cap) // 2)
+    head_bytes = max(1, int(output_cap) - tail_bytes)
     return f"""#!/bin/bash
 {header}# hcflask job wrapper (generated): runs the payload, keeps its output,
 # writes {RESULT}. Needs bash and coreutils only.
@@ -82,13 +94,33 @@ printf '{{"host": "%s", "start": %s}}\\n' "$hc_host" "$hc_start" > {STARTED}
 cat > payload.sh <<'{delimiter}'
 {payload.rstrip()}
 {delimiter}
-{limit}bash ./payload.sh > {STDOUT} 2> {STDERR} < /dev/null
+hc_keep() {{  # stdin -> $1: the first {head_bytes} bytes, and the last {tail_bytes}+1 in $1.tail
+  {{ head -c {head_bytes} > "$1"; tail -c {tail_bytes + 1} > "$1.tail"; }}
+}}
+hc_join() {{  # $1 += its tail (cut to {tail_bytes} bytes after a marker); prints whether it was cut
+  if [ "$(wc -c < "$1.tail")" -gt {tail_bytes} ]; then
+    printf '\\n{CUT_MARKER}: kept the first {head_bytes} and the last {tail_bytes} bytes\\n' >> "$1"
+    tail -c {tail_bytes} "$1.tail" >> "$1"; echo true
+  else
+    cat "$1.tail" >> "$1"; echo false
+  fi
+  rm -f "$1.tail"
+}}
+rm -f {STDOUT}.pipe {STDERR}.pipe && mkfifo {STDOUT}.pipe {STDERR}.pipe || exit 91
+hc_keep {STDOUT} < {STDOUT}.pipe & hc_out=$!
+hc_keep {STDERR} < {STDERR}.pipe & hc_err=$!
+{limit}bash ./payload.sh > {STDOUT}.pipe 2> {STDERR}.pipe < /dev/null
 hc_rc=$?
+wait "$hc_out" "$hc_err"
+rm -f {STDOUT}.pipe {STDERR}.pipe
+hc_cut_out=$(hc_join {STDOUT})
+hc_cut_err=$(hc_join {STDERR})
 hc_end=$(date +%s)
 hc_timeout=false
 [ -n "{limit}" ] && [ "$hc_rc" -eq {TIMEOUT_EXIT} ] && hc_timeout=true
-printf '{{"exit_code": %d, "start": %s, "end": %s, "host": "%s", "timeout": %s}}\\n' \\
-  "$hc_rc" "$hc_start" "$hc_end" "$hc_host" "$hc_timeout" > {RESULT}.part
+printf '{{"exit_code": %d, "start": %s, "end": %s, "host": "%s", "timeout": %s, ' "$hc_rc" "$hc_start" "$hc_end" \\
+  "$hc_host" "$hc_timeout" > {RESULT}.part
+printf '"stdout_cut": %s, "stderr_cut": %s}}\\n' "$hc_cut_out" "$hc_cut_err" >> {RESULT}.part
 mv -f {RESULT}.part {RESULT}
 exit "$hc_rc"
 """
@@ -133,6 +165,19 @@ def to_datetime(epoch: Any) -> datetime | None:
         return datetime.fromtimestamp(float(epoch), UTC).replace(tzinfo=None)
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+def ends(path: Path, limit: int) -> str:
+    """The whole file if it fits in ``limit`` bytes, else its first and last halves (for judging)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return ""
+    if size <= limit:
+        return tail(path, limit)
+    with path.open("rb") as fh:
+        head = fh.read(limit // 2).decode("utf-8", "replace")
+    return head + "\n" + tail(path, limit // 2)
 
 
 def tail(path: Path, limit: int) -> str:

@@ -75,7 +75,7 @@ def import_cric(
     Runs inside an app context.  Options are validated per queue before any
     is created, so a bad option creates nothing.
     """
-    from hcflask.engine import actions
+    from hcflask.engine import actions, status
     from hcflask.extensions import db
     from hcflask.models import Queue, ValidationError
 
@@ -97,7 +97,6 @@ def import_cric(
             continue
         created = actions.create_queue(queue["name"], "panda", queue["options"], queue["description"])
         if queue["status"] is not QueueStatus.ONLINE:
-            created.set_status(queue["status"], actor="import-cric", reason="status in CRIC")
-            db.session.commit()
+            status.admin_set(created, queue["status"].value, actor="import-cric", reason="status in CRIC")
         lines.append(f"{queue['name']}: created ({queue['status'].value})")
     return lines

@@ -19,17 +19,25 @@ def robot_group() -> None:
 @initialised
 def status(as_json: bool) -> None:
     """The switch, open alerts and the last verdict on each queue."""
+    from flask import current_app
+
     from hcflask.engine.alerts import open_alerts
     from hcflask.models import RobotState
 
     state = RobotState.get()
     alerts = open_alerts()
+    in_config = bool(current_app.config["ROBOT"].get("enabled", True))
     if as_json:
-        click.echo(json.dumps({**state.to_dict(), "queues": state.last_summary,
+        click.echo(json.dumps({**state.to_dict(), "enabled_in_config": in_config,
+                               "active": state.enabled and in_config, "queues": state.last_summary,
                                "alerts": [a.to_dict() for a in alerts]}, indent=2))
         return
-    switched = f" ({state.changed_by}: {state.reason})" if state.changed_by else ""
-    click.echo(f"auto-exclusion: {'on' if state.enabled else 'off'}{switched}")
+    notes = [] if in_config else ["[robot] enabled = false in hc.toml"]
+    if state.changed_by:
+        notes.append(f"switched {'on' if state.enabled else 'off'} by {state.changed_by}"
+                     + (f": {state.reason}" if state.reason else ""))
+    word = "on" if state.enabled and in_config else "off"
+    click.echo(f"auto-exclusion: {word}" + (f" ({'; '.join(notes)})" if notes else ""))
     click.echo(f"last pass: {state.last_run_at or 'never'}")
     for alert in alerts:
         click.echo(f"ALERT [{alert.kind}] {alert.title}: {alert.message}")
@@ -45,7 +53,8 @@ def _switch(enabled: bool, reason: str) -> None:
 
     event = set_enabled(enabled, f"cli:{getpass.getuser()}", reason)
     word = "on" if enabled else "off"
-    click.echo(f"auto-exclusion is {word}" + ("" if event else " (it already was)"))
+    kept = f"; reason recorded: {reason}" if reason and not event else ""
+    click.echo(f"auto-exclusion is {word}" + ("" if event else f" (it already was{kept})"))
 
 
 @robot_group.command("enable")
@@ -73,3 +82,30 @@ def run_once() -> None:
 
     counts = {**robot_pass(), **flag_pass()}
     click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+@robot_group.command("replay")
+@click.option("--from", "start", required=True, help="first pass time, ISO (UTC), e.g. 2026-11-24T08:00")
+@click.option("--to", "end", required=True, help="last pass time, ISO (UTC)")
+@click.option("--step", default="5m", show_default=True, help="time between passes: 300, 90s, 5m, 1h")
+@click.option("--set", "sets", multiple=True, help="[robot] setting KEY=VALUE for this replay (repeatable)")
+@click.option("--json", "as_json", is_flag=True, help="print every pass as JSON")
+@initialised
+def replay_cmd(start: str, end: str, step: str, sets: tuple[str, ...], as_json: bool) -> None:
+    """Run the rules over stored job history, pass by pass; nothing is written."""
+    from hcflask.engine.replay import parse_sets, parse_step, parse_time, replay
+
+    result = replay(parse_time(start, "from"), parse_time(end, "to"), parse_step(step), parse_sets(sets))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    for row in result["passes"]:
+        for kind in ("excluded", "recovered", "rolled_back"):
+            for move in row[kind]:
+                click.echo(f"{row['time']}  {kind:<11} {move['queue']:<24} {move['reason']}")
+        for alert in row["alerts"]:
+            click.echo(f"{row['time']}  alert {alert['event']:<5} {alert['message']}")
+    totals = result["totals"]
+    click.echo(f"{len(result['passes'])} passes: excluded={totals['excluded']} recovered={totals['recovered']} "
+               f"rolled_back={totals['rolled_back']} alerts={totals['alerts']}; "
+               f"excluded at the end: {', '.join(result['excluded_at_end']) or 'none'}")

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from hcflask.backends import OptionError, backend_class
 from hcflask.extensions import db
-from hcflask.models import Job, MetricBand, Queue, Template, Test, User, ValidationError, utcnow
+from hcflask.models import Job, Queue, Template, Test, User, ValidationError, utcnow
 from hcflask.models.spec import NAME_RE
 from hcflask.states import IN_FLIGHT_JOB_STATES, QueueStatus, TestState
 
@@ -68,16 +68,32 @@ def delete_queue(queue: Queue, actor: str) -> str:
                                        f"of tests {tests}): set it offline or cancel those tests, then delete it "
                                        "once they have ended")
     name = queue.name
-    history = db.session.scalar(select(Job.id).where(Job.queue_id == queue.id).limit(1)) is not None
-    if not history and db.session.scalar(select(MetricBand.id).where(MetricBand.queue_id == queue.id).limit(1)) is None:
+    if not _referenced(queue):
         db.session.delete(queue)
         db.session.commit()
         return f"queue {name} deleted"
-    queue.set_status(QueueStatus.OFFLINE, actor=actor, reason=f"queue deleted by {actor}")
+    from hcflask.engine import status as owner
+
+    owner.admin_set(queue, QueueStatus.OFFLINE.value, actor, f"queue deleted by {actor}")
+    db.session.refresh(queue)
     queue.deleted_at = utcnow()
     queue.name = f"{name}.deleted-{queue.id}"
     db.session.commit()
     return f"queue {name} deleted; its job history stays under {queue.name}"
+
+
+def _referenced(queue: Queue) -> list[str]:
+    """The tables (other than its own status history) with rows that point at ``queue``:
+    jobs, claims, bands, rollups... any of them, and the row must stay."""
+    found = []
+    for table in db.metadata.sorted_tables:
+        if table.name == "queue_event":
+            continue
+        for key in table.foreign_keys:
+            if key.column.table.name == "queue" and db.session.execute(
+                    select(key.parent).where(key.parent == queue.id).limit(1)).first():
+                found.append(table.name)
+    return found
 
 
 def validate_queue_options(backend: str, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,14 +119,10 @@ def discover_queues(backend: str) -> list[dict[str, Any]]:
 
 
 def set_queue_status(queue: Queue, status: str, actor: str, reason: str = "") -> None:
-    """An admin's status change (the robot has its own path, with evidence)."""
-    try:
-        new = QueueStatus(status)
-    except ValueError:
-        allowed = ", ".join(s.value for s in QueueStatus)
-        raise ValidationError("status", f"unknown status {status!r} (one of: {allowed})") from None
-    queue.set_status(new, actor=actor, reason=reason or f"set by {actor}")
-    db.session.commit()
+    """An admin's status change, through the one owner of queue status (never ``excluded``)."""
+    from hcflask.engine import status as owner
+
+    owner.admin_set(queue, status, actor, reason)
 
 
 def save_template(document: Any, template: Template | None = None) -> Template:

@@ -7,6 +7,8 @@ The events returned are committed by the caller and then handed to
 """
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 
 from hcflask.extensions import db
@@ -25,29 +27,32 @@ def find_open(key: str) -> Alert | None:
 
 
 def raise_alert(kind: str, key: str, title: str, message: str, queue: str | None = None,
-                backend: str | None = None) -> tuple[Alert, RobotEvent | None]:
-    """Open the alert ``key``, or update the open one; an event only when opened."""
+                backend: str | None = None, now: datetime | None = None) -> tuple[Alert, RobotEvent | None]:
+    """Open the alert ``key``, or update the open one; an event only when opened.
+
+    ``now`` is the pass's time (the replay compares against it)."""
+    now = now or utcnow()
     alert = find_open(key)
     if alert is not None:
         if alert.message != message:
             alert.message = message
-            alert.note(message)
+            alert.note(message, now)
         return alert, None
     alert = Alert(kind=kind, key=key, title=title, message=message, queue=queue, backend=backend,
-                  opened_at=utcnow(), timeline=[])
-    alert.note(f"opened: {message}")
+                  opened_at=now, timeline=[])
+    alert.note(f"opened: {message}", now)
     db.session.add(alert)
     db.session.flush()
     event = RobotEvent(kind="alert_open", queue=queue, backend=backend, rule=kind, alert_id=alert.id,
-                       message=f"{title}: {message}")
+                       message=f"{title}: {message}", time=now)
     db.session.add(event)
     return alert, event
 
 
-def close_alert(alert: Alert, text: str) -> RobotEvent:
-    alert.closed_at = utcnow()
+def close_alert(alert: Alert, text: str, now: datetime | None = None) -> RobotEvent:
+    alert.closed_at = now or utcnow()
     alert.note(f"closed: {text}", alert.closed_at)
     event = RobotEvent(kind="alert_close", queue=alert.queue, backend=alert.backend, rule=alert.kind,
-                       alert_id=alert.id, message=f"{alert.title}: {text}")
+                       alert_id=alert.id, message=f"{alert.title}: {text}", time=alert.closed_at)
     db.session.add(event)
     return event

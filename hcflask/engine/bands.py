@@ -7,7 +7,10 @@ pinned.  Every later value outside the band gets ``JobMetric.flag``
 ``under`` or ``over``; the baseline's own points are never flagged.  When
 the last ``band_run`` values are all flagged, a ``performance`` alert opens
 (it excludes the queue only where ``performance_excludes`` is set for the
-template or queue); it closes when a value is back in the band.
+template or queue); it closes when a value is back in the band.  Exclusions
+are ``performance`` claims through :mod:`hcflask.engine.status`, under the
+robot's switches, opt-outs, backend outages and outage guard (:func:`held`),
+and are released when the alert closes.
 
 Only metrics newer than the watermark in :class:`RobotState` are looked at
 in a pass, so the cost follows the number of new jobs, not the history.
@@ -23,13 +26,25 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select, tuple_, update
 
-from hcflask.engine import notify
+from hcflask.engine import status
 from hcflask.engine.alerts import close_alert, find_open, raise_alert
-from hcflask.engine.robot import change_status
-from hcflask.engine.rules import Settings, Verdict
+from hcflask.engine.common import log
+from hcflask.engine.robot import notify_events
+from hcflask.engine.rules import Settings
 from hcflask.extensions import db
-from hcflask.models import Job, JobMetric, MetricBand, Queue, RobotEvent, RobotState, Test, utcnow
-from hcflask.states import JobState, QueueStatus
+from hcflask.models import (
+    BackendHealth,
+    Job,
+    JobMetric,
+    MetricBand,
+    Queue,
+    QueueClaim,
+    RobotEvent,
+    RobotState,
+    Test,
+    utcnow,
+)
+from hcflask.states import JobState
 
 COUNTED = (JobState.SUCCEEDED.value, JobState.FAILED.value)
 
@@ -154,15 +169,61 @@ def check_run(band: MetricBand, queue: Queue, params: dict[str, Any], state: Rob
                                    "out of band", message, queue=queue.name, backend=queue.backend)
         if event:
             events.append((event, {"title": alert.title, "kind": "performance"}))
-            if (params["performance_excludes"] and state.enabled and queue.autoexclusion
-                    and queue.status == QueueStatus.ONLINE.value):
-                verdict = Verdict("exclude", "performance_band", message, tuple(r.id for r in rows))
-                events.append(change_status(queue, QueueStatus.EXCLUDED, verdict, "exclude"))
+            if params["performance_excludes"]:
+                events.extend(_exclude(queue, band, message, tuple(r.id for r in rows), state))
     elif rows and not rows[0].flag:
         still_open = find_open(key)
         if still_open is not None:
-            events.append((close_alert(still_open, f"{band.metric} is back in the band ({rows[0].value:g})"), {}))
+            text = f"{band.metric} is back in the band ({rows[0].value:g})"
+            events.append((close_alert(still_open, text), {}))
+            events.extend(_release(queue, text))
     return events
+
+
+def held(queue: Queue, state: RobotState, settings: Settings, now: datetime) -> str:
+    """Why the bands may not exclude ``queue`` now: the robot's switches, opt-outs and guards, or ''."""
+    from hcflask.engine.decide import is_outage, why_not
+    from hcflask.engine.robot import OUTAGE_KEY, guard_since
+
+    why = why_not(queue.name, queue.autoexclusion, state.enabled, settings)
+    if why:
+        return why
+    health = db.session.get(BackendHealth, queue.backend)
+    if health is not None and not health.available:
+        return f"backend {queue.backend} is unreachable"
+    if find_open(OUTAGE_KEY) is not None:
+        return "outage guard: an outage alert is open"
+    recent = db.session.scalar(select(func.count(func.distinct(QueueClaim.queue_id))).where(
+        QueueClaim.source == "performance", QueueClaim.created_at >= guard_since(now))) or 0
+    held_by_admin = select(QueueClaim.queue_id).where(QueueClaim.source == "admin", QueueClaim.released_at.is_(None))
+    active = db.session.scalar(select(func.count()).select_from(Queue).where(Queue.id.not_in(held_by_admin))) or 0
+    if is_outage(recent + 1, active, settings.base):
+        return f"outage guard: {recent} queues excluded by the bands within the guard window already"
+    return ""
+
+
+def _exclude(queue: Queue, band: MetricBand, message: str, job_ids: tuple[int, ...],
+             state: RobotState) -> list[tuple[RobotEvent, dict[str, Any]]]:
+    """A performance exclusion claim, through the status owner and under the robot's safeguards."""
+    settings = Settings(current_app.config["ROBOT"])
+    now = utcnow()
+    why = held(queue, state, settings, now)
+    if why:
+        log.info("bands: %s not excluded: %s", queue.name, why)
+        return []
+    event = RobotEvent(kind="exclude", queue=queue.name, backend=queue.backend, rule="performance_band",
+                       message=message, job_ids=list(job_ids), time=now)
+    written = status.exclude(queue.id, "performance", "robot", message, "performance_band", job_ids,
+                             failure=f"performance: {band.metric}", records=[event], now=now)
+    return [(event, {"old_status": written.old, "new_status": written.new})] if written.done else []
+
+
+def _release(queue: Queue, text: str) -> list[tuple[RobotEvent, dict[str, Any]]]:
+    """The band is back: drop its exclusion claim (the robot's or an admin's claims stay)."""
+    event = RobotEvent(kind="recover", queue=queue.name, backend=queue.backend, rule="performance_band",
+                       message=text)
+    written = status.release(queue.id, "performance", "robot", text, "band", records=[event])
+    return [(event, {"old_status": written.old, "new_status": written.new})] if written.done else []
 
 
 def flag_pass() -> dict[str, int]:
@@ -201,8 +262,7 @@ def flag_pass() -> dict[str, int]:
         events.extend(check_run(band, queue, params, state))
     state.metric_watermark = every[-1].id
     db.session.commit()
-    for event, extra in events:
-        notify.dispatch(current_app.config["ROBOT"], event, notify.event_data(event, **extra))
+    notify_events(events)
     return {"flagged": flagged}
 
 
@@ -218,6 +278,5 @@ def pin_baseline(band: MetricBand, start: datetime | None, end: datetime | None,
                               f"{start or 'first jobs'} – {end or ''}: mean {band.mean}, σ {band.sigma}"))
     events = check_run(band, queue, params, RobotState.get())
     db.session.commit()
-    for event, extra in events:
-        notify.dispatch(current_app.config["ROBOT"], event, notify.event_data(event, **extra))
+    notify_events(events)
     return band

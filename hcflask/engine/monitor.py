@@ -21,7 +21,7 @@ from hcflask.models import Job, JobMetric, Test, utcnow
 from hcflask.states import JobState
 
 WATCHED = [JobState.SUBMITTED.value, JobState.QUEUED.value, JobState.RUNNING.value]
-#: bytes of stdout read for judging and metrics
+#: bytes of stdout read for judging and metrics (its first and last halves when longer)
 JUDGE_BYTES = 1 << 20
 
 
@@ -50,8 +50,8 @@ def finish(job: Job, status: Status) -> None:
             "is the instance folder on a filesystem the compute nodes see?"
         )
         status.state = JobState.FAILED
-    stdout = jobscript.tail(workdir / jobscript.STDOUT, JUDGE_BYTES)
-    stderr = jobscript.tail(workdir / jobscript.STDERR, 64 * 1024)
+    stdout = jobscript.ends(workdir / jobscript.STDOUT, JUDGE_BYTES)
+    stderr = jobscript.ends(workdir / jobscript.STDERR, 64 * 1024)
     verdict = judge(job.test.workload, status, result, stdout, stderr)
     result = result or {}
     job.exit_code = verdict.exit_code
@@ -60,6 +60,7 @@ def finish(job: Job, status: Status) -> None:
     job.host = result.get("host") or status.host or job.host
     job.started_at = jobscript.to_datetime(result.get("start")) or status.started_at or job.started_at
     job.ended_at = jobscript.to_datetime(result.get("end")) or status.ended_at or utcnow()
+    job.judged_at = utcnow()
     units = {n: s.get("unit", "") for n, s in (job.test.workload.get("metrics") or {}).items()}
     for name, value in verdict.metrics.items():
         job.metrics.append(JobMetric(name=name, value=value, unit=units.get(name, "")))

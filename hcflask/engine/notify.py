@@ -7,6 +7,7 @@ without its own entry, and to alerts that name no backend)::
     exclude = [{type = "command", argv = ["scontrol", "update", "PartitionName={queue}",
                                          "State=DRAIN", "Reason=hcflask: {rule}"]}]
     recover = [{type = "command", argv = ["scontrol", "update", "PartitionName={queue}", "State=UP"]}]
+    # an exclude command may name its ``undo``: run when the outage guard rolls the exclusion back
     alert = [{type = "webhook", url = "https://chat.example/hook", timeout = 5, retries = 2}]
 
 No entry means "record only".  Commands are argument lists run through the
@@ -37,7 +38,7 @@ from hcflask.models import RobotEvent, iso
 
 log = logging.getLogger("hcflask.robot")
 EVENTS = ("exclude", "recover", "alert")
-TYPES = {"record": set(), "command": {"argv", "timeout"}, "webhook": {"url", "timeout", "retries", "headers"}}
+TYPES = {"record": set(), "command": {"argv", "undo", "timeout"}, "webhook": {"url", "timeout", "retries", "headers"}}
 
 
 def check_actions(actions: Mapping[str, Any]) -> None:
@@ -65,6 +66,9 @@ def _check_entry(entry: Any, where: str) -> None:
         argv = entry.get("argv")
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
             raise ConfigError(f"{where}.argv: must be a non-empty list of strings")
+        undo = entry.get("undo", ["-"])
+        if not isinstance(undo, list) or not undo or not all(isinstance(a, str) for a in undo):
+            raise ConfigError(f"{where}.undo: must be a non-empty list of strings")
     if entry["type"] == "webhook" and not str(entry.get("url", "")).startswith(("http://", "https://")):
         raise ConfigError(f"{where}.url: must be an http:// or https:// URL")
 
@@ -84,11 +88,18 @@ def actions_for(config: Mapping[str, Any], backend: str | None, event: str) -> l
     return list(chosen.get(event) or [])
 
 
+def undo_actions(config: Mapping[str, Any], backend: str | None) -> list[dict[str, Any]]:
+    """A rollback's actions: the ``undo`` of each exclude command that has one."""
+    return [{**entry, "argv": entry["undo"]} for entry in actions_for(config, backend, "exclude")
+            if entry["type"] == "command" and entry.get("undo")]
+
+
 def dispatch(config: Mapping[str, Any], event: RobotEvent, data: Mapping[str, Any]) -> list[RobotEvent]:
     """Run the actions configured for ``event`` and log each outcome (committed)."""
     kind = "alert" if event.kind.startswith("alert") else event.kind
+    entries = undo_actions(config, event.backend) if kind == "rollback" else actions_for(config, event.backend, kind)
     rows = []
-    for entry in actions_for(config, event.backend, kind):
+    for entry in entries:
         try:
             ok, message = _run_one(config, entry, data)
         except Exception as exc:  # noqa: BLE001 - an action must never stop the robot

@@ -25,20 +25,31 @@ from hcflask.engine.core import core_tick
 from hcflask.engine.lock import CoreLock, InstanceLock
 from hcflask.engine.monitor import monitor_tick
 from hcflask.engine.reconcile import reconcile
+from hcflask.engine.retention import retention_tick
 from hcflask.engine.submission import submission_tick
 from hcflask.extensions import db
 
 
 def core_if_elected(app: Flask) -> None:
     """The core tick, if this process holds (or can take) the core role."""
-    with app.app_context():
-        elected = app.extensions["hc_core_lock"].acquire()
-    if elected:
+    if _elected(app):
         core_tick(app)
+
+
+def retention_if_elected(app: Flask) -> None:
+    """Retention belongs to the core role too: one purger per database."""
+    if _elected(app):
+        retention_tick(app)
+
+
+def _elected(app: Flask) -> bool:
+    with app.app_context():
+        return bool(app.extensions["hc_core_lock"].acquire())
 
 
 TICKS = {
     "core": (core_if_elected, "SCHEDULER_CORE_SECONDS"),
+    "retention": (retention_if_elected, "RETENTION_INTERVAL_SECONDS"),
     "submission": (submission_tick, "SCHEDULER_SUBMISSION_SECONDS"),
     "monitor": (monitor_tick, "SCHEDULER_MONITOR_SECONDS"),
 }

@@ -18,6 +18,7 @@ from sqlalchemy import func, or_, select
 
 from hcflask.backends import BackendUnavailable, JobSpec, Resources, SubmitError, jobscript
 from hcflask.engine.common import backend, backend_enforces_walltime, by_backend, job_ref, my_host, record_health, tick
+from hcflask.engine.diskguard import submission_allowed
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, Test, utcnow
 from hcflask.states import IN_FLIGHT_JOB_STATES, JobState, QueueStatus, TestState
@@ -93,6 +94,7 @@ def build_spec(job: Job) -> JobSpec:
     walltime = None if backend_enforces_walltime(job.backend) else resources.walltime
     text = jobscript.render(
         payload=payload, env=env, workdir=workdir, walltime=walltime,
+        output_cap=current_app.config["JOBS_OUTPUT_CAP"],
         header=f"# {job.name}: test {job.test_id} ({job.test.template_name}), queue {job.queue.name}\n",
     )
     script = jobscript.write(workdir, text)
@@ -161,7 +163,7 @@ def _submit_batch(adapter: Any, jobs: list[Job]) -> int:
             done += 1
         elif isinstance(result, SubmitError):
             job.failure_reason = f"submission refused: {result}"
-            job.ended_at = utcnow()
+            job.ended_at = job.judged_at = utcnow()
             job.transition(JobState.FAILED, note=job.failure_reason)
         elif isinstance(result, BackendUnavailable):
             unavailable = result
@@ -205,7 +207,9 @@ def cancel_leftover_jobs() -> int:
 @tick("submission")
 def submission_tick() -> dict[str, int]:
     """One pass for this host: cancel the jobs of ended tests, write the rows
-    that are needed, then submit every pending job."""
+    that are needed, then submit every pending job (not while the disk is low)."""
     cancelled = cancel_leftover_jobs()
+    if not submission_allowed():
+        return {"cancelled": cancelled, "created": 0, "submitted": 0, "paused": 1}
     created = create_jobs()
     return {"cancelled": cancelled, "created": len(created), "submitted": submit_pending()}

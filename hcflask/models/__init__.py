@@ -2,15 +2,17 @@
 from hcflask.models.common import iso, utcnow
 from hcflask.models.health import BackendHealth, TickRun
 from hcflask.models.job import Job, JobEvent, JobMetric
-from hcflask.models.queue import Queue, QueueEvent
+from hcflask.models.queue import Queue, QueueClaim, QueueEvent
 from hcflask.models.robot import Alert, MetricBand, RobotEvent, RobotState
+from hcflask.models.rollup import Rollup, RollupReason, RollupTail, RollupTotal
 from hcflask.models.spec import ValidationError, validate_template
 from hcflask.models.template import Template, match_queues
 from hcflask.models.test import Test
 from hcflask.models.user import ApiToken, User
 
 __all__ = [
-    "Alert", "ApiToken", "BackendHealth", "Job", "JobEvent", "JobMetric", "MetricBand", "Queue", "QueueEvent",
-    "RobotEvent", "RobotState", "Template", "Test",
+    "Alert", "ApiToken", "BackendHealth", "Job", "JobEvent", "JobMetric", "MetricBand", "Queue", "QueueClaim",
+    "QueueEvent", "RobotEvent", "RobotState", "Rollup", "RollupReason", "RollupTail", "RollupTotal", "Template",
+    "Test",
     "TickRun", "User", "ValidationError", "iso", "match_queues", "utcnow", "validate_template",
 ]

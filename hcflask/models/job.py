@@ -17,6 +17,11 @@ class Job(Model):
     __table_args__ = (
         Index("ix_job_test_queue_state", "test_id", "queue_id", "state"),
         Index("ix_job_queue_ended", "queue_id", "ended_at"),
+        # the pages' and the API's filters, newest first; retention by age
+        Index("ix_job_test_id", "test_id", "id"),
+        Index("ix_job_queue_id", "queue_id", "id"),
+        Index("ix_job_created_at", "created_at"),
+        Index("ix_job_ended_at", "ended_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -39,6 +44,8 @@ class Job(Model):
     submitted_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
+    #: when hcflask judged it (the robot and its replay count only jobs judged by then)
+    judged_at: Mapped[datetime | None]
     cancel_requested_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

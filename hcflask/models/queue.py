@@ -1,14 +1,16 @@
-"""Queues (places jobs run) and their status history."""
+"""Queues (places jobs run), the claims their status is derived from, and its history.
+
+Only :mod:`hcflask.engine.status` writes ``Queue.status``, ``Queue.version``
+and the claims."""
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Select, String, Text, select
+from sqlalchemy import JSON, ForeignKey, Index, Select, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hcflask.extensions import Model, db
+from hcflask.extensions import Model
 from hcflask.models.common import iso, utcnow
 from hcflask.states import QueueStatus
 
@@ -25,6 +27,8 @@ class Queue(Model):
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     status_changed_at: Mapped[datetime | None]
+    #: bumped by every status write; writes are compare-and-set on it (engine/status.py)
+    version: Mapped[int] = mapped_column(default=0)
     #: set when an admin deletes a queue that has job history: the row stays
     #: (renamed, offline) so its jobs keep their queue; nothing lists it any more
     deleted_at: Mapped[datetime | None]
@@ -37,27 +41,6 @@ class Queue(Model):
     def live(cls) -> Select[Queue]:
         """Queues that were not deleted: the catalogue tests, lists and the robot see."""
         return select(cls).where(cls.deleted_at.is_(None))
-
-    def set_status(
-        self,
-        new: QueueStatus | str,
-        actor: str,
-        reason: str = "",
-        rule: str | None = None,
-        job_ids: Iterable[int] = (),
-    ) -> QueueEvent | None:
-        """Change the status and record who/what did it and why (None if unchanged)."""
-        new = QueueStatus(new)
-        if new.value == self.status:
-            return None
-        event = QueueEvent(
-            queue=self, old_status=self.status, new_status=new.value, actor=actor,
-            reason=reason, rule=rule, job_ids=list(job_ids),
-        )
-        self.status = new.value
-        self.status_changed_at = event.time = utcnow()
-        db.session.add(event)
-        return event
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,4 +73,39 @@ class QueueEvent(Model):
             "id": self.id, "queue": self.queue.name, "time": iso(self.time),
             "old_status": self.old_status, "new_status": self.new_status, "actor": self.actor,
             "rule": self.rule, "reason": self.reason, "job_ids": self.job_ids,
+        }
+
+
+class QueueClaim(Model):
+    """One source's say on a queue's status: who, when, why, the evidence.
+
+    Active while ``released_at`` is empty; released claims stay as history
+    (the replay reads them).  ``source`` is ``admin``, ``robot`` or
+    ``performance``; the highest active one decides the status.
+    """
+
+    __tablename__ = "queue_claim"
+    __table_args__ = (Index("ix_queue_claim_queue_released", "queue_id", "released_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    queue_id: Mapped[int] = mapped_column(ForeignKey("queue.id"))
+    source: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    rule: Mapped[str | None] = mapped_column(String(64))
+    job_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    #: the common failure of the deciding jobs (the outage guard rolls back by it)
+    failure: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    released_at: Mapped[datetime | None] = mapped_column(index=True)
+    released_by: Mapped[str | None] = mapped_column(String(128))
+    #: ``admin`` (manual release), ``recover``, ``rollback``, ``band`` (alert closed)
+    release_rule: Mapped[str | None] = mapped_column(String(32))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "status": self.status, "actor": self.actor, "reason": self.reason,
+            "rule": self.rule, "job_ids": self.job_ids, "failure": self.failure, "since": iso(self.created_at),
+            "released_at": iso(self.released_at), "released_by": self.released_by,
         }

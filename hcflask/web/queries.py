@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.orm import selectinload
 
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, Template, Test, ValidationError
@@ -115,7 +116,8 @@ def _by_state(query: Select[Any], column: Any, args: Mapping[str, str], words: I
 
 def jobs_query(args: Mapping[str, str]) -> Select[Any]:
     """Jobs filtered by ``state`` (comma list), ``queue`` (name), ``test``, ``template`` (name)."""
-    query = _by_state(select(Job).order_by(Job.id.desc()), Job.state, args, JobState)
+    query = _by_state(select(Job).order_by(Job.id.desc()), Job.state, args, JobState).options(
+        selectinload(Job.queue), selectinload(Job.metrics))  # what to_dict and the tables show: no N+1
     if args.get("queue"):
         query = query.join(Job.queue).where(Queue.name == args["queue"])
     if args.get("test"):

@@ -102,7 +102,7 @@ def test_container_payload_fails_clearly_without_a_runtime(tmp_path: Path) -> No
     assert "exec --nv /images/x.sif bash -c 'echo hi'" in payload
     tools = tmp_path / "bin"  # a PATH with the wrapper's tools but no apptainer/singularity
     tools.mkdir()
-    for tool in ("bash", "mkdir", "hostname", "date", "cat", "mv"):
+    for tool in ("bash", "mkdir", "hostname", "date", "cat", "mv", "rm", "mkfifo", "head", "tail", "wc"):
         (tools / tool).symlink_to(shutil.which(tool))
     backend = LocalBackend({})
     workdir = tmp_path / "ct"

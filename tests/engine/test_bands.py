@@ -112,3 +112,64 @@ def test_template_can_make_a_performance_alert_exclude(tmp_path: Path) -> None:
         assert db.session.scalar(select(Queue.status)) == "excluded", "recovered despite the open alert"
         db.session.remove()
         db.engine.dispose()
+
+
+CONDITIONS = ["none", "config_off", "switch_off", "opt_out", "backend_down", "outage_open", "outage_guard"]
+
+
+@pytest.mark.parametrize("condition", CONDITIONS)
+def test_band_exclusions_obey_the_robots_safeguards(tmp_path: Path, condition: str) -> None:
+    """Jobs written through the monitor's judge and writer (:mod:`tests.engine.history`); the
+    backend outage is recorded with the engine's own ``record_health`` (a local backend cannot be
+    made unreachable for real)."""
+    from datetime import timedelta
+
+    from hcflask.config import DICT_SECTIONS
+    from hcflask.engine import status
+    from hcflask.engine.alerts import raise_alert
+    from hcflask.engine.common import record_health
+    from hcflask.engine.robot import OUTAGE_KEY, set_enabled
+    from hcflask.models import Queue, RobotState
+    from tests.conftest import make_app
+    from tests.engine.history import base_time, finish_job, start
+
+    robot = {**DICT_SECTIONS["ROBOT"], "enabled": condition != "config_off",
+             "templates": {"t1": {"performance_excludes": True, "band_baseline": 6, "band_run": 2}}}
+    app = make_app(tmp_path / "inst", ROBOT=robot)
+    with app.app_context():
+        queues = ["q1", "q2", "q3", "q4", "q5"]
+        test = start(app, queues)
+        t0 = base_time()
+        for i in range(6):
+            finish_job(test, "q1", True, t0 - timedelta(minutes=20 - i), value=10 + i % 2)
+        flag_pass()
+        q1 = db.session.scalar(select(Queue).where(Queue.name == "q1"))
+        if condition == "switch_off":
+            set_enabled(False, "admin:x", "maintenance")
+        elif condition == "opt_out":
+            q1.autoexclusion = False
+            db.session.commit()
+        elif condition == "backend_down":
+            record_health("local", "fork: no more processes")
+            db.session.commit()
+        elif condition == "outage_open":
+            raise_alert("outage", OUTAGE_KEY, "central outage suspected", "3 of 5 queues failing")
+            db.session.commit()
+        elif condition == "outage_guard":
+            for other in ("q2", "q3"):
+                queue_id = db.session.scalar(select(Queue.id).where(Queue.name == other))
+                assert status.exclude(queue_id, "performance", "robot", "slow", "performance_band", []).done
+        for i in range(2):
+            finish_job(test, "q1", True, t0 - timedelta(minutes=5 - i), value=50)
+        flag_pass()
+        assert db.session.scalar(select(Alert).where(Alert.queue == "q1")).is_open
+        db.session.expire_all()
+        assert q1.status == ("excluded" if condition == "none" else "online"), condition
+        assert RobotState.get().enabled is (condition != "switch_off")
+        if condition == "none":
+            finish_job(test, "q1", True, t0 - timedelta(minutes=1), value=10)
+            flag_pass()
+            db.session.expire_all()
+            assert q1.status == "online", "the band's claim is released when its alert closes"
+        db.session.remove()
+        db.engine.dispose()

@@ -256,6 +256,30 @@ def test_cli_switch_status_and_run(app: Flask, flags: Path) -> None:
     (12, 20, True),
 ])
 def test_outage_guard_thresholds(failing: int, active: int, outage: bool) -> None:
-    from hcflask.engine.robot import _outage
+    from hcflask.engine.decide import is_outage
 
-    assert _outage([None] * failing, active, Settings({}).get()) is outage  # type: ignore[list-item]
+    assert is_outage(failing, active, Settings({}).get()) is outage
+
+
+def test_status_says_off_when_hc_toml_switches_the_robot_off(tmp_path: Path) -> None:
+    from hcflask.config import DICT_SECTIONS
+    from tests.conftest import make_app
+
+    app = make_app(tmp_path / "inst", ROBOT={**DICT_SECTIONS["ROBOT"], "enabled": False})
+    runner = app.test_cli_runner()
+    out = runner.invoke(args=["robot", "status"]).output
+    assert out.startswith("auto-exclusion: off ([robot] enabled = false in hc.toml)"), out
+    assert '"active": false' in runner.invoke(args=["robot", "status", "--json"]).output
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_disable_when_already_off_keeps_the_new_reason(app: Flask) -> None:
+    runner = app.test_cli_runner()
+    runner.invoke(args=["robot", "disable"])
+    out = runner.invoke(args=["robot", "disable", "--reason", "storage migration"]).output
+    assert "it already was; reason recorded: storage migration" in out
+    assert "storage migration" in runner.invoke(args=["robot", "status"]).output
+    with app.app_context():
+        assert RobotState.get().reason == "storage migration"

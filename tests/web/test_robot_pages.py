@@ -78,7 +78,7 @@ def test_prometheus_metrics(data: Flask, client: FlaskClient) -> None:
     text = client.get("/metrics").get_data(as_text=True)
     assert 'hc_queue_status{queue="bad1",backend="local",status="excluded"} 1' in text
     assert 'hc_queue_status{queue="good1",backend="local",status="online"} 1' in text
-    assert re.search(r'hc_jobs\{queue="bad1",state="failed"\} [3-9]', text)
+    assert re.search(r'hc_jobs_total\{queue="bad1",template="t1",outcome="failed"\} [3-9]', text)
     assert 'hc_alerts_open{kind="outage"} 0' in text and "hc_robot_enabled 1" in text
 
 

@@ -78,8 +78,11 @@ def list_objects(kind: str) -> Any:
 
 @bp.route("/queues/<key>")
 def get_queue(key: str) -> Any:
+    from hcflask.engine.status import active_claims
+
     queue = _one(Queue, key)
-    return jsonify({**queue.to_dict(), "events": [e.to_dict() for e in queue.events[:100]]})
+    claims = [c.to_dict() for c in active_claims([queue.id]).get(queue.id, [])]
+    return jsonify({**queue.to_dict(), "claims": claims, "events": [e.to_dict() for e in queue.events[:100]]})
 
 
 @bp.route("/templates/<key>")

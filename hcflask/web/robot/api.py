@@ -27,7 +27,9 @@ from hcflask.web.robot.routes import date_range, event_query, exclusions, parse_
 @bp.route("/robot/status")
 def robot_status() -> Any:
     state = RobotState.get()
-    payload = {**state.to_dict(), "queues": state.last_summary or {}, "exclusions": exclusions(),
+    in_config = bool(current_app.config["ROBOT"].get("enabled", True))
+    payload = {**state.to_dict(), "enabled_in_config": in_config, "active": state.enabled and in_config,
+               "queues": state.last_summary or {}, "exclusions": exclusions(),
                "alerts": [a.to_dict() for a in open_alerts()], "rules": rule_table(current_app.config["ROBOT"])}
     db.session.commit()
     for row in payload["exclusions"]:
@@ -54,6 +56,19 @@ def robot_alerts() -> Any:
     if request.args.get("open") in ("1", "true"):
         query = query.where(Alert.closed_at.is_(None))
     return jsonify({"items": [a.to_dict() for a in db.session.scalars(query)]})
+
+
+@bp.route("/robot/replay")
+def robot_replay() -> Any:
+    """``?from=ISO&to=ISO&step=5m&set=key=value...``: the rules over stored history; nothing written."""
+    from hcflask.engine.replay import parse_sets, parse_step, parse_time, replay
+
+    for field in ("from", "to"):
+        if not request.args.get(field):
+            raise ValidationError(field, "required: an ISO date/time (UTC)")
+    start, end = parse_time(request.args["from"], "from"), parse_time(request.args["to"], "to")
+    return jsonify(replay(start, end, parse_step(request.args.get("step", "5m")),
+                          parse_sets(request.args.getlist("set"))))
 
 
 @bp.route("/robot/switch", methods=["POST"])

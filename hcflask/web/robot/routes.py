@@ -24,11 +24,14 @@ from hcflask.models import (
     QueueEvent,
     RobotEvent,
     RobotState,
+    RollupTotal,
     Test,
+    ValidationError,
     utcnow,
 )
 from hcflask.states import QueueStatus
 from hcflask.web.auth import admin_required
+from hcflask.web.queries import int_arg
 from hcflask.web.robot import bp, stats
 
 EVENT_KINDS = ("exclude", "recover", "switch", "alert_open", "alert_close", "action", "baseline")
@@ -46,17 +49,34 @@ def parse_day(value: str | None, default: date) -> date:
 
 
 def date_range(args: Any, default_days: int = 30) -> tuple[date, date]:
-    """``from``/``to`` (YYYY-MM-DD) or the last ``days`` days, at most a year."""
-    today = utcnow().date()
-    end = parse_day(args.get("to"), today)
-    try:
-        span = max(1, min(366, int(args.get("days", default_days))))
-    except ValueError:
-        span = default_days
-    start = parse_day(args.get("from"), end - timedelta(days=span - 1))
+    """``from``/``to`` (YYYY-MM-DD) or the last ``days`` days, at most ``[reports] max_days``.
+
+    A bad or too wide range is a 400 naming the field, never a silent clamp.
+    """
+    widest = int(current_app.config["REPORTS_MAX_DAYS"])
+    end = _strict_day(args, "to") or utcnow().date()
+    span = int_arg(args, "days", default_days, high=widest)
+    start = _strict_day(args, "from") or end - timedelta(days=span - 1)
     if start > end:
-        start, end = end, start
-    return max(start, end - timedelta(days=365)), end
+        raise ValidationError("from", f"must not be after to ({end.isoformat()})")
+    if (end - start).days + 1 > widest:
+        raise ValidationError("from", f"the range may span at most {widest} days")
+    return start, end
+
+
+def _strict_day(args: Any, name: str) -> date | None:
+    value = args.get(name)
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(name, f"expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+@bp.errorhandler(ValidationError)
+def _invalid(exc: ValidationError) -> Any:
+    return render_template("error.html", code=400, message=str(exc)), 400
 
 
 def event_query(args: Any) -> Any:
@@ -184,20 +204,39 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def rollup_lines() -> list[str]:
+    """Job counters from the all-time rollups, and the jobs in flight (through the state index)."""
+    lines = ["# HELP hc_jobs_in_flight Jobs not finished yet, by queue and state.",
+             "# TYPE hc_jobs_in_flight gauge"]
+    for name, state, n in db.session.execute(select(Queue.name, Job.state, func.count()).join(Queue).where(
+            Job.state.in_(stats.IN_FLIGHT)).group_by(Queue.name, Job.state).order_by(Queue.name, Job.state)):
+        lines.append(f'hc_jobs_in_flight{{queue="{_label(name)}",state="{state}"}} {n}')
+    totals = db.session.execute(select(Queue.name, RollupTotal).join(Queue, Queue.id == RollupTotal.queue_id)
+                                .order_by(Queue.name, RollupTotal.template)).all()
+    lines += ["# HELP hc_jobs_total Finished jobs by queue, template and outcome.", "# TYPE hc_jobs_total counter"]
+    for name, total in totals:
+        for outcome in ("succeeded", "failed", "cancelled", "lost"):
+            lines.append(f'hc_jobs_total{{queue="{_label(name)}",template="{_label(total.template)}",'
+                         f'outcome="{outcome}"}} {getattr(total, outcome)}')
+    for metric, column, what in (("hc_job_core_seconds_total", "core_seconds", "Cores x wall time"),
+                                 ("hc_job_wall_seconds_total", "wall_seconds", "Wall time")):
+        lines += [f"# HELP {metric} {what} of finished jobs, by queue and template.", f"# TYPE {metric} counter"]
+        lines += [f'{metric}{{queue="{_label(name)}",template="{_label(total.template)}"}} '
+                  f'{getattr(total, column):.0f}' for name, total in totals]
+    return lines
+
+
 def prometheus_text() -> str:
     lines = ["# HELP hc_queue_status 1 for the current status of each queue.", "# TYPE hc_queue_status gauge"]
     for queue in db.session.scalars(select(Queue).order_by(Queue.name)):
         for status in QueueStatus:
             lines.append(f'hc_queue_status{{queue="{_label(queue.name)}",backend="{_label(queue.backend)}",'
                          f'status="{status.value}"}} {int(queue.status == status.value)}')
-    lines += ["# HELP hc_jobs Jobs by queue and state.", "# TYPE hc_jobs gauge"]
-    for name, state, n in db.session.execute(select(Queue.name, Job.state, func.count()).join(Queue)
-                                             .group_by(Queue.name, Job.state).order_by(Queue.name, Job.state)):
-        lines.append(f'hc_jobs{{queue="{_label(name)}",state="{state}"}} {n}')
+    lines += rollup_lines()
     lines += ["# HELP hc_alerts_open Open alerts by kind.", "# TYPE hc_alerts_open gauge"]
     open_by_kind = dict(db.session.execute(select(Alert.kind, func.count()).where(Alert.closed_at.is_(None))
                                            .group_by(Alert.kind)).all())
-    for kind in ("robot", "outage", "backend", "performance"):
+    for kind in ("robot", "outage", "backend", "performance", "disk"):
         lines.append(f'hc_alerts_open{{kind="{kind}"}} {open_by_kind.get(kind, 0)}')
     robot = RobotState.get()
     lines += ["# HELP hc_robot_enabled 1 when auto-exclusion is switched on.", "# TYPE hc_robot_enabled gauge",

@@ -1,10 +1,13 @@
 """The numbers behind the robot and overview pages (and their JSON twins).
 
-Days are UTC calendar days.  Availability and reliability follow ARGO:
-each finished test job's outcome holds until the next one, for at most the
-robot window (``window_hours``); time with no valid outcome is *unknown*.
-available = successful time / known time; reliability leaves out the time
-an admin declared the queue ``offline`` (scheduled downtime) as well.
+Days are UTC calendar days.  Every report reads the rollups
+(:mod:`hcflask.models.rollup`), never the job table; only today's jobs in
+flight are counted live, through the state index.  Availability and
+reliability follow ARGO: each finished test job's outcome holds until the
+next one of its queue × template, for at most the robot window
+(``window_hours``); time with no valid outcome is *unknown*.  available =
+successful time / known time; reliability leaves out the time an admin
+declared the queue ``offline`` (scheduled downtime) from both.
 """
 from __future__ import annotations
 
@@ -18,10 +21,12 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from hcflask.extensions import db
-from hcflask.models import Job, JobMetric, MetricBand, Queue, QueueEvent, Test, utcnow
-from hcflask.states import JobState, QueueStatus
+from hcflask.models import Job, JobMetric, MetricBand, Queue, QueueEvent, Rollup, RollupTail, Test, utcnow
+from hcflask.models.rollup import COUNTS, TIMES
+from hcflask.states import IN_FLIGHT_JOB_STATES, JobState, QueueStatus
 
 FINISHED = (JobState.SUCCEEDED.value, JobState.FAILED.value)
+IN_FLIGHT = [s.value for s in IN_FLIGHT_JOB_STATES]
 OUTCOMES = ("succeeded", "failed", "cancelled", "lost", "in flight")
 
 
@@ -44,38 +49,51 @@ def rate_class(total: int, finished: int, succeeded: int) -> str:
     return "bad" if rate < 80 else "warn" if rate <= 95 else "good"
 
 
+def _rollup_sums(lo: date, hi: date, *keys: Any) -> Any:
+    """Rollup columns summed over days [lo, hi], grouped by ``keys``."""
+    columns = [func.sum(getattr(Rollup, c)).label(c) for c in COUNTS + TIMES]
+    return db.session.execute(select(*keys, *columns).where(Rollup.day >= lo, Rollup.day <= hi).group_by(*keys))
+
+
+def in_flight_by_queue() -> dict[int, int]:
+    """Jobs not finished yet, per queue (through the state index: a few hundred rows at most)."""
+    return dict(db.session.execute(select(Job.queue_id, func.count()).where(Job.state.in_(IN_FLIGHT))
+                                   .group_by(Job.queue_id)).all())
+
+
 def tiles(day: date) -> list[dict[str, Any]]:
-    """One tile per queue for ``day``: jobs seen, finished, succeeded, colour."""
-    start, end = day_bounds(day)
-    seen = dict(db.session.execute(select(Job.queue_id, func.count()).where(
-        Job.created_at < end, func.coalesce(Job.ended_at, end) >= start).group_by(Job.queue_id)).all())
-    done: dict[int, dict[str, int]] = defaultdict(dict)
-    for queue_id, state, n in db.session.execute(select(Job.queue_id, Job.state, func.count()).where(
-            Job.ended_at >= start, Job.ended_at < end, Job.state.in_(FINISHED)).group_by(Job.queue_id, Job.state)):
-        done[queue_id][state] = n
+    """One tile per queue for ``day``: jobs ended that day (plus today's in flight), finished, succeeded."""
+    sums = {r.queue_id: r for r in _rollup_sums(day, day, Rollup.queue_id)}
+    live = in_flight_by_queue() if day == utcnow().date() else {}
     out = []
     for queue in db.session.scalars(select(Queue).order_by(Queue.name)):
-        ok = done[queue.id].get("succeeded", 0)
-        finished = ok + done[queue.id].get("failed", 0)
-        out.append({"queue": queue.name, "status": queue.status, "jobs": seen.get(queue.id, 0),
+        row = sums.get(queue.id)
+        ok = int(row.succeeded) if row else 0
+        finished = ok + (int(row.failed) if row else 0)
+        seen = (finished + int(row.cancelled) + int(row.lost) if row else 0) + live.get(queue.id, 0)
+        out.append({"queue": queue.name, "status": queue.status, "jobs": seen,
                     "finished": finished, "succeeded": ok,
                     "rate": round(100.0 * ok / finished, 1) if finished else None,
-                    "class": rate_class(seen.get(queue.id, 0), finished, ok)})
+                    "class": rate_class(seen, finished, ok)})
     return out
 
 
 def status_intervals(status: str, start: datetime, end: datetime) -> dict[str, list[tuple[datetime, datetime]]]:
-    """Per queue name: the intervals within [start, end) spent in ``status``."""
+    """Per queue name: the intervals within [start, end) spent in ``status`` (one query for all queues)."""
+    events: dict[int, list[Any]] = defaultdict(list)
+    for row in db.session.execute(select(QueueEvent.queue_id, QueueEvent.time, QueueEvent.old_status,
+                                         QueueEvent.new_status).where(QueueEvent.time < end)
+                                  .order_by(QueueEvent.queue_id, QueueEvent.time, QueueEvent.id)):
+        events[row.queue_id].append(row)
     out: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
     for queue in db.session.scalars(select(Queue)):
-        events = list(db.session.execute(select(QueueEvent.time, QueueEvent.old_status, QueueEvent.new_status).where(
-            QueueEvent.queue_id == queue.id, QueueEvent.time < end).order_by(QueueEvent.time, QueueEvent.id)))
-        current = events[0].old_status if events else queue.status
+        mine = events.get(queue.id, [])
+        current = mine[0].old_status if mine else queue.status
         since = min(queue.created_at, start)
-        for when, _old, new in events:
-            if current == status and when > start:
-                out[queue.name].append((max(since, start), when))
-            current, since = new, when
+        for row in mine:
+            if current == status and row.time > start:
+                out[queue.name].append((max(since, start), row.time))
+            current, since = row.new_status, row.time
         if current == status:
             out[queue.name].append((max(since, start), min(end, utcnow())))
     return out
@@ -100,39 +118,35 @@ def _day(value: Any) -> str:
 
 
 def jobs_per_day(start: date, end: date) -> list[dict[str, Any]]:
-    """Jobs by the day they were created, split by outcome."""
-    lo, hi = _range(start, end)
+    """Jobs by the day they ended, split by outcome; today also counts the jobs in flight."""
     counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
-    for day, state, n in db.session.execute(select(func.date(Job.created_at), Job.state, func.count()).where(
-            Job.created_at >= lo, Job.created_at < hi).group_by(func.date(Job.created_at), Job.state)):
-        key = state if state in OUTCOMES else "in flight"
-        counts[_day(day)][key] += n
+    for row in _rollup_sums(start, end, Rollup.day):
+        counts[_day(row.day)].update({o: int(getattr(row, o)) for o in OUTCOMES[:4]})
+    today = utcnow().date()
+    if start <= today <= end:
+        counts[today.isoformat()]["in flight"] = sum(in_flight_by_queue().values())
     return [{"day": d.isoformat(), **counts[d.isoformat()]} for d in days(start, end)]
 
 
 def heatmap(start: date, end: date) -> dict[str, Any]:
     """Queue × day success rate (finished jobs by the day they ended)."""
-    lo, hi = _range(start, end)
-    cells: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: {"ok": 0, "n": 0}))
-    rows = db.session.execute(
-        select(Queue.name, func.date(Job.ended_at), Job.state, func.count()).join(Queue).where(
-            Job.ended_at >= lo, Job.ended_at < hi, Job.state.in_(FINISHED),
-        ).group_by(Queue.name, func.date(Job.ended_at), Job.state))
-    for name, day, state, n in rows:
-        counts = cells[name][_day(day)]
-        counts["n"] += n
-        counts["ok"] += n if state == JobState.SUCCEEDED.value else 0
+    cells: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
+    for row in db.session.execute(
+            select(Queue.name, Rollup.day, func.sum(Rollup.succeeded), func.sum(Rollup.failed))
+            .join(Queue, Queue.id == Rollup.queue_id).where(Rollup.day >= start, Rollup.day <= end)
+            .group_by(Queue.name, Rollup.day)):
+        ok, n = int(row[2]), int(row[2]) + int(row[3])
+        if n:
+            cells[row[0]][_day(row[1])] = {"ok": ok, "n": n}
     names = list(db.session.scalars(select(Queue.name).order_by(Queue.name)))
     labels = [d.isoformat() for d in days(start, end)]
     matrix = []
     for name in names:
         row = []
         for label in labels:
-            cell: dict[str, int] | None = cells[name].get(label)
-            rate = round(100.0 * cell["ok"] / cell["n"], 1) if cell else None
-            row.append({"rate": rate, "finished": cell["n"] if cell else 0,
-                        "class": rate_class(cell["n"] if cell else 0, cell["n"] if cell else 0,
-                                            cell["ok"] if cell else 0)})
+            cell = cells[name].get(label) or {"ok": 0, "n": 0}
+            rate = round(100.0 * cell["ok"] / cell["n"], 1) if cell["n"] else None
+            row.append({"rate": rate, "finished": cell["n"], "class": rate_class(cell["n"], cell["n"], cell["ok"])})
         matrix.append({"queue": name, "cells": row})
     return {"days": labels, "rows": matrix}
 
@@ -141,36 +155,46 @@ def _overlap(spans: Iterable[tuple[datetime, datetime]], lo: datetime, hi: datet
     return sum(max(0.0, (min(b, hi) - max(a, lo)).total_seconds()) for a, b in spans)
 
 
+def _live_tails(lo: datetime, hi: datetime, offline: dict[str, list[tuple[datetime, datetime]]],
+                names: dict[int, str]) -> dict[int, dict[str, float]]:
+    """The outcome of each queue × template's last job still holds: its interval up to now (or ``hi``)."""
+    valid = timedelta(hours=float(current_app.config["ROBOT"].get("window_hours", 4)))
+    out: dict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(TIMES, 0.0))
+    for tail in db.session.scalars(select(RollupTail).where(RollupTail.ended_at >= lo - valid)):
+        a, b = max(tail.ended_at, lo), min(tail.ended_at + valid, hi)
+        if a >= b:
+            continue
+        seconds, down = (b - a).total_seconds(), _overlap(offline.get(names.get(tail.queue_id, ""), []), a, b)
+        piece = out[tail.queue_id]
+        piece["known_seconds"] += seconds
+        piece["known_offline_seconds"] += down
+        if tail.ok:
+            piece["up_seconds"] += seconds
+            piece["up_offline_seconds"] += down
+    return out
+
+
 def availability(start: date, end: date) -> list[dict[str, Any]]:
-    """ARGO availability and reliability per queue over [start, end]."""
+    """ARGO availability and reliability per queue over [start, end], from the rollups.
+
+    Reliability leaves the offline time out of both terms, so it never exceeds 100 %.
+    """
     lo, hi = _range(start, end)
     hi = min(hi, utcnow())
-    valid = timedelta(hours=float(current_app.config["ROBOT"].get("window_hours", 4)))
     offline = status_intervals(QueueStatus.OFFLINE.value, lo, hi)
-    rows = db.session.execute(select(Job.queue_id, Job.ended_at, Job.state).where(
-        Job.state.in_(FINISHED), Job.ended_at >= lo - valid, Job.ended_at < hi).order_by(Job.queue_id, Job.ended_at))
-    results: dict[int, list[tuple[datetime, bool]]] = defaultdict(list)
-    for queue_id, ended, state in rows:
-        if ended is not None:
-                results[queue_id].append((ended, state == JobState.SUCCEEDED.value))
+    queues = list(db.session.scalars(select(Queue).order_by(Queue.name)))
+    sums = {r.queue_id: r for r in _rollup_sums(start, end, Rollup.queue_id)}
+    live = _live_tails(lo, hi, offline, {q.id: q.name for q in queues})
     out = []
-    for queue in db.session.scalars(select(Queue).order_by(Queue.name)):
-        up: list[tuple[datetime, datetime]] = []
-        known: list[tuple[datetime, datetime]] = []
-        series = results.get(queue.id, [])
-        for i, (ended, ok) in enumerate(series):
-            until = min(ended + valid, series[i + 1][0] if i + 1 < len(series) else hi)
-            known.append((ended, until))
-            if ok:
-                up.append((ended, until))
-        up_s, known_s = _overlap(up, lo, hi), _overlap(known, lo, hi)
-        down_s = sum(_overlap([(max(a, k0), min(b, k1))], lo, hi)
-                     for a, b in offline.get(queue.name, []) for k0, k1 in known if a < k1 and b > k0)
+    for queue in queues:
+        row, extra = sums.get(queue.id), live.get(queue.id, dict.fromkeys(TIMES, 0.0))
+        known, up, known_off, up_off = (float(getattr(row, c) if row else 0.0) + extra[c] for c in TIMES)
+        on = known - known_off
         out.append({
-            "queue": queue.name, "known_hours": round(known_s / 3600, 2), "up_hours": round(up_s / 3600, 2),
+            "queue": queue.name, "known_hours": round(known / 3600, 2), "up_hours": round(up / 3600, 2),
             "offline_hours": round(_overlap(offline.get(queue.name, []), lo, hi) / 3600, 2),
-            "availability": round(100 * up_s / known_s, 1) if known_s else None,
-            "reliability": round(100 * up_s / (known_s - down_s), 1) if known_s - down_s > 0 else None,
+            "availability": round(min(100.0, 100 * up / known), 1) if known > 0 else None,
+            "reliability": round(min(100.0, 100 * (up - up_off) / on), 1) if on > 0 else None,
         })
     return out
 
@@ -198,9 +222,10 @@ def metric_series(queue: Queue | None = None, test: Test | None = None, limit: i
         group["t"].append(int((ended - datetime(1970, 1, 1)).total_seconds()))
         group["v"].append(value)
         group["flag"].append(flag)
-    for (queue_id, template, metric), group in groups.items():
-        band = db.session.scalar(select(MetricBand).where(
-            MetricBand.queue_id == queue_id, MetricBand.template == template, MetricBand.metric == metric))
+    bands = {(b.queue_id, b.template, b.metric): b for b in db.session.scalars(
+        select(MetricBand).where(MetricBand.queue_id.in_({k[0] for k in groups})))}
+    for key, group in groups.items():
+        band = bands.get(key)
         group["band"] = band.to_dict() if band and band.mean is not None else None
     return sorted(groups.values(), key=lambda g: (g["metric"], g["template"], g["queue"]))
 

@@ -146,7 +146,9 @@ class QueueForm(ShowsErrors):
 
 
 class QueueStatusForm(FlaskForm):
-    status = SelectField("Status", choices=[s.value for s in QueueStatus if s != QueueStatus.EXCLUDED])
+    # the status owner checks the value (and names the field) for the UI, the API and the CLI alike
+    status = SelectField("Status", choices=[s.value for s in QueueStatus if s != QueueStatus.EXCLUDED],
+                         validate_choice=False)
     reason = StringField("Reason", validators=[Optional()])
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from hcflask import documents
 from hcflask.backends import jobscript
 from hcflask.engine import actions
+from hcflask.engine.status import SOURCES, active_claims
 from hcflask.extensions import db
 from hcflask.models import BackendHealth, Job, Queue, QueueEvent, Template, Test, ValidationError
 from hcflask.states import JobState, QueueStatus, TestState
@@ -214,7 +215,8 @@ def queue(name: str) -> Any:
     ))
     health = db.session.get(BackendHealth, row.backend)
     form = QueueStatusForm(status=row.status)
-    return _render("queue.html", queue=row, jobs=jobs, events=events, health=health, form=form)
+    claims = sorted(active_claims([row.id]).get(row.id, []), key=lambda c: SOURCES.index(c.source))
+    return _render("queue.html", queue=row, jobs=jobs, events=events, health=health, form=form, claims=claims)
 
 
 @bp.route("/queues/<name>/status", methods=["POST"])
@@ -223,8 +225,11 @@ def queue_status(name: str) -> Any:
     row = db.first_or_404(select(Queue).where(Queue.name == name))
     form = QueueStatusForm()
     if form.validate_on_submit():
-        actions.set_queue_status(row, form.status.data or "", _actor(), form.reason.data or "")
-        flash(f"Queue {row.name} is now {row.status}.", "ok")
+        try:
+            actions.set_queue_status(row, form.status.data or "", _actor(), form.reason.data or "")
+            flash(f"Queue {row.name} is now {row.status}.", "ok")
+        except ValidationError as exc:
+            flash(f"{exc.field}: {exc.reason}", "error")
     else:
         flash("; ".join(f"{k}: {', '.join(v)}" for k, v in form.errors.items()), "error")
     return redirect(url_for("ui.queue", name=row.name))
@@ -241,4 +246,7 @@ def job(job_id: int) -> Any:
     }
     sizes = {name: (workdir / name).stat().st_size if workdir and (workdir / name).exists() else 0
              for name in output}
-    return _render("job.html", job=row, output=output, sizes=sizes, limit=limit)
+    result = (jobscript.read_result(workdir) if workdir else None) or {}
+    cut = {name: result.get(f"{name}_cut") is True for name in output}
+    return _render("job.html", job=row, output=output, sizes=sizes, limit=limit, cut=cut,
+                   cap=current_app.config["JOBS_OUTPUT_CAP"])

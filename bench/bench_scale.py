@@ -1,0 +1,168 @@
+"""A month at HammerCloud scale: every page, served for real (run by hand).
+
+    python3 bench/bench_scale.py [--days 30] [--per-day 61000] [--queues 165] [--db sqlite,postgres]
+
+For each database: a fresh instance is migrated, the month is generated
+(bench/scale_data.py: bulk inserts plus the project's rollup writer), then
+``hc serve --no-scheduler`` (real gunicorn, 2 workers) serves it and each
+page and endpoint of issue 12's table is fetched ``--requests`` times.
+Printed: p50 / p95 / max in ms per URL (the first /overview separately),
+the largest worker RSS, and in-process timings of a robot pass, a core
+tick and a retention tick.  PostgreSQL is a private server
+(tests/postgres.py).  Goals: p95 < 100 ms, /metrics < 50 ms, RSS < 200 MB.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from flask_migrate import upgrade  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+from bench.scale_data import generate  # noqa: E402
+from hcflask import create_app  # noqa: E402
+from hcflask.engine.core import core_tick  # noqa: E402
+from hcflask.engine.retention import retention_tick  # noqa: E402
+from hcflask.engine.robot import robot_pass  # noqa: E402
+from hcflask.extensions import db  # noqa: E402
+from hcflask.models import Queue, Test  # noqa: E402
+
+
+def urls(running_test: int, queue: str) -> list[str]:
+    return ["/overview", "/metrics", "/robot", f"/tests/{running_test}", "/tests", "/api/v1/tests",
+            f"/api/v1/jobs?queue={queue}", "/api/v1/jobs?per_page=500", "/", "/api/v1/overview/availability",
+            "/api/v1/overview/heatmap", "/api/v1/robot/tiles"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fetch(base: str, url: str) -> float:
+    start = time.perf_counter()
+    with urllib.request.urlopen(base + url, timeout=300) as response:  # noqa: S310 - our own server
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{url}: HTTP {response.status}")
+    return (time.perf_counter() - start) * 1000
+
+
+def rss_mb(master: int) -> float:
+    """The largest resident set of the gunicorn workers (children of ``master``)."""
+    out = subprocess.run(["ps", "-o", "rss=", "--ppid", str(master)], capture_output=True, text=True, check=False)
+    return max((int(v) for v in out.stdout.split()), default=0) / 1024
+
+
+def serve(folder: Path, url: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "HC_INSTANCE": str(folder), "HC_DATABASE_URL": url, "HC_DEMO": "false",
+           "HC_SCHEDULER_ENABLED": "false", "HC_HOST_NAME": "bench"}
+    hc = shutil.which("hc") or str(Path(sys.executable).parent / "hc")
+    proc = subprocess.Popen([hc, "serve", "--no-scheduler", "--workers", "2", "--bind", f"127.0.0.1:{port}"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            fetch(base, "/healthz")
+            return proc, base
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("hc serve did not answer within 60 s")
+
+
+def timed(function: Callable[[], Any], repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def run(kind: str, url: str, args: argparse.Namespace) -> list[tuple[str, str]]:
+    folder = Path(tempfile.mkdtemp(prefix=f"hc-bench-scale-{kind}-"))
+    (folder / "hc.toml").write_text(f'secret_key = "{secrets.token_hex(16)}"\ndemo = false\n')
+    app = create_app({"INSTANCE_PATH": folder, "DATABASE_URL": url, "DEMO": False, "HOST_NAME": "bench",
+                      "SCHEDULER_ENABLED": False})
+    rows: list[tuple[str, str]] = []
+    with app.app_context():
+        upgrade(directory=app.extensions["migrate"].directory)
+        start = time.perf_counter()
+        counts = generate(args.days, args.per_day, args.queues, args.templates)
+        rows.append(("generate", f"{time.perf_counter() - start:.0f} s: {counts}"))
+        running = db.session.scalar(select(Test.id).where(Test.state == "running"))
+        queue = db.session.scalar(select(Queue.name).order_by(Queue.name))
+        rows.append(("robot pass", f"{timed(robot_pass):.0f} ms"))
+        rows.append(("core tick", f"{timed(lambda: core_tick(app)):.0f} ms"))
+        rows.append(("retention tick (nothing old)", f"{timed(lambda: retention_tick(app)):.0f} ms"))
+        db.session.remove()
+        db.engine.dispose()
+    if kind == "sqlite":
+        rows.append(("database size", f"{(folder / 'hc.sqlite').stat().st_size / 2**20:.0f} MB"))
+    proc, base = serve(folder, url)
+    try:
+        rows.append(("first /overview", f"{fetch(base, '/overview'):.0f} ms"))
+        for page in urls(running or 0, queue or ""):
+            times = sorted(fetch(base, page) for _ in range(args.requests))
+            p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
+            rows.append((page, f"p50 {statistics.median(times):6.1f}  p95 {p95:6.1f}  max {times[-1]:6.1f} ms"))
+        rows.append(("worker RSS (max)", f"{rss_mb(proc.pid):.0f} MB"))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--per-day", type=int, default=61_000)
+    parser.add_argument("--queues", type=int, default=165)
+    parser.add_argument("--templates", type=int, default=6)
+    parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--db", default="sqlite,postgres")
+    args = parser.parse_args()
+    for kind in args.db.split(","):
+        if kind == "postgres":
+            from tests.postgres import PostgresServer, missing
+
+            if missing():
+                print(f"postgres: skipped ({missing()})")
+                continue
+            base = Path(tempfile.mkdtemp(prefix="hc-bench-pg-"))
+            server = PostgresServer(base)
+            server.start()
+            try:
+                rows = run(kind, server.create_database(), args)
+            finally:
+                server.stop()
+                shutil.rmtree(base, ignore_errors=True)
+        else:
+            rows = run(kind, "", args)
+        print(f"\n## {kind}: {args.days} days x {args.per_day} jobs/day, {args.queues} queues, "
+              f"{args.templates} templates")
+        for name, value in rows:
+            print(f"{name:<34} {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""Writing the rollups (see :mod:`hcflask.models.rollup`).
+
+One writer, :func:`record`, takes the outcomes of jobs that reached a final
+state and adds them to the day, reason and all-time rows with upserts
+(``INSERT … ON CONFLICT DO UPDATE SET n = n + excluded.n``), so two
+writers never lose each other's counts.  A ``before_flush`` hook calls it
+for every job whose state becomes final, whatever code path moved it
+(judging, cancelling, reconcile's lost jobs): the rollup rows are written
+in the same transaction as the job.  Bulk loaders (the benchmark,
+``hc db rollup --rebuild``) call :func:`record` directly.
+
+Availability intervals are added when the *next* finished job of the same
+queue × template arrives (the previous outcome holds until then, or for the
+robot window).  A job judged out of order (it ended before the last one
+recorded) adds its counts but no interval; a rebuild makes those exact.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from flask import current_app, has_app_context
+from sqlalchemy import delete, event, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, attributes
+
+from hcflask.models import Job, Queue, QueueEvent, Rollup, RollupReason, RollupTail, RollupTotal, Test
+from hcflask.models.rollup import COUNTS, TIMES
+from hcflask.states import JobState, QueueStatus
+
+FINAL = {s.value for s in JobState if s.final}
+FINISHED = {JobState.SUCCEEDED.value, JobState.FAILED.value}
+OUTCOME_COLUMN = {JobState.SUCCEEDED.value: "succeeded", JobState.FAILED.value: "failed",
+                  JobState.CANCELLED.value: "cancelled", JobState.LOST.value: "lost"}
+_PATH = re.compile(r"/\S+")
+_LONG_NUMBER = re.compile(r"\d{4,}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What a rollup needs of one job that reached a final state."""
+
+    queue_id: int
+    template: str
+    state: str
+    reason: str
+    started_at: datetime | None
+    ended_at: datetime
+    cores: int = 1
+
+    @property
+    def wall_seconds(self) -> float:
+        if self.started_at is None or self.ended_at < self.started_at:
+            return 0.0
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+def reason_key(reason: str) -> str:
+    """A failure reason with paths and long numbers blanked, so alike failures group."""
+    text = _LONG_NUMBER.sub("N", _PATH.sub("<path>", reason.strip().splitlines()[0] if reason.strip() else ""))
+    return text[:200] or "(no reason)"
+
+
+def cores_of(snapshot: dict[str, Any]) -> int:
+    return int(((snapshot.get("workload") or {}).get("resources") or {}).get("cores", 1) or 1)
+
+
+def outcome_of(job: Job, test: Test) -> Outcome:
+    return Outcome(job.queue_id, test.template_name, job.state, job.failure_reason or "", job.started_at,
+                   job.ended_at or job.updated_at or datetime.now(), cores_of(test.snapshot))
+
+
+def window() -> timedelta:
+    hours = current_app.config["ROBOT"].get("window_hours", 4) if has_app_context() else 4
+    return timedelta(hours=float(hours))
+
+
+def split_days(start: datetime, end: datetime) -> Iterator[tuple[date, datetime, datetime]]:
+    """[start, end) cut at UTC midnights: (day, piece start, piece end)."""
+    while start < end:
+        midnight = datetime.combine(start.date() + timedelta(days=1), time.min)
+        yield start.date(), start, min(end, midnight)
+        start = midnight
+
+
+def offline_spans(session: Session, queue_id: int, lo: datetime, hi: datetime) -> list[tuple[datetime, datetime]]:
+    """The intervals within [lo, hi) the queue spent ``offline`` (an admin's downtime)."""
+    offline = QueueStatus.OFFLINE.value
+    events = session.execute(select(QueueEvent.time, QueueEvent.old_status, QueueEvent.new_status).where(
+        QueueEvent.queue_id == queue_id, QueueEvent.time < hi).order_by(QueueEvent.time, QueueEvent.id)).all()
+    status = events[0].old_status if events else session.scalar(select(Queue.status).where(Queue.id == queue_id))
+    since, spans = datetime.min, []
+    for when, _old, new in events:
+        if status == offline and when > lo:
+            spans.append((max(since, lo), when))
+        status, since = new, when
+    if status == offline:
+        spans.append((max(since, lo), hi))
+    return spans
+
+
+def overlap(spans: Iterable[tuple[datetime, datetime]], lo: datetime, hi: datetime) -> float:
+    return sum(max(0.0, (min(b, hi) - max(a, lo)).total_seconds()) for a, b in spans)
+
+
+class _Batch:
+    """The increments of one :func:`record` call, keyed like the rows they go to."""
+
+    def __init__(self) -> None:
+        self.days: dict[tuple[int, str, date], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self.reasons: dict[tuple[int, str, date, str], int] = defaultdict(int)
+        self.totals: dict[tuple[int, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+
+    def count(self, o: Outcome) -> None:
+        column = OUTCOME_COLUMN[o.state]
+        wall = o.wall_seconds
+        for row in (self.days[(o.queue_id, o.template, o.ended_at.date())], self.totals[(o.queue_id, o.template)]):
+            row[column] += 1
+            row["wall_seconds"] += wall
+            row["core_seconds"] += wall * o.cores
+        if o.state in (JobState.FAILED.value, JobState.LOST.value):
+            self.reasons[(o.queue_id, o.template, o.ended_at.date(), reason_key(o.reason))] += 1
+
+    def interval(self, key: tuple[int, str], lo: datetime, hi: datetime, ok: bool,
+                 offline: list[tuple[datetime, datetime]]) -> None:
+        for day, a, b in split_days(lo, hi):
+            row = self.days[(key[0], key[1], day)]
+            seconds, down = (b - a).total_seconds(), overlap(offline, a, b)
+            row["known_seconds"] += seconds
+            row["known_offline_seconds"] += down
+            if ok:
+                row["up_seconds"] += seconds
+                row["up_offline_seconds"] += down
+
+
+def record(session: Session, outcomes: Iterable[Outcome], valid: timedelta | None = None) -> None:
+    """Add ``outcomes`` (jobs that reached a final state) to the rollups, in ``session``'s transaction."""
+    valid = window() if valid is None else valid
+    batch = _Batch()
+    series: dict[tuple[int, str], list[Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        batch.count(outcome)
+        if outcome.state in FINISHED:
+            series[(outcome.queue_id, outcome.template)].append(outcome)
+    if series:
+        _intervals(session, batch, series, valid)
+    _flush(session, batch)
+
+
+def _intervals(session: Session, batch: _Batch, series: dict[tuple[int, str], list[Outcome]],
+               valid: timedelta) -> None:
+    tails = {(t.queue_id, t.template): (t.ended_at, t.ok) for t in session.execute(
+        select(RollupTail.queue_id, RollupTail.template, RollupTail.ended_at, RollupTail.ok).where(
+            RollupTail.queue_id.in_({k[0] for k in series})))}
+    updates = []
+    for key, items in series.items():
+        items.sort(key=lambda o: o.ended_at)
+        tail = tails.get(key)
+        first = tail[0] if tail else items[0].ended_at
+        offline = offline_spans(session, key[0], first, items[-1].ended_at)
+        for item in items:
+            if tail is not None and item.ended_at < tail[0]:
+                continue  # judged out of order: counted, no interval (a rebuild places it)
+            if tail is not None:
+                batch.interval(key, tail[0], min(tail[0] + valid, item.ended_at), tail[1], offline)
+            tail = (item.ended_at, item.state == JobState.SUCCEEDED.value)
+        updates.append({"queue_id": key[0], "template": key[1], "ended_at": tail[0], "ok": tail[1]})
+    _upsert(session, RollupTail, updates, ("queue_id", "template"), ("ended_at", "ok"), add=False)
+
+
+def _flush(session: Session, batch: _Batch) -> None:
+    _upsert(session, Rollup, [{"queue_id": q, "template": t, "day": d, **_full(v, COUNTS + TIMES)}
+                              for (q, t, d), v in batch.days.items()], ("queue_id", "template", "day"),
+            COUNTS + TIMES)
+    _upsert(session, RollupReason, [{"queue_id": q, "template": t, "day": d, "reason": r, "n": n}
+                                    for (q, t, d, r), n in batch.reasons.items()],
+            ("queue_id", "template", "day", "reason"), ("n",))
+    _upsert(session, RollupTotal, [{"queue_id": q, "template": t, **_full(v, COUNTS)}
+                                   for (q, t), v in batch.totals.items()], ("queue_id", "template"), COUNTS)
+
+
+def _full(values: dict[str, float], columns: tuple[str, ...]) -> dict[str, Any]:
+    return {c: (int(values.get(c, 0)) if c in OUTCOME_COLUMN.values() else float(values.get(c, 0.0)))
+            for c in columns}
+
+
+def _upsert(session: Session, model: Any, rows: list[dict[str, Any]], keys: tuple[str, ...],
+            columns: tuple[str, ...], add: bool = True) -> None:
+    """Insert ``rows``; where the key exists, add to (or, ``add`` False, replace) ``columns``."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+    table = model.__table__
+    values = {c: (table.c[c] + stmt.excluded[c]) if add else stmt.excluded[c] for c in columns}
+    session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=values), rows)
+
+
+@event.listens_for(Session, "before_flush")
+def _on_flush(session: Session, _context: Any, _instances: Any) -> None:
+    """Every job whose state becomes final in this flush goes into the rollups."""
+    finals = []
+    for job in list(session.new) + list(session.dirty):
+        if not isinstance(job, Job) or job.state not in FINAL:
+            continue
+        history = attributes.get_history(job, "state")
+        if history.added and not (history.deleted and history.deleted[0] in FINAL):
+            finals.append(job)
+    if finals:
+        tests = {t.id: t for t in session.scalars(select(Test).where(Test.id.in_({j.test_id for j in finals})))}
+        record(session, [outcome_of(j, tests[j.test_id]) for j in finals])
+
+
+def rebuild(session: Session, since: date | None = None, chunk: int = 5000) -> int:
+    """Recompute the rollups from the raw job rows; returns the number of jobs read.
+
+    Days before ``since`` keep their rollups: retention may have deleted
+    their job rows, and the plots must still show them.  The all-time
+    totals are summed again from the day rows.
+    """
+    for model in (Rollup, RollupReason):
+        session.execute(delete(model).where(model.day >= since) if since else delete(model))
+    session.execute(delete(RollupTail))
+    templates = {i: (s.get("name", "?"), cores_of(s)) for i, s in session.execute(select(Test.id, Test.snapshot))}
+    ended = func.coalesce(Job.ended_at, Job.updated_at)
+    query = (select(Job.queue_id, Job.test_id, Job.state, Job.failure_reason, Job.started_at, ended)
+             .where(Job.state.in_(FINAL)).order_by(ended, Job.id))
+    if since:
+        query = query.where(ended >= datetime.combine(since, time.min))
+    seen, valid, outcomes = 0, window(), []
+    for queue_id, test_id, state, reason, started, end in session.execute(query.execution_options(yield_per=chunk)):
+        name, cores = templates[test_id]
+        outcomes.append(Outcome(queue_id, name, state, reason or "", started, end, cores))
+        if len(outcomes) >= chunk:
+            record(session, outcomes, valid)
+            seen, outcomes = seen + len(outcomes), []
+    record(session, outcomes, valid)
+    session.execute(delete(RollupTotal))
+    sums = [func.sum(getattr(Rollup, c)) for c in COUNTS]
+    session.execute(insert(RollupTotal).from_select(
+        ["queue_id", "template", *COUNTS],
+        select(Rollup.queue_id, Rollup.template, *sums).group_by(Rollup.queue_id, Rollup.template)))
+    return seen + len(outcomes)
+
+
+def kept_since(now: datetime, jobs_days: float, failed_days: float) -> date:
+    """The first day whose job rows retention has not touched: rebuild from there."""
+    return (now - timedelta(days=min(jobs_days, failed_days))).date() + timedelta(days=1)

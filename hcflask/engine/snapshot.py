@@ -1,0 +1,124 @@
+"""What the robot reads for one pass at time ``now``: outcomes, tests and claims.
+
+Every query takes the pass time, so the live pass (``now`` = the clock) and
+the replay (``now`` = a moment in the past) read the database the same way:
+only jobs judged by ``now`` (``judged_at``, or ``ended_at`` for rows from
+before that column), only tests started by then, claims as they stood then.
+The outcomes are one query per pass: for every queue x test pair a
+correlated ``IN (... ORDER BY ended_at DESC LIMIT keep)`` walks the
+``(queue_id, ended_at)`` index backwards, so the cost follows the pairs,
+not the jobs in the window (bench/bench_robot.py).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import aliased
+
+from hcflask.engine.decide import QueueView, RobotClaim
+from hcflask.engine.rules import Outcome, Settings
+from hcflask.extensions import db
+from hcflask.models import Job, Queue, QueueClaim, Test
+from hcflask.states import JobState, QueueStatus
+
+COUNTED = (JobState.SUCCEEDED.value, JobState.FAILED.value)
+#: releases that start anti-flapping (a rollback undoes a wrong exclusion: it does not)
+FLAP_RELEASES = ("admin", "recover")
+
+
+def hours_back(settings: Settings) -> float:
+    """How far back a pass looks: the largest window anywhere in the settings."""
+    tables = [settings.base, *settings.templates.values(), *settings.queues.values()]
+    return max(float(t["window_hours"]) for t in tables if "window_hours" in t)
+
+
+def driving_tests(settings: Settings, since: datetime, now: datetime) -> dict[int, Test]:
+    """Tests whose jobs may count at ``now``: started by then, snapshot says autoexclusion, not switched off."""
+    tests = db.session.scalars(select(Test).where(
+        Test.started_at.is_not(None), Test.started_at <= now,
+        or_(Test.finished_at.is_(None), Test.finished_at >= since)))
+    return {t.id: t for t in tests
+            if t.snapshot.get("autoexclusion") and settings.get(template=t.template_name)["autoexclusion"]}
+
+
+def expected_templates(tests: Iterable[Test], now: datetime) -> dict[str, set[str]]:
+    """Queue name -> the driving templates running on it at ``now``."""
+    expected: dict[str, set[str]] = defaultdict(set)
+    for test in tests:
+        if test.started_at is not None and test.started_at <= now and (test.finished_at is None
+                                                                        or test.finished_at > now):
+            for name in test.queue_names:
+                expected[name].add(test.template_name)
+    return expected
+
+
+def gather(tests: Mapping[int, Test], since: datetime, keep: int,
+           now: datetime) -> dict[int, dict[str, list[Outcome]]]:
+    """queue id -> template -> the newest ``keep`` outcomes per test judged by ``now``, newest first."""
+    out: dict[int, dict[str, list[Outcome]]] = defaultdict(lambda: defaultdict(list))
+    if not tests:
+        return out
+    newest = aliased(Job)
+    per_pair = select(newest.id).where(
+        newest.queue_id == Queue.id, newest.test_id == Test.id, newest.state.in_(COUNTED), newest.ended_at >= since,
+        newest.ended_at <= now, func.coalesce(newest.judged_at, newest.ended_at) <= now,
+    ).order_by(newest.ended_at.desc(), newest.id.desc()).limit(keep).correlate(Queue, Test)
+    rows = select(Job.id, Job.queue_id, Job.test_id, Job.state, Job.ended_at, Job.failure_reason).select_from(
+        Queue).join(Test, Test.id.in_(list(tests))).join(Job, Job.id.in_(per_pair))
+    for row in db.session.execute(rows):
+        out[row.queue_id][tests[row.test_id].template_name].append(
+            Outcome(row.id, row.state == JobState.SUCCEEDED.value, row.ended_at, row.failure_reason or ""))
+    for per_template in out.values():
+        for outcomes in per_template.values():
+            outcomes.sort(key=lambda o: (o.ended_at, o.job_id), reverse=True)
+    return out
+
+
+def claims_at(now: datetime, live: bool) -> dict[int, list[QueueClaim]]:
+    """Claims per queue id as they stood at ``now`` (live: the active ones)."""
+    where: Any = QueueClaim.released_at.is_(None)
+    if not live:
+        where = and_(QueueClaim.created_at <= now, or_(QueueClaim.released_at.is_(None), QueueClaim.released_at > now))
+    out: dict[int, list[QueueClaim]] = defaultdict(list)
+    for claim in db.session.scalars(select(QueueClaim).where(where).order_by(QueueClaim.id)):
+        out[claim.queue_id].append(claim)
+    return out
+
+
+def flap_from(now: datetime, rules: Iterable[str] = FLAP_RELEASES) -> dict[int, datetime]:
+    """Queue id -> the last manual release or recovery by ``now``."""
+    rows = db.session.execute(select(QueueClaim.queue_id, func.max(QueueClaim.released_at)).where(
+        QueueClaim.release_rule.in_(list(rules)), QueueClaim.released_at <= now).group_by(QueueClaim.queue_id))
+    return {queue_id: when for queue_id, when in rows if when is not None}
+
+
+def queue_views(now: datetime, live: bool) -> list[QueueView]:
+    """Every queue with its claims at ``now`` and the version a write must find."""
+    claims = claims_at(now, live)
+    flaps = flap_from(now)
+    views = []
+    catalogue = Queue.live() if live else select(Queue)  # a replay also sees queues deleted since
+    for queue in db.session.scalars(catalogue.order_by(Queue.name)):
+        mine = {c.source: c for c in claims.get(queue.id, [])}
+        robot = mine.get("robot")
+        admin = mine.get("admin")
+        views.append(QueueView(
+            queue.id, queue.name, queue.backend, queue.status if live else _derived(mine), queue.version,
+            queue.status_changed_at, queue.autoexclusion, admin.status if admin else None,
+            RobotClaim(robot.created_at, robot.failure) if robot else None, "performance" in mine,
+            flaps.get(queue.id)))
+    return views
+
+
+def _derived(claims: Mapping[str, QueueClaim]) -> str:
+    from hcflask.engine.status import derive
+
+    return derive(claims.values()) if claims else QueueStatus.ONLINE.value
+
+
+def since_for(now: datetime, settings: Settings) -> datetime:
+    return now - timedelta(hours=hours_back(settings))

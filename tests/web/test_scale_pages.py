@@ -1,0 +1,96 @@
+"""Statement counts that do not grow with the data (no N+1), limits checked at
+start-up, and date ranges that are too wide or malformed answered with a 400."""
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event, select
+
+from hcflask import create_app
+from hcflask.config import ConfigError
+from hcflask.extensions import db
+from hcflask.models import JobMetric, MetricBand, Queue, utcnow
+from tests.scale_history import finish, new_job, setup
+
+
+@contextmanager
+def statements(app: Flask) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def history(app: Flask, jobs: int) -> int:
+    rng = random.Random(5)  # noqa: S311 - reproducible data
+    with app.app_context():
+        tests = setup(app, queues=3, templates=1)
+        queues = list(db.session.scalars(select(Queue)))
+        start = utcnow() - timedelta(days=2)
+        for n in range(jobs):
+            job = new_job(tests[0], queues[n % 3].id, start + timedelta(minutes=n), n)
+            finish(job, rng, start + timedelta(minutes=n + 1))
+            job.metrics += [JobMetric(name=m, value=rng.random()) for m in ("cpu", "io")]
+        for queue in queues:
+            db.session.add_all(MetricBand(queue_id=queue.id, template="t0", metric=m, mean=0.5, sigma=0.1, k=3,
+                                          points=20, pinned_by="") for m in ("cpu", "io"))
+        db.session.commit()
+        return tests[0].id
+
+
+def test_no_n_plus_one_on_the_jobs_api_and_the_test_page(app: Flask, client: FlaskClient) -> None:
+    test_id = history(app, 300)
+    with statements(app) as seen:
+        body = client.get("/api/v1/jobs?per_page=500").get_json()
+    assert len(body["items"]) == 300 and body["items"][0]["metrics"].keys() == {"cpu", "io"}
+    assert len(seen) <= 6, seen
+    with statements(app) as seen:
+        page = client.get(f"/tests/{test_id}")
+    assert page.status_code == 200
+    assert sum("metric_band" in s for s in seen) == 1, [s for s in seen if "metric_band" in s]
+    assert len(seen) <= 30, len(seen)
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("days=400", "days"), ("days=0", "days"), ("from=2020-01-01&to=2026-01-01", "from"),
+    ("from=yesterday", "from"), ("to=2026-13-01", "to"), ("from=2026-02-01&to=2026-01-01", "from"),
+])
+def test_date_ranges_are_checked(client: FlaskClient, query: str, field: str) -> None:
+    api = client.get(f"/api/v1/overview/jobs?{query}")
+    assert api.status_code == 400 and api.get_json()["error"]["field"] == field
+    page = client.get(f"/overview?{query}")
+    assert page.status_code == 400 and field in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("key", "value", "named"), [
+    ("JOBS_PER_PAGE", 0, "jobs.per_page"), ("RETENTION_CHUNK", 0, "retention.chunk"),
+    ("DISK_MIN_FREE_PERCENT", 150.0, "disk.min_free_percent"),
+])
+def test_limits_are_checked_at_start_up(tmp_path: Path, key: str, value: object, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        create_app({"INSTANCE_PATH": tmp_path, "SECRET_KEY": "x", key: value})
+
+
+def test_per_page_zero_in_hc_toml_is_one_cli_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    (tmp_path / "hc.toml").write_text('secret_key = "x"\n[jobs]\nper_page = 0\n')
+    done = subprocess.run(["hc", "queue", "list"], env={**os.environ, "HC_INSTANCE": str(tmp_path)},
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and done.stderr.strip() == "Error: jobs.per_page: must be greater than 0, got 0"
