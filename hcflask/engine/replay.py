@@ -34,7 +34,7 @@ from hcflask.extensions import db
 from hcflask.models import Alert, QueueClaim, RobotEvent, RobotState, ValidationError
 from hcflask.states import QueueStatus
 
-MAX_PASSES = 2000
+MAX_PASSES = 500
 MAX_RANGE = timedelta(days=31)
 STEP = re.compile(r"^(\d+)([smhd]?)$")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -178,9 +178,15 @@ def apply(sim: Sim, decisions: Decisions, now: datetime) -> dict[str, Any]:
 
 def replay(start: datetime, end: datetime, step: timedelta, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Every pass from ``start`` to ``end``; nothing is written (the session is rolled back)."""
-    times = plan_times(start, end, step)
+    result = run(plan_times(start, end, step), overrides)
+    return {**result, "step_seconds": int(step.total_seconds())}
+
+
+def run(times: Sequence[datetime], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Passes at ``times`` (ascending), e.g. the times the live robot ran."""
     settings = Settings({**current_app.config["ROBOT"], **overrides})
-    sim = start_state(start)
+    end = times[-1]
+    sim = start_state(times[0])
     passes = []
     try:
         for now in times:
@@ -188,7 +194,7 @@ def replay(start: datetime, end: datetime, step: timedelta, overrides: Mapping[s
     finally:
         db.session.rollback()
     totals = {k: sum(len(p[k]) for p in passes) for k in ("excluded", "recovered", "rolled_back", "alerts")}
-    return {"from": times[0].isoformat() + "Z", "to": times[-1].isoformat() + "Z", "step_seconds":
-            int(step.total_seconds()), "settings": dict(overrides), "passes": passes, "totals": totals,
+    return {"from": times[0].isoformat() + "Z", "to": end.isoformat() + "Z", "settings": dict(overrides),
+            "passes": passes, "totals": totals,
             "excluded_at_end": sorted(v.name for v in snapshot.queue_views(end, live=False) if v.id in sim.robot)}
 

@@ -119,7 +119,7 @@ def _move(move: Move, kind: str, now: datetime) -> tuple[status.Written, RobotEv
     return written, event
 
 
-def write(decisions: Decisions, now: datetime, state: RobotState, started: float) -> Pending:
+def write(decisions: Decisions, now: datetime, started: float) -> Pending:
     """Carry out the decisions; each status change is its own compare-and-set transaction."""
     events: Pending = []
     counts = decisions.counts
@@ -152,10 +152,11 @@ def write(decisions: Decisions, now: datetime, state: RobotState, started: float
 
 
 def notify_events(events: Pending) -> None:
-    """The one place the robot and the bands hand committed events to their actions."""
-    config = current_app.config["ROBOT"]
+    """The one place the robot and the bands hand events to their actions: into the outbox
+    (:func:`notify.enqueue`), delivered later by the actions tick."""
     for event, extra in events:
-        notify.dispatch(config, event, notify.event_data(event, **extra))
+        notify.enqueue(event, notify.event_data(event, **extra))
+    db.session.commit()
 
 
 def robot_pass(now: datetime | None = None) -> dict[str, int]:
@@ -165,7 +166,7 @@ def robot_pass(now: datetime | None = None) -> dict[str, int]:
     settings = Settings(current_app.config["ROBOT"])
     state = RobotState.get()
     decisions = decide(load(now, settings, state), settings)
-    events = write(decisions, now, state, started)
+    events = write(decisions, now, started)
     notify_events(events)
     counts = decisions.counts
     if counts["excluded"] or counts["recovered"] or counts["rolled_back"]:

@@ -195,8 +195,9 @@ def exclude(queue_id: int, source: str, actor: str, reason: str, rule: str | Non
     """
 
     def plan(seen: Seen, conflict: bool) -> Plan | str:
-        if seen.claim("admin") is not None:
-            return f"an admin holds {seen.name} ({seen.claim('admin').status})"  # type: ignore[union-attr]
+        admin = seen.claim("admin")
+        if admin is not None:
+            return f"an admin holds {seen.name} ({admin.status})"
         if seen.claim(source) is not None:
             return f"{seen.name} is excluded by {source} already"
         if conflict and (seen.status != QueueStatus.ONLINE.value or seen.changed_at != seen_at):

@@ -7,6 +7,7 @@ The history is the gradual-outage scenario of :mod:`tests.engine.test_outage`
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from hcflask.engine.replay import replay
 from hcflask.extensions import db
 from hcflask.models import Alert, Queue, QueueClaim, QueueEvent, RobotEvent
 from tests.engine.test_outage import STEP, gradual
+from tests.factories import run_ticks
 
 MOVES = {"exclude": "excluded", "rollback": "rolled_back", "recover": "recovered"}
 
@@ -122,3 +124,33 @@ def test_a_replay_of_an_empty_range_decides_nothing(app: Flask) -> None:
         assert [p["time"] for p in result["passes"]] == ["2026-01-01T00:00:00Z", "2026-01-01T00:30:00Z",
                                                          "2026-01-01T01:00:00Z"]
         assert result["totals"] == {"excluded": 0, "recovered": 0, "rolled_back": 0, "alerts": 0}
+
+
+def test_replay_reproduces_live_passes_on_real_jobs(app: Flask, tmp_path: Path) -> None:
+    """Real local jobs (a queue breaks and is repaired by a flag file); the live robot runs at
+    irregular moments between ticks, and the replay runs at exactly those moments."""
+    from hcflask.engine.replay import run
+    from hcflask.engine.robot import robot_pass
+    from hcflask.models import utcnow
+    from tests.engine.test_robot import start, succeeded, until_finished
+
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    (flags / "bad1").touch()
+    times = []
+    with app.app_context():
+        start(app, flags, ["bad1", "good1", "good2", "good3"])
+        for n in (1, 3):
+            until_finished(app, {"bad1": n})
+            times.append(utcnow())
+            robot_pass(now=times[-1])
+        (flags / "bad1").unlink()
+        for n in (1, 2):
+            run_ticks(app, lambda n=n: succeeded("bad1") >= n, timeout=60)
+            times.append(utcnow())
+            robot_pass(now=times[-1])
+        live = live_decisions()
+        assert {(kind, queue) for _t, kind, queue in live} == {("excluded", "bad1"), ("recovered", "bad1")}
+        before = written()
+        assert replayed(run(times, {})) == live
+        assert written() == before

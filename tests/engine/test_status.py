@@ -125,11 +125,11 @@ def test_a_write_on_a_stale_version_is_refused_and_replanned(ctx: Flask, tmp_pat
     assert queue("q1").status == "offline" and claims("q1") == [("admin", "offline")]
 
 
-def decided(app: Flask) -> tuple[Any, Any, Any]:
+def decided(app: Flask) -> tuple[Any, Any]:
+    """The robot's read and decision steps, without its writer."""
     settings = Settings(app.config["ROBOT"])
-    state = RobotState.get()
     now = base_time() + timedelta(minutes=1)
-    return decide(load(now, settings, state), settings), now, state
+    return decide(load(now, settings, RobotState.get()), settings), now
 
 
 def race(app: Flask, folder: Path) -> None:
@@ -137,10 +137,10 @@ def race(app: Flask, folder: Path) -> None:
     t0 = base_time()
     jobs(test, ["ok1", "ok2", "ok3"], True, t0, count=2)
     jobs(test, ["bad1"], False, t0, count=3)
-    decisions, now, state = decided(app)
+    decisions, now = decided(app)
     assert [m.queue.name for m in decisions.exclude] == ["bad1"]
     other_process_sets(app, "bad1", "offline", folder)
-    write(decisions, now, state, time.monotonic())
+    write(decisions, now, time.monotonic())
     assert queue("bad1").status == "offline", "the robot overwrote an admin"
     assert "an admin holds bad1" in RobotState.get().last_summary["bad1"]["held"]
     assert db.session.scalar(select(RobotEvent).where(RobotEvent.kind == "exclude")) is None
@@ -169,9 +169,32 @@ def test_recovery_decided_before_an_admin_offline_is_not_written(ctx: Flask, tmp
     robot_pass(now=t0)
     assert queue("bad1").status == "excluded"
     jobs(test, ["bad1"], True, t0 + timedelta(minutes=1), count=2)
-    decisions, now, state = decided(ctx)
+    decisions, now = decided(ctx)
     assert [m.queue.name for m in decisions.recover] == ["bad1"]
     other_process_sets(ctx, "bad1", "offline", tmp_path / "other")
-    write(decisions, now, state, time.monotonic())
+    write(decisions, now, time.monotonic())
     assert queue("bad1").status == "offline"
     assert claims("bad1") == [("robot", "excluded"), ("admin", "offline")]
+
+
+def test_the_migration_turns_existing_statuses_into_claims(tmp_path: Path) -> None:
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text
+
+    app = make_app(tmp_path / "instance")
+    with app.app_context():
+        folder = app.extensions["migrate"].directory
+        downgrade(directory=folder, revision="5eee05e7f656")
+        for i, old in enumerate(["online", "excluded", "offline", "test"]):
+            db.session.execute(text("INSERT INTO queue (name, backend, status, autoexclusion, options, description, "
+                                    "created_at) VALUES (:n, 'local', :s, 1, '{}', '', '2026-01-01')"),
+                               {"n": f"q{i}", "s": old})
+        db.session.commit()
+        upgrade(directory=folder)
+        rows = db.session.execute(text("SELECT q.name, c.source, c.status FROM queue_claim c JOIN queue q "
+                                       "ON q.id = c.queue_id ORDER BY q.name")).all()
+        assert [tuple(r) for r in rows] == [("q1", "robot", "excluded"), ("q2", "admin", "offline"),
+                                            ("q3", "admin", "test")]
+        assert status.admin_set(queue("q1"), "online", "admin:x").new == "online"
+        db.session.remove()
+        db.engine.dispose()
