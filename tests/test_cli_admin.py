@@ -15,7 +15,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
 from hcflask.extensions import db
-from hcflask.models import Job, Queue, Template, Test
+from hcflask.models import Job, Queue, Template, Test, utcnow
 from hcflask.states import JobState
 from tests.factories import make_queue, make_template
 
@@ -41,10 +41,10 @@ def test_help_shows_only_admin_commands(tmp_path: Path) -> None:
     for hidden in ("--env-file", "--app", "--debug"):
         assert hidden not in top, hidden
     commands = {line.split()[0] for line in top.split("Commands:")[1].splitlines() if line.startswith("  ")}
-    assert commands == {"db", "init", "queue", "robot", "serve", "template", "test", "token", "user"}
+    assert commands == {"db", "init", "purge", "queue", "robot", "serve", "template", "test", "token", "user"}
     database = run_hc(tmp_path, "db", "--help").stdout
     commands = {line.split()[0] for line in database.split("Commands:")[1].splitlines() if line.strip()}
-    assert commands == {"backup", "current", "history", "upgrade"}
+    assert commands == {"backup", "current", "history", "rollup", "upgrade"}
 
 
 def test_serve_on_a_taken_port_is_one_clear_line(tmp_path: Path) -> None:
@@ -92,8 +92,8 @@ def test_queue_remove_refuses_jobs_in_flight_and_keeps_history(app: Flask, runne
         db.session.add(test)
         db.session.flush()
         for state in (JobState.RUNNING, JobState.SUCCEEDED):
-            db.session.add(Job(test=test, queue=queue, backend="local", name=f"j-{state.value}",
-                               state=state.value))
+            db.session.add(Job(test_id=test.id, queue_id=queue.id, backend="local", name=f"j-{state.value}",
+                               state=state.value, ended_at=utcnow() if state.final else None))
         db.session.commit()
         running = db.session.scalar(select(Job.id).where(Job.state == "running"))
         test_id = test.id
@@ -101,7 +101,8 @@ def test_queue_remove_refuses_jobs_in_flight_and_keeps_history(app: Flask, runne
     assert refused.exit_code == 1
     assert f"1 job(s) in flight (jobs {running} of tests {test_id})" in refused.output
     with app.app_context():
-        db.session.get(Job, running).state = JobState.FAILED.value
+        job = db.session.get(Job, running)
+        job.state, job.ended_at = JobState.FAILED.value, utcnow()
         db.session.commit()
     removed = runner.invoke(args=["queue", "remove", "q1", "--yes"])
     assert removed.exit_code == 0 and "history stays under q1.deleted-" in removed.output

@@ -12,10 +12,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, text
 
 from hcflask import backends
-from hcflask.engine import actions
+from hcflask.engine import actions, status
 from hcflask.extensions import db
 from hcflask.models import Queue, Template, Test, User
-from hcflask.states import QueueStatus
 from tests.conftest import csrf_token, make_app
 from tests.factories import make_queue, make_template, template_doc
 
@@ -149,8 +148,8 @@ def test_home_shows_queue_status_real_end_and_plain_patterns(app: Flask, client:
     with app.app_context():
         make_queue("q1")
         make_queue("q2")
-        db.session.scalar(select(Queue).where(Queue.name == "q2")).set_status(QueueStatus.EXCLUDED, actor="robot")
-        db.session.commit()
+        q2 = db.session.scalar(select(Queue).where(Queue.name == "q2"))
+        assert status.exclude(q2.id, "robot", "robot", "3 failures", "exclude_last", [1]).done
         ended = actions.start_test(make_template("t1", queues=["q1", "q*"]), actor="tests")
         actions.cancel_test(ended, "tests")
         finished = ended.finished_at
