@@ -70,3 +70,13 @@ def table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> None:
 def utc(value: datetime | None) -> str:
     """A stored (UTC) time to the minute, or '-' (the table headers say UTC)."""
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+#: ``--yes`` of the commands that delete something (they ask first without it)
+yes_option = click.option("--yes", is_flag=True, help="do not ask for confirmation")
+
+
+def confirm(yes: bool, question: str) -> None:
+    """Ask before deleting, unless ``--yes``; no is an abort (exit 1)."""
+    if not yes:
+        click.confirm(question, abort=True)

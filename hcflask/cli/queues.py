@@ -8,7 +8,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from hcflask.cli.common import initialised, table
+from hcflask.cli.common import confirm, initialised, table, yes_option
 from hcflask.extensions import db
 from hcflask.models import Queue, ValidationError
 from hcflask.states import QueueStatus
@@ -143,15 +143,14 @@ def queue_edit(name: str, pairs: tuple[str, ...], unset: tuple[str, ...], descri
 
 @queue_group.command("remove")
 @click.argument("name")
-@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@yes_option
 @initialised
 def queue_remove(name: str, yes: bool) -> None:
     """Delete a queue; its job history stays (refused while jobs are in flight)."""
     from hcflask.engine.actions import delete_queue
 
     queue = _live(name)
-    if not yes:
-        click.confirm(f"delete queue {name}? its job history stays", abort=True)
+    confirm(yes, f"delete queue {name}? its job history stays")
     click.echo(delete_queue(queue, f"admin:{getpass.getuser()} (cli)"))
 
 

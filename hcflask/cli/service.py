@@ -9,7 +9,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from hcflask.cli.common import clear_errors, get_row, initialised, table, utc
+from hcflask.cli.common import clear_errors, confirm, get_row, initialised, table, utc, yes_option
 from hcflask.extensions import db
 from hcflask.models import ApiToken, User, ValidationError
 
@@ -136,13 +136,12 @@ def user_list() -> None:
 
 @user_group.command("remove")
 @click.argument("username")
-@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@yes_option
 @initialised
 def user_remove(username: str, yes: bool) -> None:
     """Remove an admin and their API tokens (what they did stays in the history)."""
     user = get_row(User, "username", username, "username")
-    if not yes:
-        click.confirm(f"remove admin {username} and their {len(user.tokens)} API token(s)?", abort=True)
+    confirm(yes, f"remove admin {username} and their {len(user.tokens)} API token(s)?")
     db.session.delete(user)
     db.session.commit()
     click.echo(f"admin {username} removed")

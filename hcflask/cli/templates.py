@@ -7,7 +7,7 @@ import click
 from sqlalchemy import select
 
 from hcflask import documents
-from hcflask.cli.common import get_row, initialised, table, utc
+from hcflask.cli.common import confirm, get_row, initialised, table, utc, yes_option
 from hcflask.extensions import db
 from hcflask.models import Template, Test, ValidationError
 from hcflask.states import TestState
@@ -79,15 +79,14 @@ def template_deactivate(name: str) -> None:
 
 @template_group.command("remove")
 @click.argument("name")
-@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@yes_option
 @initialised
 def template_remove(name: str, yes: bool) -> None:
     """Delete a template; its tests keep their snapshot (an active one is cancelled)."""
     from hcflask.engine.actions import delete_template
 
     template = get_row(Template, "name", name, "name")
-    if not yes:
-        click.confirm(f"delete template {name}? an active test of it is cancelled; past tests stay", abort=True)
+    confirm(yes, f"delete template {name}? an active test of it is cancelled; past tests stay")
     kept = delete_template(template, "cli")
     click.echo(f"template {name} deleted ({kept} tests kept)")
 

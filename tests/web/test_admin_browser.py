@@ -41,6 +41,16 @@ class Recorder:
                 urlsplit(u).scheme not in ("http", "data", "blob")]
 
 
+def new_template(page: Any, service: Any, name: str, queues: str) -> str:
+    """Create a template from the form; the URL of its page."""
+    page.goto(f"{service.url}/templates/new")
+    page.fill("#name", name)
+    page.fill("#queues", queues)
+    page.click("#save-template")
+    page.wait_for_url(re.compile(r"/templates/\d+$"))
+    return str(page.url)
+
+
 @pytest.fixture(scope="module")
 def admin_page(browser_context: Any, service: Any) -> Iterator[tuple[Any, Recorder]]:
     page = browser_context.new_page()
@@ -100,12 +110,7 @@ def test_create_edit_and_delete_a_queue(admin_page: tuple[Any, Recorder], servic
 
 def test_deactivate_reactivate_and_delete_a_template(admin_page: tuple[Any, Recorder], service: Any) -> None:
     page, rec = admin_page
-    page.goto(f"{service.url}/templates/new")
-    page.fill("#name", "browser-t")
-    page.fill("#queues", "local")
-    page.click("#save-template")
-    page.wait_for_url(re.compile(r"/templates/\d+$"))
-    template_url = page.url
+    template_url = new_template(page, service, "browser-t", "local")
 
     page.click("#toggle-template")
     assert rec.confirms[-1].startswith("confirm: Deactivate template browser-t?")
@@ -160,11 +165,7 @@ def test_sort_a_table_by_a_click(admin_page: tuple[Any, Recorder], service: Any)
 def test_home_page_at_1024_px(browser_context: Any, admin_page: tuple[Any, Recorder], service: Any) -> None:
     """Every column of the tests table is on screen at 1024 px; queue patterns are not links."""
     page, rec = admin_page
-    page.goto(f"{service.url}/templates/new")
-    page.fill("#name", "wide-t")
-    page.fill("#queues", "local loc*")
-    page.click("#save-template")
-    page.wait_for_url(re.compile(r"/templates/\d+$"))
+    new_template(page, service, "wide-t", "local loc*")
     page.click("#start-test")
     page.wait_for_url(re.compile(r"/tests/\d+$"))
     page.set_viewport_size({"width": 1024, "height": 768})

@@ -15,7 +15,7 @@ from hcflask.models import Queue, Template, User, ValidationError
 from hcflask.web.auth import admin_required
 from hcflask.web.ui import bp
 from hcflask.web.ui.forms import ActionForm, QueueForm
-from hcflask.web.ui.routes import _actor, _render
+from hcflask.web.ui.routes import _actor, _render, saved
 
 
 def backends_here() -> tuple[dict[str, dict[str, str]], dict[str, str]]:
@@ -46,15 +46,11 @@ def new_queue() -> Any:
     form = QueueForm()
     form.backend.choices = list(backends_here()[0])
     if form.validate_on_submit():
-        try:
-            queue = actions.create_queue(form.name.data or "", form.backend.data or "", form.options_dict(),
-                                         form.description.data or "", bool(form.autoexclusion.data))
-        except ValidationError as exc:
-            db.session.rollback()
-            form.add_error(exc)
-        else:
-            flash(f"Queue {queue.name} created.", "ok")
-            return redirect(url_for("ui.queue", name=queue.name))
+        done = saved(form, lambda: actions.create_queue(
+            form.name.data or "", form.backend.data or "", form.options_dict(), form.description.data or "",
+            bool(form.autoexclusion.data)), "Queue {row.name} created.", "ui.queue", name=lambda q: q.name)
+        if done is not None:
+            return done
     return _queue_form(form, None)
 
 
@@ -71,15 +67,11 @@ def edit_queue(name: str) -> Any:
     if not form.is_submitted():
         form.fill(queue)
     elif form.validate():
-        try:
-            actions.update_queue(queue, form.options_dict(), form.description.data or "",
-                                 bool(form.autoexclusion.data))
-        except ValidationError as exc:
-            db.session.rollback()
-            form.add_error(exc)
-        else:
-            flash(f"Queue {queue.name} saved.", "ok")
-            return redirect(url_for("ui.queue", name=queue.name))
+        done = saved(form, lambda: actions.update_queue(
+            queue, form.options_dict(), form.description.data or "", bool(form.autoexclusion.data)),
+            "Queue {row.name} saved.", "ui.queue", name=lambda q: q.name)
+        if done is not None:
+            return done
     return _queue_form(form, queue)
 
 

@@ -1,6 +1,7 @@
 """The pages.  Each view reads, or calls one engine action, and renders."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from hcflask.states import JobState, QueueStatus, TestState
 from hcflask.web import queries
 from hcflask.web.auth import admin_required
 from hcflask.web.ui import bp
-from hcflask.web.ui.forms import ActionForm, QueueStatusForm, TemplateForm
+from hcflask.web.ui.forms import ActionForm, QueueStatusForm, ShowsErrors, TemplateForm
 
 ACTIVE = [TestState.SCHEDULED.value, TestState.RUNNING.value]
 
@@ -125,16 +126,25 @@ def template(template_id: int) -> Any:
                    form=ActionForm())
 
 
+def saved(form: ShowsErrors, save: Callable[[], Any], message: str, endpoint: str, **args: Callable[[Any], Any]) -> Any:
+    """Run one engine action for a form: its ValidationError goes next to the field it
+    names (None: show the form again), else flash ``message`` and go to ``endpoint``."""
+    try:
+        row = save()
+    except ValidationError as exc:
+        db.session.rollback()
+        form.add_error(exc)
+        return None
+    flash(message.format(row=row), "ok")
+    return redirect(url_for(endpoint, **{key: get(row) for key, get in args.items()}))
+
+
 def _template_form(row: Template | None, form: TemplateForm, title: str) -> Any:
     if form.validate_on_submit():
-        try:
-            saved = actions.save_template(form.document(), row)
-        except ValidationError as exc:
-            db.session.rollback()
-            form.add_error(exc)
-        else:
-            flash(f"Template {saved.name} saved.", "ok")
-            return redirect(url_for("ui.template", template_id=saved.id))
+        done = saved(form, lambda: actions.save_template(form.document(), row), "Template {row.name} saved.",
+                     "ui.template", template_id=lambda t: t.id)
+        if done is not None:
+            return done
     return _render("template_form.html", form=form, title=title, template=row), 200 if not form.errors else 400
 
 
