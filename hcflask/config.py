@@ -61,6 +61,8 @@ DEFAULTS: dict[str, Any] = {
     "DISK_MIN_FREE_PERCENT": 5.0,
     #: the widest date range a report may ask for
     "REPORTS_MAX_DAYS": 366,
+    "SERVER_SECURE_COOKIES": False,
+    "SERVER_LOGIN_LIMIT": "10 per minute",
 }
 #: keys that must be positive (zero would divide by zero or stop the loop), and upper bounds
 POSITIVE = ("SERVER_PORT", "SERVER_WORKERS", "SERVER_THREADS", "SCHEDULER_CORE_SECONDS",
@@ -71,6 +73,8 @@ UPPER = {"DISK_MIN_FREE_PERCENT": 100, "JOBS_PER_PAGE": 500, "SERVER_PORT": 6553
 #: sections kept whole, as dictionaries
 DICT_SECTIONS: dict[str, dict[str, Any]] = {
     "BACKENDS": {"local": {}, "slurm": {}, "panda": {}},
+    # upper limits of template and queue fields (hcflask.models.spec.DEFAULT_LIMITS, docs/api.md)
+    "LIMITS": {},
     # the robot's numbers (docs/design.md "The robot"); [robot.templates.<name>] and
     # [robot.queues.<name>] override them, [robot.actions.<backend>] adds actions
     "ROBOT": {
@@ -251,6 +255,8 @@ read_requires_login = false
 bind = "127.0.0.1"
 port = 8080
 workers = 2
+# secure_cookies = true   # behind HTTPS: session cookies only over HTTPS
+# login_limit = "10 per minute"   # failed logins per client address (docs/api.md)
 
 [scheduler]
 enabled = true

@@ -22,7 +22,8 @@ def test_layers_defaults_file_environment(tmp_path: Path) -> None:
     assert config["BACKENDS"]["slurm"] == {"command_timeout": 5}
     assert config["BACKENDS"]["local"] == {}
     ticks = load(tmp_path, {"HC_TICK_SECONDS": "1"})
-    assert {ticks[k] for k in ticks if k.startswith("SCHEDULER_") and k.endswith("_SECONDS")} == {1.0}
+    assert {ticks[f"SCHEDULER_{k}_SECONDS"] for k in ("CORE", "SUBMISSION", "MONITOR")} == {1.0}
+    assert ticks["SCHEDULER_STALE_SECONDS"] == 300.0, "HC_TICK_SECONDS is for the three job ticks only"
 
 
 @pytest.mark.parametrize(

@@ -139,8 +139,21 @@ class SlurmBackend(Backend):
             return cleaned
         if proc.returncode != 0 and not sp.is_transient(proc.stderr):
             message = sp.error_text(proc.stderr)
-            raise OptionError(sp.option_field(message), f"sbatch refused it: {message}")
+            field = sp.option_field(message, cleaned)
+            reason = f"sbatch refused it: {message}" if field != "backend" else f"sbatch --test-only failed: {message}"
+            raise OptionError(field, reason, conflict=True)
         return cleaned
+
+    @classmethod
+    def option_schema(cls, limits: Mapping[str, int]) -> dict[str, Any]:
+        schema = super().option_schema(limits)
+        for key in ("partition", *sp.STRING_OPTIONS):
+            schema["properties"][key]["pattern"] = f"^{sp.SLURM_NAME_RE.pattern}$"
+        schema["properties"]["extra_args"] = {
+            "type": "array", "items": {"type": "string"},
+            "description": "sbatch options, read as sbatch's getopt_long reads them; unknown or reserved "
+                           "options are refused (a grammar a JSON schema cannot state)"}
+        return {**schema, "required": ["partition"]}
 
     @staticmethod
     def _queue_args(options: Mapping[str, Any]) -> list[str]:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shlex
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -327,47 +327,43 @@ def failure_reason(job: SlurmJob, *, exit_code: int | None, stderr_line: str, by
     return f"exit {code}: {stderr_line}" if stderr_line else f"exit {code}"
 
 
-#: sbatch options hcflask sets itself; a queue may not override them
-RESERVED_ARGS = ("-J", "--job-name", "-o", "--output", "-e", "--error", "-D", "--chdir", "--wrap",
-                 "--parsable", "-a", "--array", "--test-only", "-p", "--partition", "-H", "--hold")
+#: what a partition (and account, qos, ...) name may hold: no spaces, quotes or shell words
+SLURM_NAME_RE = re.compile(r"[A-Za-z0-9_.\-+:,@%]{1,128}")
 STRING_OPTIONS = ("account", "qos", "reservation", "constraint")
 
 
 def clean_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """The local checks of a slurm queue's options (before ``sbatch --test-only``)."""
+    from hcflask.backends.sbatch_opts import check_extra_args
+
     cleaned = dict(options)
     partition = cleaned.get("partition")
-    if not isinstance(partition, str) or not partition.strip() or len(partition.split()) != 1:
+    if partition in (None, ""):
         raise OptionError("partition", "a Slurm partition name is required")
-    cleaned["partition"] = partition.strip()
-    for key in STRING_OPTIONS:
+    for key in ("partition", *STRING_OPTIONS):
         value = cleaned.get(key)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            cleaned.pop(key, None)
-        elif not isinstance(value, str):
-            raise OptionError(key, "must be a string")
-        else:
-            cleaned[key] = value.strip()
-    extra = cleaned.pop("extra_args", None) or []
-    if isinstance(extra, str):
-        extra = shlex.split(extra)
+        if key not in cleaned:
+            continue
+        if not isinstance(value, str) or not SLURM_NAME_RE.fullmatch(value):
+            raise OptionError(key, f"{value!r} is not a valid Slurm name (letters, digits, _.-+:,@%)")
+    extra = cleaned.pop("extra_args", [])
     if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
         raise OptionError("extra_args", "must be a list of strings")
-    for arg in extra:
-        if arg.split("=", 1)[0] in RESERVED_ARGS:
-            raise OptionError("extra_args", f"{arg} is set by hcflask and cannot be overridden")
+    check_extra_args(extra)
     if extra:
         cleaned["extra_args"] = extra
     return cleaned
 
 
-def option_field(message: str) -> str:
-    """Which queue option an ``sbatch --test-only`` refusal is about."""
+def option_field(message: str, options: Mapping[str, Any]) -> str:
+    """Which queue option an ``sbatch --test-only`` refusal is about (``backend`` when none is named)."""
     low = message.lower()
     for field in ("partition", "reservation", "qos", "account", "constraint"):
         if field in low:
             return field
-    return "constraint" if "feature" in low else "extra_args"
+    if "feature" in low:
+        return "constraint"
+    return "extra_args" if options.get("extra_args") else "backend"
 
 
 def collect_names(found: dict[str, str], stdout: str, names: set[str]) -> None:

@@ -40,8 +40,12 @@ def clear_errors(function: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+#: commands that only read (or only serve): everything else is an admin write, audited
+READ_COMMANDS = {"list", "show", "export", "status", "replay", "init", "serve"}
+
+
 def initialised(function: F) -> F:
-    """Run the command in an app context on an initialised instance."""
+    """Run the command in an app context on an initialised instance; audit it if it writes."""
 
     @with_appcontext
     @functools.wraps(function)
@@ -49,7 +53,9 @@ def initialised(function: F) -> F:
         from hcflask.instance import ensure
 
         ensure(current_app._get_current_object())  # type: ignore[attr-defined]
-        return function(*args, **kwargs)
+        result = function(*args, **kwargs)
+        _audit(click.get_current_context())
+        return result
 
     return clear_errors(wrapper)  # type: ignore[return-value]
 
@@ -80,3 +86,16 @@ def confirm(yes: bool, question: str) -> None:
     """Ask before deleting, unless ``--yes``; no is an abort (exit 1)."""
     if not yes:
         click.confirm(question, abort=True)
+
+
+def _audit(ctx: click.Context) -> None:
+    """A successful write from the command line: its command and arguments (never its options,
+    which may hold a password)."""
+    from hcflask.web.security import record
+
+    if ctx.command.name in READ_COMMANDS or (ctx.command.name == "purge" and ctx.params.get("dry_run")):
+        return
+    arguments = [str(ctx.params[p.name]) for p in ctx.command.params
+                 if isinstance(p, click.Argument) and p.name and ctx.params.get(p.name) is not None]
+    record("cli", ctx.command_path.split(" ", 1)[-1], " ".join(arguments), 0, "local")
+    db.session.commit()

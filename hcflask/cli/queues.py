@@ -20,6 +20,7 @@ def queue_group() -> None:
 
 
 def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; a command line has only text, so a value of ASCII digits is a number."""
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -28,7 +29,7 @@ def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
         if key == "extra_args":
             options.setdefault(key, []).append(value)
         else:
-            options[key] = value
+            options[key] = int(value) if value.isascii() and value.isdigit() else value
     return options
 
 

@@ -10,8 +10,10 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from hcflask.cli.common import clear_errors, confirm, get_row, initialised, table, utc, yes_option
+from hcflask.engine.tokens import parse_lifetime, revoke
 from hcflask.extensions import db
-from hcflask.models import ApiToken, User, ValidationError
+from hcflask.models import ApiToken, User, ValidationError, utcnow
+from hcflask.models.user import SCOPES
 
 
 @click.command("init")
@@ -117,10 +119,14 @@ def token_group() -> None:
 @token_group.command("create")
 @click.argument("username")
 @click.option("--name", default="", help="what the token is for")
+@click.option("--scope", type=click.Choice(SCOPES), default="admin", show_default=True,
+              help="read: dashboards, /metrics and API reads; admin: also writes")
+@click.option("--expires", help="lifetime such as 90d, 12h or 30m (default: never)")
 @initialised
-def token_create(username: str, name: str) -> None:
+def token_create(username: str, name: str, scope: str, expires: str | None) -> None:
     """Create an API token for USERNAME; it is shown once."""
-    _, token = ApiToken.issue(get_row(User, "username", username, "username"), name)
+    expires_at = utcnow() + parse_lifetime(expires) if expires else None
+    _, token = ApiToken.issue(get_row(User, "username", username, "username"), name, scope, expires_at)
     db.session.commit()
     click.echo(token)
 
@@ -145,3 +151,23 @@ def user_remove(username: str, yes: bool) -> None:
     db.session.delete(user)
     db.session.commit()
     click.echo(f"admin {username} removed")
+
+
+@token_group.command("list")
+@initialised
+def token_list() -> None:
+    """List API tokens (never the tokens themselves)."""
+    rows = [(t.id, t.user.username, t.name, t.scope, t.state, str(t.created_at)[:19], str(t.expires_at or "")[:19],
+             str(t.last_used_at or "")[:19]) for t in db.session.scalars(select(ApiToken).order_by(ApiToken.id))]
+    table(rows, ("id", "user", "name", "scope", "state", "created", "expires", "last used"))
+
+
+@token_group.command("revoke")
+@click.argument("token_id", type=int)
+@initialised
+def token_revoke(token_id: int) -> None:
+    """Revoke a token by its id (hc token list); it stops working at once."""
+    row = get_row(ApiToken, "id", token_id, "token")
+    revoke(row)
+    db.session.commit()
+    click.echo(f"token {token_id} revoked")

@@ -124,7 +124,7 @@ def template_export(name: str, output: Path | None, fmt: str | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text)
+        documents.write(output, text)
         click.echo(f"wrote {output}")
 
 

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from hcflask.backends import OptionError, backend_class
 from hcflask.engine.hosts import check_host
 from hcflask.extensions import db
-from hcflask.models import Job, Queue, Template, Test, User, ValidationError, utcnow
-from hcflask.models.spec import NAME_RE
+from hcflask.models import Conflict, Job, Queue, Template, Test, User, ValidationError, utcnow
+from hcflask.models.spec import validate_queue
 from hcflask.states import IN_FLIGHT_JOB_STATES, QueueStatus, TestState
 
 ACTIVE_TESTS = (TestState.SCHEDULED.value, TestState.RUNNING.value)
@@ -26,13 +26,11 @@ ACTIVE_TESTS = (TestState.SCHEDULED.value, TestState.RUNNING.value)
 def create_queue(name: str, backend: str, options: Mapping[str, Any] | None = None,
                  description: str = "", autoexclusion: bool = True) -> Queue:
     """A new queue, its backend options validated now rather than at first submit."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ValidationError("name", "letters, digits, '_', '.', '-' (at most 128)")
+    body = validate_queue({"name": name, "backend": backend, "options": dict(options or {}),
+                           "description": description, "autoexclusion": autoexclusion})
     if db.session.scalar(select(Queue).where(Queue.name == name)):
-        raise ValidationError("name", f"a queue named {name!r} exists already")
-    if not isinstance(description, str):
-        raise ValidationError("description", "must be text")
-    cleaned = validate_queue_options(backend, options or {})
+        raise Conflict("name", f"a queue named {name!r} exists already")
+    cleaned = validate_queue_options(backend, body["options"])
     queue = Queue(name=name, backend=backend, options=cleaned, description=description,
                   autoexclusion=autoexclusion, status=QueueStatus.ONLINE.value)
     db.session.add(queue)
@@ -43,11 +41,11 @@ def create_queue(name: str, backend: str, options: Mapping[str, Any] | None = No
 def update_queue(queue: Queue, options: Mapping[str, Any], description: str, autoexclusion: bool) -> Queue:
     """Change a queue's backend options, description and opt-out (not its name or backend:
     templates and the job history refer to those)."""
-    if not isinstance(description, str):
-        raise ValidationError("description", "must be text")
-    queue.options = validate_queue_options(queue.backend, options)
-    queue.description = description
-    queue.autoexclusion = bool(autoexclusion)
+    body = validate_queue({"name": queue.name, "backend": queue.backend, "options": options,
+                           "description": description, "autoexclusion": autoexclusion})
+    queue.options = validate_queue_options(queue.backend, body["options"])
+    queue.description = body["description"]
+    queue.autoexclusion = body["autoexclusion"]
     db.session.commit()
     return queue
 
@@ -65,7 +63,7 @@ def delete_queue(queue: Queue, actor: str) -> str:
     if in_flight:
         jobs = ", ".join(str(j) for j, _ in in_flight[:10]) + (" ..." if len(in_flight) > 10 else "")
         tests = ", ".join(sorted({str(t) for _, t in in_flight}, key=int))
-        raise ValidationError("queue", f"queue {queue.name} has {len(in_flight)} job(s) in flight (jobs {jobs} "
+        raise Conflict("queue", f"queue {queue.name} has {len(in_flight)} job(s) in flight (jobs {jobs} "
                                        f"of tests {tests}): set it offline or cancel those tests, then delete it "
                                        "once they have ended")
     name = queue.name
@@ -103,7 +101,7 @@ def validate_queue_options(backend: str, options: Mapping[str, Any]) -> dict[str
         return backend_class(backend).validate_options(options, config)
     except OptionError as exc:
         field = "backend" if exc.field == "backend" else f"options.{exc.field}"
-        raise ValidationError(field, exc.reason) from None
+        raise (Conflict if exc.conflict else ValidationError)(field, exc.reason) from None
 
 
 def discover_queues(backend: str) -> list[dict[str, Any]]:
@@ -136,7 +134,7 @@ def save_template(document: Any, template: Template | None = None) -> Template:
     clash = db.session.scalar(select(Template).where(Template.name == template.name))
     if clash is not None and clash is not template:
         db.session.rollback()
-        raise ValidationError("name", f"a template named {template.name!r} exists already")
+        raise Conflict("name", f"a template named {template.name!r} exists already")
     db.session.add(template)
     db.session.commit()
     return template
@@ -182,7 +180,7 @@ def start_test(template: Template, actor: str, start_at: datetime | None = None,
     this one; by default the core's host drives it.
     """
     if not template.active:
-        raise ValidationError("template", f"template {template.name!r} is deactivated")
+        raise Conflict("template", f"template {template.name!r} is deactivated")
     if host is not None:
         check_host(host)
     test = Test.from_template(template, start_at=start_at, created_by=actor)
@@ -195,7 +193,7 @@ def start_test(template: Template, actor: str, start_at: datetime | None = None,
 def cancel_test(test: Test, actor: str, reason: str = "") -> None:
     """Mark a test cancelled; the core tick cancels its jobs in the backends."""
     if TestState(test.state).final:
-        raise ValidationError("state", f"test {test.id} is already {test.state}")
+        raise Conflict("state", f"test {test.id} is already {test.state}")
     test.state = TestState.CANCELLED.value
     test.finished_at = utcnow()
     test.note = reason or f"cancelled by {actor}"

@@ -24,12 +24,19 @@ timeout each (``action_timeout``), retried with exponential backoff
 (``action_backoff_seconds``, doubled per attempt) up to ``action_retries``
 times.  The outcome is an ``action`` row next to its event; a delivery that
 failed for good opens a ``robot`` alert until that action works again.
+
+What is shown or stored about an action never holds its secrets: a webhook
+appears as its scheme and host, a command by its ``name`` (default: the
+base name of its program), and outcome texts are scrubbed of the URL, the
+header values and the arguments (:func:`shown`, :func:`scrub`).  Alerts
+about an action are keyed by its place in hc.toml, never by its URL.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,7 +54,39 @@ from hcflask.models import Delivery, RobotEvent, iso, utcnow
 
 log = logging.getLogger("hcflask.robot")
 EVENTS = ("exclude", "recover", "alert")
-TYPES = {"record": set(), "command": {"argv", "undo", "timeout"}, "webhook": {"url", "timeout", "retries", "headers"}}
+TYPES = {"record": set(), "command": {"argv", "undo", "timeout", "name"},
+         "webhook": {"url", "timeout", "retries", "headers", "name"}}
+HIDDEN = "…"
+
+
+def shown(entry: Mapping[str, Any]) -> str:
+    """How an action appears to readers: a webhook as scheme://host, a command by its name."""
+    if entry.get("name"):
+        return str(entry["name"])
+    if entry.get("type") == "webhook":
+        try:
+            url = urlsplit(str(entry.get("url", "")))
+            return f"{url.scheme}://{url.hostname or '?'}" + (f":{url.port}" if url.port else "")
+        except ValueError:
+            return "webhook"
+    if entry.get("type") == "command":
+        return os.path.basename(str((entry.get("argv") or ["command"])[0])) or "command"
+    return str(entry.get("type", "action"))
+
+
+def scrub(text: str, entry: Mapping[str, Any], argv: list[str] | None = None) -> str:
+    """``text`` without the action's URL (path, query, credentials), header values or arguments."""
+    secrets = []
+    if entry.get("url"):
+        url = str(entry["url"])
+        split = urlsplit(url)
+        secrets += [url, split.path + (f"?{split.query}" if split.query else ""), split.path, split.query,
+                    split.netloc if split.username else ""]
+    secrets += [str(v) for v in (entry.get("headers") or {}).values()]
+    secrets += [str(a) for a in [*(argv or entry.get("argv") or []), *(entry.get("undo") or [])]]
+    for secret in sorted({s for s in secrets if len(s) > 1}, key=len, reverse=True):
+        text = text.replace(secret, HIDDEN)
+    return text
 
 
 def check_actions(actions: Mapping[str, Any]) -> None:
@@ -107,12 +146,8 @@ def fingerprint(entry: Mapping[str, Any]) -> str:
 
 
 def _target(entry: Mapping[str, Any]) -> str:
-    """What readers may see of an action: the program, or the webhook's host (no path, no token)."""
-    if entry["type"] == "webhook":
-        return urlsplit(str(entry["url"])).hostname or "?"
-    if entry["type"] == "command":
-        return str(entry["argv"][0])[:255]
-    return ""
+    """What readers may see of an action (:func:`shown`)."""
+    return shown(entry)[:255] if entry["type"] != "record" else ""
 
 
 def enqueue(event: RobotEvent, data: Mapping[str, Any] | None = None) -> list[Delivery]:
@@ -200,6 +235,7 @@ def _deliver_one(config: Mapping[str, Any], row_id: int, due_at: datetime) -> st
             ok, message = _run_one(config, entry, data)
         except Exception as exc:  # noqa: BLE001 - an action must never stop the deliverer
             ok, message = False, f"{type(exc).__name__}: {exc}"
+        message = scrub(message, entry)
     return _record(config, db.session.get_one(Delivery, row_id), entry, ok, message)
 
 
@@ -260,16 +296,16 @@ def _run_one(config: Mapping[str, Any], entry: Mapping[str, Any], data: Mapping[
         try:
             done = run(argv, timeout=timeout)
         except BackendUnavailable as exc:
-            return False, f"{argv[0]}: {exc}"
-        detail = (done.stderr or done.stdout).strip()[-500:]
-        return done.returncode == 0, f"exit {done.returncode}: {' '.join(argv)}" + (f": {detail}" if detail else "")
+            return False, scrub(f"{shown(entry)}: {exc}", entry, argv)
+        detail = scrub((done.stderr or done.stdout).strip()[-500:], entry, argv)
+        return done.returncode == 0, f"exit {done.returncode}: {shown(entry)}" + (f": {detail}" if detail else "")
     return _post(entry, data, timeout)
 
 
 def _post(entry: Mapping[str, Any], data: Mapping[str, Any], timeout: float) -> tuple[bool, str]:
     """One POST; retries are the outbox's business.  The message names the host only."""
     url = str(entry["url"])
-    host = urlsplit(url).hostname or "?"
+    host = shown(entry)
     headers = {str(k): str(v) for k, v in (entry.get("headers") or {}).items()}
     try:
         response = requests.post(url, json=dict(data), timeout=timeout, headers=headers)

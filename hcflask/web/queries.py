@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -88,14 +89,26 @@ def paginate(query: Select[Any], page: int, per_page: int) -> Page:
     return Page(items, total, page, per_page)
 
 
+INT64_MAX = 2**63 - 1
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def as_id(text: str) -> int | None:
+    """``text`` as a row id (ASCII digits within 64 bits), else None: ``'3³'`` and 10**30 are no ids."""
+    if not _DIGITS.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value <= INT64_MAX else None
+
+
 def int_arg(args: Mapping[str, str], name: str, default: int, low: int = 1, high: int = 10**9) -> int:
+    """A whole-number query parameter (ASCII digits, optional minus) within [low, high], else a 400."""
     raw = args.get(name)
-    if raw in (None, ""):
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError(name, f"must be a whole number, got {raw!r}") from None
+    if not re.fullmatch(r"-?[0-9]{1,19}", raw):
+        raise ValidationError(name, f"must be a whole number, got {raw!r}")
+    value = int(raw)
     if not low <= value <= high:
         raise ValidationError(name, f"must be between {low} and {high}")
     return value
@@ -104,7 +117,7 @@ def int_arg(args: Mapping[str, str], name: str, default: int, low: int = 1, high
 def _by_state(query: Select[Any], column: Any, args: Mapping[str, str], words: Iterable[str]) -> Select[Any]:
     """``query`` limited to ``?state=a,b`` (each checked against ``words``)."""
     raw = args.get("state")
-    if not raw:
+    if not raw:  # absent or empty: every state
         return query
     states = [s.strip() for s in raw.split(",") if s.strip()]
     allowed = [str(w) for w in words]
@@ -121,7 +134,7 @@ def jobs_query(args: Mapping[str, str]) -> Select[Any]:
     if args.get("queue"):
         query = query.join(Job.queue).where(Queue.name == args["queue"])
     if args.get("test"):
-        query = query.where(Job.test_id == int_arg(args, "test", 0))
+        query = query.where(Job.test_id == int_arg(args, "test", 0, high=INT64_MAX))
     if args.get("template"):
         query = query.join(Job.test).join(Test.template).where(Template.name == args["template"])
     return query
@@ -145,6 +158,8 @@ def queues_query(args: Mapping[str, str]) -> Select[Any]:
 
 def templates_query(args: Mapping[str, str]) -> Select[Any]:
     query = select(Template).order_by(Template.name)
-    if args.get("active") in ("true", "false"):
+    if args.get("active") not in (None, "", "true", "false"):
+        raise ValidationError("active", "must be true or false")
+    if args.get("active"):
         query = query.where(Template.active.is_(args["active"] == "true"))
     return query

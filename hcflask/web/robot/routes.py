@@ -1,6 +1,7 @@
 """Robot and overview pages, the switch form, and the Prometheus endpoint."""
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -35,6 +36,8 @@ from hcflask.web.auth import admin_required
 from hcflask.web.queries import int_arg
 from hcflask.web.robot import bp, stats
 
+#: ``since`` in hours: at most 6 digits
+MAX_HOURS = 999_999
 EVENT_KINDS = ("exclude", "recover", "rollback", "switch", "alert_open", "alert_close", "action", "baseline")
 
 
@@ -42,11 +45,26 @@ class SwitchForm(FlaskForm):
     reason = StringField("Reason")
 
 
-def parse_day(value: str | None, default: date) -> date:
-    try:
-        return date.fromisoformat(value) if value else default
-    except ValueError:
+#: a day in a query: YYYY-MM-DD in the years 1970-2999 (the OpenAPI document states the same pattern)
+_YEAR = r"(19[7-9][0-9]|2[0-9]{3})"
+_LEAP = r"(19(7[26]|8[048]|9[26])|(2[0-9])([02468][48]|[13579][26]|[2468]0)|(20|24|28)00)"
+DAY_PATTERN = (rf"{_YEAR}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+               rf"|02-(0[1-9]|1[0-9]|2[0-8]))|{_LEAP}-02-29")
+#: ``since``: hours back (at most 6 digits, about a century) or a day
+SINCE_PATTERN = rf"[0-9]{{1,6}}|{DAY_PATTERN}"
+
+
+
+def parse_day(value: str | None, default: date, field: str = "day") -> date:
+    """A ``YYYY-MM-DD`` query parameter (empty: the default), a 400 naming ``field`` otherwise."""
+    if not value:
         return default
+    try:
+        if not re.fullmatch(DAY_PATTERN, value):
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(field, f"expected a day YYYY-MM-DD (years 1970-2999), got {value!r}") from None
 
 
 def date_range(args: Any, default_days: int = 30) -> tuple[date, date]:
@@ -55,24 +73,14 @@ def date_range(args: Any, default_days: int = 30) -> tuple[date, date]:
     A bad or too wide range is a 400 naming the field, never a silent clamp.
     """
     widest = int(current_app.config["REPORTS_MAX_DAYS"])
-    end = _strict_day(args, "to") or utcnow().date()
+    end = parse_day(args.get("to"), utcnow().date(), "to")
     span = int_arg(args, "days", default_days, high=widest)
-    start = _strict_day(args, "from") or end - timedelta(days=span - 1)
+    start = parse_day(args.get("from"), end - timedelta(days=span - 1), "from")
     if start > end:
         raise ValidationError("from", f"must not be after to ({end.isoformat()})")
     if (end - start).days + 1 > widest:
         raise ValidationError("from", f"the range may span at most {widest} days")
     return start, end
-
-
-def _strict_day(args: Any, name: str) -> date | None:
-    value = args.get(name)
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(name, f"expected a date YYYY-MM-DD, got {value!r}") from None
 
 
 @bp.errorhandler(ValidationError)
@@ -85,13 +93,17 @@ def event_query(args: Any) -> Any:
     query = select(RobotEvent).order_by(RobotEvent.id.desc())
     if args.get("queue"):
         query = query.where(RobotEvent.queue == args["queue"])
-    if args.get("kind") in EVENT_KINDS:
-        query = query.where(RobotEvent.kind == args["kind"])
+    kind = args.get("kind")
+    if kind:
+        if kind not in EVENT_KINDS:
+            raise ValidationError("kind", f"unknown event kind {kind!r} (one of: {', '.join(EVENT_KINDS)})")
+        query = query.where(RobotEvent.kind == kind)
     since = args.get("since", "")
-    if since.isdigit():
-        query = query.where(RobotEvent.time >= utcnow() - timedelta(hours=int(since)))
+    if re.fullmatch(r"[0-9]+", since):
+        hours = int_arg(args, "since", 0, low=0, high=MAX_HOURS)
+        query = query.where(RobotEvent.time >= utcnow() - timedelta(hours=hours))
     elif since:
-        day = parse_day(since, utcnow().date())
+        day = parse_day(since, utcnow().date(), "since")
         query = query.where(RobotEvent.time >= datetime.combine(day, datetime.min.time()))
     return query
 

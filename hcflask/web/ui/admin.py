@@ -2,6 +2,7 @@
 and the API documentation.  Every write calls one engine action."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import flash, redirect, render_template, url_for
@@ -14,8 +15,21 @@ from hcflask.extensions import db
 from hcflask.models import Queue, Template, User, ValidationError
 from hcflask.web.auth import admin_required
 from hcflask.web.ui import bp
-from hcflask.web.ui.forms import ActionForm, QueueForm
-from hcflask.web.ui.routes import _actor, _render, saved
+from hcflask.web.ui.forms import ActionForm, QueueForm, ShowsErrors
+from hcflask.web.ui.routes import _actor, _render
+
+
+def saved(form: ShowsErrors, save: Callable[[], Any], message: str, endpoint: str, **args: Callable[[Any], Any]) -> Any:
+    """Run one engine action for a form: its ValidationError goes next to the field it
+    names (None: show the form again), else flash ``message`` and go to ``endpoint``."""
+    try:
+        row = save()
+    except ValidationError as exc:
+        db.session.rollback()
+        form.add_error(exc)
+        return None
+    flash(message.format(row=row), "ok")
+    return redirect(url_for(endpoint, **{key: get(row) for key, get in args.items()}))
 
 
 def backends_here() -> tuple[dict[str, dict[str, str]], dict[str, str]]:

@@ -40,14 +40,16 @@ class ShowsErrors(FlaskForm):
     FIELD_OF: dict[str, str] = {}
 
     def add_error(self, exc: ValidationError) -> None:
-        field = exc.field.split("[")[0]
-        target = self.FIELD_OF.get(field) or next(
-            (v for k, v in self.FIELD_OF.items() if field.startswith(k + ".")), None
-        )
-        if target is None:
-            self.form_errors.append(str(exc))
-        else:
-            getattr(self, target).errors = [*getattr(self, target).errors, exc.reason]
+        """Every problem of ``exc`` next to its field (a field WTForms already flagged keeps its own)."""
+        for dotted, reason in exc.errors:
+            field = dotted.split("[")[0]
+            target = self.FIELD_OF.get(field) or next(
+                (v for k, v in self.FIELD_OF.items() if field.startswith(k + ".")), None
+            )
+            if target is None:
+                self.form_errors.append(f"{dotted}: {reason}")
+            elif not getattr(self, target).errors:  # WTForms' own message (e.g. not a number) says it already
+                getattr(self, target).errors = [reason]
 
 
 class TemplateForm(ShowsErrors):
@@ -102,7 +104,7 @@ class TemplateForm(ShowsErrors):
             raise ValidationError("workload.metrics", f"not valid YAML: {' '.join(str(exc).split())}") from None
         return {
             "name": (self.name.data or "").strip(), "description": self.description.data or "",
-            "queues": self.queues.data or "", "lifetime": self.lifetime.data,
+            "queues": (self.queues.data or "").replace(",", " ").split(), "lifetime": self.lifetime.data,
             "jobs_in_flight": self.jobs_in_flight.data, "max_jobs": self.max_jobs.data,
             "max_running": self.max_running.data, "autoexclusion": self.autoexclusion.data,
             "renew": self.renew.data,

@@ -1,7 +1,6 @@
 """The pages.  Each view reads, or calls one engine action, and renders."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +13,12 @@ from hcflask.backends import jobscript
 from hcflask.engine import actions
 from hcflask.engine.status import SOURCES, active_claims
 from hcflask.extensions import db
-from hcflask.models import BackendHealth, Job, Queue, QueueEvent, Template, Test, ValidationError
+from hcflask.models import BackendHealth, Job, Queue, QueueEvent, Template, Test, ValidationError, validate_template
 from hcflask.states import JobState, QueueStatus, TestState
 from hcflask.web import queries
 from hcflask.web.auth import admin_required
 from hcflask.web.ui import bp
-from hcflask.web.ui.forms import ActionForm, QueueStatusForm, ShowsErrors, TemplateForm
+from hcflask.web.ui.forms import ActionForm, QueueStatusForm, TemplateForm
 
 ACTIVE = [TestState.SCHEDULED.value, TestState.RUNNING.value]
 
@@ -29,10 +28,8 @@ def _actor() -> str:
 
 
 def _page_args() -> tuple[int, int]:
-    try:
-        page = queries.int_arg(request.args, "page", 1)
-    except ValidationError:
-        page = 1
+    """``?page=`` checked as the API checks it (a 400 naming it); empty means the first."""
+    page = queries.int_arg(request.args, "page", 1) if request.args.get("page") else 1
     return page, current_app.config["JOBS_PER_PAGE"]
 
 
@@ -126,25 +123,20 @@ def template(template_id: int) -> Any:
                    form=ActionForm())
 
 
-def saved(form: ShowsErrors, save: Callable[[], Any], message: str, endpoint: str, **args: Callable[[Any], Any]) -> Any:
-    """Run one engine action for a form: its ValidationError goes next to the field it
-    names (None: show the form again), else flash ``message`` and go to ``endpoint``."""
-    try:
-        row = save()
-    except ValidationError as exc:
-        db.session.rollback()
-        form.add_error(exc)
-        return None
-    flash(message.format(row=row), "ok")
-    return redirect(url_for(endpoint, **{key: get(row) for key, get in args.items()}))
-
-
 def _template_form(row: Template | None, form: TemplateForm, title: str) -> Any:
-    if form.validate_on_submit():
-        done = saved(form, lambda: actions.save_template(form.document(), row), "Template {row.name} saved.",
-                     "ui.template", template_id=lambda t: t.id)
-        if done is not None:
-            return done
+    """One submit shows every problem: the form's own checks and the document validator's together."""
+    if form.is_submitted():
+        form_ok = form.validate()
+        try:
+            document = form.document()
+            validate_template(document)
+            if form_ok:
+                saved = actions.save_template(document, row)
+                flash(f"Template {saved.name} saved.", "ok")
+                return redirect(url_for("ui.template", template_id=saved.id))
+        except ValidationError as exc:
+            db.session.rollback()
+            form.add_error(exc)
     return _render("template_form.html", form=form, title=title, template=row), 200 if not form.errors else 400
 
 
