@@ -1,7 +1,7 @@
 """queue.deleted_at: a deleted queue with job history stays, hidden
 
 Revision ID: c14admin
-Revises: c15hosts
+Revises: c11security
 Create Date: 2026-11-25 20:40:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'c14admin'
-down_revision = 'c15hosts'
+down_revision = 'c11security'
 branch_labels = None
 depends_on = None
 
