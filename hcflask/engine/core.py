@@ -28,7 +28,7 @@ def start_due_tests() -> int:
     due = db.session.scalars(select(Test).where(
         Test.state == TestState.SCHEDULED.value, Test.start_at <= now,
     )).all()
-    names = list(db.session.scalars(select(Queue.name).order_by(Queue.name)))
+    names = [q.name for q in db.session.scalars(Queue.live().order_by(Queue.name))]
     for test in due:
         test.queue_names = match_queues(test.snapshot["queues"], names)
         test.host = test.host or my_host()

@@ -2,7 +2,7 @@
 the payload's CPU time per job, a partition's CPUs per queue
 
 Revision ID: c13stress
-Revises: c11security
+Revises: c14admin
 Create Date: 2026-11-25 20:40:00
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "c13stress"
-down_revision = "c11security"
+down_revision = "c14admin"
 branch_labels = None
 depends_on = None
 

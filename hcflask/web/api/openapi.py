@@ -181,6 +181,34 @@ def _report_paths() -> dict[str, Any]:
     }
 
 
+def _admin_paths(template: dict[str, Any], key: dict[str, Any], limits: dict[str, int]) -> dict[str, Any]:
+    """Changing and deleting queues and templates, and (de)activating templates (path → method → operation)."""
+    active = {"type": "boolean", "description": "false: the template starts no test and does not renew"}
+    with_active = {**template, "properties": {**template["properties"], "active": active}}
+    only_active = {"type": "object", "required": ["active"], "additionalProperties": False,
+                   "properties": {"active": active}}
+    options = {"oneOf": list(_backend_options().values())}
+    queue_change = {"type": "object", "additionalProperties": False, "properties": {
+        "name": {"type": "string", "description": "must be the queue's own"},
+        "backend": {"type": "string", "description": "must be the queue's own"},
+        "options": options, "description": nullable({"type": "string", "maxLength": limits["text"]}),
+        "autoexclusion": {"type": "boolean"}}}
+    return {
+        "/queues/{key}": {
+            "put": _write("change a queue's backend options, description or autoexclusion (not its name or "
+                          "backend; options must suit the queue's backend, else 400)", queue_change, path_id=key),
+            "delete": _write("delete a queue; its job history stays (409 naming the jobs while any is in flight)",
+                             None, path_id=key)},
+        "/templates": {
+            "post": _write("create a template (active: false creates it deactivated)", with_active, created=True)},
+        "/templates/{key}": {
+            "put": _write("replace a template, and/or (de)activate it", {"oneOf": [with_active, only_active]},
+                          path_id=key),
+            "delete": _write("delete a template; its tests keep their snapshot (an active one is cancelled)",
+                             None, path_id=key)},
+    }
+
+
 def document() -> dict[str, Any]:
     limits = current_limits()
     template = template_schema(limits)
@@ -192,8 +220,8 @@ def document() -> dict[str, Any]:
         {"type": "object", "required": ["status"], "additionalProperties": False, "properties": {
             "status": {"type": "string", "enum": [s.value for s in QueueStatus if s != QueueStatus.EXCLUDED]},
             "reason": REASON}}, path_id=key)}
-    paths["/templates"]["post"] = _write("create a template", template, created=True)
-    paths["/templates/{key}"]["put"] = _write("replace a template", template, path_id=key)
+    for path, operations in _admin_paths(template, key, limits).items():
+        paths[path].update(operations)
     paths["/tests"]["post"] = _write("start a test of a template", {
         "type": "object", "required": ["template"], "additionalProperties": False, "properties": {
             "template": {"oneOf": [ID, {"type": "string", "minLength": 1}]},

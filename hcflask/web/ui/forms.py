@@ -131,12 +131,12 @@ class TemplateForm(ShowsErrors):
         }
 
 
-
 class QueueForm(ShowsErrors):
     FIELD_OF = {"name": "name", "backend": "backend", "options": "options", "description": "description"}
 
     name = StringField("Name", validators=[DataRequired()])
-    backend = SelectField("Backend", choices=list(BACKEND_NAMES))
+    backend = SelectField("Backend", choices=list(BACKEND_NAMES),
+                          description="only the backends usable here are offered")
     options = TextAreaField("Backend options (YAML)", description="e.g. partition: debug")
     description = StringField("Description")
     autoexclusion = BooleanField("Auto-exclusion", default=True)
@@ -149,6 +149,12 @@ class QueueForm(ShowsErrors):
         if not isinstance(data, dict):
             raise ValidationError("options", "must be a mapping of option: value")
         return data
+
+    def fill(self, queue: Any) -> None:
+        """Put a queue into the form (to edit it)."""
+        self.name.data, self.backend.data = queue.name, queue.backend
+        self.options.data = yaml.safe_dump(queue.options, sort_keys=True) if queue.options else ""
+        self.description.data, self.autoexclusion.data = queue.description, queue.autoexclusion
 
 
 class QueueStatusForm(FlaskForm):
