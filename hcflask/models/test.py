@@ -32,7 +32,8 @@ class Test(Model):
     created_by: Mapped[str] = mapped_column(String(128), default="")
     note: Mapped[str] = mapped_column(Text, default="")
     #: stress tests: queue name → why submitting to it stopped (abort_fail_rate)
-    aborted: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    #: a server default, so rows written by code that predates the column still insert
+    aborted: Mapped[dict[str, str]] = mapped_column(JSON, server_default="{}")
 
     template = relationship("Template", back_populates="tests")
     jobs = relationship("Job", back_populates="test", lazy="dynamic")
