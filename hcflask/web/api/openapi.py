@@ -52,6 +52,11 @@ def _robot_paths() -> dict[str, Any]:
         "/robot/events": _read("the robot's event log", _param("queue", "queue name"), _param("kind", "event kind"),
                                _param("since", "ISO time"), _param("limit", "at most 1000", "integer")),
         "/robot/alerts": _read("alerts, newest first", _param("open", "true: only open ones")),
+        "/robot/replay": _read(
+            "the rules over stored job history, pass by pass, writing nothing (docs/robot.md)",
+            _param("from", "first pass, ISO time (UTC)"), _param("to", "last pass, ISO time, at most 31 days later"),
+            _param("step", "time between passes: 300, 90s, 5m, 1h (at most 500 passes)"),
+            _param("set", "a [robot] setting KEY=VALUE for this replay (repeatable)")),
         "/robot/switch": {"post": _write("turn auto-exclusion on or off (logged)", "{enabled: bool, reason}")},
         "/robot/bands": _read("performance bands", _param("queue", "queue name")),
         "/robot/bands/{id}/baseline": {"post": {
