@@ -7,6 +7,8 @@ instance folder is initialised by :func:`hcflask.instance.ensure`.
 """
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         )
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"] or f"sqlite:///{path / 'hc.sqlite'}"
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
-    app.config["JOBS_ROOT"] = str(path / "jobs")
+    app.config["JOBS_ROOT"] = app.config["PATHS_JOBS"] or str(path / "jobs")
+    # shared by the workers of one ``hc serve`` (set by its master), else this process's own
+    app.config.setdefault("SERVICE_ID", os.environ.get("HC_SERVICE_ID") or f"{os.getpid()}-{uuid.uuid4().hex}")
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)

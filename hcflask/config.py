@@ -34,6 +34,17 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULER_CORE_SECONDS": 15.0,
     "SCHEDULER_SUBMISSION_SECONDS": 5.0,
     "SCHEDULER_MONITOR_SECONDS": 5.0,
+    "SCHEDULER_ACTIONS_SECONDS": 2.0,
+    # how often a worker without the scheduler tries the instance lock again
+    "SCHEDULER_LOCK_RETRY_SECONDS": 2.0,
+    # a tick of this host not finished for this long makes /healthz answer 503
+    "SCHEDULER_STALE_SECONDS": 300.0,
+    "HOSTS_HEARTBEAT_SECONDS": 10.0,
+    "HOSTS_LEASE_SECONDS": 60.0,
+    # a dead host's tests are adopted by a live one after this long (0: never)
+    "HOSTS_ADOPT_AFTER": 600.0,
+    # job work dirs: on a filesystem the compute nodes see ('' = <instance>/jobs)
+    "PATHS_JOBS": "",
     "JOBS_CANCEL_RUNNING": False,
     "JOBS_OUTPUT_LIMIT": 65536,
     "JOBS_RESULT_GRACE_SECONDS": 120,
@@ -82,7 +93,8 @@ DICT_SECTIONS: dict[str, dict[str, Any]] = {
         "performance_excludes": False,
         "autoexclusion": True,
         "action_timeout": 10.0,
-        "action_retries": 2,
+        "action_retries": 8,
+        "action_backoff_seconds": 5.0,
         "templates": {},
         "queues": {},
         "actions": {},
@@ -213,19 +225,26 @@ def load(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, Any]
     return config
 
 
-def write_initial(path: Path) -> Path:
-    """Create ``hc.toml`` with a fresh secret key (only if it does not exist)."""
+def write_initial(path: Path, environ: Mapping[str, str] | None = None) -> Path:
+    """Create ``hc.toml`` with a fresh secret key (only if it does not exist).
+
+    ``HC_DATABASE_URL`` in the environment is written into it, so a scale-out
+    host initialised against PostgreSQL never creates a stray SQLite file.
+    """
+    url = (os.environ if environ is None else environ).get("HC_DATABASE_URL", "")
     path.mkdir(parents=True, exist_ok=True)
     target = path / CONFIG_FILE
     if target.exists():
         return target
+    database_line = (f"database_url = {_toml_string(url)}" if url else
+                     '# database_url = "postgresql+psycopg://hc@dbhost/hc"   # default: SQLite in this folder')
     host = "".join(c for c in socket.gethostname().split(".")[0].lower() if c.isalnum())[:12]
     text = f"""# hcflask instance configuration (see README "Configuration").
 # Every key can also be set with an HC_* environment variable.
 secret_key = "{secrets.token_hex(32)}"
 # Job names are hc-<instance_name>-<job id>; keep it unique per batch system.
 instance_name = "{host or 'hc'}{secrets.token_hex(2)}"
-# database_url = "postgresql+psycopg://hc@dbhost/hc"   # default: SQLite in this folder
+{database_line}
 read_requires_login = false
 
 [server]
@@ -238,6 +257,14 @@ enabled = true
 core_seconds = 15
 submission_seconds = 5
 monitor_seconds = 5
+
+[hosts]                   # several hosts on one PostgreSQL (docs/scale-out.md)
+# lease_seconds = 60      # a host whose heartbeat is older than this is dead
+# adopt_after = 600       # then a live host adopts its tests (0: never)
+
+[paths]
+# jobs = "/shared/hc/jobs" # job work dirs, on a filesystem the compute nodes see
+                          # (the database and the lock stay in this folder, on local disk)
 
 [jobs]
 cancel_running = false    # on test cancel/expiry, also cancel running jobs
@@ -262,3 +289,7 @@ output_limit = 65536      # bytes of stdout/stderr shown per job
     target.write_text(text)
     target.chmod(0o600)
     return target
+
+
+def _toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

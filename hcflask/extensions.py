@@ -1,6 +1,7 @@
 """Extensions, created unbound here and bound to the app in ``create_app``."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from flask_login import LoginManager
@@ -8,7 +9,9 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, registry
+
+from hcflask.times import UTCDateTime
 
 # Named constraints, so Alembic's batch mode can alter them on SQLite.
 NAMING = {
@@ -21,7 +24,8 @@ NAMING = {
 
 
 class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
+    # every datetime column goes through the one UTC boundary
+    registry = registry(metadata=MetaData(naming_convention=NAMING), type_annotation_map={datetime: UTCDateTime})
 
 
 db = SQLAlchemy(model_class=Base)

@@ -1,7 +1,10 @@
 """First start: the instance folder, its database and the demo.
 
 Idempotent, so every start (and every CLI command) can call it: an empty
-folder becomes a working instance; an existing one is only upgraded.
+folder becomes a working instance; an existing one is only upgraded.  The
+demo is seeded only into a database this call created, and by default not
+into PostgreSQL (a shared scale-out database gets it only with
+``hc init --demo``), so the core never runs demo jobs nobody asked for.
 """
 from __future__ import annotations
 
@@ -9,10 +12,9 @@ from pathlib import Path
 
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import func, select
+from sqlalchemy import inspect
 
 from hcflask.extensions import db
-from hcflask.models import Queue, Template
 
 DEMO_TEMPLATE = {
     "name": "demo",
@@ -36,24 +38,26 @@ DEMO_TEMPLATE = {
 }
 
 
-def ensure(app: Flask) -> bool:
-    """Create folders, upgrade the database, seed the demo once; True if seeded."""
-    Path(app.instance_path, "jobs").mkdir(parents=True, exist_ok=True)
+def ensure(app: Flask, demo: bool | None = None) -> bool:
+    """Create folders, upgrade the database, seed the demo into a new one; True if seeded.
+
+    ``demo`` None: the ``demo`` setting, but never on PostgreSQL.
+    """
+    Path(app.config["JOBS_ROOT"]).mkdir(parents=True, exist_ok=True)
     Path(app.instance_path, "logs").mkdir(parents=True, exist_ok=True)
     with app.app_context():
+        fresh = not inspect(db.engine).has_table("alembic_version")
         upgrade(directory=app.extensions["migrate"].directory)
-        if not app.config["DEMO"]:
-            return False
-        empty = not db.session.scalar(select(func.count()).select_from(Queue)) and not db.session.scalar(
-            select(func.count()).select_from(Template)
-        )
-        if not empty:
+        if demo is None:
+            demo = app.config["DEMO"] and db.engine.dialect.name != "postgresql"
+        if not (fresh and demo):
             return False
         seed_demo()
         return True
 
 
 def seed_demo() -> None:
+    """The demo queues and templates (one call per object, so more are easy to add)."""
     from hcflask.engine.actions import create_queue, save_template
 
     create_queue("local", "local", description="this node (demo queue, seeded on first start)")

@@ -1,9 +1,12 @@
 """``hc serve``: gunicorn with the scheduler in one of its workers.
 
-Each worker builds its own app after the fork and then tries to start the
-scheduler; the instance lock lets exactly one of them run it.  No control
-socket, pid file or other file outside the instance folder, so the service
-runs from a read-only image.
+Each worker builds its own app after the fork and keeps trying for the
+scheduler (see :func:`hcflask.engine.scheduler.keep_trying`); the instance
+lock lets exactly one of them run it at a time.  Before gunicorn starts, the
+master claims this service's ``host_name`` (a second service with a live
+lease on it is refused) and hands its service id to the workers in
+``HC_SERVICE_ID``.  No control socket, pid file or other file outside the
+instance folder, so the service runs from a read-only image.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ log = logging.getLogger("hcflask.serve")
 
 def _post_worker_init(worker: Any) -> None:
     if worker.app.hc_scheduler:
-        scheduler.start(worker.wsgi)
+        scheduler.keep_trying(worker.wsgi)
 
 
 def _worker_exit(_server: Any, worker: Any) -> None:
@@ -53,7 +56,8 @@ def admin_hint(instance: str) -> str:
     return "hc user add <name>"
 
 
-def serve(bind: str, workers: int, threads: int, scheduler: bool, instance: str) -> None:
+def serve(bind: str, workers: int, threads: int, scheduler: bool, instance: str,
+          max_requests: int = 0) -> None:
     """Run gunicorn in the foreground until it is stopped."""
     host, _, port = bind.rpartition(":")
     shown = host if host not in ("", "0.0.0.0") else "127.0.0.1"  # noqa: S104 - display only
@@ -71,6 +75,8 @@ def serve(bind: str, workers: int, threads: int, scheduler: bool, instance: str)
         "errorlog": "-",
         "loglevel": "info",
         "control_socket_disable": True,
+        "max_requests": max_requests,
+        "max_requests_jitter": max_requests // 10,
         "post_worker_init": _post_worker_init,
         "worker_exit": _worker_exit,
     }

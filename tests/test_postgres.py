@@ -2,19 +2,22 @@
 the scale-out seam (one core per database, tests driven by their host)."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
-from hcflask.engine import actions
+from hcflask.engine import actions, hosts
 from hcflask.engine.core import core_tick
 from hcflask.engine.lock import CoreLock
 from hcflask.engine.submission import create_jobs
 from hcflask.extensions import db
-from hcflask.models import Job, Template, Test
+from hcflask.models import Job, Queue, Template, Test, ValidationError
 from tests.conftest import kill_local_jobs, make_app
 from tests.factories import make_queue, make_template, run_ticks
 
@@ -55,9 +58,13 @@ def test_one_core_per_database_and_tests_driven_by_their_host(postgres: Any, tmp
         assert not lock_one.acquire()
         lock_two.release()
 
+        with two.app_context():
+            hosts.claim()  # what hc serve on node-two does first
         with one.app_context():
             make_queue("q1")
             template = make_template()
+            with pytest.raises(ValidationError, match="^host: unknown host 'nowhere' "):
+                actions.start_test(template, actor="tests", host="nowhere")
             mine = actions.start_test(template, actor="tests").id
             theirs = actions.start_test(db.session.get(Template, template.id), actor="tests", host="node-two").id
             core_tick(one)  # the core starts both, each keeps its host
@@ -73,3 +80,33 @@ def test_one_core_per_database_and_tests_driven_by_their_host(postgres: Any, tmp
                 db.engine.dispose()
 
 
+
+
+def test_times_are_utc_whatever_the_server_time_zone(postgres: Any, tmp_path: Path) -> None:
+    """Slurm gives aware times; with the database in America/New_York, 12:00Z must stay 12:00."""
+    import psycopg
+    from sqlalchemy import make_url, text
+
+    url = postgres.create_database()
+    with psycopg.connect(f"host={postgres.socket} user=postgres dbname=postgres", autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE \"{make_url(url).database}\" SET timezone TO 'America/New_York'")
+    app = make_app(tmp_path / "instance", DATABASE_URL=url)
+    try:
+        with app.app_context():
+            assert db.session.scalar(text("SHOW timezone")) == "America/New_York"
+            make_queue("q1")
+            test = actions.start_test(make_template(), actor="tests")
+            noon = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+            job = Job(test=test, queue=db.session.scalars(select(Queue)).one(), backend="local",
+                      name="hc-tz-1", ended_at=noon, started_at=noon.astimezone(ZoneInfo("Europe/Zurich")))
+            db.session.add(job)
+            db.session.commit()
+            db.session.expire_all()
+            stored = db.session.get(Job, job.id)
+            assert stored.ended_at == datetime(2026, 11, 25, 12, 0) and stored.started_at == stored.ended_at
+            raw = db.session.scalar(text("SELECT to_char(ended_at, 'HH24:MI') FROM job WHERE id = :id"),
+                                    {"id": job.id})
+            assert raw == "12:00"
+    finally:
+        with app.app_context():
+            db.engine.dispose()

@@ -88,6 +88,8 @@ class JobRef:
     queue: str
     queue_options: Mapping[str, Any]
     workdir: Path
+    #: hcflask asked the batch system to cancel it (so a cancelled job is "cancelled by hcflask")
+    cancel_requested: bool = False
 
 
 @dataclasses.dataclass

@@ -13,17 +13,21 @@ that timed out may still have reached the controller, so before retrying it
 the job is looked up by its unique name: never two Slurm jobs for one row.
 
 The final word on a finished job is the wrapper's result file in the work
-dir; so the work dirs (the instance folder) must be on a filesystem the
-compute nodes see.  A job Slurm calls COMPLETED whose result file does not
-appear within ``result_grace`` seconds fails with a reason saying exactly
-that.
+dir; so the work dirs (``[paths] jobs``) must be on a filesystem the compute
+nodes see.  A job Slurm calls COMPLETED without a result file is reported
+as such; the engine waits ``[jobs] result_grace_seconds`` (kept in the job
+row, so a restart does not reset it) and then fails it with a reason saying
+exactly that.
+
+Nothing that matters lives only in this object: "cancelled by hcflask"
+comes from the job row (``JobRef.cancel_requested``), and the accounting
+source (``auto``) is found again from the cluster after a restart.
 
 Config (``[backends.slurm]``): ``slurm_conf`` (default: ``$SLURM_CONF``),
 ``bin_dir`` and per-command paths (``sbatch = "/opt/slurm/bin/sbatch"``),
 ``command_timeout`` (30 s), ``submit_retries`` (2), ``retry_delay`` (1 s,
 doubled each retry), ``cancel_running`` (false: only pending jobs are
-cancelled), ``accounting`` (``auto``, ``slurmdbd``, ``jobcomp``, ``none``),
-``result_grace`` (120 s), ``gpu_flag`` (``gpus`` or ``gres``),
+cancelled), ``accounting`` (``auto``, ``slurmdbd``, ``jobcomp``, ``none``), ``gpu_flag`` (``gpus`` or ``gres``),
 ``name_lookback_days`` (7, for ``sacct --name`` after a crash).
 """
 from __future__ import annotations
@@ -95,13 +99,10 @@ class SlurmBackend(Backend):
         self.retry_delay = float(cfg.get("retry_delay", 1.0))
         self.cancel_running = bool(cfg.get("cancel_running", False))
         self.accounting = str(cfg.get("accounting", "auto"))
-        self.result_grace = float(cfg.get("result_grace", 120))
         self.gpu_flag = str(cfg.get("gpu_flag", "gpus"))
         self.lookback_days = int(cfg.get("name_lookback_days", 7))
         #: Slurm commands issued, by name (the benchmark reads it)
         self.calls: collections.Counter[str] = collections.Counter()
-        self._no_result_since: dict[str, float] = {}
-        self._cancelled: set[str] = set()
 
     # -- plumbing ----------------------------------------------------------
 
@@ -270,7 +271,6 @@ class SlurmBackend(Backend):
         for ref in refs:
             job = queue.get(ref.backend_id)
             if job is not None and not job.final:
-                self._no_result_since.pop(ref.backend_id, None)
                 out[ref.backend_id] = self._live_status(job)
             else:
                 left.append(ref)
@@ -303,12 +303,11 @@ class SlurmBackend(Backend):
                         exit_code=job.exit_code, host=job.nodes or None, started_at=job.start,
                         ended_at=job.end)
         if result is not None:
-            self._no_result_since.pop(ref.backend_id, None)
             status.exit_code = int(result.get("exit_code", -1))
             status.host = str(result.get("host") or status.host or "") or None
         if job.state in sp.SUCCEEDED_STATES:
             if result is None:
-                return self._missing_result(ref, job, status)
+                return status  # the engine waits result_grace_seconds for the file, then fails the job
             if status.exit_code == 0:
                 return status
             status.state = JobState.FAILED
@@ -322,20 +321,8 @@ class SlurmBackend(Backend):
             status.reason = f"out of memory: {oom}"
             return status
         status.reason = sp.failure_reason(job, exit_code=status.exit_code, stderr_line=self._stderr_line(ref),
-                                          by_us=ref.backend_id in self._cancelled,
+                                          by_us=ref.cancel_requested,
                                           user=_user(job.cancelled_by))
-        return status
-
-    def _missing_result(self, ref: JobRef, job: sp.SlurmJob, status: Status) -> Status:
-        first = self._no_result_since.setdefault(ref.backend_id, time.monotonic())
-        if time.monotonic() - first < self.result_grace:
-            return Status(state=JobState.RUNNING, native_state=job.state,
-                          reason="waiting for the result file", host=status.host, started_at=job.start)
-        self._no_result_since.pop(ref.backend_id, None)
-        status.state = JobState.FAILED
-        status.reason = (f"Slurm says {job.state} but the result file never appeared in {ref.workdir} "
-                         f"(within {self.result_grace:g} s): is the instance folder on a filesystem "
-                         f"the compute nodes see?")
         return status
 
     def _unknown_status(self, ref: JobRef, *, answered: bool) -> Status | None:
@@ -384,9 +371,8 @@ class SlurmBackend(Backend):
             return
         state = [] if self.cancel_running else ["--state=PENDING"]
         for chunk in _chunks(ids):
-            # -v names every job actually signalled; finished or unknown ids are no error here
-            proc = self._checked("scancel", "-v", *state, *chunk)
-            self._cancelled.update(sp.parse_scancel(proc.stderr))
+            # finished or unknown ids are no error here
+            self._checked("scancel", *state, *chunk)
 
     def find_by_name(self, jobs: Sequence[JobRef]) -> dict[str, str]:
         """Names to ids from one ``squeue --name`` and, with accounting, one ``sacct --name``."""

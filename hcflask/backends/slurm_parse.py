@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import shlex
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -194,11 +193,6 @@ def parse_parsable(stdout: str) -> str:
     if not job_id.isdigit():
         raise ValueError(f"sbatch printed no job id: {stdout.strip()!r}")
     return job_id
-
-
-def parse_scancel(stderr: str) -> set[str]:
-    """Ids of the jobs ``scancel -v`` says it terminated."""
-    return {m.group(1) for m in re.finditer(r"Terminating job (\d+)", stderr)}
 
 
 def parse_squeue(stdout: str) -> dict[str, SlurmJob]:

@@ -1,8 +1,11 @@
 """``hc robot``: the switch, what the robot thinks now, and one pass by hand."""
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import click
 
@@ -76,12 +79,38 @@ def disable(reason: str) -> None:
 @robot_group.command("run")
 @initialised
 def run_once() -> None:
-    """Run one robot pass and the band flagging now, and print what changed."""
+    """Run one robot pass and the band flagging now, and print what changed.
+
+    Only where no core runs at the same time: it takes the core role (the
+    instance lock on SQLite, the database lock on PostgreSQL) for the pass.
+    """
     from hcflask.engine.bands import flag_pass
     from hcflask.engine.robot import robot_pass
 
-    counts = {**robot_pass(), **flag_pass()}
+    with core_role():
+        counts = {**robot_pass(), **flag_pass()}
     click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+@contextlib.contextmanager
+def core_role() -> Iterator[None]:
+    """Hold the core role for a moment, or fail with one line saying who has it."""
+    from flask import current_app
+
+    from hcflask.engine.lock import CoreLock, InstanceLock
+    from hcflask.extensions import db
+
+    core = CoreLock(db.engine)
+    local = None if core.shared else InstanceLock(Path(current_app.instance_path) / "scheduler.lock")
+    if not (core.acquire() if local is None else local.acquire()):
+        raise click.ClickException("the core runs in hc serve right now (it runs the robot every core tick); "
+                                   "stop it or wait for its next pass")
+    try:
+        yield
+    finally:
+        core.release()
+        if local is not None:
+            local.release()
 
 
 @robot_group.command("replay")

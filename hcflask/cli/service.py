@@ -1,22 +1,35 @@
 """``hc init``, ``hc serve``, ``hc user`` and ``hc token``: running the service and who may write."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from hcflask.cli.common import get_row, initialised
+from hcflask.cli.common import clear_errors, get_row, initialised
 from hcflask.extensions import db
 from hcflask.models import ApiToken, User, ValidationError
 
 
 @click.command("init")
-@initialised
-def init_command() -> None:
-    """Create the instance folder, its config, database and demo (idempotent)."""
+@click.option("--demo/--no-demo", default=None,
+              help="seed the demo queue and template into a new database (default: yes, but not on PostgreSQL)")
+@with_appcontext
+@clear_errors
+def init_command(demo: bool | None) -> None:
+    """Create the instance folder, its config, database and demo (idempotent).
+
+    With ``HC_DATABASE_URL`` set, the new hc.toml points at that database and
+    no SQLite file is created.
+    """
+    from hcflask.instance import ensure
     from hcflask.serve import admin_hint
 
-    click.echo(f"instance ready: {current_app.instance_path}")
+    seeded = ensure(current_app._get_current_object(), demo=demo)  # type: ignore[attr-defined]
+    click.echo(f"instance ready: {current_app.instance_path}" + (" (demo seeded)" if seeded else ""))
     click.echo(f"create the first admin with: {admin_hint(current_app.instance_path)}")
 
 
@@ -25,19 +38,47 @@ def init_command() -> None:
 @click.option("--workers", type=click.IntRange(1, 64), help="gunicorn worker processes")
 @click.option("--threads", type=click.IntRange(1, 64), help="threads per worker")
 @click.option("--no-scheduler", is_flag=True, help="serve the web only (no ticks in this process)")
+@click.option("--max-requests", type=click.IntRange(0), default=0,
+              help="recycle a worker after this many requests (0: never); the scheduler moves on by itself")
 @initialised
-def serve_command(bind: str | None, workers: int | None, threads: int | None, no_scheduler: bool) -> None:
+def serve_command(bind: str | None, workers: int | None, threads: int | None, no_scheduler: bool,
+                  max_requests: int) -> None:
     """Run the service: web, API and (in one worker) the scheduler."""
     from hcflask.serve import serve
 
     config = current_app.config
+    if no_scheduler:
+        os.environ["HC_SCHEDULER_ENABLED"] = "false"  # the workers' apps: web only
+    else:
+        _claim_host()
     serve(
         bind=bind or f"{config['SERVER_BIND']}:{config['SERVER_PORT']}",
         workers=workers or config["SERVER_WORKERS"],
         threads=threads or config["SERVER_THREADS"],
         scheduler=not no_scheduler,
         instance=current_app.instance_path,
+        max_requests=max_requests,
     )
+
+
+def _claim_host() -> None:
+    """Refuse to start when the lock cannot work here or another service holds our host_name."""
+    from hcflask.engine import hosts
+    from hcflask.engine.lock import InstanceLock, LockUnsupported
+
+    probe = InstanceLock(Path(current_app.instance_path) / "scheduler.lock")
+    try:
+        if probe.acquire():
+            probe.release()
+    except LockUnsupported as exc:
+        raise click.ClickException(str(exc)) from None
+    service = hosts.new_service_id()
+    os.environ["HC_SERVICE_ID"] = service  # the workers share it
+    current_app.config["SERVICE_ID"] = service
+    try:
+        hosts.claim()
+    except hosts.HostTaken as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group("user")

@@ -124,3 +124,15 @@ def test_cancel(test_id: int, reason: str) -> None:
 
     cancel_test(get_row(Test, "id", test_id, "test"), actor="cli", reason=reason)
     click.echo(f"test {test_id} cancelled")
+
+
+@test_group.command("move")
+@click.argument("test_id", type=int)
+@click.option("--host", required=True, help="the host (host_name of a hcflask service) that drives it from now on")
+@initialised
+def test_move(test_id: int, host: str) -> None:
+    """Move a test and its jobs in flight to another host."""
+    from hcflask.engine.actions import move_test
+
+    test = move_test(get_row(Test, "id", test_id, "test"), host, actor="cli")
+    click.echo(f"test {test.id} is driven by {test.host} from its next tick")

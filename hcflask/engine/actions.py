@@ -14,6 +14,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from hcflask.backends import OptionError, backend_class
+from hcflask.engine.hosts import check_host
 from hcflask.extensions import db
 from hcflask.models import Queue, Template, Test, ValidationError, utcnow
 from hcflask.models.spec import NAME_RE
@@ -83,13 +84,13 @@ def save_template(document: Any, template: Template | None = None) -> Template:
 def start_test(template: Template, actor: str, start_at: datetime | None = None, host: str | None = None) -> Test:
     """A new test of ``template``; the core tick starts it when it is due.
 
-    ``host`` assigns the test to one submission process (scale-out); by
-    default the core's host drives it.
+    ``host`` assigns the test to one service (scale-out): a known host, or
+    this one; by default the core's host drives it.
     """
     if not template.active:
         raise ValidationError("template", f"template {template.name!r} is deactivated")
-    if host is not None and (not isinstance(host, str) or not host.strip() or len(host) > 255):
-        raise ValidationError("host", "must be a host name (the host_name of a hcflask process)")
+    if host is not None:
+        check_host(host)
     test = Test.from_template(template, start_at=start_at, created_by=actor)
     test.host = host
     db.session.add(test)
@@ -105,3 +106,12 @@ def cancel_test(test: Test, actor: str, reason: str = "") -> None:
     test.finished_at = utcnow()
     test.note = reason or f"cancelled by {actor}"
     db.session.commit()
+
+
+def move_test(test: Test, host: str, actor: str) -> Test:
+    """Move a test, and with it its jobs in flight, to another host (by name, as an adoption)."""
+    old = test.host
+    test.host = check_host(host)
+    test.note = (test.note + "; " if test.note else "") + f"moved from {old or '-'} to {host} by {actor}"
+    db.session.commit()
+    return test

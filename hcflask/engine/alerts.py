@@ -2,8 +2,8 @@
 
 An alert is found again by its ``key`` while it is open, so a pass that
 sees the same trouble updates it (its timeline) instead of opening another.
-The events returned are committed by the caller and then handed to
-:func:`hcflask.engine.notify.dispatch`.
+The events returned are handed to
+:func:`hcflask.engine.notify.enqueue` and committed with them by the caller.
 """
 from __future__ import annotations
 

@@ -188,8 +188,9 @@ def held(queue: Queue, state: RobotState, settings: Settings, now: datetime) -> 
     why = why_not(queue.name, queue.autoexclusion, state.enabled, settings)
     if why:
         return why
-    health = db.session.get(BackendHealth, queue.backend)
-    if health is not None and not health.available:
+    down = db.session.scalar(select(BackendHealth.host).where(  # on any host
+        BackendHealth.backend == queue.backend, BackendHealth.available.is_(False)).limit(1))
+    if down is not None:
         return f"backend {queue.backend} is unreachable"
     if find_open(OUTAGE_KEY) is not None:
         return "outage guard: an outage alert is open"

@@ -5,7 +5,6 @@ import functools
 import logging
 import os
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,6 +47,7 @@ def job_ref(job: Job) -> JobRef:
     return JobRef(
         backend_id=job.backend_id or "", name=job.name, queue=job.queue.name,
         queue_options=job.queue.options or {}, workdir=Path(job.workdir),
+        cancel_requested=job.cancel_requested_at is not None,
     )
 
 
@@ -55,9 +55,25 @@ def backend_enforces_walltime(name: str) -> bool:
     return backend_class(name).enforces_walltime
 
 
+def end_transaction() -> None:
+    """Commit before a backend call or an action, so no write transaction
+    (SQLite's one write lock) is held while a slow command runs.
+
+    The loaded rows stay loaded (no expiry), so the caller does not reload
+    each job one by one afterwards.
+    """
+    session = db.session()
+    keep, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = keep
+
+
 def record_health(name: str, error: str | None) -> None:
-    """Remember whether backend ``name`` answered (``error`` None) or not."""
-    row = db.session.get(BackendHealth, name) or BackendHealth(backend=name, available=True)
+    """Remember whether backend ``name`` answered this host (``error`` None) or not."""
+    row = db.session.get(BackendHealth, (my_host(), name)) or BackendHealth(
+        host=my_host(), backend=name, available=True)
     now = utcnow()
     if error is None:
         if not row.available:
@@ -89,9 +105,9 @@ def tick(name: str) -> Callable[[Callable[[], T]], Callable[[Flask], T | None]]:
                 result: T | None = None
                 try:
                     result = body()
-                except Exception:  # noqa: BLE001 - the loop must go on
+                except Exception as exc:  # noqa: BLE001 - the loop must go on
                     db.session.rollback()
-                    error = traceback.format_exc(limit=5)
+                    error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]  # the log has the traceback
                     log.exception("%s tick failed", name)
                 _heartbeat(name, started, time.monotonic() - clock, error)
                 return result
@@ -102,8 +118,8 @@ def tick(name: str) -> Callable[[Callable[[], T]], Callable[[Flask], T | None]]:
 
 
 def _heartbeat(name: str, started: Any, seconds: float, error: str) -> None:
-    row = db.session.get(TickRun, name) or TickRun(name=name)
-    row.host, row.pid = my_host(), os.getpid()
+    row = db.session.get(TickRun, (my_host(), name)) or TickRun(host=my_host(), name=name)
+    row.pid = os.getpid()
     row.started_at, row.finished_at, row.seconds, row.error = started, utcnow(), seconds, error
     db.session.add(row)
     db.session.commit()

@@ -1,5 +1,5 @@
-"""The core tick: end finished tests, renew templates, start due tests, and
-run the robot and the performance bands.
+"""The core tick: watch the other hosts, end finished tests, renew templates,
+start due tests, and run the robot and the performance bands.
 
 With several processes against one database only the elected core runs it
 (see :mod:`hcflask.engine.scheduler`); the work that talks to a backend
@@ -12,6 +12,8 @@ from sqlalchemy import func, select
 
 from hcflask.engine.bands import flag_pass
 from hcflask.engine.common import log, my_host, tick
+from hcflask.engine.hosts import watch_hosts
+from hcflask.engine.reconcile import reconcile_pending
 from hcflask.engine.robot import robot_pass
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, Template, Test, match_queues, utcnow
@@ -80,18 +82,26 @@ def renew_templates() -> int:
         Template.active.is_(True), Template.renew.is_(True), Template.id.not_in(busy)
     )).all()
     for template in templates:
-        db.session.add(Test.from_template(template, created_by="renew"))
+        # the renewal stays on the host of the test it follows
+        host = db.session.scalar(select(Test.host).where(Test.template_id == template.id)
+                                 .order_by(Test.id.desc()).limit(1))
+        test = Test.from_template(template, created_by="renew")
+        test.host = host
+        db.session.add(test)
     db.session.commit()
     return len(templates)
 
 
 @tick("core")
 def core_tick() -> dict[str, int]:
-    summary = {
+    summary = watch_hosts()
+    if summary["adopted_tests"]:
+        summary.update(reconcile_pending())  # the dead host's in-doubt jobs, looked up by name
+    summary.update({
         "ended": end_finished_tests(),
         "renewed": renew_templates(),
         "started": start_due_tests(),
-    }
+    })
     summary.update(robot_pass())
     summary.update(flag_pass())
     return summary

@@ -46,7 +46,7 @@ def submission_allowed() -> bool:
     else:
         alert = find_open(key)
         event = close_alert(alert, "free space is back: submission resumed") if alert else None
-    db.session.commit()
     if event is not None:
-        notify.dispatch(current_app.config["ROBOT"], event, notify.event_data(event))
+        notify.enqueue(event, notify.event_data(event))
+    db.session.commit()
     return not low

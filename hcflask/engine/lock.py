@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from pathlib import Path
@@ -16,6 +17,10 @@ from typing import IO
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
+
+
+class LockUnsupported(RuntimeError):
+    """The filesystem of the instance folder cannot hold a file lock."""
 
 
 class InstanceLock:
@@ -36,6 +41,14 @@ class InstanceLock:
         except BlockingIOError:
             fh.close()
             return False
+        except OSError as exc:
+            fh.close()
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                return False
+            raise LockUnsupported(
+                f"{self.path}: this filesystem does not support file locks ({exc.strerror}); keep the "
+                "instance folder (database and lock) on a local disk and put only the job work dirs on "
+                "the shared filesystem with [paths] jobs") from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"{os.getpid()}\n")
@@ -61,7 +74,8 @@ class CoreLock:
     connection, so several hosts can share one database and the first to
     ask becomes the core; if it dies its connection closes and the next
     ``acquire`` elsewhere wins.  On SQLite the instance lock already makes
-    the one scheduler the core.
+    the one scheduler the core.  The connection runs in autocommit, so it
+    never sits "idle in transaction" while it holds the role.
     """
 
     KEY = 0x6863666C  # "hcfl"
@@ -81,9 +95,8 @@ class CoreLock:
                 return True
             except DBAPIError:
                 self._connection = None
-        connection = self.engine.connect()
+        connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         got = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.KEY}).scalar()
-        connection.commit()
         if got:
             self._connection = connection
             return True
@@ -96,7 +109,9 @@ class CoreLock:
 
     def release(self) -> None:
         if self._connection is not None:
-            self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.KEY})
-            self._connection.commit()
+            try:
+                self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.KEY})
+            except DBAPIError:
+                pass  # the connection is gone, and the lock with it
             self._connection.close()
             self._connection = None

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from hcflask.backends import BackendUnavailable, Status, jobscript
-from hcflask.engine.common import backend, by_backend, job_ref, log, my_host, record_health, tick
+from hcflask.engine.common import backend, by_backend, end_transaction, job_ref, log, my_host, record_health, tick
 from hcflask.engine.judge import judge
 from hcflask.extensions import db
 from hcflask.models import Job, JobMetric, Test, utcnow
@@ -47,7 +47,7 @@ def finish(job: Job, status: Status) -> None:
             return
         status.reason = (
             f"no result file in {workdir} after {current_app.config['JOBS_RESULT_GRACE_SECONDS']} s: "
-            "is the instance folder on a filesystem the compute nodes see?"
+            "are the job work dirs ([paths] jobs) on a filesystem the compute nodes see?"
         )
         status.state = JobState.FAILED
     stdout = jobscript.ends(workdir / jobscript.STDOUT, JUDGE_BYTES)
@@ -81,8 +81,10 @@ def poll_jobs(jobs: list[Job]) -> int:
     """Poll ``jobs`` backend by backend and apply what comes back."""
     changed = 0
     for name, group in by_backend(jobs).items():
+        refs = [job_ref(j) for j in group]
+        end_transaction()  # the poll may be slow: no write lock held meanwhile
         try:
-            statuses = backend(name).poll_many([job_ref(j) for j in group])
+            statuses = backend(name).poll_many(refs)
         except BackendUnavailable as exc:
             record_health(name, str(exc))
             db.session.commit()

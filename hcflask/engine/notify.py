@@ -16,25 +16,34 @@ one command seam (no shell), each argument filled from the event with
 ``{event}``, ``{old_status}``, ``{new_status}``, ``{job_ids}``, ``{title}``,
 ``{kind}``, ``{time}``).  Webhooks get the event as JSON.
 
-Actions run *after* the event is committed, each caught on its own: a
-failing action becomes a logged ``action`` row (``ok`` false, with the
-error) next to its event, and never stops the robot or loses the event.
-Timeouts bound how long one action can hold the core tick.
+Actions go through an outbox (:class:`~hcflask.models.Delivery`): the robot
+calls :func:`enqueue` before it commits its decision, so the event and its
+deliveries are committed together; the actions tick (:func:`deliver`) runs
+them later, outside any transaction and on no other tick's thread, with a
+timeout each (``action_timeout``), retried with exponential backoff
+(``action_backoff_seconds``, doubled per attempt) up to ``action_retries``
+times.  The outcome is an ``action`` row next to its event; a delivery that
+failed for good opens a ``robot`` alert until that action works again.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-import time
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+from flask import current_app
+from sqlalchemy import select, update
 
 from hcflask.backends import BackendUnavailable
 from hcflask.backends.runner import run
 from hcflask.config import ConfigError
 from hcflask.extensions import db
-from hcflask.models import RobotEvent, iso
+from hcflask.models import Delivery, RobotEvent, iso, utcnow
 
 log = logging.getLogger("hcflask.robot")
 EVENTS = ("exclude", "recover", "alert")
@@ -88,44 +97,150 @@ def actions_for(config: Mapping[str, Any], backend: str | None, event: str) -> l
     return list(chosen.get(event) or [])
 
 
-def undo_actions(config: Mapping[str, Any], backend: str | None) -> list[dict[str, Any]]:
-    """A rollback's actions: the ``undo`` of each exclude command that has one."""
-    return [{**entry, "argv": entry["undo"]} for entry in actions_for(config, backend, "exclude")
-            if entry["type"] == "command" and entry.get("undo")]
+def _key(backend: str | None, config: Mapping[str, Any]) -> str:
+    per_backend = config.get("actions") or {}
+    return backend if backend and per_backend.get(backend) else "default"
 
 
-def dispatch(config: Mapping[str, Any], event: RobotEvent, data: Mapping[str, Any]) -> list[RobotEvent]:
-    """Run the actions configured for ``event`` and log each outcome (committed)."""
+def fingerprint(entry: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(entry, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _target(entry: Mapping[str, Any]) -> str:
+    """What readers may see of an action: the program, or the webhook's host (no path, no token)."""
+    if entry["type"] == "webhook":
+        return urlsplit(str(entry["url"])).hostname or "?"
+    if entry["type"] == "command":
+        return str(entry["argv"][0])[:255]
+    return ""
+
+
+def enqueue(event: RobotEvent, data: Mapping[str, Any] | None = None) -> list[Delivery]:
+    """Put the actions configured for ``event`` in the outbox, in the caller's transaction.
+
+    Call it before committing the decision: the event and its deliveries are
+    committed together, and the actions tick delivers them afterwards.
+    """
+    config = current_app.config["ROBOT"]
+    if event.id is None:
+        db.session.flush()
+    values = dict(data) if data is not None else event_data(event)
+    values["id"] = event.id
     kind = "alert" if event.kind.startswith("alert") else event.kind
-    entries = undo_actions(config, event.backend) if kind == "rollback" else actions_for(config, event.backend, kind)
+    key = _key(event.backend, config)
     rows = []
-    for entry in entries:
-        try:
-            ok, message = _run_one(config, entry, data)
-        except Exception as exc:  # noqa: BLE001 - an action must never stop the robot
-            ok, message = False, f"{type(exc).__name__}: {exc}"
-        if not ok:
-            log.warning("robot action %s for event %s failed: %s", entry.get("type"), event.id, message)
-        row = RobotEvent(kind="action", queue=event.queue, backend=event.backend, rule=entry.get("type"),
-                         parent_id=event.id, alert_id=event.alert_id, ok=ok, message=message[:2000])
+    for index, entry in _entries(config, event.backend, kind):
+        row = Delivery(event_id=event.id, action=entry["type"], config_key=f"{key}.{kind}.{index}",
+                       fingerprint=fingerprint(entry), target=_target(entry), data=values, state="pending",
+                       attempts=0, last_error="", next_attempt_at=utcnow())
         db.session.add(row)
-        _action_alert(entry, event, ok, message)
-        db.session.commit()
         rows.append(row)
     return rows
 
 
-def _action_alert(entry: Mapping[str, Any], event: RobotEvent, ok: bool, message: str) -> None:
-    """A failing action keeps a ``robot`` alert open until that action works again.
+def _entries(config: Mapping[str, Any], backend: str | None, kind: str) -> list[tuple[int, dict[str, Any]]]:
+    """The actions of an event kind with their index in hc.toml; a rollback runs the ``undo``
+    of each exclude command that has one."""
+    if kind != "rollback":
+        return list(enumerate(actions_for(config, backend, kind)))
+    return [(i, {**entry, "argv": entry["undo"]}) for i, entry in enumerate(actions_for(config, backend, "exclude"))
+            if entry["type"] == "command" and entry.get("undo")]
+
+
+def _entry(config: Mapping[str, Any], row: Delivery) -> Mapping[str, Any] | None:
+    """The configured action a delivery stands for, unless hc.toml changed it since."""
+    backend, kind, index = row.config_key.rsplit(".", 2)
+    for i, entry in _entries(config, None if backend == "default" else backend, kind):
+        if i == int(index) and fingerprint(entry) == row.fingerprint:
+            return entry
+    return None
+
+
+def deliver(limit: int = 50) -> dict[str, int]:
+    """The actions tick: run due deliveries, each outside any transaction.
+
+    A row is claimed with a compare-and-set on ``next_attempt_at`` (pushed
+    past the action's timeout), so a second deliverer never runs it twice.
+    A failure is retried with exponential backoff until ``action_retries``
+    retries are spent; then the row is ``failed`` and a ``robot`` alert stays
+    open until that action works again.
+    """
+    config = current_app.config["ROBOT"]
+    now = utcnow()
+    due = db.session.execute(select(Delivery.id, Delivery.next_attempt_at).where(
+        Delivery.state == "pending", Delivery.next_attempt_at <= now).order_by(Delivery.id).limit(limit)).all()
+    db.session.commit()
+    counts = {"delivered": 0, "retry": 0, "failed": 0}
+    for row_id, due_at in due:
+        outcome = _deliver_one(config, row_id, due_at)
+        if outcome:
+            counts[outcome] += 1
+    return counts
+
+
+def _claim(config: Mapping[str, Any], row_id: int, due_at: datetime) -> bool:
+    hold = utcnow() + timedelta(seconds=2 * float(config.get("action_timeout", 10.0)) + 5)
+    done = db.session.execute(update(Delivery).where(
+        Delivery.id == row_id, Delivery.state == "pending", Delivery.next_attempt_at == due_at,
+    ).values(next_attempt_at=hold))
+    db.session.commit()
+    return bool(done.rowcount)  # type: ignore[attr-defined]
+
+
+def _deliver_one(config: Mapping[str, Any], row_id: int, due_at: datetime) -> str:
+    if not _claim(config, row_id, due_at):
+        return ""
+    row = db.session.get_one(Delivery, row_id)
+    entry, data = _entry(config, row), dict(row.data)
+    db.session.commit()  # nothing open while the action runs
+    if entry is None:
+        ok, message = False, f"action {row.config_key} is no longer configured as it was; not run"
+    else:
+        try:
+            ok, message = _run_one(config, entry, data)
+        except Exception as exc:  # noqa: BLE001 - an action must never stop the deliverer
+            ok, message = False, f"{type(exc).__name__}: {exc}"
+    return _record(config, db.session.get_one(Delivery, row_id), entry, ok, message)
+
+
+def _record(config: Mapping[str, Any], row: Delivery, entry: Mapping[str, Any] | None, ok: bool,
+            message: str) -> str:
+    event = db.session.get_one(RobotEvent, row.event_id)
+    row.attempts += 1
+    now = utcnow()
+    retries = int((entry or {}).get("retries", config.get("action_retries", 8)))
+    if ok:
+        row.state, row.delivered_at, row.last_error = "delivered", now, ""
+        outcome = "delivered"
+    elif entry is not None and row.attempts <= retries:
+        backoff = float(config.get("action_backoff_seconds", 5.0)) * 2 ** (row.attempts - 1)
+        row.next_attempt_at, row.last_error = now + timedelta(seconds=min(backoff, 3600.0)), message[:2000]
+        outcome = "retry"
+    else:
+        row.state, row.last_error = "failed", message[:2000]
+        outcome = "failed"
+    if not ok:
+        log.warning("robot action %s for event %s failed (attempt %d): %s", row.action, event.id, row.attempts,
+                    message)
+    if outcome != "retry":
+        db.session.add(RobotEvent(kind="action", queue=event.queue, backend=event.backend, rule=row.action,
+                                  parent_id=event.id, alert_id=event.alert_id, ok=ok,
+                                  message=f"{message[:1900]} (attempt {row.attempts})"))
+    _action_alert(row, event, ok or outcome == "retry", message)
+    db.session.commit()
+    return outcome
+
+
+def _action_alert(row: Delivery, event: RobotEvent, ok: bool, message: str) -> None:
+    """An action that failed for good keeps a ``robot`` alert open until that action works again.
 
     Its own open/close events are logged but run no actions (no loops).
     """
     from hcflask.engine.alerts import close_alert, find_open, raise_alert
 
-    target = entry.get("url") or (entry.get("argv") or [""])[0]
-    key = f"action:{event.backend or 'default'}:{entry.get('type')}:{target}"
+    key = f"action:{row.config_key}"
     if not ok:
-        raise_alert("robot", key, f"{entry.get('type')} action failing for {event.backend or 'alerts'}",
+        raise_alert("robot", key, f"{row.action} action failing for {event.backend or 'alerts'}",
                     f"{event.kind} {event.queue or ''}: {message[:500]}", backend=event.backend)
     elif (alert := find_open(key)) is not None:
         close_alert(alert, "the action works again")
@@ -148,22 +263,20 @@ def _run_one(config: Mapping[str, Any], entry: Mapping[str, Any], data: Mapping[
             return False, f"{argv[0]}: {exc}"
         detail = (done.stderr or done.stdout).strip()[-500:]
         return done.returncode == 0, f"exit {done.returncode}: {' '.join(argv)}" + (f": {detail}" if detail else "")
-    return _post(entry, data, timeout, int(entry.get("retries", config.get("action_retries", 2))))
+    return _post(entry, data, timeout)
 
 
-def _post(entry: Mapping[str, Any], data: Mapping[str, Any], timeout: float, retries: int) -> tuple[bool, str]:
+def _post(entry: Mapping[str, Any], data: Mapping[str, Any], timeout: float) -> tuple[bool, str]:
+    """One POST; retries are the outbox's business.  The message names the host only."""
     url = str(entry["url"])
+    host = urlsplit(url).hostname or "?"
     headers = {str(k): str(v) for k, v in (entry.get("headers") or {}).items()}
-    error = ""
-    for attempt in range(retries + 1):
-        if attempt:
-            time.sleep(min(0.2 * 2 ** attempt, 2.0))
-        try:
-            response = requests.post(url, json=dict(data), timeout=timeout, headers=headers)
-        except requests.RequestException as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            continue
-        if 200 <= response.status_code < 300:
-            return True, f"POST {url}: {response.status_code} (attempt {attempt + 1})"
-        error = f"HTTP {response.status_code}: {response.text[:200]}"
-    return False, f"POST {url} failed after {retries + 1} attempts: {error}"
+    try:
+        response = requests.post(url, json=dict(data), timeout=timeout, headers=headers)
+    except requests.Timeout:
+        return False, f"POST to {host}: no answer within {timeout:g} s"
+    except requests.RequestException as exc:
+        return False, f"POST to {host}: {type(exc).__name__}"
+    if 200 <= response.status_code < 300:
+        return True, f"POST to {host}: {response.status_code}"
+    return False, f"POST to {host}: HTTP {response.status_code}: {response.text[:200]}"

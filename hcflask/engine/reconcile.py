@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from hcflask.backends import BackendUnavailable
-from hcflask.engine.common import backend, by_backend, job_ref, log, my_host, record_health, tick
+from hcflask.engine.common import backend, by_backend, end_transaction, job_ref, log, my_host, record_health, tick
 from hcflask.engine.submission import adopt
 from hcflask.extensions import db
 from hcflask.models import Job, Test, utcnow
@@ -32,8 +32,10 @@ def reconcile_pending() -> dict[str, int]:
     ).all()
     counts = {"adopted": 0, "lost": 0, "undecided": 0}
     for name, group in by_backend(jobs).items():
+        refs = [job_ref(j) for j in group]
+        end_transaction()
         try:
-            found = backend(name).find_by_name([job_ref(j) for j in group])
+            found = backend(name).find_by_name(refs)
         except BackendUnavailable as exc:
             record_health(name, str(exc))
             counts["undecided"] += len(group)  # the submission tick looks them up before any resubmit

@@ -152,10 +152,11 @@ def write(decisions: Decisions, now: datetime, started: float) -> Pending:
 
 
 def notify_events(events: Pending) -> None:
-    """The one place the robot and the bands hand committed events to their actions."""
-    config = current_app.config["ROBOT"]
+    """The one place the robot and the bands hand events to their actions: into the outbox
+    (:func:`notify.enqueue`), delivered later by the actions tick."""
     for event, extra in events:
-        notify.dispatch(config, event, notify.event_data(event, **extra))
+        notify.enqueue(event, notify.event_data(event, **extra))
+    db.session.commit()
 
 
 def robot_pass(now: datetime | None = None) -> dict[str, int]:

@@ -21,7 +21,7 @@ from hcflask.config import DICT_SECTIONS, ConfigError
 DEFAULTS: dict[str, Any] = {k: v for k, v in DICT_SECTIONS["ROBOT"].items() if not isinstance(v, dict)}
 #: keys that only make sense globally
 GLOBAL_ONLY = {"enabled", "outage_share", "outage_min_queues", "guard_window_hours", "outage_rollback",
-               "action_timeout", "action_retries"}
+               "action_timeout", "action_retries", "action_backoff_seconds"}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,29 +1,45 @@
 """Running the ticks in-process with APScheduler.
 
-Started by ``hc serve`` in each gunicorn worker after it forks; only the
-worker that gets the instance lock runs the scheduler, the others serve the
-web only.  One worker thread for all ticks, so ticks never race each other
-on the same jobs; ``max_instances=1`` and ``coalesce=True`` so a slow tick
-is skipped, not stacked.
+``hc serve`` starts :func:`keep_trying` in every gunicorn worker: a small
+thread that tries the instance lock every ``[scheduler] lock_retry_seconds``
+until it gets it, and then starts the scheduler in that worker.  The lock is
+an ``flock`` the kernel drops when its process dies, so after a reload
+(HUP), a worker's death or a recycled worker there is again exactly one
+scheduler within seconds, and never two.
+
+Each tick kind runs on its own one-thread executor (core, submission,
+monitor, actions, retention and the host heartbeat), so a slow backend or
+webhook never delays another kind; ``max_instances=1`` and ``coalesce=True`` keep a
+kind single.  A run that cannot start because the previous one is still
+busy is logged once per stuck run, with how long it has been running.
 
 Submission and monitor ticks drive the tests whose ``host`` is this
-process's ``host_name``; the core tick runs only where the :class:`CoreLock`
-is held (always, on SQLite; one process per database, on PostgreSQL).
+service's ``host_name``; the core, actions and retention ticks run only
+where the :class:`CoreLock` is held (always, on SQLite; one service per
+database, on PostgreSQL).
 """
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
-from hcflask.engine.common import log
+from hcflask.engine import hosts
+from hcflask.engine.common import log, tick
 from hcflask.engine.core import core_tick
-from hcflask.engine.lock import CoreLock, InstanceLock
+from hcflask.engine.lock import CoreLock, InstanceLock, LockUnsupported
 from hcflask.engine.monitor import monitor_tick
+from hcflask.engine.notify import deliver
 from hcflask.engine.reconcile import reconcile
 from hcflask.engine.retention import retention_tick
 from hcflask.engine.submission import submission_tick
@@ -32,63 +48,159 @@ from hcflask.extensions import db
 
 def core_if_elected(app: Flask) -> None:
     """The core tick, if this process holds (or can take) the core role."""
-    if _elected(app):
+    with app.app_context():
+        elected = app.extensions["hc_core_lock"].acquire()
+    if elected:
         core_tick(app)
 
 
-def retention_if_elected(app: Flask) -> None:
+@tick("actions")
+def _deliver() -> dict[str, int]:
+    return deliver()
+
+
+def retention_if_core(app: Flask) -> None:
     """Retention belongs to the core role too: one purger per database."""
-    if _elected(app):
+    if core_here(app):
         retention_tick(app)
 
 
-def _elected(app: Flask) -> bool:
+def actions_if_core(app: Flask) -> None:
+    """Deliver the outbox where the core runs (the robot's decisions are made there)."""
+    if core_here(app):
+        _deliver(app)
+
+
+def heartbeat(app: Flask) -> None:
+    """Renew this host's lease; a service that lost its host_name stops its ticks."""
     with app.app_context():
-        return bool(app.extensions["hc_core_lock"].acquire())
+        try:
+            hosts.claim(core=core_here(app))
+        except hosts.HostTaken as exc:
+            log.error("%s: stopping the scheduler in this worker", exc)
+            app.extensions["hc_host_taken"] = str(exc)
+            threading.Thread(target=stop, args=[app], daemon=True).start()
+        except Exception:  # noqa: BLE001 - a database hiccup must not stop the heartbeat
+            db.session.rollback()
+            log.exception("host heartbeat failed")
 
 
-TICKS = {
+TICKS: dict[str, tuple[Callable[[Flask], Any], str]] = {
     "core": (core_if_elected, "SCHEDULER_CORE_SECONDS"),
-    "retention": (retention_if_elected, "RETENTION_INTERVAL_SECONDS"),
+    "retention": (retention_if_core, "RETENTION_INTERVAL_SECONDS"),
     "submission": (submission_tick, "SCHEDULER_SUBMISSION_SECONDS"),
     "monitor": (monitor_tick, "SCHEDULER_MONITOR_SECONDS"),
+    "actions": (actions_if_core, "SCHEDULER_ACTIONS_SECONDS"),
+    "host": (heartbeat, "HOSTS_HEARTBEAT_SECONDS"),
 }
+
+
+class _QuietSkips(logging.Filter):
+    """APScheduler warns on every skipped run of a busy job; :class:`Runs` says it once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in record.getMessage()
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_QuietSkips())
+
+
+class Runs:
+    """When the run of each tick kind in progress started; logs a stuck kind once per run."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}
+        self.reported: set[str] = set()
+
+    def wrap(self, kind: str, function: Callable[[Flask], Any]) -> Callable[[Flask], None]:
+        def run(app: Flask) -> None:
+            self.started[kind] = time.monotonic()
+            try:
+                function(app)
+            finally:
+                self.started.pop(kind, None)
+                self.reported.discard(kind)
+
+        return run
+
+    def skipped(self, event: JobSubmissionEvent) -> None:
+        kind = event.job_id
+        since = self.started.get(kind)
+        if since is not None and kind not in self.reported:
+            self.reported.add(kind)
+            log.warning("%s tick still busy after %.0f s; its next runs wait for it (logged once per run)",
+                        kind, time.monotonic() - since)
 
 
 def start(app: Flask) -> bool:
     """Start the scheduler in this process if enabled and the lock is free."""
-    if not app.config["SCHEDULER_ENABLED"]:
+    if not app.config["SCHEDULER_ENABLED"] or running_here(app) or app.extensions.get("hc_host_taken"):
         return False
     if app.debug and os.environ.get("WERKZEUG_RUN_MAIN") != "true":
         return False  # the reloader's parent process: leave it to the child
-    lock = InstanceLock(Path(app.instance_path) / "scheduler.lock")
+    lock = app.extensions.setdefault("hc_scheduler_lock", InstanceLock(Path(app.instance_path) / "scheduler.lock"))
     if not lock.acquire():
-        log.info("scheduler runs in another process of this instance; serving web only")
         return False
     with app.app_context():
+        try:
+            hosts.claim()
+        except hosts.HostTaken as exc:
+            log.error("%s: no scheduler in this service", exc)
+            app.extensions["hc_host_taken"] = str(exc)
+            lock.release()
+            return False
         app.extensions["hc_core_lock"] = CoreLock(db.engine)
     reconcile(app)
-    scheduler = BackgroundScheduler(
-        executors={"default": ThreadPoolExecutor(1)},
-        job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60},
-        timezone="UTC",
-    )
-    for name, (function, key) in TICKS.items():
-        scheduler.add_job(
-            function, "interval", args=[app], seconds=float(app.config[key]), id=name, name=name,
-            next_run_time=datetime.now(UTC),
-        )
-    scheduler.start()
-    app.extensions["hc_scheduler"] = scheduler
-    app.extensions["hc_scheduler_lock"] = lock
+    app.extensions["hc_scheduler"] = _scheduler(app)
     log.info("scheduler started (pid %s)", os.getpid())
     return True
 
 
+def _scheduler(app: Flask) -> BackgroundScheduler:
+    runs = Runs()
+    scheduler = BackgroundScheduler(
+        executors={kind: ThreadPoolExecutor(1) for kind in TICKS},
+        job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60},
+        timezone="UTC",
+    )
+    scheduler.add_listener(runs.skipped, EVENT_JOB_MAX_INSTANCES)
+    for kind, (function, key) in TICKS.items():
+        scheduler.add_job(
+            runs.wrap(kind, function), "interval", args=[app], seconds=float(app.config[key]), id=kind,
+            name=kind, executor=kind, next_run_time=datetime.now(UTC),
+        )
+    scheduler.start()
+    return scheduler
+
+
+def keep_trying(app: Flask) -> threading.Thread:
+    """Try for the scheduler now and every few seconds, until :func:`stop`."""
+    stopping = app.extensions.setdefault("hc_stopping", threading.Event())
+    pause = float(app.config["SCHEDULER_LOCK_RETRY_SECONDS"])
+
+    def loop() -> None:
+        while not stopping.is_set():
+            try:
+                start(app)
+            except LockUnsupported as exc:
+                log.error("%s", exc)
+                return
+            except Exception:  # noqa: BLE001 - keep trying: the database may be back next time
+                log.exception("could not start the scheduler; trying again in %g s", pause)
+            stopping.wait(pause)
+
+    thread = threading.Thread(target=loop, name="hc-scheduler-lock", daemon=True)
+    thread.start()
+    return thread
+
+
 def stop(app: Flask) -> None:
+    """Stop trying, let running ticks finish, then drop the locks (in that order)."""
+    app.extensions.setdefault("hc_stopping", threading.Event()).set()
     scheduler = app.extensions.pop("hc_scheduler", None)
     if scheduler is not None:
         scheduler.shutdown(wait=True)
+        log.info("scheduler stopped (pid %s)", os.getpid())
     for key in ("hc_core_lock", "hc_scheduler_lock"):
         lock = app.extensions.pop(key, None)
         if lock is not None:

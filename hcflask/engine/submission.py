@@ -17,7 +17,16 @@ from flask import current_app
 from sqlalchemy import func, or_, select
 
 from hcflask.backends import BackendUnavailable, JobSpec, Resources, SubmitError, jobscript
-from hcflask.engine.common import backend, backend_enforces_walltime, by_backend, job_ref, my_host, record_health, tick
+from hcflask.engine.common import (
+    backend,
+    backend_enforces_walltime,
+    by_backend,
+    end_transaction,
+    job_ref,
+    my_host,
+    record_health,
+    tick,
+)
 from hcflask.engine.diskguard import submission_allowed
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, Test, utcnow
@@ -128,7 +137,9 @@ def _submit_to(name: str, jobs: list[Job]) -> int:
     retried = [j for j in jobs if j.submit_attempts > 0]
     try:
         if retried:
-            found = adapter.find_by_name([job_ref(j) for j in retried])
+            refs = [job_ref(j) for j in retried]
+            end_transaction()
+            found = adapter.find_by_name(refs)
             for job in retried:
                 if job.name in found:
                     adopt(job, found[job.name], "found in the batch system by name after a failed submit")
@@ -187,14 +198,17 @@ def cancel_leftover_jobs() -> int:
         Test.host == my_host(), Job.state.in_(states),
         or_(Job.cancel_requested_at.is_(None), Job.cancel_requested_at < now - CANCEL_RETRY),
     )).all()
+    groups = {name: (group, [job_ref(j) for j in group])
+              for name, group in by_backend(j for j in jobs if j.backend_id is not None).items()}
     for job in jobs:
         if job.backend_id is None:
             job.ended_at = now
             job.failure_reason = "test ended before the job was submitted"
             job.transition(JobState.CANCELLED, note=job.failure_reason)
-    for name, group in by_backend(j for j in jobs if j.backend_id is not None).items():
+    for name, (group, refs) in groups.items():
+        end_transaction()  # scancel may be slow: no write lock held meanwhile
         try:
-            backend(name).cancel_many([job_ref(j) for j in group])
+            backend(name).cancel_many(refs)
         except BackendUnavailable as exc:
             record_health(name, str(exc))
             continue

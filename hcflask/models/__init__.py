@@ -1,7 +1,8 @@
 """The database models, named by the domain words of DESIGN.md."""
 from hcflask.models.common import iso, utcnow
-from hcflask.models.health import BackendHealth, TickRun
+from hcflask.models.health import BackendHealth, Host, TickRun
 from hcflask.models.job import Job, JobEvent, JobMetric
+from hcflask.models.outbox import Delivery
 from hcflask.models.queue import Queue, QueueClaim, QueueEvent
 from hcflask.models.robot import Alert, MetricBand, RobotEvent, RobotState
 from hcflask.models.rollup import Rollup, RollupReason, RollupTail, RollupTotal
@@ -11,8 +12,8 @@ from hcflask.models.test import Test
 from hcflask.models.user import ApiToken, User
 
 __all__ = [
-    "Alert", "ApiToken", "BackendHealth", "Job", "JobEvent", "JobMetric", "MetricBand", "Queue", "QueueClaim",
-    "QueueEvent", "RobotEvent", "RobotState", "Rollup", "RollupReason", "RollupTail", "RollupTotal", "Template",
-    "Test",
+    "Alert", "ApiToken", "BackendHealth", "Delivery", "Host", "Job", "JobEvent", "JobMetric", "MetricBand",
+    "Queue", "QueueClaim", "QueueEvent", "RobotEvent", "RobotState", "Rollup", "RollupReason", "RollupTail",
+    "RollupTotal", "Template", "Test",
     "TickRun", "User", "ValidationError", "iso", "match_queues", "utcnow", "validate_template",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, request
 from flask_login import current_user
 from werkzeug.exceptions import Unauthorized
 
@@ -15,6 +15,7 @@ def register_blueprints(app: Flask) -> None:
     from hcflask.web import filters
     from hcflask.web.api import bp as api_bp
     from hcflask.web.auth import bp as auth_bp
+    from hcflask.web.health import healthz
     from hcflask.web.robot import bp as robot_bp  # before api_bp is registered: it adds /api/v1/robot/*
     from hcflask.web.ui import bp as ui_bp
 
@@ -35,29 +36,9 @@ def _load_user(user_id: str) -> User | None:
     return db.session.get(User, int(user_id))
 
 
-def healthz() -> Any:
-    """Is the scheduler running in this process, and when did each tick last run?"""
-    from flask import current_app
-    from sqlalchemy import select
-
-    from hcflask.engine.scheduler import core_here, running_here
-    from hcflask.models import BackendHealth, TickRun
-
-    ticks = {row.name: row.to_dict() for row in db.session.scalars(select(TickRun))}
-    backends = {row.backend: row.to_dict() for row in db.session.scalars(select(BackendHealth))}
-    return jsonify({
-        "status": "ok",
-        "scheduler_in_this_process": running_here(current_app),
-        "core_in_this_process": core_here(current_app),
-        "host": current_app.config["HOST_NAME"],
-        "scheduler_enabled": current_app.config["SCHEDULER_ENABLED"],
-        "ticks": ticks,
-        "backends": backends,
-    })
-
-
 def _require_login_for_reading() -> Any:
-    """``read_requires_login``: every page but login, static and health needs a user.
+    """``read_requires_login``: every page but login, static and health needs a user
+    (``/healthz`` then tells an anonymous caller its status word only).
 
     The API checks tokens itself; ``/metrics`` takes an API token too, so
     Prometheus can scrape a closed instance (``authorization`` in its config).

@@ -87,7 +87,7 @@ class SlurmCluster:
     def backend_config(self) -> dict[str, object]:
         """``[backends.slurm]`` for this cluster: fast retries for the tests."""
         return {"slurm_conf": str(self.conf), "command_timeout": 10, "submit_retries": 2,
-                "retry_delay": 0.2, "result_grace": 5}
+                "retry_delay": 0.2}
 
     def run(self, *argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_"))}

@@ -6,6 +6,7 @@ by the last test, so its minute of walltime overlaps the other tests.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -77,7 +78,9 @@ def test_pending_reason_then_cancel_only_pending(backend: SlurmBackend, slurm: S
     calls = sum(backend.calls.values())
     backend.cancel_many(refs)  # cancel_running is false by default: the running job goes on
     assert sum(backend.calls.values()) == calls + 1
-    statuses = backend.poll_many(refs)
+    # the engine passes what the job row says (cancel_requested_at), so a restarted service knows it too
+    asked = [dataclasses.replace(r, cancel_requested=True) for r in refs]
+    statuses = SlurmBackend(slurm.backend_config).poll_many(asked)
     assert statuses[refs[0].backend_id].state is JobState.CANCELLED
     assert statuses[refs[0].backend_id].reason == "cancelled by hcflask"
     assert statuses[refs[1].backend_id].state is JobState.RUNNING
@@ -85,7 +88,7 @@ def test_pending_reason_then_cancel_only_pending(backend: SlurmBackend, slurm: S
     killer.cancel_many(refs[1:])
     status = wait_final(backend, refs[1:])[refs[1].backend_id]
     assert status.state is JobState.CANCELLED
-    assert status.reason == "cancelled by admin"  # this backend instance did not cancel it
+    assert status.reason == "cancelled by admin"  # the job row does not say hcflask asked
 
 
 def test_out_of_memory(backend: SlurmBackend, tmp_path: Path) -> None:
@@ -193,19 +196,21 @@ def test_job_forgotten_or_never_seen(backend: SlurmBackend, tmp_path: Path) -> N
     assert (status.state, status.exit_code, status.host) == (JobState.SUCCEEDED, 0, "n1")
 
 
-def test_missing_result_file_blames_the_filesystem(slurm: SlurmCluster, tmp_path: Path) -> None:
-    """A job whose wrapper writes its result where we cannot see it (here: nowhere)."""
-    backend = SlurmBackend({**slurm.backend_config, "result_grace": 3})
+def test_missing_result_file_is_left_to_the_engine(slurm: SlurmCluster, tmp_path: Path) -> None:
+    """A job whose wrapper writes its result where we cannot see it (here: nowhere).
+
+    The backend keeps no grace timer: it reports what Slurm says, the same
+    after a restart, and the engine's ``result_grace_seconds`` (counted from
+    the job row) decides when to fail it.
+    """
+    backend = SlurmBackend(slurm.backend_config)
     spec = make_spec(tmp_path, "hc-test-noresult", "true")
     spec.script.write_text("#!/bin/bash\necho ran on a node that does not see the work dir\n")
     job = ref(spec, backend.submit(spec))
-    first = wait_running_or_final(backend, job)
-    assert first.state is JobState.RUNNING or first.reason
-    status = wait_final(backend, [job])[job.backend_id]
-    assert status.state is JobState.FAILED
-    assert status.native_state == "COMPLETED"
-    assert "result file never appeared" in status.reason
-    assert "filesystem the compute nodes see" in status.reason
+    status = wait_running_or_final(backend, job)
+    assert (status.state, status.native_state, status.reason) == (JobState.SUCCEEDED, "COMPLETED", "")
+    restarted = SlurmBackend(slurm.backend_config).poll_many([job])[job.backend_id]
+    assert (restarted.state, restarted.reason) == (JobState.SUCCEEDED, "")
 
 
 def wait_running_or_final(backend: SlurmBackend, job, timeout: float = 30):  # noqa: ANN001, ANN201

@@ -80,7 +80,7 @@ def test_kill9_in_a_submission_burst(slurm: SlurmCluster, tmp_path: Path) -> Non
     service.hc("init")
     with (instance / "hc.toml").open("a") as fh:
         fh.write(f'\n[backends.slurm]\nslurm_conf = "{slurm.conf}"\ncommand_timeout = 10\n'
-                 "retry_delay = 0.2\nresult_grace = 10\n")
+                 "retry_delay = 0.2\n")
     service.hc("queue", "add", "sq", "--backend", "slurm", "-o", "partition=debug")
     template = tmp_path / "crash.json"
     template.write_text(json.dumps({

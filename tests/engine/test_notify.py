@@ -1,5 +1,6 @@
-"""Robot actions: a real HTTP server on 127.0.0.1 for the webhook, a real
-command for the command action, and a refused connection for the failure."""
+"""Robot actions through the outbox: a real HTTP server on 127.0.0.1 for the
+webhook, a real command for the command action, and a refused connection
+for the failure."""
 from __future__ import annotations
 
 import json
@@ -16,10 +17,10 @@ from flask import Flask
 from sqlalchemy import select
 
 from hcflask.config import DICT_SECTIONS, ConfigError
-from hcflask.engine.notify import check_actions, dispatch, event_data
+from hcflask.engine.notify import check_actions, deliver, enqueue, event_data
 from hcflask.engine.rules import check_config
 from hcflask.extensions import db
-from hcflask.models import Alert, RobotEvent
+from hcflask.models import Alert, Delivery, RobotEvent
 
 
 class Hook:
@@ -59,30 +60,46 @@ def hook() -> Iterator[Hook]:
     server.close()
 
 
-def _event(kind: str = "exclude") -> RobotEvent:
+def _event(kind: str = "exclude", data: dict[str, Any] | None = None) -> RobotEvent:
+    """A decision and its outbox rows, committed together (as the robot does)."""
     event = RobotEvent(kind=kind, queue="q1", backend="local", rule="last_failed_in_one",
                        message="the last 3 jobs of t1 failed", job_ids=[4, 5, 6])
     db.session.add(event)
+    db.session.flush()
+    enqueue(event, event_data(event, **(data or {})))
     db.session.commit()
     return event
 
 
-def _config(actions: dict[str, Any]) -> dict[str, Any]:
-    config = {**DICT_SECTIONS["ROBOT"], "actions": actions}
+def _config(app: Flask, actions: dict[str, Any]) -> None:
+    config = {**DICT_SECTIONS["ROBOT"], "actions": actions, "action_backoff_seconds": 0.0}
     check_config(config)
-    return config
+    app.config["ROBOT"] = config
 
 
-def test_webhook_retries_then_posts_the_event(app: Flask, hook: Hook) -> None:
+def _deliveries() -> list[Delivery]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(Delivery).order_by(Delivery.id)))
+
+
+def test_webhook_is_retried_from_the_outbox_then_posts_the_event(app: Flask, hook: Hook) -> None:
     with app.app_context():
-        event = _event()
-        config = _config({"default": {"exclude": [{"type": "webhook", "url": hook.url, "retries": 2}]}})
-        rows = dispatch(config, event, event_data(event, old_status="online", new_status="excluded"))
+        _config(app, {"default": {"exclude": [{"type": "webhook", "url": hook.url}]}})
+        event = _event(data={"old_status": "online", "new_status": "excluded"})
+        assert deliver() == {"delivered": 0, "retry": 1, "failed": 0}
+        [row] = _deliveries()
+        assert (row.state, row.attempts, row.target) == ("pending", 1, "127.0.0.1")
+        assert "HTTP 500" in row.last_error
+        assert deliver() == {"delivered": 1, "retry": 0, "failed": 0}
         assert len(hook.bodies) == 2, "the first answer was a 500: one retry expected"
         body = hook.bodies[-1]
         assert body["event"] == "exclude" and body["queue"] == "q1" and body["job_ids"] == [4, 5, 6]
-        assert body["rule"] == "last_failed_in_one" and body["new_status"] == "excluded"
-        assert rows[0].ok and "attempt 2" in rows[0].message and rows[0].parent_id == event.id
+        assert body["rule"] == "last_failed_in_one" and body["new_status"] == "excluded" and body["id"] == event.id
+        [row] = _deliveries()
+        assert (row.state, row.attempts, row.last_error) == ("delivered", 2, "")
+        logged = db.session.scalars(select(RobotEvent).where(RobotEvent.kind == "action")).one()
+        assert logged.ok and logged.parent_id == event.id and "(attempt 2)" in logged.message
+        assert deliver() == {"delivered": 0, "retry": 0, "failed": 0}, "delivered once, never again"
 
 
 def test_failing_actions_are_logged_and_do_not_stop_the_others(app: Flask, tmp_path: Path) -> None:
@@ -92,41 +109,63 @@ def test_failing_actions_are_logged_and_do_not_stop_the_others(app: Flask, tmp_p
     out = tmp_path / "argv.json"
     argv = [sys.executable, "-c", "import json, sys; open(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))",
             str(out), "{queue}", "{reason}", "{event}"]
-    actions = {"local": {"exclude": [
-        {"type": "webhook", "url": dead, "retries": 1, "timeout": 2},
-        {"type": "command", "argv": ["/nonexistent/scontrol", "{queue}"]},
-        {"type": "command", "argv": argv},
-    ]}}
     with app.app_context():
+        _config(app, {"local": {"exclude": [
+            {"type": "webhook", "url": dead, "timeout": 2},
+            {"type": "command", "argv": ["/nonexistent/scontrol", "{queue}"]},
+            {"type": "command", "argv": argv},
+        ]}})
+        app.config["ROBOT"]["action_retries"] = 1
         event = _event()
-        rows = dispatch(_config(actions), event, event_data(event))
-        assert [r.ok for r in rows] == [False, False, True]
-        assert "failed after 2 attempts" in rows[0].message
-        assert "command not found" in rows[1].message
+        assert deliver() == {"delivered": 1, "retry": 2, "failed": 0}
+        assert deliver() == {"delivered": 0, "retry": 0, "failed": 2}
+        assert [(r.state, r.attempts) for r in _deliveries()] == [("failed", 2), ("failed", 2), ("delivered", 1)]
+        messages = [r.last_error for r in _deliveries()]
+        assert "ConnectionError" in messages[0] and "command not found" in messages[1]
         assert json.loads(out.read_text()) == ["q1", "the last 3 jobs of t1 failed", "exclude"]
         assert db.session.get(RobotEvent, event.id) is not None
         logged = db.session.scalars(select(RobotEvent).where(RobotEvent.kind == "action")).all()
-        assert len(logged) == 3
+        assert sorted(r.ok for r in logged) == [False, False, True]
         alerts = {a.key: a for a in db.session.scalars(select(Alert))}
-        assert set(alerts) == {f"action:local:webhook:{dead}", "action:local:command:/nonexistent/scontrol"}
+        assert set(alerts) == {"action:local.exclude.0", "action:local.exclude.1"}
         assert all(a.kind == "robot" and a.is_open for a in alerts.values())
 
 
 def test_robot_alert_closes_when_the_action_works_again(app: Flask, hook: Hook) -> None:
     with app.app_context():
-        event = _event()
-        failing = _config({"local": {"exclude": [{"type": "webhook", "url": hook.url, "retries": 0}]}})
-        assert not dispatch(failing, event, event_data(event))[0].ok
+        _config(app, {"local": {"exclude": [{"type": "webhook", "url": hook.url}]}})
+        app.config["ROBOT"]["action_retries"] = 0
+        _event()
+        assert deliver()["failed"] == 1
         alert = db.session.scalar(select(Alert).where(Alert.kind == "robot"))
         assert alert.is_open and "HTTP 500" in alert.message
-        assert dispatch(failing, event, event_data(event))[0].ok
+        _event()
+        assert deliver()["delivered"] == 1
         assert db.session.get(Alert, alert.id).closed_at is not None
+
+
+def test_the_outbox_keeps_no_url_and_never_runs_an_edited_action(app: Flask, hook: Hook) -> None:
+    secret = hook.url + "?token=s3cret"
+    with app.app_context():
+        _config(app, {"local": {"exclude": [{"type": "webhook", "url": secret}]}})
+        _event()
+        [row] = _deliveries()
+        assert "s3cret" not in json.dumps(row.to_dict()) and "s3cret" not in json.dumps(row.data)
+        page = app.test_client().get("/robot").get_data(as_text=True)
+        deliveries = page[page.index('id="deliveries"'):]
+        assert "webhook (local.exclude.0)" in deliveries and "<td>pending</td>" in deliveries
+        assert "s3cret" not in page
+        _config(app, {"local": {"exclude": [{"type": "webhook", "url": hook.url + "?other"}]}})
+        assert deliver() == {"delivered": 0, "retry": 0, "failed": 1}
+        assert hook.bodies == []
+        assert "no longer configured" in _deliveries()[0].last_error
 
 
 def test_no_actions_means_record_only(app: Flask) -> None:
     with app.app_context():
-        event = _event("recover")
-        assert dispatch(_config({}), event, event_data(event)) == []
+        _config(app, {})
+        _event("recover")
+        assert _deliveries() == []
 
 
 @pytest.mark.parametrize(("actions", "message"), [

@@ -15,6 +15,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from hcflask.config import DICT_SECTIONS
+from hcflask.engine.notify import deliver
 from hcflask.engine.robot import robot_pass
 from hcflask.extensions import db
 from hcflask.models import Alert, Queue, QueueEvent, RobotEvent, RobotState
@@ -101,6 +102,8 @@ def test_gradual_outage_excludes_at_most_two_then_rolls_them_back(tmp_path: Path
         assert outage[0].closed_at is not None, "the alert closes when the failures stop"
         assert figures["closing"]["excluded"] == 0 and figures["after_close"] == [0] * 7  # type: ignore[index]
         assert excluded() == []
+        assert not record.exists(), "actions wait in the outbox for the actions tick"
+        assert deliver()["delivered"] == 4
         assert record.read_text().splitlines() == ["drain q00", "drain q01", "undo q00", "undo q01"]
         kinds = list(db.session.scalars(select(RobotEvent.kind).where(RobotEvent.kind.in_(
             ["exclude", "rollback", "recover"])).order_by(RobotEvent.id)))

@@ -188,6 +188,7 @@ def test_exclude_runs_the_configured_command(tmp_path: Path, flags: Path) -> Non
     import sys
 
     from hcflask.config import DICT_SECTIONS
+    from hcflask.engine.notify import deliver
     from tests.conftest import make_app
 
     out = tmp_path / "argv.txt"
@@ -200,6 +201,8 @@ def test_exclude_runs_the_configured_command(tmp_path: Path, flags: Path) -> Non
         start(app, flags, ["bad1"])
         until_finished(app, {"bad1": 3})
         robot_pass()
+        assert not out.exists(), "actions run from the outbox, never inside the robot pass"
+        assert deliver() == {"delivered": 1, "retry": 0, "failed": 0}  # the actions tick
         event = db.session.scalar(select(QueueEvent))
         ids = ",".join(map(str, event.job_ids))
         assert out.read_text() == f"PartitionName=bad1|Reason=hcflask: last_failed_in_one|{ids}"

@@ -18,6 +18,7 @@ from hcflask.extensions import db
 from hcflask.models import (
     Alert,
     BackendHealth,
+    Delivery,
     Job,
     MetricBand,
     Queue,
@@ -119,6 +120,7 @@ def robot() -> Any:
         "robot/robot.html", day=day, tiles=stats.tiles(day), state=state, exclusions=exclusions(),
         alerts=open_alerts(), recent_alerts=_recent_alerts(), rules=rule_table(current_app.config["ROBOT"]),
         events=events, kinds=EVENT_KINDS, filters=request.args, form=SwitchForm(), outages=outages,
+        deliveries=db.session.scalars(select(Delivery).order_by(Delivery.id.desc()).limit(50)).all(),
         queue_names=list(db.session.scalars(select(Queue.name).order_by(Queue.name))),
     )
 

@@ -237,7 +237,8 @@ def queue(name: str) -> Any:
     events = list(db.session.scalars(
         select(QueueEvent).where(QueueEvent.queue_id == row.id).order_by(QueueEvent.id.desc()).limit(100)
     ))
-    health = db.session.get(BackendHealth, row.backend)
+    health = db.session.scalar(select(BackendHealth).where(BackendHealth.backend == row.backend)
+                               .order_by(BackendHealth.available))
     form = QueueStatusForm(status=row.status)
     claims = sorted(active_claims([row.id]).get(row.id, []), key=lambda c: SOURCES.index(c.source))
     return _render("queue.html", queue=row, jobs=jobs, events=events, health=health, form=form, claims=claims)

@@ -1,0 +1,91 @@
+"""``/healthz``: is this host's scheduler alive, are its ticks fresh, do its backends answer?
+
+Read from the database (host leases, tick heartbeats, backend health, all
+keyed by host), so the answer is the same whichever gunicorn worker gives
+it.  HTTP 503 with the reasons when this host's scheduler is missing or one
+of its ticks is stale; HTTP 200 with ``"status": "degraded"`` while a
+backend does not answer; never a traceback.  With ``read_requires_login``
+an anonymous caller gets the status word only (a liveness answer).
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, current_app, jsonify
+from flask_login import current_user
+from sqlalchemy import select
+
+from hcflask.extensions import db
+from hcflask.models import BackendHealth, Host, TickRun, utcnow
+
+log = logging.getLogger("hcflask.web")
+#: tick kinds every scheduler runs, and those only the core runs
+TICKS = {"submission": "SCHEDULER_SUBMISSION_SECONDS", "monitor": "SCHEDULER_MONITOR_SECONDS"}
+CORE_TICKS = {"core": "SCHEDULER_CORE_SECONDS", "actions": "SCHEDULER_ACTIONS_SECONDS"}
+
+
+def healthz() -> Any:
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        body = report(app)
+    except Exception as exc:  # noqa: BLE001 - a health check answers, whatever happens
+        db.session.rollback()
+        log.exception("/healthz failed")
+        body = {"status": "failing", "reasons": [f"cannot read the database: {type(exc).__name__}"]}
+    code = 503 if body["status"] == "failing" else 200
+    if app.config["READ_REQUIRES_LOGIN"] and not current_user.is_authenticated:
+        body = {"status": body["status"]}
+    return jsonify(body), code
+
+
+def _grouped(rows: Any, key: str, now: datetime) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        out.setdefault(row.host, {})[getattr(row, key)] = row.to_dict(now) if key == "name" else row.to_dict()
+    return out
+
+
+def report(app: Flask) -> dict[str, Any]:
+    from hcflask.engine.scheduler import core_here, running_here
+
+    now = utcnow()
+    me = app.config["HOST_NAME"]
+    hosts = {h.name: h for h in db.session.scalars(select(Host).order_by(Host.name))}
+    ticks = _grouped(db.session.scalars(select(TickRun)), "name", now)
+    backends = _grouped(db.session.scalars(select(BackendHealth)), "backend", now)
+    reasons = _scheduler_reasons(app, hosts.get(me), ticks.get(me, {}), now) if app.config["SCHEDULER_ENABLED"] else []
+    down = [f"backend {name} does not answer: {b['error']}" for name, b in backends.get(me, {}).items()
+            if not b["available"]]
+    status = "failing" if reasons else "degraded" if down else "ok"
+    return {
+        "status": status, "reasons": reasons + down, "host": me,
+        "scheduler_enabled": app.config["SCHEDULER_ENABLED"],
+        "scheduler_in_this_process": running_here(app), "core_in_this_process": core_here(app),
+        "core_host": next((h.name for h in hosts.values() if h.core and h.live(now)), None),
+        "hosts": {name: h.to_dict(now) for name, h in hosts.items()},
+        "ticks": ticks.get(me, {}), "backends": backends.get(me, {}),
+        "ticks_by_host": ticks, "backends_by_host": backends,
+    }
+
+
+def _scheduler_reasons(app: Flask, host: Host | None, ticks: dict[str, Any], now: datetime) -> list[str]:
+    """Why this host's scheduler cannot be trusted ([] when it can)."""
+    name = app.config["HOST_NAME"]
+    if host is None:
+        return [f"no scheduler has run on host {name}"]
+    if not host.live(now):
+        return [f"no scheduler on host {name}: its lease ran out at {host.lease_until:%Y-%m-%d %H:%M:%S} UTC"]
+    expected = {**TICKS, **(CORE_TICKS if host.core else {})}
+    reasons = []
+    for kind, key in expected.items():
+        limit = max(float(app.config["SCHEDULER_STALE_SECONDS"]), 3 * float(app.config[key]))
+        tick = ticks.get(kind)
+        if tick is None or tick["age_seconds"] is None:
+            started = (now - host.started_at).total_seconds() if host.started_at else 0
+            if started > limit:
+                reasons.append(f"{kind} tick has not run on {name} since the service started {started:.0f} s ago")
+        elif tick["age_seconds"] > limit:
+            reasons.append(f"{kind} tick on {name} last finished {tick['age_seconds']:.0f} s ago (limit {limit:.0f} s)")
+    return reasons
