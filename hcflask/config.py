@@ -61,6 +61,8 @@ DEFAULTS: dict[str, Any] = {
     "DISK_MIN_FREE_PERCENT": 5.0,
     #: the widest date range a report may ask for
     "REPORTS_MAX_DAYS": 366,
+    "SERVER_SECURE_COOKIES": False,
+    "SERVER_LOGIN_LIMIT": "10 per minute",
 }
 #: keys that must be positive (zero would divide by zero or stop the loop), and upper bounds
 POSITIVE = ("SERVER_PORT", "SERVER_WORKERS", "SERVER_THREADS", "SCHEDULER_CORE_SECONDS",
@@ -71,7 +73,9 @@ UPPER = {"DISK_MIN_FREE_PERCENT": 100, "JOBS_PER_PAGE": 500, "SERVER_PORT": 6553
 #: sections kept whole, as dictionaries
 DICT_SECTIONS: dict[str, dict[str, Any]] = {
     "BACKENDS": {"local": {}, "slurm": {}, "panda": {}},
-    # the robot's numbers (DESIGN.md "The robot"); [robot.templates.<name>] and
+    # upper limits of template and queue fields (hcflask.models.spec.DEFAULT_LIMITS, docs/api.md)
+    "LIMITS": {},
+    # the robot's numbers (docs/design.md "The robot"); [robot.templates.<name>] and
     # [robot.queues.<name>] override them, [robot.actions.<backend>] adds actions
     "ROBOT": {
         "enabled": True,
@@ -108,6 +112,7 @@ ENV_ALIASES = {
         "SCHEDULER_CORE_SECONDS",
         "SCHEDULER_SUBMISSION_SECONDS",
         "SCHEDULER_MONITOR_SECONDS",
+        "SCHEDULER_ACTIONS_SECONDS",
     ),
 }
 
@@ -239,7 +244,7 @@ def write_initial(path: Path, environ: Mapping[str, str] | None = None) -> Path:
     database_line = (f"database_url = {_toml_string(url)}" if url else
                      '# database_url = "postgresql+psycopg://hc@dbhost/hc"   # default: SQLite in this folder')
     host = "".join(c for c in socket.gethostname().split(".")[0].lower() if c.isalnum())[:12]
-    text = f"""# hcflask instance configuration (see README "Configuration").
+    text = f"""# hcflask instance configuration (see docs/admin.md "Configuration").
 # Every key can also be set with an HC_* environment variable.
 secret_key = "{secrets.token_hex(32)}"
 # Job names are hc-<instance_name>-<job id>; keep it unique per batch system.
@@ -251,6 +256,8 @@ read_requires_login = false
 bind = "127.0.0.1"
 port = 8080
 workers = 2
+# secure_cookies = true   # behind HTTPS: session cookies only over HTTPS
+# login_limit = "10 per minute"   # failed logins per client address (docs/api.md)
 
 [scheduler]
 enabled = true
@@ -269,11 +276,20 @@ monitor_seconds = 5
 [jobs]
 cancel_running = false    # on test cancel/expiry, also cancel running jobs
 output_limit = 65536      # bytes of stdout/stderr shown per job
+# output_cap = 10485760  # bytes of stdout/stderr a job keeps (first and last half)
+
+[retention]               # docs/scale.md; rollups (the plots) are kept forever
+# jobs_days = 90          # finished job rows, events and metrics
+# failed_days = 180       # failed and lost jobs are kept longer
+# workdirs_days = 14      # job work dirs
+
+[disk]
+# min_free_percent = 5    # below this, submission pauses with an alert
 
 [backends.local]
 # slots = 4               # jobs at once per local queue; default: number of cores
 
-[robot]                   # auto-exclusion (README "The robot"); the defaults:
+[robot]                   # auto-exclusion (docs/robot.md); the defaults:
 # enabled = true          # the global switch (also: hc robot enable|disable)
 # window_hours = 4        # only jobs that ended this recently count
 # exclude_last = 3        # exclude when the last 3 jobs of one template failed

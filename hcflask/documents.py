@@ -39,9 +39,11 @@ def parse(text: str, fmt: str, source: str = "input") -> Any:
 
 def load(path: Path) -> Any:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ValidationError("file", f"{path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ValidationError("file", f"{path}: not UTF-8 text (byte {exc.start})") from None
     return parse(text, format_of(path), str(path))
 
 
@@ -55,6 +57,14 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 
 
 _BlockDumper.add_representer(str, _str)
+
+
+def write(path: Path, text: str) -> None:
+    """Write a document; a missing folder or a read-only file is a ValidationError naming ``output``."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ValidationError("output", f"{path}: {exc.strerror}") from None
 
 
 def dump(document: dict[str, Any], fmt: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from flask import current_app, request
+from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -37,3 +39,11 @@ else:
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+
+
+def _client_key() -> str:
+    """Throttling key: the instance and the client address (one service: memory storage)."""
+    return f"{current_app.config['INSTANCE_NAME']}:{request.remote_addr or '-'}"
+
+
+limiter = Limiter(key_func=_client_key, storage_uri="memory://", default_limits=[])

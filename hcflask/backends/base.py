@@ -41,12 +41,15 @@ class OptionError(BackendError):
     """A queue's backend options are invalid.
 
     ``field`` names the option so the UI, API and CLI can point at it.
+    ``conflict``: well formed, but the host or batch system says no (a
+    partition it does not know, a file that does not exist): HTTP 409.
     """
 
-    def __init__(self, field: str, reason: str) -> None:
+    def __init__(self, field: str, reason: str, conflict: bool = False) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+        self.conflict = conflict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +113,8 @@ class Status:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: CPU seconds the batch system accounted (Slurm's TotalCPU); None where it keeps none
+    cpu_seconds: float | None = None
 
 
 class Backend(abc.ABC):
@@ -127,6 +132,12 @@ class Backend(abc.ABC):
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         self.config: Mapping[str, Any] = config or {}
+
+    @classmethod
+    def option_schema(cls, limits: Mapping[str, int]) -> dict[str, Any]:
+        """The JSON schema of the options (the OpenAPI document's); default: all text, none required."""
+        return {"type": "object", "additionalProperties": False,
+                "properties": {key: {"type": "string", "description": text} for key, text in cls.options.items()}}
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any],

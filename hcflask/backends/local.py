@@ -57,15 +57,24 @@ class LocalBackend(Backend):
     @classmethod
     def validate_options(cls, options: Mapping[str, Any],
                          config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        from hcflask.models.spec import as_whole, current_limits
+
         cleaned = super().validate_options(options, config)
         if "slots" in cleaned:
-            try:
-                cleaned["slots"] = int(cleaned["slots"])
-            except (TypeError, ValueError):
-                raise OptionError("slots", f"must be a whole number, got {cleaned['slots']!r}") from None
-            if cleaned["slots"] < 1:
+            slots, high = as_whole(cleaned["slots"]), current_limits()["slots"]
+            if slots is None:
+                raise OptionError("slots", f"must be a whole number, got {cleaned['slots']!r}")
+            cleaned["slots"] = slots
+            if slots < 1:
                 raise OptionError("slots", "must be at least 1")
+            if slots > high:
+                raise OptionError("slots", f"must be at most {high} (limits.slots), got {slots}")
         return cleaned
+
+    @classmethod
+    def option_schema(cls, limits: Mapping[str, int]) -> dict[str, Any]:
+        return {"type": "object", "additionalProperties": False,
+                "properties": {"slots": {"type": "integer", "minimum": 1, "maximum": limits["slots"]}}}
 
     def _slots(self, options: Mapping[str, Any]) -> int:
         return int(options.get("slots") or self.config.get("slots") or os.cpu_count() or 1)

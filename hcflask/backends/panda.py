@@ -110,9 +110,22 @@ class PandaBackend(Backend):
 
     # -- options --------------------------------------------------------------
     @classmethod
+    def option_schema(cls, limits: Mapping[str, int]) -> dict[str, Any]:
+        schema = super().option_schema(limits)
+        props = schema["properties"]
+        props["site"]["pattern"] = "[^ \\t\\r\\n]"
+        props["server"]["pattern"] = "^https://[A-Za-z0-9]"
+        props["prod_source_label"]["enum"] = list(LABELS)
+        return {**schema, "required": ["site"]}
+
+    @classmethod
     def validate_options(cls, options: Mapping[str, Any],
                          config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        cleaned = {k: str(v).strip() for k, v in super().validate_options(options, config).items()}
+        cleaned = super().validate_options(options, config)
+        for key, value in cleaned.items():
+            if not isinstance(value, str):
+                raise OptionError(key, f"must be text, got {value!r}")
+        cleaned = {k: v.strip() for k, v in cleaned.items()}
         if not cleaned.get("site"):
             raise OptionError("site", "the PanDA queue name is required")
         if "server" in cleaned:
@@ -127,7 +140,7 @@ class PandaBackend(Backend):
             raise OptionError("auth_vo", "required with token_file")
         for key in ("ca_dir", "proxy", "token_file"):
             if cleaned.get(key) and not Path(cleaned[key]).exists():
-                raise OptionError(key, f"{cleaned[key]} does not exist")
+                raise OptionError(key, f"{cleaned[key]} does not exist on the service host", conflict=True)
         return cleaned
 
     def _setting(self, options: Mapping[str, Any], key: str) -> str:

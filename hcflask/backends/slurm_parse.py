@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shlex
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -77,6 +77,8 @@ OOM_MARKERS = ("exceeded memory limit", "exceeded job memory limit", "oom-kill",
 SQUEUE_FORMAT = "%i|%j|%T|%r|%N|%S|%e|%l"
 #: ``sacct --format`` (with ``-P``: ``|``-separated)
 SACCT_FIELDS = "JobID,JobName,State,ExitCode,NodeList,Start,End,Timelimit"
+#: with slurmdbd, and without ``-X``: the job's line then carries the CPU time of all its steps
+SACCT_CPU_FIELDS = SACCT_FIELDS + ",TotalCPU"
 #: ``sinfo --format``: partition (``*`` marks the default), time limit, availability, nodes, CPUs
 SINFO_FORMAT = "%P|%l|%a|%D|%c"
 
@@ -96,6 +98,7 @@ class SlurmJob:
     exit_code: int | None = None
     signal: int | None = None
     cancelled_by: int | None = None
+    total_cpu: float | None = None  # seconds (sacct's TotalCPU, with slurmdbd only)
 
     @property
     def final(self) -> bool:
@@ -153,6 +156,17 @@ def parse_duration(text: str, bare_unit: int = 60) -> int | None:
         else:
             hours, minutes, seconds = parts
     return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def parse_cpu(text: str) -> float | None:
+    """sacct's ``TotalCPU`` (``[D-][HH:]MM:SS[.mmm]``) in seconds; None if absent or zero."""
+    days, _, clock = text.strip().rpartition("-")
+    try:
+        parts = [float(p) for p in clock.split(":")]
+        total = sum(v * 60 ** i for i, v in enumerate(reversed(parts))) + (int(days) * 86400 if days else 0)
+    except ValueError:
+        return None
+    return total or None
 
 
 def format_duration(seconds: int) -> str:
@@ -223,7 +237,7 @@ def parse_sacct(stdout: str) -> dict[str, SlurmJob]:
         job = SlurmJob(
             job_id=f[0].strip(), name=f[1], state=state, nodes="" if f[4] in NO_NODES else f[4],
             start=parse_time(f[5]), end=parse_time(f[6]), time_limit=parse_duration(f[7]),
-            exit_code=code, signal=sig, cancelled_by=by,
+            exit_code=code, signal=sig, cancelled_by=by, total_cpu=parse_cpu(f[8]) if len(f) > 8 else None,
         )
         jobs[job.job_id] = job  # a requeued job is listed again: the last record wins
     return jobs
@@ -278,6 +292,8 @@ def parse_sinfo(stdout: str) -> list[dict[str, object]]:
         })
         count = int(f[3]) if f[3].strip().isdigit() else 0
         entry["nodes"] = int(str(entry["nodes"])) + count
+        per_node = f[4].strip().rstrip("+")
+        entry["cpus"] = int(str(entry.get("cpus", 0))) + count * (int(per_node) if per_node.isdigit() else 0)
     return list(parts.values())
 
 
@@ -327,47 +343,43 @@ def failure_reason(job: SlurmJob, *, exit_code: int | None, stderr_line: str, by
     return f"exit {code}: {stderr_line}" if stderr_line else f"exit {code}"
 
 
-#: sbatch options hcflask sets itself; a queue may not override them
-RESERVED_ARGS = ("-J", "--job-name", "-o", "--output", "-e", "--error", "-D", "--chdir", "--wrap",
-                 "--parsable", "-a", "--array", "--test-only", "-p", "--partition", "-H", "--hold")
+#: what a partition (and account, qos, ...) name may hold: no spaces, quotes or shell words
+SLURM_NAME_RE = re.compile(r"[A-Za-z0-9_.\-+:,@%]{1,128}")
 STRING_OPTIONS = ("account", "qos", "reservation", "constraint")
 
 
 def clean_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """The local checks of a slurm queue's options (before ``sbatch --test-only``)."""
+    from hcflask.backends.sbatch_opts import check_extra_args
+
     cleaned = dict(options)
     partition = cleaned.get("partition")
-    if not isinstance(partition, str) or not partition.strip() or len(partition.split()) != 1:
+    if partition in (None, ""):
         raise OptionError("partition", "a Slurm partition name is required")
-    cleaned["partition"] = partition.strip()
-    for key in STRING_OPTIONS:
+    for key in ("partition", *STRING_OPTIONS):
         value = cleaned.get(key)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            cleaned.pop(key, None)
-        elif not isinstance(value, str):
-            raise OptionError(key, "must be a string")
-        else:
-            cleaned[key] = value.strip()
-    extra = cleaned.pop("extra_args", None) or []
-    if isinstance(extra, str):
-        extra = shlex.split(extra)
+        if key not in cleaned:
+            continue
+        if not isinstance(value, str) or not SLURM_NAME_RE.fullmatch(value):
+            raise OptionError(key, f"{value!r} is not a valid Slurm name (letters, digits, _.-+:,@%)")
+    extra = cleaned.pop("extra_args", [])
     if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
         raise OptionError("extra_args", "must be a list of strings")
-    for arg in extra:
-        if arg.split("=", 1)[0] in RESERVED_ARGS:
-            raise OptionError("extra_args", f"{arg} is set by hcflask and cannot be overridden")
+    check_extra_args(extra)
     if extra:
         cleaned["extra_args"] = extra
     return cleaned
 
 
-def option_field(message: str) -> str:
-    """Which queue option an ``sbatch --test-only`` refusal is about."""
+def option_field(message: str, options: Mapping[str, Any]) -> str:
+    """Which queue option an ``sbatch --test-only`` refusal is about (``backend`` when none is named)."""
     low = message.lower()
     for field in ("partition", "reservation", "qos", "account", "constraint"):
         if field in low:
             return field
-    return "constraint" if "feature" in low else "extra_args"
+    if "feature" in low:
+        return "constraint"
+    return "extra_args" if options.get("extra_args") else "backend"
 
 
 def collect_names(found: dict[str, str], stdout: str, names: set[str]) -> None:

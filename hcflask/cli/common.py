@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
@@ -18,6 +19,12 @@ from hcflask.models import ValidationError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class ConfigProblem(click.ClickException):
+    """A configuration error: exit status 2, as for bad usage, not 1 as for bad input."""
+
+    exit_code = 2
+
+
 def clear_errors(function: F) -> F:
     """Turn validation and configuration errors into one-line CLI errors."""
 
@@ -25,14 +32,20 @@ def clear_errors(function: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
-        except (ValidationError, ConfigError) as exc:
+        except ValidationError as exc:
             raise click.ClickException(str(exc)) from None
+        except ConfigError as exc:
+            raise ConfigProblem(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 
 
+#: commands that only read (or only serve): everything else is an admin write, audited
+READ_COMMANDS = {"list", "show", "export", "status", "replay", "init", "serve"}
+
+
 def initialised(function: F) -> F:
-    """Run the command in an app context on an initialised instance."""
+    """Run the command in an app context on an initialised instance; audit it if it writes."""
 
     @with_appcontext
     @functools.wraps(function)
@@ -40,7 +53,9 @@ def initialised(function: F) -> F:
         from hcflask.instance import ensure
 
         ensure(current_app._get_current_object())  # type: ignore[attr-defined]
-        return function(*args, **kwargs)
+        result = function(*args, **kwargs)
+        _audit(click.get_current_context())
+        return result
 
     return clear_errors(wrapper)  # type: ignore[return-value]
 
@@ -56,3 +71,31 @@ def table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def utc(value: datetime | None) -> str:
+    """A stored (UTC) time to the minute, or '-' (the table headers say UTC)."""
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+#: ``--yes`` of the commands that delete something (they ask first without it)
+yes_option = click.option("--yes", is_flag=True, help="do not ask for confirmation")
+
+
+def confirm(yes: bool, question: str) -> None:
+    """Ask before deleting, unless ``--yes``; no is an abort (exit 1)."""
+    if not yes:
+        click.confirm(question, abort=True)
+
+
+def _audit(ctx: click.Context) -> None:
+    """A successful write from the command line: its command and arguments (never its options,
+    which may hold a password)."""
+    from hcflask.web.security import record
+
+    if ctx.command.name in READ_COMMANDS or (ctx.command.name == "purge" and ctx.params.get("dry_run")):
+        return
+    arguments = [str(ctx.params[p.name]) for p in ctx.command.params
+                 if isinstance(p, click.Argument) and p.name and ctx.params.get(p.name) is not None]
+    record("cli", ctx.command_path.split(" ", 1)[-1], " ".join(arguments), 0, "local")
+    db.session.commit()

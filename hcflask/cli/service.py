@@ -9,9 +9,11 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from hcflask.cli.common import clear_errors, get_row, initialised
+from hcflask.cli.common import clear_errors, confirm, get_row, initialised, table, utc, yes_option
+from hcflask.engine.tokens import parse_lifetime, revoke
 from hcflask.extensions import db
-from hcflask.models import ApiToken, User, ValidationError
+from hcflask.models import ApiToken, User, ValidationError, utcnow
+from hcflask.models.user import SCOPES
 
 
 @click.command("init")
@@ -44,15 +46,19 @@ def init_command(demo: bool | None) -> None:
 def serve_command(bind: str | None, workers: int | None, threads: int | None, no_scheduler: bool,
                   max_requests: int) -> None:
     """Run the service: web, API and (in one worker) the scheduler."""
-    from hcflask.serve import serve
+    from hcflask.serve import bind_problem, serve
 
     config = current_app.config
+    bind = bind or f"{config['SERVER_BIND']}:{config['SERVER_PORT']}"
+    problem = bind_problem(bind)
+    if problem:
+        raise click.ClickException(problem)
     if no_scheduler:
         os.environ["HC_SCHEDULER_ENABLED"] = "false"  # the workers' apps: web only
     else:
         _claim_host()
     serve(
-        bind=bind or f"{config['SERVER_BIND']}:{config['SERVER_PORT']}",
+        bind=bind,
         workers=workers or config["SERVER_WORKERS"],
         threads=threads or config["SERVER_THREADS"],
         scheduler=not no_scheduler,
@@ -113,9 +119,55 @@ def token_group() -> None:
 @token_group.command("create")
 @click.argument("username")
 @click.option("--name", default="", help="what the token is for")
+@click.option("--scope", type=click.Choice(SCOPES), default="admin", show_default=True,
+              help="read: dashboards, /metrics and API reads; admin: also writes")
+@click.option("--expires", help="lifetime such as 90d, 12h or 30m (default: never)")
 @initialised
-def token_create(username: str, name: str) -> None:
+def token_create(username: str, name: str, scope: str, expires: str | None) -> None:
     """Create an API token for USERNAME; it is shown once."""
-    _, token = ApiToken.issue(get_row(User, "username", username, "username"), name)
+    expires_at = utcnow() + parse_lifetime(expires) if expires else None
+    _, token = ApiToken.issue(get_row(User, "username", username, "username"), name, scope, expires_at)
     db.session.commit()
     click.echo(token)
+
+
+@user_group.command("list")
+@initialised
+def user_list() -> None:
+    """List the admins, with their number of API tokens."""
+    rows = [(u.username, "yes" if u.is_admin else "no", utc(u.created_at), len(u.tokens))
+            for u in db.session.scalars(select(User).order_by(User.username))]
+    table(rows, ("username", "admin", "created (UTC)", "tokens"))
+
+
+@user_group.command("remove")
+@click.argument("username")
+@yes_option
+@initialised
+def user_remove(username: str, yes: bool) -> None:
+    """Remove an admin and their API tokens (what they did stays in the history)."""
+    user = get_row(User, "username", username, "username")
+    confirm(yes, f"remove admin {username} and their {len(user.tokens)} API token(s)?")
+    db.session.delete(user)
+    db.session.commit()
+    click.echo(f"admin {username} removed")
+
+
+@token_group.command("list")
+@initialised
+def token_list() -> None:
+    """List API tokens (never the tokens themselves)."""
+    rows = [(t.id, t.user.username, t.name, t.scope, t.state, str(t.created_at)[:19], str(t.expires_at or "")[:19],
+             str(t.last_used_at or "")[:19]) for t in db.session.scalars(select(ApiToken).order_by(ApiToken.id))]
+    table(rows, ("id", "user", "name", "scope", "state", "created", "expires", "last used"))
+
+
+@token_group.command("revoke")
+@click.argument("token_id", type=int)
+@initialised
+def token_revoke(token_id: int) -> None:
+    """Revoke a token by its id (hc token list); it stops working at once."""
+    row = get_row(ApiToken, "id", token_id, "token")
+    revoke(row)
+    db.session.commit()
+    click.echo(f"token {token_id} revoked")

@@ -29,7 +29,7 @@ from hcflask.engine import notify
 from hcflask.engine.alerts import close_alert, find_open, open_alerts, raise_alert
 from hcflask.engine.common import log, my_host
 from hcflask.extensions import db
-from hcflask.models import BackendHealth, Host, Job, Test, ValidationError, utcnow
+from hcflask.models import BackendHealth, Conflict, Host, Job, Test, ValidationError, utcnow
 from hcflask.states import IN_FLIGHT_JOB_STATES, TestState
 
 ACTIVE = [TestState.SCHEDULED.value, TestState.RUNNING.value]
@@ -96,11 +96,11 @@ def claim(core: bool = False) -> Host:
 
 def check_host(host: Any) -> str:
     """A host name a test may be assigned to: a known host, or this one."""
-    if not isinstance(host, str) or not host.strip() or len(host) > 255:
+    if not isinstance(host, str) or not host.strip(" \t\r\n") or len(host) > 255:
         raise ValidationError("host", "must be a host name (the host_name of a hcflask service)")
     if host != my_host() and db.session.get(Host, host) is None:
         known = ", ".join(db.session.scalars(select(Host.name).order_by(Host.name))) or "none"
-        raise ValidationError("host", f"unknown host {host!r} (known: {known})")
+        raise Conflict("host", f"unknown host {host!r} (known: {known})")
     return host
 
 

@@ -52,7 +52,8 @@ def extract_metrics(metrics: Mapping[str, Mapping[str, Any]], output: str) -> di
             continue
         match = matches[-1]
         groups = match.groupdict()
-        raw = groups.get(name) if name in groups else (next(iter(groups.values())) if groups else match.group(1))
+        first = match.group(1 if match.re.groups else 0)  # no group: the whole match is the value
+        raw = groups.get(name) if name in groups else (next(iter(groups.values())) if groups else first)
         try:
             values[name] = float(raw or "")
         except (TypeError, ValueError):

@@ -24,12 +24,19 @@ timeout each (``action_timeout``), retried with exponential backoff
 (``action_backoff_seconds``, doubled per attempt) up to ``action_retries``
 times.  The outcome is an ``action`` row next to its event; a delivery that
 failed for good opens a ``robot`` alert until that action works again.
+
+What is shown or stored about an action never holds its secrets: a webhook
+appears as its scheme and host, a command by its ``name`` (default: the
+base name of its program), and outcome texts are scrubbed of the URL, the
+header values and the arguments (:func:`shown`, :func:`scrub`).  Alerts
+about an action are keyed by its place in hc.toml, never by its URL.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,7 +54,39 @@ from hcflask.models import Delivery, RobotEvent, iso, utcnow
 
 log = logging.getLogger("hcflask.robot")
 EVENTS = ("exclude", "recover", "alert")
-TYPES = {"record": set(), "command": {"argv", "undo", "timeout"}, "webhook": {"url", "timeout", "retries", "headers"}}
+TYPES = {"record": set(), "command": {"argv", "undo", "timeout", "name"},
+         "webhook": {"url", "timeout", "retries", "headers", "name"}}
+HIDDEN = "…"
+
+
+def shown(entry: Mapping[str, Any]) -> str:
+    """How an action appears to readers: a webhook as scheme://host, a command by its name."""
+    if entry.get("name"):
+        return str(entry["name"])
+    if entry.get("type") == "webhook":
+        try:
+            url = urlsplit(str(entry.get("url", "")))
+            return f"{url.scheme}://{url.hostname or '?'}" + (f":{url.port}" if url.port else "")
+        except ValueError:
+            return "webhook"
+    if entry.get("type") == "command":
+        return os.path.basename(str((entry.get("argv") or ["command"])[0])) or "command"
+    return str(entry.get("type", "action"))
+
+
+def scrub(text: str, entry: Mapping[str, Any], argv: list[str] | None = None) -> str:
+    """``text`` without the action's URL (path, query, credentials), header values or arguments."""
+    secrets = []
+    if entry.get("url"):
+        url = str(entry["url"])
+        split = urlsplit(url)
+        secrets += [url, split.path + (f"?{split.query}" if split.query else ""), split.path, split.query,
+                    split.netloc if split.username else ""]
+    secrets += [str(v) for v in (entry.get("headers") or {}).values()]
+    secrets += [str(a) for a in [*(argv or entry.get("argv") or []), *(entry.get("undo") or [])]]
+    for secret in sorted({s for s in secrets if len(s) > 1}, key=len, reverse=True):
+        text = text.replace(secret, HIDDEN)
+    return text
 
 
 def check_actions(actions: Mapping[str, Any]) -> None:
@@ -107,34 +146,32 @@ def fingerprint(entry: Mapping[str, Any]) -> str:
 
 
 def _target(entry: Mapping[str, Any]) -> str:
-    """What readers may see of an action: the program, or the webhook's host (no path, no token)."""
-    if entry["type"] == "webhook":
-        return urlsplit(str(entry["url"])).hostname or "?"
-    if entry["type"] == "command":
-        return str(entry["argv"][0])[:255]
-    return ""
+    """What readers may see of an action (:func:`shown`)."""
+    return shown(entry)[:255] if entry["type"] != "record" else ""
+
+
+def outbox(event: RobotEvent, data: Mapping[str, Any] | None = None) -> list[Delivery]:
+    """The outbox rows for ``event``, not yet in the session: for a writer that adds
+    its records itself inside its own transaction (as the queue-status writes do)."""
+    config = current_app.config["ROBOT"]
+    values = {k: v for k, v in (data if data is not None else event_data(event)).items() if k != "id"}
+    kind = "alert" if event.kind.startswith("alert") else event.kind
+    key = _key(event.backend, config)
+    return [Delivery(event=event, action=entry["type"], config_key=f"{key}.{kind}.{index}",
+                     fingerprint=fingerprint(entry), target=_target(entry), data=values, state="pending",
+                     attempts=0, last_error="", next_attempt_at=utcnow())
+            for index, entry in _entries(config, event.backend, kind)]
 
 
 def enqueue(event: RobotEvent, data: Mapping[str, Any] | None = None) -> list[Delivery]:
     """Put the actions configured for ``event`` in the outbox, in the caller's transaction.
 
     Call it before committing the decision: the event and its deliveries are
-    committed together, and the actions tick delivers them afterwards.
+    committed together, and the actions tick delivers them afterwards.  The
+    event needs no id yet (the action gets it when it runs).
     """
-    config = current_app.config["ROBOT"]
-    if event.id is None:
-        db.session.flush()
-    values = dict(data) if data is not None else event_data(event)
-    values["id"] = event.id
-    kind = "alert" if event.kind.startswith("alert") else event.kind
-    key = _key(event.backend, config)
-    rows = []
-    for index, entry in _entries(config, event.backend, kind):
-        row = Delivery(event_id=event.id, action=entry["type"], config_key=f"{key}.{kind}.{index}",
-                       fingerprint=fingerprint(entry), target=_target(entry), data=values, state="pending",
-                       attempts=0, last_error="", next_attempt_at=utcnow())
-        db.session.add(row)
-        rows.append(row)
+    rows = outbox(event, data)
+    db.session.add_all(rows)
     return rows
 
 
@@ -191,7 +228,7 @@ def _deliver_one(config: Mapping[str, Any], row_id: int, due_at: datetime) -> st
     if not _claim(config, row_id, due_at):
         return ""
     row = db.session.get_one(Delivery, row_id)
-    entry, data = _entry(config, row), dict(row.data)
+    entry, data = _entry(config, row), {**row.data, "id": row.event_id}
     db.session.commit()  # nothing open while the action runs
     if entry is None:
         ok, message = False, f"action {row.config_key} is no longer configured as it was; not run"
@@ -200,6 +237,7 @@ def _deliver_one(config: Mapping[str, Any], row_id: int, due_at: datetime) -> st
             ok, message = _run_one(config, entry, data)
         except Exception as exc:  # noqa: BLE001 - an action must never stop the deliverer
             ok, message = False, f"{type(exc).__name__}: {exc}"
+        message = scrub(message, entry)
     return _record(config, db.session.get_one(Delivery, row_id), entry, ok, message)
 
 
@@ -260,16 +298,16 @@ def _run_one(config: Mapping[str, Any], entry: Mapping[str, Any], data: Mapping[
         try:
             done = run(argv, timeout=timeout)
         except BackendUnavailable as exc:
-            return False, f"{argv[0]}: {exc}"
-        detail = (done.stderr or done.stdout).strip()[-500:]
-        return done.returncode == 0, f"exit {done.returncode}: {' '.join(argv)}" + (f": {detail}" if detail else "")
+            return False, scrub(f"{shown(entry)}: {exc}", entry, argv)
+        detail = scrub((done.stderr or done.stdout).strip()[-500:], entry, argv)
+        return done.returncode == 0, f"exit {done.returncode}: {shown(entry)}" + (f": {detail}" if detail else "")
     return _post(entry, data, timeout)
 
 
 def _post(entry: Mapping[str, Any], data: Mapping[str, Any], timeout: float) -> tuple[bool, str]:
     """One POST; retries are the outbox's business.  The message names the host only."""
     url = str(entry["url"])
-    host = urlsplit(url).hostname or "?"
+    host = shown(entry)
     headers = {str(k): str(v) for k, v in (entry.get("headers") or {}).items()}
     try:
         response = requests.post(url, json=dict(data), timeout=timeout, headers=headers)

@@ -1,4 +1,5 @@
-"""The database models, named by the domain words of DESIGN.md."""
+"""The database models, named by the domain words of docs/design.md."""
+from hcflask.models.audit import AuditEntry
 from hcflask.models.common import iso, utcnow
 from hcflask.models.health import BackendHealth, Host, TickRun
 from hcflask.models.job import Job, JobEvent, JobMetric
@@ -6,13 +7,14 @@ from hcflask.models.outbox import Delivery
 from hcflask.models.queue import Queue, QueueClaim, QueueEvent
 from hcflask.models.robot import Alert, MetricBand, RobotEvent, RobotState
 from hcflask.models.rollup import Rollup, RollupReason, RollupTail, RollupTotal
-from hcflask.models.spec import ValidationError, validate_template
+from hcflask.models.spec import Conflict, ValidationError, validate_template
 from hcflask.models.template import Template, match_queues
 from hcflask.models.test import Test
 from hcflask.models.user import ApiToken, User
 
 __all__ = [
-    "Alert", "ApiToken", "BackendHealth", "Delivery", "Host", "Job", "JobEvent", "JobMetric", "MetricBand",
+    "Alert", "ApiToken", "AuditEntry", "BackendHealth", "Conflict", "Delivery", "Host", "Job", "JobEvent",
+    "JobMetric", "MetricBand",
     "Queue", "QueueClaim", "QueueEvent", "RobotEvent", "RobotState", "Rollup", "RollupReason", "RollupTail",
     "RollupTotal", "Template", "Test",
     "TickRun", "User", "ValidationError", "iso", "match_queues", "utcnow", "validate_template",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
+from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, String, select
@@ -11,9 +12,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from hcflask.extensions import Model, db
-from hcflask.models.common import utcnow
+from hcflask.models.common import iso, utcnow
 
 TOKEN_PREFIX = "hct_"  # noqa: S105 - a prefix, not a secret
+#: ``read``: dashboards, /metrics and the API's reads; ``admin``: also every write
+SCOPES = ("read", "admin")
 
 
 class User(UserMixin, Model):
@@ -35,7 +38,11 @@ class User(UserMixin, Model):
 
 
 class ApiToken(Model):
-    """Only a hash of the token is stored; the token is shown once, at creation."""
+    """Only a hash of the token is stored; the token is shown once, at creation.
+
+    A token has a scope (``read`` or ``admin``), may expire, and is revoked
+    by setting ``revoked_at`` (the row stays, for the audit log).
+    """
 
     __tablename__ = "api_token"
 
@@ -43,7 +50,10 @@ class ApiToken(Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
     name: Mapped[str] = mapped_column(String(64), default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(16), default="admin")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(back_populates="tokens")
@@ -53,12 +63,32 @@ class ApiToken(Model):
         return hashlib.sha256(token.encode()).hexdigest()
 
     @classmethod
-    def issue(cls, user: User, name: str = "") -> tuple[ApiToken, str]:
+    def issue(cls, user: User, name: str = "", scope: str = "admin",
+              expires_at: datetime | None = None) -> tuple[ApiToken, str]:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        row = cls(user=user, name=name, token_hash=cls.digest(token))
+        row = cls(user=user, name=name, token_hash=cls.digest(token), scope=scope, expires_at=expires_at)
         db.session.add(row)
         return row, token
 
     @classmethod
     def lookup(cls, token: str) -> ApiToken | None:
-        return db.session.scalar(select(cls).where(cls.token_hash == cls.digest(token)))
+        """The token's row if it is valid now (not revoked, not expired)."""
+        row = db.session.scalar(select(cls).where(cls.token_hash == cls.digest(token)))
+        if row is None or not row.valid:
+            return None
+        return row
+
+    @property
+    def valid(self) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > utcnow())
+
+    @property
+    def state(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        return "active" if self.valid else "expired"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "user": self.user.username, "name": self.name, "scope": self.scope,
+                "state": self.state, "created_at": iso(self.created_at), "expires_at": iso(self.expires_at),
+                "revoked_at": iso(self.revoked_at), "last_used_at": iso(self.last_used_at)}

@@ -12,13 +12,14 @@ from hcflask.models import User
 
 
 def register_blueprints(app: Flask) -> None:
-    from hcflask.web import filters
+    from hcflask.web import filters, security
     from hcflask.web.api import bp as api_bp
     from hcflask.web.auth import bp as auth_bp
     from hcflask.web.health import healthz
     from hcflask.web.robot import bp as robot_bp  # before api_bp is registered: it adds /api/v1/robot/*
     from hcflask.web.ui import bp as ui_bp
 
+    security.setup(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(ui_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
@@ -45,14 +46,14 @@ def _require_login_for_reading() -> Any:
     """
     from flask import current_app, redirect, url_for
 
-    from hcflask.web.api.auth import token_user
+    from hcflask.web.api.auth import request_token
 
     if not current_app.config["READ_REQUIRES_LOGIN"] or current_user.is_authenticated:
         return None
     if request.endpoint in ("auth.login", "static", "healthz") or request.blueprint == "api":
         return None
     if request.endpoint == "robot.metrics":
-        if token_user() is None:
+        if request_token() is None:
             raise Unauthorized("Authorization: this instance needs an API token to read /metrics")
         return None
     return redirect(url_for("auth.login", next=request.full_path))

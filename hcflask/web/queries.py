@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import selectinload
 
@@ -20,6 +22,10 @@ COLUMNS = {
     JobState.SUCCEEDED.value: "completed", JobState.FAILED.value: "failed",
     JobState.LOST.value: "failed", JobState.CANCELLED.value: "cancelled",
 }
+
+
+#: test states after which no new job is created
+OVER = [TestState.COMPLETED.value, TestState.CANCELLED.value, TestState.ERROR.value]
 
 
 @dataclasses.dataclass
@@ -48,14 +54,27 @@ class Counts:
 
 
 def counts_by_test(test_ids: Iterable[int]) -> dict[int, Counts]:
-    ids = list(test_ids)
+    """Job counts per test.  A test that is over with no job left in flight never
+    changes again: its counts are kept per process, so lists of old tests (10k
+    jobs each at HammerCloud scale) do not recount them on every page."""
+    settled: dict[int, Counts] = current_app.extensions.setdefault("hc_settled_counts", {})
     out: dict[int, Counts] = defaultdict(Counts)
+    ids = []
+    for test_id in test_ids:
+        if test_id in settled:
+            out[test_id] = settled[test_id]
+        else:
+            ids.append(test_id)
     if ids:
         rows = db.session.execute(
             select(Job.test_id, Job.state, func.count()).where(Job.test_id.in_(ids)).group_by(Job.test_id, Job.state)
         )
         for test_id, state, n in rows:
             out[test_id].add(state, n)
+        over = db.session.scalars(select(Test.id).where(Test.id.in_(ids), Test.state.in_(OVER)))
+        for test_id in over:
+            if not (out[test_id].submitted or out[test_id].running):
+                settled[test_id] = out[test_id]
     return out
 
 
@@ -88,14 +107,26 @@ def paginate(query: Select[Any], page: int, per_page: int) -> Page:
     return Page(items, total, page, per_page)
 
 
+INT64_MAX = 2**63 - 1
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def as_id(text: str) -> int | None:
+    """``text`` as a row id (ASCII digits within 64 bits), else None: ``'3³'`` and 10**30 are no ids."""
+    if not _DIGITS.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value <= INT64_MAX else None
+
+
 def int_arg(args: Mapping[str, str], name: str, default: int, low: int = 1, high: int = 10**9) -> int:
+    """A whole-number query parameter (ASCII digits, optional minus) within [low, high], else a 400."""
     raw = args.get(name)
-    if raw in (None, ""):
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError(name, f"must be a whole number, got {raw!r}") from None
+    if not re.fullmatch(r"-?[0-9]{1,19}", raw):
+        raise ValidationError(name, f"must be a whole number, got {raw!r}")
+    value = int(raw)
     if not low <= value <= high:
         raise ValidationError(name, f"must be between {low} and {high}")
     return value
@@ -104,7 +135,7 @@ def int_arg(args: Mapping[str, str], name: str, default: int, low: int = 1, high
 def _by_state(query: Select[Any], column: Any, args: Mapping[str, str], words: Iterable[str]) -> Select[Any]:
     """``query`` limited to ``?state=a,b`` (each checked against ``words``)."""
     raw = args.get("state")
-    if not raw:
+    if not raw:  # absent or empty: every state
         return query
     states = [s.strip() for s in raw.split(",") if s.strip()]
     allowed = [str(w) for w in words]
@@ -121,7 +152,7 @@ def jobs_query(args: Mapping[str, str]) -> Select[Any]:
     if args.get("queue"):
         query = query.join(Job.queue).where(Queue.name == args["queue"])
     if args.get("test"):
-        query = query.where(Job.test_id == int_arg(args, "test", 0))
+        query = query.where(Job.test_id == int_arg(args, "test", 0, high=INT64_MAX))
     if args.get("template"):
         query = query.join(Job.test).join(Test.template).where(Template.name == args["template"])
     return query
@@ -137,7 +168,7 @@ def tests_query(args: Mapping[str, str]) -> Select[Any]:
 
 
 def queues_query(args: Mapping[str, str]) -> Select[Any]:
-    query = _by_state(select(Queue).order_by(Queue.name), Queue.status, args, QueueStatus)
+    query = _by_state(Queue.live().order_by(Queue.name), Queue.status, args, QueueStatus)
     if args.get("backend"):
         query = query.where(Queue.backend == args["backend"])
     return query
@@ -145,6 +176,8 @@ def queues_query(args: Mapping[str, str]) -> Select[Any]:
 
 def templates_query(args: Mapping[str, str]) -> Select[Any]:
     query = select(Template).order_by(Template.name)
-    if args.get("active") in ("true", "false"):
+    if args.get("active") not in (None, "", "true", "false"):
+        raise ValidationError("active", "must be true or false")
+    if args.get("active"):
         query = query.where(Template.active.is_(args["active"] == "true"))
     return query

@@ -87,10 +87,11 @@ def test_a_killed_job_is_failed_not_running(tmp_path: Path) -> None:
 
 
 def test_options_are_validated() -> None:
-    assert LocalBackend.validate_options({"slots": "3"}) == {"slots": 3}
-    with pytest.raises(OptionError) as info:
-        LocalBackend.validate_options({"slots": 0})
-    assert info.value.field == "slots"
+    assert LocalBackend.validate_options({"slots": 3}) == {"slots": 3}
+    for bad in (0, "3", 2.5, True, 10**23):
+        with pytest.raises(OptionError) as info:
+            LocalBackend.validate_options({"slots": bad})
+        assert info.value.field == "slots"
     with pytest.raises(OptionError, match="unknown option"):
         LocalBackend.validate_options({"partition": "x"})
 

@@ -114,11 +114,14 @@ def test_validate_options(slurm: SlurmCluster, monkeypatch: pytest.MonkeyPatch) 
     """Checked by ``sbatch --test-only``: no job is created."""
     config = slurm.backend_config
     before = slurm.run("squeue", "-h", "-t", "all", "-o", "%i").stdout.split()
-    ok = SlurmBackend.validate_options({"partition": " long ", "extra_args": "--exclusive --nice=10"},
+    ok = SlurmBackend.validate_options({"partition": "long", "extra_args": ["--exclusive", "--nice=10"]},
                                        config)
     assert ok == {"partition": "long", "extra_args": ["--exclusive", "--nice=10"]}
     cases = [
-        ({"partition": "debug", "extra_args": ["--bogus"]}, "extra_args", "unrecognized option"),
+        ({"partition": "debug", "extra_args": ["--bogus"]}, "extra_args", "not an sbatch option"),
+        ({"partition": "debug", "extra_args": ["--exclusive --nice=10"]}, "extra_args", "not an sbatch option"),
+        ({"partition": "debug", "extra_args": ["-Jother"]}, "extra_args", "set by hcflask"),
+        ({"partition": "debug'"}, "partition", "not a valid Slurm name"),
         ({"partition": "nope"}, "partition", "Invalid partition"),
         ({"partition": "debug", "reservation": "nosuch"}, "reservation", "reservation"),
         ({"partition": "debug", "constraint": "gpu_a100"}, "constraint", "feature"),
@@ -168,7 +171,7 @@ def test_controller_outage_then_resume(backend: SlurmBackend, slurm: SlurmCluste
             backend.cancel_many([job])
         # an outage does not block creating a queue, but sbatch still parses the options itself
         assert SlurmBackend.validate_options({"partition": "debug"}, slurm.backend_config)
-        with pytest.raises(OptionError, match="unrecognized option"):
+        with pytest.raises(OptionError, match="not an sbatch option"):
             SlurmBackend.validate_options({"partition": "debug", "extra_args": ["--bogus"]},
                                           slurm.backend_config)
         time.sleep(5)  # the job finishes while nobody can ask

@@ -88,7 +88,8 @@ def test_webhook_is_retried_from_the_outbox_then_posts_the_event(app: Flask, hoo
         event = _event(data={"old_status": "online", "new_status": "excluded"})
         assert deliver() == {"delivered": 0, "retry": 1, "failed": 0}
         [row] = _deliveries()
-        assert (row.state, row.attempts, row.target) == ("pending", 1, "127.0.0.1")
+        assert (row.state, row.attempts) == ("pending", 1)
+        assert row.target == hook.url.rsplit("/", 1)[0], "a webhook is shown as its scheme and host only"
         assert "HTTP 500" in row.last_error
         assert deliver() == {"delivered": 1, "retry": 0, "failed": 0}
         assert len(hook.bodies) == 2, "the first answer was a 500: one retry expected"

@@ -34,8 +34,8 @@ def test_defaults_are_filled_in() -> None:
         ({"workload": {"script": "x", "resources": {"cores": 0}}}, "workload.resources.cores"),
         ({"workload": {"script": "x", "resources": {"ram": 1}}}, "workload.resources.ram"),
         ({"workload": {"script": "x", "success": {"must_match": ["("]}}}, "workload.success.must_match[0]"),
-        ({"workload": {"script": "x", "metrics": {"m": {"pattern": "no groups"}}}}, "workload.metrics.m.pattern"),
-        ({"workload": {"script": "x", "metrics": {"m": {"pattern": "(a)", "reference": {"lower": 2, "upper": 1}}}}},
+        ({"workload": {"script": "x", "metrics": {"m": {"pattern": "(a"}}}}, "workload.metrics.m.pattern"),
+        ({"workload": {"script": "x", "metrics": {"m": {"pattern": "(a)", "reference": {"lower": "2"}}}}},
          "workload.metrics.m.reference.lower"),
         ({"workload": {"image": "img.sif"}}, "workload.command"),
     ],
@@ -47,5 +47,7 @@ def test_errors_name_the_field(overrides: dict[str, object], field: str) -> None
     assert info.value.reason
 
 
-def test_queues_accept_a_comma_string_and_globs() -> None:
-    assert validate_template(doc(queues="a, b* c"))["queues"] == ["a", "b*", "c"]
+def test_queues_are_a_list_of_names_and_globs() -> None:
+    assert validate_template(doc(queues=["a", "b*", "c"]))["queues"] == ["a", "b*", "c"]
+    with pytest.raises(ValidationError, match="queues: must be a non-empty list"):
+        validate_template(doc(queues="a, b* c"))

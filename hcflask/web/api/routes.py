@@ -1,4 +1,5 @@
-"""API views: list/get every object, create queues/templates/tests, cancel tests."""
+"""API views: list/get every object; create, change and delete queues and templates;
+start and cancel tests."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,11 +8,13 @@ from flask import g, jsonify, request
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException, NotFound
 
+from hcflask.engine import stress
 from hcflask.extensions import csrf, db
-from hcflask.models import Job, Queue, Template, Test, ValidationError
+from hcflask.models import AuditEntry, Conflict, Job, Queue, Template, Test, ValidationError
+from hcflask.models.spec import QUEUE_KEYS, as_whole, validate_queue
 from hcflask.web import queries
-from hcflask.web.api import bp, json_body
-from hcflask.web.api.auth import check_read_access, token_required
+from hcflask.web.api import bp, json_body, text_field
+from hcflask.web.api.auth import admin_reader, check_read_access, token_required
 from hcflask.web.api.openapi import document
 
 csrf.exempt(bp)  # token-authenticated, no cookies: CSRF does not apply
@@ -31,25 +34,39 @@ def _reads() -> None:
 
 @bp.errorhandler(ValidationError)
 def _invalid(exc: ValidationError) -> Any:
-    return jsonify({"error": {"status": 400, "field": exc.field, "reason": exc.reason,
-                              "message": str(exc)}}), 400
+    return jsonify({"error": {"status": exc.status, "field": exc.field, "reason": exc.reason, "message": str(exc),
+                              "errors": [{"field": f, "reason": r} for f, r in exc.errors]}}), exc.status
 
 
 @bp.errorhandler(HTTPException)
 def _http(exc: HTTPException) -> Any:
-    return jsonify({"error": {"status": exc.code, "field": None, "reason": exc.description,
-                              "message": f"{exc.name}: {exc.description}"}}), exc.code
+    response = jsonify({"error": {"status": exc.code, "field": None, "reason": exc.description,
+                                  "message": f"{exc.name}: {exc.description}", "errors": []}})
+    response.status_code = exc.code or 500
+    response.headers.update({k: v for k, v in exc.get_headers() if k in ("Allow", "WWW-Authenticate")})
+    return response
+
+
+# Flask tries handlers for the status code before class handlers, the app's (the pages' 403) included
+for _code in (401, 403, 404, 405):
+    bp.register_error_handler(_code, _http)
 
 
 def _actor() -> str:
     return f"api:{g.api_user.username}"
 
 
-def _one(model: Any, key: str) -> Any:
-    """By id, or by name for the models that have one."""
-    row = db.session.get(model, int(key)) if key.isdigit() else None
+def _lookup(model: Any, key: str) -> Any:
+    """By id, or by name for the models that have one (ids past 64 bits: not found); None if neither."""
+    ident = queries.as_id(key)
+    row = db.session.get(model, ident) if ident is not None else None
     if row is None and hasattr(model, "name"):
         row = db.session.scalar(select(model).where(model.name == key))
+    return row
+
+
+def _one(model: Any, key: str) -> Any:
+    row = _lookup(model, key)
     if row is None:
         raise NotFound(f"no {model.__name__.lower()} {key!r}")
     return row
@@ -94,7 +111,7 @@ def get_test(test_id: int) -> Any:
     test = _one(Test, str(test_id))
     per_queue = {name: c.to_dict() for name, c in queries.counts_by_queue(test.id).items()}
     return jsonify({**test.to_dict(), "jobs": queries.counts_by_test([test.id])[test.id].to_dict(),
-                    "queues_jobs": per_queue})
+                    "queues_jobs": per_queue, "stress": stress.progress(test)})
 
 
 @bp.route("/jobs/<int:job_id>")
@@ -108,13 +125,43 @@ def get_job(job_id: int) -> Any:
 def create_queue() -> Any:
     from hcflask.engine.actions import create_queue as create
 
-    body = json_body()
-    options = body.get("options") or {}
-    if not isinstance(options, dict):
-        raise ValidationError("options", "must be an object")
-    queue = create(body.get("name", ""), str(body.get("backend", "")), options,
-                   str(body.get("description") or ""), bool(body.get("autoexclusion", True)))
+    body = validate_queue(json_body())
+    queue = create(body["name"], body["backend"], body["options"], body["description"], body["autoexclusion"])
     return jsonify(queue.to_dict()), 201
+
+
+def _live_queue(key: str) -> Queue:
+    queue = _one(Queue, key)
+    if queue.deleted_at is not None:
+        raise NotFound(f"queue {key!r} was deleted")
+    return queue
+
+
+@bp.route("/queues/<key>", methods=["PUT"])
+@token_required
+def update_queue(key: str) -> Any:
+    """Options, description and autoexclusion; the name and backend stay."""
+    from hcflask.engine.actions import update_queue as update
+
+    body = json_body(QUEUE_KEYS)
+    queue = _live_queue(key)
+    for field in ("name", "backend"):
+        if field in body and body[field] != getattr(queue, field):
+            raise ValidationError(field, "cannot be changed (templates and the job history refer to it)")
+    body = {"options": queue.options, "description": queue.description, "autoexclusion": queue.autoexclusion,
+            **body}
+    return jsonify(update(queue, body["options"], body["description"], body["autoexclusion"]).to_dict())
+
+
+@bp.route("/queues/<key>", methods=["DELETE"])
+@token_required
+def delete_queue(key: str) -> Any:
+    from hcflask.engine.actions import delete_queue as delete
+
+    queue = _live_queue(key)
+    name = queue.name
+    message = delete(queue, _actor())
+    return jsonify({"deleted": name, "message": message})
 
 
 @bp.route("/queues/<key>/status", methods=["POST"])
@@ -122,26 +169,61 @@ def create_queue() -> Any:
 def set_queue_status(key: str) -> Any:
     from hcflask.engine.actions import set_queue_status as set_status
 
-    body = json_body()
-    queue = _one(Queue, key)
-    set_status(queue, str(body.get("status", "")), _actor(), str(body.get("reason") or ""))
+    body = json_body({"status", "reason"})
+    queue = _live_queue(key)
+    if not isinstance(body.get("status"), str):
+        raise ValidationError("status", "required: online, offline or test")
+    set_status(queue, body["status"], _actor(), text_field(body, "reason"))
     return jsonify(queue.to_dict())
 
 
 @bp.route("/templates", methods=["POST"])
 @token_required
 def create_template() -> Any:
-    from hcflask.engine.actions import save_template
+    from hcflask.engine.actions import save_template, set_template_active
 
-    return jsonify(save_template(json_body()).to_dict()), 201
+    body = json_body()
+    active = _active_of(body)
+    template = save_template(body)
+    if active is False:
+        set_template_active(template, False)
+    return jsonify(template.to_dict()), 201
+
+
+def _active_of(body: dict[str, Any]) -> bool | None:
+    """``active`` of a template body (not part of the template document), taken out of it."""
+    active = body.pop("active", None)
+    if active is not None and not isinstance(active, bool):
+        raise ValidationError("active", "must be true or false")
+    return active
 
 
 @bp.route("/templates/<key>", methods=["PUT"])
 @token_required
 def update_template(key: str) -> Any:
-    from hcflask.engine.actions import save_template
+    """Replace the document; ``active`` (optional) (de)activates it, alone or with the document."""
+    from hcflask.engine.actions import save_template, set_template_active
 
-    return jsonify(save_template(json_body(), _one(Template, key)).to_dict())
+    body = json_body()
+    active = _active_of(body)
+    template = _one(Template, key)
+    if body:
+        template = save_template(body, template)
+    if active is not None:
+        set_template_active(template, active)
+    return jsonify(template.to_dict())
+
+
+@bp.route("/templates/<key>", methods=["DELETE"])
+@token_required
+def delete_template(key: str) -> Any:
+    """Its tests keep their snapshot; an active one is cancelled."""
+    from hcflask.engine.actions import delete_template as delete
+
+    template = _one(Template, key)
+    name = template.name
+    kept = delete(template, _actor())
+    return jsonify({"deleted": name, "tests_kept": kept})
 
 
 @bp.route("/tests", methods=["POST"])
@@ -149,16 +231,18 @@ def update_template(key: str) -> Any:
 def create_test() -> Any:
     from hcflask.engine.actions import start_test
 
-    body = json_body()
+    body = json_body({"template", "host"})
     key = body.get("template")
-    if key in (None, ""):
-        raise ValidationError("template", "required: a template id or name")
-    try:
-        template = _one(Template, str(key))
-    except NotFound:
-        raise ValidationError("template", f"no template {key!r}") from None
+    key = as_whole(key) if isinstance(key, float) else key
+    if isinstance(key, bool) or not isinstance(key, int | str) or key == "" or (isinstance(key, int) and key < 1):
+        raise ValidationError("template", "required: a template id (from 1) or name")
+    template = db.session.get(Template, key) if isinstance(key, int) and key <= queries.INT64_MAX else None
+    if isinstance(key, str):
+        template = _lookup(Template, key)
+    if template is None:
+        raise Conflict("template", f"no template {key!r}")
     host = body.get("host")
-    return jsonify(start_test(template, _actor(), host=str(host) if host is not None else None).to_dict()), 201
+    return jsonify(start_test(template, _actor(), host=host).to_dict()), 201
 
 
 @bp.route("/tests/<int:test_id>/cancel", methods=["POST"])
@@ -166,14 +250,17 @@ def create_test() -> Any:
 def cancel_test(test_id: int) -> Any:
     from hcflask.engine.actions import cancel_test as cancel
 
-    body = request.get_json(silent=True) or {}
+    body = json_body({"reason"}, optional=True)
     test = _one(Test, str(test_id))
-    cancel(test, _actor(), str(body.get("reason") or "") if isinstance(body, dict) else "")
+    cancel(test, _actor(), text_field(body, "reason"))
     return jsonify(test.to_dict())
 
 
-@bp.route("/<path:_rest>", methods=["GET", "POST", "PUT", "DELETE"])
-def unknown(_rest: str) -> Any:
-    raise NotFound(f"no API endpoint {request.method} {request.path} (see /api/v1/openapi.json)")
 
 
+@bp.route("/audit")
+@admin_reader
+def audit() -> Any:
+    limit = queries.int_arg(request.args, "limit", 200, high=1000)
+    rows = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))
+    return jsonify({"items": [row.to_dict() for row in rows]})

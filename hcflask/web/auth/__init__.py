@@ -6,14 +6,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired
 
-from hcflask.extensions import db
+from hcflask.extensions import db, limiter
 from hcflask.models import User
 
 bp = Blueprint("auth", __name__)
@@ -45,7 +45,12 @@ def _safe_next(target: str | None) -> str:
     return url_for("ui.home")
 
 
+def _failed(response: Any) -> bool:
+    return response.status_code != 302
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["SERVER_LOGIN_LIMIT"], methods=["POST"], deduct_when=_failed)
 def login() -> Any:
     form = LoginForm()
     if form.validate_on_submit():
@@ -61,3 +66,5 @@ def login() -> Any:
 def logout() -> Any:
     logout_user()
     return redirect(url_for("ui.home"))
+
+from hcflask.web.auth import admin  # noqa: E402,F401 - registers the admin pages

@@ -18,8 +18,9 @@ from hcflask.engine.robot import set_enabled
 from hcflask.engine.rules import rule_table
 from hcflask.extensions import db
 from hcflask.models import Alert, MetricBand, Queue, RobotState, Test, ValidationError, utcnow
-from hcflask.web.api import bp, json_body
+from hcflask.web.api import bp, json_body, text_field
 from hcflask.web.api.auth import token_required
+from hcflask.web.queries import INT64_MAX, int_arg
 from hcflask.web.robot import stats
 from hcflask.web.robot.routes import date_range, event_query, exclusions, parse_day
 
@@ -45,15 +46,16 @@ def robot_tiles() -> Any:
 
 @bp.route("/robot/events")
 def robot_events() -> Any:
-    limit = min(1000, max(1, int(request.args.get("limit", "200")) if request.args.get("limit", "").isdigit()
-                          else 200))
+    limit = int_arg(request.args, "limit", 200, low=1, high=1000)
     return jsonify({"items": [e.to_dict() for e in db.session.scalars(event_query(request.args).limit(limit))]})
 
 
 @bp.route("/robot/alerts")
 def robot_alerts() -> Any:
     query = select(Alert).order_by(Alert.id.desc()).limit(200)
-    if request.args.get("open") in ("1", "true"):
+    if request.args.get("open") not in (None, "true", "false"):
+        raise ValidationError("open", "must be true or false")
+    if request.args.get("open") == "true":
         query = query.where(Alert.closed_at.is_(None))
     return jsonify({"items": [a.to_dict() for a in db.session.scalars(query)]})
 
@@ -74,10 +76,10 @@ def robot_replay() -> Any:
 @bp.route("/robot/switch", methods=["POST"])
 @token_required
 def robot_switch() -> Any:
-    body = json_body()
+    body = json_body({"enabled", "reason"})
     if not isinstance(body.get("enabled"), bool):
         raise ValidationError("enabled", "required: true or false")
-    set_enabled(body["enabled"], f"api:{g.api_user.username}", str(body.get("reason") or ""))
+    set_enabled(body["enabled"], f"api:{g.api_user.username}", text_field(body, "reason"))
     return jsonify(RobotState.get().to_dict())
 
 
@@ -92,10 +94,12 @@ def robot_bands() -> Any:
 
 def _when(body: dict[str, Any], key: str) -> datetime | None:
     value = body.get(key)
-    if value in (None, ""):
+    if value is None:
         return None
     try:
-        return datetime.fromisoformat(str(value).rstrip("Z")).replace(tzinfo=None)
+        if not isinstance(value, str):
+            raise ValueError
+        return datetime.fromisoformat(value.removesuffix("Z")).replace(tzinfo=None)
     except ValueError:
         raise ValidationError(key, f"expected an ISO date/time, got {value!r}") from None
 
@@ -107,7 +111,7 @@ def robot_pin(band_id: int) -> Any:
     band = db.session.get(MetricBand, band_id)
     if band is None:
         raise NotFound(f"no band {band_id}")
-    body = json_body()
+    body = json_body({"from", "to"})
     start, end = _when(body, "from"), _when(body, "to")
     if (start is None) != (end is None):
         raise ValidationError("to" if end is None else "from", "give both from and to, or neither")
@@ -125,8 +129,8 @@ def robot_metrics() -> Any:
         queue = db.session.scalar(select(Queue).where(Queue.name == request.args["queue"]))
         if queue is None:
             raise NotFound(f"no queue {request.args['queue']!r}")
-    if request.args.get("test", "").isdigit():
-        test = db.session.get(Test, int(request.args["test"]))
+    if request.args.get("test") is not None:
+        test = db.session.get(Test, int_arg(request.args, "test", 0, high=INT64_MAX))
         if test is None:
             raise NotFound(f"no test {request.args['test']}")
     series = stats.metric_series(queue=queue, test=test)

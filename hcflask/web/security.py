@@ -1,0 +1,93 @@
+"""What guards the web as a whole: session cookies, login throttling, the
+audit log of admin writes, ids bounded to 64 bits, and JSON 404/405 for the API.
+
+Login throttling uses Flask-Limiter with memory storage: counts live in the
+one service process (``hc serve`` runs the web in gunicorn workers, each
+with its own counts, so the effective limit is per worker); only failed
+logins count.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, g, jsonify, render_template, request
+from flask_login import current_user
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
+
+from hcflask.extensions import db, limiter
+from hcflask.models import AuditEntry, ValidationError
+
+INT64_MAX = 2**63 - 1
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+#: writes that are not an admin changing something
+NOT_AUDITED = {"auth.login", "auth.logout"}
+
+
+class Int64Converter(IntegerConverter):
+    """``<int:...>`` that matches only ids a database column can hold (others: 404)."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:  # noqa: A002 - werkzeug's name
+        kwargs.setdefault("max", INT64_MAX)
+        super().__init__(map, *args, **kwargs)
+
+
+def setup(app: Flask) -> None:
+    """Before the blueprints are registered (the converter applies to their rules)."""
+    app.url_map.converters["int"] = Int64Converter
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["REMEMBER_COOKIE_SAMESITE"] = "Lax"
+    secure = bool(app.config["SERVER_SECURE_COOKIES"])
+    app.config["SESSION_COOKIE_SECURE"] = app.config["REMEMBER_COOKIE_SECURE"] = secure
+    app.config["SESSION_COOKIE_HTTPONLY"] = app.config["REMEMBER_COOKIE_HTTPONLY"] = True
+    limiter.init_app(app)
+    app.after_request(_audit)
+    app.register_error_handler(404, _api_json)
+    app.register_error_handler(405, _api_json)
+    app.register_error_handler(ValidationError, _invalid_page)
+
+
+def _invalid_page(exc: ValidationError) -> Any:
+    """A page's bad query parameter: a 400 naming it (the API answers JSON itself)."""
+    return render_template("error.html", code=exc.status, message=str(exc)), exc.status
+
+
+def actor() -> str | None:
+    """Who is writing: ``api:<user>`` for a token, ``admin:<user>`` for a session."""
+    if getattr(g, "api_user", None) is not None:
+        return f"api:{g.api_user.username}"
+    if current_user.is_authenticated:
+        return f"admin:{current_user.username}"
+    return None
+
+
+def record(who: str, action: str, target: str = "", status: int = 0, remote: str = "") -> None:
+    """Add one audit entry (committed by the caller)."""
+    db.session.add(AuditEntry(actor=who[:128], action=action[:255], target=target, status=status,
+                              remote_addr=remote[:64]))
+
+
+def _audit(response: Any) -> Any:
+    """Every write by a logged-in admin or a token, whatever its answer."""
+    if request.method not in WRITES or request.endpoint in NOT_AUDITED:
+        return response
+    who = actor()
+    if who is None:
+        return response
+    db.session.rollback()  # anything a failed view left uncommitted is discarded at teardown anyway
+    record(who, f"{request.method} {request.path}", request.view_args and str(request.view_args) or "",
+           response.status_code, request.remote_addr or "")
+    db.session.commit()
+    return response
+
+
+def _api_json(exc: HTTPException) -> Any:
+    """Routing errors under /api/ as JSON (the API's own views have their handler)."""
+    if not request.path.startswith("/api/"):
+        return exc
+    body: dict[str, Any] = {"error": {"status": exc.code, "field": None, "reason": exc.description,
+                      "message": f"{exc.name}: {exc.description}", "errors": []}}
+    response = jsonify(body)
+    response.status_code = exc.code or 500
+    response.headers.update({k: v for k, v in exc.get_headers() if k == "Allow"})
+    return response
