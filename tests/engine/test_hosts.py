@@ -55,7 +55,7 @@ def test_unknown_host_is_an_error_naming_the_field(app: Flask, other: Flask, api
         assert actions.move_test(test, "node-b", "tests").host == "node-b"
     response = app.test_client().post("/api/v1/tests", json={"template": "t1", "host": "nowhere"},
                                       headers={"Authorization": f"Bearer {api_token}"})
-    assert response.status_code == 400 and "host" in response.get_data(as_text=True)
+    assert response.status_code == 409 and "host" in response.get_data(as_text=True)
     moved = app.test_cli_runner().invoke(args=["test", "move", str(test.id), "--host", "nowhere"])
     assert moved.exit_code != 0 and "host: unknown host 'nowhere'" in moved.output
 
