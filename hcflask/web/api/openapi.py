@@ -183,10 +183,11 @@ def _admin_paths(template: dict[str, Any], key: dict[str, Any], limits: dict[str
         "/templates": {
             "post": _write("create a template (active: false creates it deactivated)", with_active, created=True)},
         "/templates/{key}": {
-            "put": _write("replace a template, and/or (de)activate it", {"oneOf": [with_active, only_active]},
-                          path_id=key),
+            "put": _write("replace a template (active, optional, (de)activates it too)", with_active, path_id=key),
             "delete": _write("delete a template; its tests keep their snapshot (an active one is cancelled)",
                              None, path_id=key)},
+        "/templates/{key}/active": {
+            "post": _write("activate or deactivate a template", only_active, path_id=key)},
     }
 
 
@@ -202,7 +203,7 @@ def document() -> dict[str, Any]:
             "status": {"type": "string", "enum": [s.value for s in QueueStatus if s != QueueStatus.EXCLUDED]},
             "reason": REASON}}, path_id=key)}
     for path, operations in _admin_paths(template, key, limits).items():
-        paths[path].update(operations)
+        paths.setdefault(path, {}).update(operations)
     paths["/tests"]["post"] = _write("start a test of a template", {
         "type": "object", "required": ["template"], "additionalProperties": False, "properties": {
             "template": {"oneOf": [ID, {"type": "string", "minLength": 1}]},

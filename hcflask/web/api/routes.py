@@ -200,16 +200,28 @@ def _active_of(body: dict[str, Any]) -> bool | None:
 @bp.route("/templates/<key>", methods=["PUT"])
 @token_required
 def update_template(key: str) -> Any:
-    """Replace the document; ``active`` (optional) (de)activates it, alone or with the document."""
+    """Replace the document; ``active`` (optional) (de)activates it too."""
     from hcflask.engine.actions import save_template, set_template_active
 
     body = json_body()
     active = _active_of(body)
-    template = _one(Template, key)
-    if body:
-        template = save_template(body, template)
+    template = save_template(body, _one(Template, key))
     if active is not None:
         set_template_active(template, active)
+    return jsonify(template.to_dict())
+
+
+@bp.route("/templates/<key>/active", methods=["POST"])
+@token_required
+def template_active(key: str) -> Any:
+    """Activate or deactivate a template without sending its document."""
+    from hcflask.engine.actions import set_template_active
+
+    active = _active_of(json_body({"active"}))
+    if active is None:
+        raise ValidationError("active", "required: true or false")
+    template = _one(Template, key)
+    set_template_active(template, active)
     return jsonify(template.to_dict())
 
 
