@@ -170,14 +170,13 @@ def _admin_paths(template: dict[str, Any], key: dict[str, Any], limits: dict[str
                    "properties": {"active": active}}
     options = {"oneOf": list(_backend_options().values())}
     queue_change = {"type": "object", "additionalProperties": False, "properties": {
-        "name": {"type": "string", "description": "must be the queue's own"},
-        "backend": {"type": "string", "description": "must be the queue's own"},
         "options": options, "description": nullable({"type": "string", "maxLength": limits["text"]}),
         "autoexclusion": {"type": "boolean"}}}
     return {
         "/queues/{key}": {
             "put": _write("change a queue's backend options, description or autoexclusion (not its name or "
-                          "backend; options must suit the queue's backend, else 400)", queue_change, path_id=key),
+                          "backend; options of another backend than the queue's are a 409)", queue_change,
+                          path_id=key),
             "delete": _write("delete a queue; its job history stays (409 naming the jobs while any is in flight)",
                              None, path_id=key)},
         "/templates": {

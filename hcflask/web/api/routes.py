@@ -142,11 +142,8 @@ def update_queue(key: str) -> Any:
     """Options, description and autoexclusion; the name and backend stay."""
     from hcflask.engine.actions import update_queue as update
 
-    body = json_body(QUEUE_KEYS)
+    body = json_body(QUEUE_KEYS - {"name", "backend"})
     queue = _live_queue(key)
-    for field in ("name", "backend"):
-        if field in body and body[field] != getattr(queue, field):
-            raise ValidationError(field, "cannot be changed (templates and the job history refer to it)")
     body = {"options": queue.options, "description": queue.description, "autoexclusion": queue.autoexclusion,
             **body}
     return jsonify(update(queue, body["options"], body["description"], body["autoexclusion"]).to_dict())
@@ -191,8 +188,10 @@ def create_template() -> Any:
 
 def _active_of(body: dict[str, Any]) -> bool | None:
     """``active`` of a template body (not part of the template document), taken out of it."""
-    active = body.pop("active", None)
-    if active is not None and not isinstance(active, bool):
+    if "active" not in body:
+        return None
+    active = body.pop("active")
+    if not isinstance(active, bool):
         raise ValidationError("active", "must be true or false")
     return active
 
