@@ -70,12 +70,13 @@ def rss_mb(master: int) -> float:
 
 
 def serve(folder: Path, url: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``hc serve`` on the instance; its log goes to ``serve.log`` there (kept when a page fails)."""
     port = free_port()
     env = {**os.environ, "HC_INSTANCE": str(folder), "HC_DATABASE_URL": url, "HC_DEMO": "false",
            "HC_SCHEDULER_ENABLED": "false", "HC_HOST_NAME": "bench"}
     hc = shutil.which("hc") or str(Path(sys.executable).parent / "hc")
     proc = subprocess.Popen([hc, "serve", "--no-scheduler", "--workers", "2", "--bind", f"127.0.0.1:{port}"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=env, stdout=subprocess.DEVNULL, stderr=(folder / "serve.log").open("wb"))
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -97,12 +98,12 @@ def timed(function: Callable[[], Any], repeat: int = 3) -> float:
     return statistics.median(times)
 
 
-def run(kind: str, url: str, args: argparse.Namespace) -> list[tuple[str, str]]:
+def run(kind: str, url: str, args: argparse.Namespace) -> None:
     folder = Path(tempfile.mkdtemp(prefix=f"hc-bench-scale-{kind}-"))
     (folder / "hc.toml").write_text(f'secret_key = "{secrets.token_hex(16)}"\ndemo = false\n')
     app = create_app({"INSTANCE_PATH": folder, "DATABASE_URL": url, "DEMO": False, "HOST_NAME": "bench",
                       "SCHEDULER_ENABLED": False})
-    rows: list[tuple[str, str]] = []
+    rows = Rows()
     with app.app_context():
         upgrade(directory=app.extensions["migrate"].directory)
         start = time.perf_counter()
@@ -118,6 +119,7 @@ def run(kind: str, url: str, args: argparse.Namespace) -> list[tuple[str, str]]:
     if kind == "sqlite":
         rows.append(("database size", f"{(folder / 'hc.sqlite').stat().st_size / 2**20:.0f} MB"))
     proc, base = serve(folder, url)
+    failed = False
     try:
         rows.append(("first /overview", f"{fetch(base, '/overview'):.0f} ms"))
         for page in urls(running or 0, queue or ""):
@@ -125,11 +127,22 @@ def run(kind: str, url: str, args: argparse.Namespace) -> list[tuple[str, str]]:
             p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
             rows.append((page, f"p50 {statistics.median(times):6.1f}  p95 {p95:6.1f}  max {times[-1]:6.1f} ms"))
         rows.append(("worker RSS (max)", f"{rss_mb(proc.pid):.0f} MB"))
+    except OSError as exc:
+        failed = True
+        print(f"{exc}: see {folder / 'serve.log'}", flush=True)
     finally:
         proc.terminate()
         proc.wait(30)
-        shutil.rmtree(folder, ignore_errors=True)
-    return rows
+        if not failed:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class Rows(list[tuple[str, str]]):
+    """Each row printed as soon as it is measured (a long run shows its progress)."""
+
+    def append(self, row: tuple[str, str]) -> None:
+        super().append(row)
+        print(f"{row[0]:<34} {row[1]}", flush=True)
 
 
 def main() -> None:
@@ -142,6 +155,8 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite,postgres")
     args = parser.parse_args()
     for kind in args.db.split(","):
+        print(f"\n## {kind}: {args.days} days x {args.per_day} jobs/day, {args.queues} queues, "
+              f"{args.templates} templates", flush=True)
         if kind == "postgres":
             from tests.postgres import PostgresServer, missing
 
@@ -152,16 +167,12 @@ def main() -> None:
             server = PostgresServer(base)
             server.start()
             try:
-                rows = run(kind, server.create_database(), args)
+                run(kind, server.create_database(), args)
             finally:
                 server.stop()
                 shutil.rmtree(base, ignore_errors=True)
         else:
-            rows = run(kind, "", args)
-        print(f"\n## {kind}: {args.days} days x {args.per_day} jobs/day, {args.queues} queues, "
-              f"{args.templates} templates")
-        for name, value in rows:
-            print(f"{name:<34} {value}")
+            run(kind, "", args)
 
 
 if __name__ == "__main__":

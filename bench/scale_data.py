@@ -110,7 +110,7 @@ def write(rows: list[dict[str, Any]], outcomes: list[Outcome], rng: random.Rando
     db.session.execute(insert(JobEvent), events)
     if metrics:
         db.session.execute(insert(JobMetric), metrics)
-    record(db.session, outcomes)
+    record(db.session(), outcomes)
     db.session.commit()
 
 

@@ -112,6 +112,7 @@ ENV_ALIASES = {
         "SCHEDULER_CORE_SECONDS",
         "SCHEDULER_SUBMISSION_SECONDS",
         "SCHEDULER_MONITOR_SECONDS",
+        "SCHEDULER_ACTIONS_SECONDS",
     ),
 }
 
@@ -275,6 +276,15 @@ monitor_seconds = 5
 [jobs]
 cancel_running = false    # on test cancel/expiry, also cancel running jobs
 output_limit = 65536      # bytes of stdout/stderr shown per job
+# output_cap = 10485760  # bytes of stdout/stderr a job keeps (first and last half)
+
+[retention]               # docs/scale.md; rollups (the plots) are kept forever
+# jobs_days = 90          # finished job rows, events and metrics
+# failed_days = 180       # failed and lost jobs are kept longer
+# workdirs_days = 14      # job work dirs
+
+[disk]
+# min_free_percent = 5    # below this, submission pauses with an alert
 
 [backends.local]
 # slots = 4               # jobs at once per local queue; default: number of cores

@@ -31,7 +31,7 @@ def rollup_command(rebuild: bool, everything: bool) -> None:
     config = current_app.config
     since = None if everything else kept_since(utcnow(), config["RETENTION_JOBS_DAYS"],
                                                config["RETENTION_FAILED_DAYS"])
-    jobs = rebuild_rollups(db.session, since)
+    jobs = rebuild_rollups(db.session(), since)
     db.session.commit()
     click.echo(f"rollups rebuilt from {jobs} finished jobs" + (f" (days from {since} on)" if since else ""))
 

@@ -82,6 +82,7 @@ def queue_discover(backend: str, names: tuple[str, ...], add_all: bool, prefix: 
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValidationError("add", f"{backend} offers no {unknown[0]!r} (offered: {', '.join(known)})")
+    record_cpus(offered, prefix)
     chosen = list(known) if add_all else list(names)
     for name in chosen:
         if prefix + name in existing:
@@ -103,7 +104,18 @@ def create_discovered(backend: str, offered: dict[str, Any], prefix: str) -> Que
 
     limit = f"time limit {_duration(offered.get('time_limit'))}"
     description = f"{backend} {offered['name']} ({limit}, {offered.get('nodes', '?')} nodes)"
-    return create_queue(prefix + offered["name"], backend, offered["options"], description)
+    queue = create_queue(prefix + offered["name"], backend, offered["options"], description)
+    queue.cpus = offered.get("cpus") or None
+    db.session.commit()
+    return queue
+
+
+def record_cpus(offered: list[dict[str, Any]], prefix: str) -> None:
+    """Keep each known queue's partition CPUs up to date (the cost of testing is shown as a share of them)."""
+    cpus = {prefix + o["name"]: o.get("cpus") for o in offered if o.get("cpus")}
+    for queue in db.session.scalars(select(Queue).where(Queue.name.in_(list(cpus)))):
+        queue.cpus = cpus[queue.name]
+    db.session.commit()
 
 
 @queue_group.command("list")

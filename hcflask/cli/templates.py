@@ -181,3 +181,40 @@ def test_move(test_id: int, host: str) -> None:
 
     test = move_test(get_row(Test, "id", test_id, "test"), host, actor="cli")
     click.echo(f"test {test.id} is driven by {test.host} from its next tick")
+
+
+@test_group.command("report")
+@click.argument("test_id", type=int)
+@click.option("--html", "html", type=click.Path(dir_okay=False, path_type=Path),
+              help="write the report as one self-contained HTML file (CSS, JS and data inline)")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@initialised
+def test_report(test_id: int, html: Path | None, as_json: bool) -> None:
+    """The report of a test: per queue success, failures, waits, run times, CPU efficiency."""
+    import json
+
+    from hcflask.web import report
+    from hcflask.web.ui.reports import render_file
+
+    test = get_row(Test, "id", test_id, "test")
+    if html is not None:
+        try:
+            html.write_text(render_file(test))
+        except OSError as exc:
+            raise ValidationError("html", f"{html}: {exc.strerror}") from None
+        click.echo(f"wrote {html}")
+        return
+    data = report.build(test)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    rows = [(q["queue"], q["jobs"], q["judged"], q["succeeded"],
+             "–" if q["success_rate"] is None else f"{100 * q['success_rate']:.1f}%",
+             _median(q, "queue_wait"), _median(q, "run_time"), _median(q, "cpu_efficiency"),
+             f"{q['core_seconds'] / 3600:.3f}") for q in data["queues"]]
+    table(rows, ("queue", "jobs", "judged", "ok", "success", "wait s", "run s", "cpu eff", "core-h"))
+
+
+def _median(queue: dict[str, object], key: str) -> str:
+    found = queue["distributions"].get(key)  # type: ignore[attr-defined]
+    return "–" if not found else f"{found['median']:.2f}"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, literal_column, or_, select, update
 
 from hcflask.engine.common import tick
 from hcflask.extensions import db
@@ -27,20 +27,28 @@ FINAL = [s.value for s in JobState if s.final]
 FAILED = [JobState.FAILED.value, JobState.LOST.value]
 
 
+def _state() -> ColumnElement[str]:
+    """The job state, wrapped so the planner walks the age index rather than every
+    finished job through the state index (2.6 s at 1.8M jobs on SQLite)."""
+    return func.lower(Job.state)
+
+
 def _cutoff(key: str, now: datetime) -> datetime:
     return now - timedelta(days=float(current_app.config[key]))
 
 
 def old_jobs(now: datetime) -> ColumnElement[bool]:
     """Finished jobs past their retention (failed ones are kept longer)."""
-    return and_(Job.state.in_(FINAL), or_(
-        and_(Job.state.in_(FAILED), Job.ended_at < _cutoff("RETENTION_FAILED_DAYS", now)),
-        and_(Job.state.not_in(FAILED), Job.ended_at < _cutoff("RETENTION_JOBS_DAYS", now)),
+    return and_(_state().in_(FINAL), or_(
+        and_(_state().in_(FAILED), Job.ended_at < _cutoff("RETENTION_FAILED_DAYS", now)),
+        and_(_state().not_in(FAILED), Job.ended_at < _cutoff("RETENTION_JOBS_DAYS", now)),
     ))
 
 
 def old_workdirs(now: datetime) -> ColumnElement[bool]:
-    return and_(Job.state.in_(FINAL), Job.workdir != "", Job.ended_at < _cutoff("RETENTION_WORKDIRS_DAYS", now))
+    """Finished jobs whose work dir is due (``workdir != ''`` as a literal: the partial index's condition)."""
+    return and_(_state().in_(FINAL), Job.workdir != literal_column("''"),
+                Job.ended_at < _cutoff("RETENTION_WORKDIRS_DAYS", now))
 
 
 def plan(now: datetime | None = None) -> list[tuple[str, int, datetime]]:
@@ -49,10 +57,10 @@ def plan(now: datetime | None = None) -> list[tuple[str, int, datetime]]:
     count = func.count(Job.id)
     return [
         ("jobs (succeeded, cancelled)", db.session.scalar(select(count).where(
-            Job.state.in_(FINAL), Job.state.not_in(FAILED), Job.ended_at < _cutoff("RETENTION_JOBS_DAYS", now))) or 0,
+            _state().in_(FINAL), _state().not_in(FAILED), Job.ended_at < _cutoff("RETENTION_JOBS_DAYS", now))) or 0,
          _cutoff("RETENTION_JOBS_DAYS", now)),
         ("jobs (failed, lost)", db.session.scalar(select(count).where(
-            Job.state.in_(FAILED), Job.ended_at < _cutoff("RETENTION_FAILED_DAYS", now))) or 0,
+            _state().in_(FAILED), Job.ended_at < _cutoff("RETENTION_FAILED_DAYS", now))) or 0,
          _cutoff("RETENTION_FAILED_DAYS", now)),
         ("work dirs", db.session.scalar(select(count).where(old_workdirs(now))) or 0,
          _cutoff("RETENTION_WORKDIRS_DAYS", now)),

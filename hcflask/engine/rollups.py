@@ -168,7 +168,8 @@ def _intervals(session: Session, batch: _Batch, series: dict[tuple[int, str], li
             if tail is not None:
                 batch.interval(key, tail[0], min(tail[0] + valid, item.ended_at), tail[1], offline)
             tail = (item.ended_at, item.state == JobState.SUCCEEDED.value)
-        updates.append({"queue_id": key[0], "template": key[1], "ended_at": tail[0], "ok": tail[1]})
+        if tail is not None:
+            updates.append({"queue_id": key[0], "template": key[1], "ended_at": tail[0], "ok": tail[1]})
     _upsert(session, RollupTail, updates, ("queue_id", "template"), ("ended_at", "ok"), add=False)
 
 

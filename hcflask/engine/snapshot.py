@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.orm import aliased
 
 from hcflask.engine.decide import QueueView, RobotClaim
@@ -66,9 +66,18 @@ def gather(tests: Mapping[int, Test], since: datetime, keep: int,
     per_pair = select(newest.id).where(
         newest.queue_id == Queue.id, newest.test_id == Test.id, newest.state.in_(COUNTED), newest.ended_at >= since,
         newest.ended_at <= now, func.coalesce(newest.judged_at, newest.ended_at) <= now,
-    ).order_by(newest.ended_at.desc(), newest.id.desc()).limit(keep).correlate(Queue, Test)
-    rows = select(Job.id, Job.queue_id, Job.test_id, Job.state, Job.ended_at, Job.failure_reason).select_from(
-        Queue).join(Test, Test.id.in_(list(tests))).join(Job, Job.id.in_(per_pair))
+    ).order_by(newest.ended_at.desc(), newest.id.desc()).limit(keep)
+    pairs = select(Queue).join(Test, Test.id.in_(list(tests)))
+    if db.session.get_bind().dialect.name == "postgresql":
+        # PostgreSQL runs "job.id IN (correlated subquery)" once per job row (seconds at
+        # a few thousand jobs); a LATERAL join runs it once per queue x test
+        top = per_pair.add_columns(newest.queue_id, newest.test_id, newest.state, newest.ended_at,
+                                   newest.failure_reason).lateral()
+        rows = pairs.with_only_columns(top.c.id, top.c.queue_id, top.c.test_id, top.c.state, top.c.ended_at,
+                                       top.c.failure_reason).join(top, true())
+    else:
+        rows = pairs.with_only_columns(Job.id, Job.queue_id, Job.test_id, Job.state, Job.ended_at,
+                                       Job.failure_reason).join(Job, Job.id.in_(per_pair.correlate(Queue, Test)))
     for row in db.session.execute(rows):
         out[row.queue_id][tests[row.test_id].template_name].append(
             Outcome(row.id, row.state == JobState.SUCCEEDED.value, row.ended_at, row.failure_reason or ""))

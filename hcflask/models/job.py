@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hcflask.extensions import Model
@@ -22,6 +22,9 @@ class Job(Model):
         Index("ix_job_queue_id", "queue_id", "id"),
         Index("ix_job_created_at", "created_at"),
         Index("ix_job_ended_at", "ended_at"),
+        # work dirs retention has not removed yet: only the last weeks' jobs
+        Index("ix_job_workdir_ended", "ended_at", sqlite_where=text("workdir != ''"),
+              postgresql_where=text("workdir != ''")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -40,6 +43,8 @@ class Job(Model):
     host: Mapped[str | None] = mapped_column(String(255))
     workdir: Mapped[str] = mapped_column(Text, default="")
     submit_attempts: Mapped[int] = mapped_column(default=0)
+    #: CPU seconds of the payload (the wrapper's ``times``, or Slurm's TotalCPU)
+    cpu_seconds: Mapped[float | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
@@ -82,7 +87,7 @@ class Job(Model):
             "failure_reason": self.failure_reason, "exit_code": self.exit_code, "host": self.host,
             "created_at": iso(self.created_at), "submitted_at": iso(self.submitted_at),
             "started_at": iso(self.started_at), "ended_at": iso(self.ended_at),
-            "metrics": {m.name: m.value for m in self.metrics},
+            "cpu_seconds": self.cpu_seconds, "metrics": {m.name: m.value for m in self.metrics},
         }
 
 

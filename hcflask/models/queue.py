@@ -27,6 +27,8 @@ class Queue(Model):
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     status_changed_at: Mapped[datetime | None]
+    #: CPUs of the partition behind the queue (``hc queue discover``), for the cost of testing
+    cpus: Mapped[int | None]
     #: bumped by every status write; writes are compare-and-set on it (engine/status.py)
     version: Mapped[int] = mapped_column(default=0)
     #: set when an admin deletes a queue that has job history: the row stays
@@ -47,7 +49,7 @@ class Queue(Model):
             "id": self.id, "name": self.name, "backend": self.backend, "status": self.status,
             "autoexclusion": self.autoexclusion, "options": self.options,
             "description": self.description, "created_at": iso(self.created_at),
-            "status_changed_at": iso(self.status_changed_at),
+            "status_changed_at": iso(self.status_changed_at), "cpus": self.cpus,
         }
 
 

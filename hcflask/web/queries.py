@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import selectinload
 
@@ -21,6 +22,10 @@ COLUMNS = {
     JobState.SUCCEEDED.value: "completed", JobState.FAILED.value: "failed",
     JobState.LOST.value: "failed", JobState.CANCELLED.value: "cancelled",
 }
+
+
+#: test states after which no new job is created
+OVER = [TestState.COMPLETED.value, TestState.CANCELLED.value, TestState.ERROR.value]
 
 
 @dataclasses.dataclass
@@ -49,14 +54,27 @@ class Counts:
 
 
 def counts_by_test(test_ids: Iterable[int]) -> dict[int, Counts]:
-    ids = list(test_ids)
+    """Job counts per test.  A test that is over with no job left in flight never
+    changes again: its counts are kept per process, so lists of old tests (10k
+    jobs each at HammerCloud scale) do not recount them on every page."""
+    settled: dict[int, Counts] = current_app.extensions.setdefault("hc_settled_counts", {})
     out: dict[int, Counts] = defaultdict(Counts)
+    ids = []
+    for test_id in test_ids:
+        if test_id in settled:
+            out[test_id] = settled[test_id]
+        else:
+            ids.append(test_id)
     if ids:
         rows = db.session.execute(
             select(Job.test_id, Job.state, func.count()).where(Job.test_id.in_(ids)).group_by(Job.test_id, Job.state)
         )
         for test_id, state, n in rows:
             out[test_id].add(state, n)
+        over = db.session.scalars(select(Test.id).where(Test.id.in_(ids), Test.state.in_(OVER)))
+        for test_id in over:
+            if not (out[test_id].submitted or out[test_id].running):
+                settled[test_id] = out[test_id]
     return out
 
 

@@ -50,6 +50,8 @@ def upgrade():
     with op.batch_alter_table('job', schema=None) as batch_op:
         for name, columns in JOB_INDEXES.items():
             batch_op.create_index(name, columns, unique=False)
+        batch_op.create_index('ix_job_workdir_ended', ['ended_at'], unique=False,
+                              sqlite_where=sa.text("workdir != ''"), postgresql_where=sa.text("workdir != ''"))
     from hcflask.engine.rollups import rebuild
 
     rebuild(Session(bind=op.get_bind()))
@@ -57,6 +59,7 @@ def upgrade():
 
 def downgrade():
     with op.batch_alter_table('job', schema=None) as batch_op:
+        batch_op.drop_index('ix_job_workdir_ended')
         for name in JOB_INDEXES:
             batch_op.drop_index(name)
     for table in ('rollup_tail', 'rollup_total', 'rollup_reason'):

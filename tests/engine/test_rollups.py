@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -15,6 +17,7 @@ from hcflask.extensions import db
 from hcflask.models import Job, Queue, QueueEvent, Rollup, RollupTotal, utcnow
 from hcflask.models.rollup import COUNTS, TIMES
 from hcflask.web.robot import stats
+from tests.conftest import make_app
 from tests.scale_history import close, direct_counts, finish, new_job, rollup_counts, setup
 
 
@@ -23,6 +26,20 @@ def test_randomised_history_rollups_equal_direct_count(app: Flask, seed: int) ->
     """Judged, cancelled and lost jobs over 250 days, flushed in random batches, with
     retention passes in between: each (queue, template, day) equals the raw count
     (for purged days, the count the raw rows gave before the purge)."""
+    randomised_history(app, seed)
+
+
+def test_randomised_history_on_postgres(postgres: Any, tmp_path: Path) -> None:
+    """The same on PostgreSQL (its own upsert dialect)."""
+    app = make_app(tmp_path / "instance", DATABASE_URL=postgres.create_database())
+    try:
+        randomised_history(app, 4)
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def randomised_history(app: Flask, seed: int) -> None:
     rng = random.Random(seed)  # noqa: S311 - reproducible data
     with app.app_context():
         tests = setup(app)
@@ -108,3 +125,44 @@ def test_reliability_leaves_offline_time_out_and_never_exceeds_100(app: Flask) -
         assert (row["availability"], row["reliability"]) == (50.0, 33.3)
         assert row["known_hours"] == 16.0 and row["offline_hours"] == 4.0
         assert stats.availability(day - timedelta(days=1), date.today())[0]["reliability"] <= 100.0
+
+
+WRITER = """
+import sys
+from datetime import datetime
+from pathlib import Path
+from hcflask.engine.rollups import Outcome, record
+from hcflask.extensions import db
+from tests.conftest import make_app
+
+app = make_app(Path(sys.argv[1]), DATABASE_URL=sys.argv[2])
+with app.app_context():
+    for n in range(int(sys.argv[3])):
+        end = datetime(2026, 1, 1, 12, 0, n % 60)
+        record(db.session, [Outcome(int(sys.argv[4]), "t0", "failed", "exit 1", end, end, 2)])
+        db.session.commit()
+"""
+
+
+def test_two_processes_writing_the_same_rollup_lose_no_count(postgres: Any, tmp_path: Path) -> None:
+    """Two real processes add 150 failed jobs each to the same queue × template × day
+    at once: the upserts leave 300, not one writer's count."""
+    import subprocess
+    import sys
+
+    url = postgres.create_database()
+    app = make_app(tmp_path / "main", DATABASE_URL=url)
+    try:
+        with app.app_context():
+            setup(app, queues=1, templates=1)
+            queue_id = db.session.scalar(select(Queue.id))
+        writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / f"w{i}"), url, "150", str(queue_id)],
+                                    cwd=Path(__file__).resolve().parents[2]) for i in range(2)]
+        assert [w.wait(300) for w in writers] == [0, 0]
+        with app.app_context():
+            row = db.session.scalar(select(Rollup).where(Rollup.day == date(2026, 1, 1)))
+            total = db.session.scalar(select(RollupTotal))
+            assert (row.failed, total.failed, row.core_seconds) == (300, 300, 0.0)
+    finally:
+        with app.app_context():
+            db.engine.dispose()

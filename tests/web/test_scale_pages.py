@@ -16,7 +16,7 @@ from sqlalchemy import event, select
 from hcflask import create_app
 from hcflask.config import ConfigError
 from hcflask.extensions import db
-from hcflask.models import JobMetric, MetricBand, Queue, utcnow
+from hcflask.models import JobMetric, MetricBand, Queue, Test, utcnow
 from tests.scale_history import finish, new_job, setup
 
 
@@ -94,3 +94,16 @@ def test_per_page_zero_in_hc_toml_is_one_cli_line(tmp_path: Path) -> None:
     done = subprocess.run(["hc", "queue", "list"], env={**os.environ, "HC_INSTANCE": str(tmp_path)},
                           capture_output=True, text=True, check=False)
     assert done.returncode == 2 and done.stderr.strip() == "Error: jobs.per_page: must be greater than 0, got 0"
+
+
+def test_counts_of_settled_tests_are_not_recounted(app: Flask, client: FlaskClient) -> None:
+    test_id = history(app, 30)
+    with app.app_context():
+        test = db.session.get(Test, test_id)
+        test.state = "completed"
+        db.session.commit()
+    first = client.get("/api/v1/tests").get_json()["items"][0]["jobs"]
+    with statements(app) as seen:
+        again = client.get("/api/v1/tests").get_json()["items"][0]["jobs"]
+    assert again == first and first["total"] == 30
+    assert not [s for s in seen if "FROM job" in s], seen

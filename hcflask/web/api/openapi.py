@@ -162,6 +162,25 @@ def _object_paths() -> dict[str, Any]:
     return paths
 
 
+def _report_paths() -> dict[str, Any]:
+    """A test's report and the comparison (issue 13)."""
+    share = {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
+    return {
+        "/tests/{id}/report": _read(
+            "the report of a test: per queue success, failure reasons, distributions, throughput, cost",
+            _param("id", "test id", ID, "path"), not_found=True),
+        "/compare": _read(
+            "test B against test A (or two queues of one test) on a metric: medians, B - A with a 95 % "
+            "bootstrap interval, verdict (the parameters depend on each other: a 400 names the one at fault)",
+            _param("tests", "A,B: two test ids (or one, with queues)"),
+            _param("queues", "P,Q: two queues of the one test"), _param("queue", "one queue of both tests"),
+            _param("metric", "run_time, queue_wait, cpu_efficiency or a workload metric"),
+            _param("min_effect", "smallest difference that counts, as a share of A's median (default 0.05)",
+                   share),
+            _param("seed", "the bootstrap's seed (default 1)", _int(0, 2**31))),
+    }
+
+
 def _admin_paths(template: dict[str, Any], key: dict[str, Any], limits: dict[str, int]) -> dict[str, Any]:
     """Changing and deleting queues and templates, and (de)activating templates (path → method → operation)."""
     active = {"type": "boolean", "description": "false: the template starts no test and does not renew"}
@@ -214,6 +233,7 @@ def document() -> dict[str, Any]:
             "reason": REASON}},
         path_id=_param("id", "test id", ID, "path"), optional_body=True)}
     paths.update(_robot_paths())
+    paths.update(_report_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "hcflask API", "version": __version__,

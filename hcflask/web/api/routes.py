@@ -8,6 +8,7 @@ from flask import g, jsonify, request
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException, NotFound
 
+from hcflask.engine import stress
 from hcflask.extensions import csrf, db
 from hcflask.models import AuditEntry, Conflict, Job, Queue, Template, Test, ValidationError
 from hcflask.models.spec import QUEUE_KEYS, as_whole, validate_queue
@@ -110,7 +111,7 @@ def get_test(test_id: int) -> Any:
     test = _one(Test, str(test_id))
     per_queue = {name: c.to_dict() for name, c in queries.counts_by_queue(test.id).items()}
     return jsonify({**test.to_dict(), "jobs": queries.counts_by_test([test.id])[test.id].to_dict(),
-                    "queues_jobs": per_queue})
+                    "queues_jobs": per_queue, "stress": stress.progress(test)})
 
 
 @bp.route("/jobs/<int:job_id>")

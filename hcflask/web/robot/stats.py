@@ -131,13 +131,12 @@ def jobs_per_day(start: date, end: date) -> list[dict[str, Any]]:
 def heatmap(start: date, end: date) -> dict[str, Any]:
     """Queue × day success rate (finished jobs by the day they ended)."""
     cells: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
-    for row in db.session.execute(
+    for queue_name, day, succeeded, failed in db.session.execute(
             select(Queue.name, Rollup.day, func.sum(Rollup.succeeded), func.sum(Rollup.failed))
             .join(Queue, Queue.id == Rollup.queue_id).where(Rollup.day >= start, Rollup.day <= end)
             .group_by(Queue.name, Rollup.day)):
-        ok, n = int(row[2]), int(row[2]) + int(row[3])
-        if n:
-            cells[row[0]][_day(row[1])] = {"ok": ok, "n": n}
+        if succeeded + failed:
+            cells[queue_name][_day(day)] = {"ok": int(succeeded), "n": int(succeeded + failed)}
     names = list(db.session.scalars(select(Queue.name).order_by(Queue.name)))
     labels = [d.isoformat() for d in days(start, end)]
     matrix = []

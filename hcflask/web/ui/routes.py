@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from hcflask import documents
 from hcflask.backends import jobscript
-from hcflask.engine import actions
+from hcflask.engine import actions, stress
 from hcflask.engine.status import SOURCES, active_claims
 from hcflask.extensions import db
 from hcflask.models import BackendHealth, Job, Queue, QueueEvent, Template, Test, ValidationError, validate_template
@@ -91,7 +91,8 @@ def test(test_id: int) -> Any:
     total = queries.counts_by_test([test.id])[test.id]
     snapshot = documents.dump(test.snapshot, "yaml")
     return _render("test.html", "_test_live.html", test=test, jobs=jobs, per_queue=per_queue, total=total,
-                   snapshot=snapshot, filters=args, states=[s.value for s in JobState], form=ActionForm())
+                   snapshot=snapshot, filters=args, states=[s.value for s in JobState], form=ActionForm(),
+                   progress=stress.progress(test))
 
 
 @bp.route("/tests/<int:test_id>/cancel", methods=["POST"])

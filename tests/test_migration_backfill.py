@@ -1,0 +1,43 @@
+"""The c12rollups migration backfills the rollups from the job rows an
+existing database already has."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from flask_migrate import upgrade
+from sqlalchemy import insert, select
+
+from hcflask import create_app
+from hcflask.extensions import db
+from hcflask.models import Job, Queue, Rollup, RollupReason, RollupTotal, Test
+
+
+def test_upgrade_backfills_rollups(tmp_path: Path) -> None:
+    app = create_app({"INSTANCE_PATH": tmp_path, "SECRET_KEY": "x", "DEMO": False})
+    ended = datetime(2026, 3, 1, 12)
+    with app.app_context():
+        directory = app.extensions["migrate"].directory
+        upgrade(directory=directory, revision="c10status")
+        db.session.execute(insert(Queue), [{"id": 1, "name": "q1", "backend": "local", "status": "online",
+                                            "autoexclusion": True, "options": {}, "description": "",
+                                            "created_at": ended}])
+        db.session.execute(insert(Test), [{"id": 1, "state": "completed", "queue_names": ["q1"], "created_by": "",
+                                           "note": "", "start_at": ended, "end_at": ended, "created_at": ended,
+                                           "snapshot": {"name": "t1", "workload": {"resources": {"cores": 4}}}}])
+        db.session.execute(insert(Job), [
+            {"id": n, "test_id": 1, "queue_id": 1, "name": f"hc-old-{n}", "backend": "local",
+             "state": "failed" if n % 3 == 0 else "succeeded", "failure_reason": "exit 1" if n % 3 == 0 else "",
+             "native_state": "", "native_reason": "", "workdir": "", "submit_attempts": 1,
+             "created_at": ended, "updated_at": ended, "started_at": ended + timedelta(minutes=n),
+             "ended_at": ended + timedelta(minutes=n + 10)} for n in range(1, 10)])
+        db.session.commit()
+        upgrade(directory=directory)
+        row = db.session.scalar(select(Rollup))
+        assert (row.template, row.day.isoformat(), row.succeeded, row.failed) == ("t1", "2026-03-01", 6, 3)
+        assert row.core_seconds == 9 * 600 * 4 and row.wall_seconds == 9 * 600
+        assert row.known_seconds == 8 * 60  # one minute between each of the nine ends
+        assert db.session.scalar(select(RollupReason.n)) == 3
+        assert db.session.scalar(select(RollupTotal.succeeded)) == 6
+        db.session.remove()
+        db.engine.dispose()
