@@ -200,23 +200,23 @@ def _admin_paths(template: dict[str, Any], key: dict[str, Any], limits: dict[str
                    "properties": {"active": active}}
     options = {"oneOf": list(_backend_options().values())}
     queue_change = {"type": "object", "additionalProperties": False, "properties": {
-        "name": {"type": "string", "description": "must be the queue's own"},
-        "backend": {"type": "string", "description": "must be the queue's own"},
         "options": options, "description": nullable({"type": "string", "maxLength": limits["text"]}),
         "autoexclusion": {"type": "boolean"}}}
     return {
         "/queues/{key}": {
             "put": _write("change a queue's backend options, description or autoexclusion (not its name or "
-                          "backend; options must suit the queue's backend, else 400)", queue_change, path_id=key),
+                          "backend; options of another backend than the queue's are a 409)", queue_change,
+                          path_id=key),
             "delete": _write("delete a queue; its job history stays (409 naming the jobs while any is in flight)",
                              None, path_id=key)},
         "/templates": {
             "post": _write("create a template (active: false creates it deactivated)", with_active, created=True)},
         "/templates/{key}": {
-            "put": _write("replace a template, and/or (de)activate it", {"oneOf": [with_active, only_active]},
-                          path_id=key),
+            "put": _write("replace a template (active, optional, (de)activates it too)", with_active, path_id=key),
             "delete": _write("delete a template; its tests keep their snapshot (an active one is cancelled)",
                              None, path_id=key)},
+        "/templates/{key}/active": {
+            "post": _write("activate or deactivate a template", only_active, path_id=key)},
     }
 
 
@@ -232,7 +232,7 @@ def document() -> dict[str, Any]:
             "status": {"type": "string", "enum": [s.value for s in QueueStatus if s != QueueStatus.EXCLUDED]},
             "reason": REASON}}, path_id=key)}
     for path, operations in _admin_paths(template, key, limits).items():
-        paths[path].update(operations)
+        paths.setdefault(path, {}).update(operations)
     paths["/tests"]["post"] = _write("start a test of a template", {
         "type": "object", "required": ["template"], "additionalProperties": False, "properties": {
             "template": {"oneOf": [ID, {"type": "string", "minLength": 1}]},
