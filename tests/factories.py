@@ -28,6 +28,8 @@ def template_doc(name: str = "t1", queues: list[str] | None = None, script: str 
         "metrics": {"value": {"pattern": r"value=(?P<value>[0-9.]+)", "unit": "s"}},
     }
     workload.update(overrides.pop("workload", {}))
+    if workload.get("image"):
+        workload.pop("script")  # a script and an image exclude each other
     return {"name": name, "queues": queues or ["q1"], "lifetime": 3600, "jobs_in_flight": 1,
             "workload": workload, **overrides}
 
