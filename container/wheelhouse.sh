@@ -8,6 +8,10 @@
 # for the image's Python, not the host's (HC_IMAGE_PYTHON, default 3.13 for
 # Debian trixie), so any host Python can prepare them.
 #
+# panda-client publishes only an sdist: the lock pins the sdist's hash, and it
+# is built here into a wheel (hatchling, kept in container/work/build-tools),
+# which hc.def installs next to hcflask's own wheel.
+#
 # usage: container/wheelhouse.sh [--relock]
 #   --relock   resolve hcflask's dependencies again and rewrite the lock file
 # An existing complete wheelhouse (and container/work/build-tools, the build
@@ -20,6 +24,11 @@ PY=${HC_IMAGE_PYTHON:-3.13}
 PIP_PIN=pip==25.3
 SETUPTOOLS_PIN=setuptools==80.9.0
 WHEEL_PIN=wheel==0.45.1
+HATCHLING_PIN=hatchling==1.33.0
+PANDA_PIN=panda-client==2.2.0   # used by --relock only; the lock says which one is built
+# what panda-client's Client library imports (hcflask's panda backend uses nothing else); its
+# command-line tools' dependencies (typer, rich, pydantic, pygments: ~20 MB) stay out of the image
+PANDA_LIBRARY_DEPS=(certifi httpx)
 LOCK=container/requirements.lock
 WH=container/work/wheelhouse
 TOOLS=container/work/build-tools
@@ -31,23 +40,45 @@ pipq=(python3 -m pip --disable-pip-version-check -q)
 
 mkdir -p "$WH" "$TOOLS"
 # hcflask's own wheel, built offline from the build backend kept in $TOOLS
-ls "$TOOLS"/setuptools-*.whl "$TOOLS"/wheel-*.whl > /dev/null 2>&1 \
-    || "${pipq[@]}" download --no-deps --only-binary=:all: -d "$TOOLS" "$SETUPTOOLS_PIN" "$WHEEL_PIN" \
+ls "$TOOLS"/setuptools-*.whl "$TOOLS"/wheel-*.whl "$TOOLS"/hatchling-*.whl > /dev/null 2>&1 \
+    || "${pipq[@]}" download --only-binary=:all: -d "$TOOLS" "$SETUPTOOLS_PIN" "$WHEEL_PIN" "$HATCHLING_PIN" \
         2> >(grep -v "^WARNING: Location" >&2)
 rm -f "$WH"/hcflask-*.whl
 "${pipq[@]}" wheel --no-deps --no-index --find-links "$TOOLS" -w "$WH" . 2> >(grep -v "^WARNING: Location" >&2)
 wheel=$(ls "$WH"/hcflask-*.whl)
 
+# panda-client: the pinned sdist (offline when already here), built into a wheel
+SDIST=container/work/sdist
+mkdir -p "$SDIST"
+build_panda() {
+    # $1: a requirements file naming the one panda-client sdist (with its hash, or not yet)
+    local version
+    version=$(sed -n 's/^panda-client==\([^ ]*\).*/\1/p' "$1")
+    if ! "${pipq[@]}" download --no-index --find-links "$SDIST" --no-deps --no-binary :all: -d "$SDIST" \
+            -r "$1" > /dev/null 2>&1; then
+        "${pipq[@]}" download --no-deps --no-binary :all: -d "$SDIST" -r "$1" 2> >(grep -v "^WARNING: Location" >&2)
+    fi
+    rm -f "$WH"/panda_client-*.whl
+    "${pipq[@]}" wheel --no-deps --no-index --find-links "$TOOLS" -w "$WH" "$SDIST/panda_client-$version.tar.gz" \
+        2> >(grep -v "^WARNING: Location" >&2)
+}
+
 if [ "${1:-}" = --relock ] || [ ! -s "$LOCK" ]; then
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
-    "${pipq[@]}" download "${target[@]}" -d "$tmp" "$wheel" 2> >(grep -v "^WARNING: Location" >&2)
+    echo "$PANDA_PIN" > "$tmp/panda.txt"
+    build_panda "$tmp/panda.txt"
+    "${pipq[@]}" download "${target[@]}" -d "$tmp" "$wheel" "${PANDA_LIBRARY_DEPS[@]}" \
+        2> >(grep -v "^WARNING: Location" >&2)
     {
         echo "# hcflask's run-time dependencies for the image (Python $PY), pinned with hashes."
+        echo "# panda-client ships only an sdist: its line pins the sdist, which wheelhouse.sh builds into a wheel;"
+        echo "# only the dependencies of its Client library (httpx) are here, not those of its command-line tools."
         echo "# Regenerate with: container/wheelhouse.sh --relock"
+        echo "$PANDA_PIN --hash=sha256:$(sha256sum "$SDIST/panda_client-${PANDA_PIN#*==}.tar.gz" | cut -d' ' -f1)"
         for f in "$tmp"/*.whl; do
             base=$(basename "$f")
-            case $base in hcflask-*) continue ;; esac
+            case $base in hcflask-*|panda_client-*) continue ;; esac
             name=${base%%-*}
             version=$(echo "$base" | cut -d- -f2)
             hash=$(sha256sum "$f" | cut -d' ' -f1)
@@ -58,10 +89,15 @@ if [ "${1:-}" = --relock ] || [ ! -s "$LOCK" ]; then
     echo "wheelhouse: wrote $LOCK" >&2
 fi
 
+grep '^panda-client==' "$LOCK" > container/work/requirements-sdist.lock
+build_panda container/work/requirements-sdist.lock   # --require-hashes is implied by the hash in it
+binaries=container/work/requirements-wheels.lock
+grep -v '^panda-client==' "$LOCK" > "$binaries"
+
 # Offline first: a wheelhouse that already holds the lock needs no network.
 if ! "${pipq[@]}" download "${target[@]}" --no-index --find-links "$WH" --no-deps --require-hashes \
-        -r "$LOCK" -d "$WH" > /dev/null 2>&1; then
-    "${pipq[@]}" download "${target[@]}" --no-deps --require-hashes -r "$LOCK" -d "$WH" \
+        -r "$binaries" -d "$WH" > /dev/null 2>&1; then
+    "${pipq[@]}" download "${target[@]}" --no-deps --require-hashes -r "$binaries" -d "$WH" \
         2> >(grep -v "^WARNING: Location" >&2)
 fi
 find "$WH" -name 'pip-*.whl' ! -name "pip-${PIP_PIN#pip==}-*" -delete

@@ -77,7 +77,7 @@ DICT_SECTIONS: dict[str, dict[str, Any]] = {
     "BACKENDS": {"local": {}, "slurm": {}, "panda": {}},
     # upper limits of template and queue fields (hcflask.models.spec.DEFAULT_LIMITS, docs/api.md)
     "LIMITS": {},
-    # the robot's numbers (DESIGN.md "The robot"); [robot.templates.<name>] and
+    # the robot's numbers (docs/design.md "The robot"); [robot.templates.<name>] and
     # [robot.queues.<name>] override them, [robot.actions.<backend>] adds actions
     "ROBOT": {
         "enabled": True,
@@ -114,6 +114,7 @@ ENV_ALIASES = {
         "SCHEDULER_CORE_SECONDS",
         "SCHEDULER_SUBMISSION_SECONDS",
         "SCHEDULER_MONITOR_SECONDS",
+        "SCHEDULER_ACTIONS_SECONDS",
     ),
 }
 
@@ -245,7 +246,7 @@ def write_initial(path: Path, environ: Mapping[str, str] | None = None) -> Path:
     database_line = (f"database_url = {_toml_string(url)}" if url else
                      '# database_url = "postgresql+psycopg://hc@dbhost/hc"   # default: SQLite in this folder')
     host = "".join(c for c in socket.gethostname().split(".")[0].lower() if c.isalnum())[:12]
-    text = f"""# hcflask instance configuration (see README "Configuration").
+    text = f"""# hcflask instance configuration (see docs/admin.md "Configuration").
 # Every key can also be set with an HC_* environment variable.
 secret_key = "{secrets.token_hex(32)}"
 # Job names are hc-<instance_name>-<job id>; keep it unique per batch system.
@@ -290,7 +291,7 @@ output_limit = 65536      # bytes of stdout/stderr shown per job
 [backends.local]
 # slots = 4               # jobs at once per local queue; default: number of cores
 
-[robot]                   # auto-exclusion (README "The robot"); the defaults:
+[robot]                   # auto-exclusion (docs/robot.md); the defaults:
 # enabled = true          # the global switch (also: hc robot enable|disable)
 # window_hours = 4        # only jobs that ended this recently count
 # exclude_last = 3        # exclude when the last 3 jobs of one template failed

@@ -38,6 +38,35 @@ DEMO_TEMPLATE = {
 }
 
 
+#: the queue of the robot demo whose jobs fail now and then
+FLAKY_QUEUE = "local-flaky"
+#: drives auto-exclusion on two local queues: on local-flaky every job fails in
+#: every other 5-minute slot, so within minutes the robot excludes it (3 failures
+#: in a row) and puts it back (2 successes), with the jobs that decided it
+DEMO_ROBOT_TEMPLATE = {
+    "name": "demo-robot",
+    "description": "drives the robot: on local-flaky its jobs fail every other 5 minutes (seeded on first start)",
+    "queues": ["local", FLAKY_QUEUE],
+    "lifetime": 86400,
+    "jobs_in_flight": 1,
+    "max_jobs": 0,
+    "autoexclusion": True,
+    "renew": True,
+    "workload": {
+        "script": (
+            "sleep $(( RANDOM % 4 + 2 ))\n"
+            f'if [ "$HC_QUEUE" = {FLAKY_QUEUE} ] && [ $(( $(date +%s) / 300 % 2 )) = 1 ]; then\n'
+            '    echo "demo failure on $HC_QUEUE: the scratch area is full" >&2; exit 3\n'
+            "fi\n"
+            'echo "hc-ok seconds=$SECONDS"\n'
+        ),
+        "resources": {"cores": 1, "memory_mb": 100, "walltime": 120},
+        "success": {"exit_code": 0, "must_match": ["hc-ok"], "must_not_match": []},
+        "metrics": {"seconds": {"pattern": r"seconds=(?P<seconds>[0-9.]+)", "unit": "s"}},
+    },
+}
+
+
 def ensure(app: Flask, demo: bool | None = None) -> bool:
     """Create folders, upgrade the database, seed the demo into a new one; True if seeded.
 
@@ -61,4 +90,6 @@ def seed_demo() -> None:
     from hcflask.engine.actions import create_queue, save_template
 
     create_queue("local", "local", description="this node (demo queue, seeded on first start)")
+    create_queue(FLAKY_QUEUE, "local", description="this node again; the demo-robot jobs fail here now and then")
     save_template(DEMO_TEMPLATE)
+    save_template(DEMO_ROBOT_TEMPLATE)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,27 @@ def admin_hint(instance: str) -> str:
     if os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER"):
         return f"apptainer run --bind <your instance folder>:{instance} hc.sif user add <name>"
     return "hc user add <name>"
+
+
+def bind_problem(bind: str) -> str | None:
+    """Why ``bind`` cannot be listened on (one line for the admin), or None.
+
+    Checked before gunicorn starts: gunicorn would print its banner, retry
+    five times and exit without saying what to do.
+    """
+    host, _, port = bind.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - gunicorn's own default
+    if not port.isdigit():
+        return f"--bind {bind!r}: expected HOST:PORT"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+        try:
+            sock.bind((host, int(port)))
+        except OSError as exc:
+            return (f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another hc serve running?); "
+                    "choose another port with --bind HOST:PORT or HC_PORT=PORT")
+    return None
 
 
 def serve(bind: str, workers: int, threads: int, scheduler: bool, instance: str,

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from hcflask.engine import actions, hosts
 from hcflask.engine.core import core_tick
@@ -52,6 +52,12 @@ def test_one_core_per_database_and_tests_driven_by_their_host(postgres: Any, tmp
         with two.app_context():
             lock_two = CoreLock(db.engine)
         assert lock_one.acquire() and lock_one.acquire()
+        with one.app_context():  # the holder's session never sits "idle in transaction"
+            states = db.session.execute(text(
+                "SELECT state FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )).scalars().all()
+            db.session.rollback()
+        assert "idle in transaction" not in states and states
         assert not lock_two.acquire()
         lock_one.release()
         assert lock_two.acquire() and lock_two.held
@@ -85,7 +91,7 @@ def test_one_core_per_database_and_tests_driven_by_their_host(postgres: Any, tmp
 def test_times_are_utc_whatever_the_server_time_zone(postgres: Any, tmp_path: Path) -> None:
     """Slurm gives aware times; with the database in America/New_York, 12:00Z must stay 12:00."""
     import psycopg
-    from sqlalchemy import make_url, text
+    from sqlalchemy import make_url
 
     url = postgres.create_database()
     with psycopg.connect(f"host={postgres.socket} user=postgres dbname=postgres", autocommit=True) as conn:

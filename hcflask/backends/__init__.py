@@ -6,6 +6,7 @@ gets an error when it actually configures a ``panda`` queue.
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ _MODULES = {
 }
 BACKEND_NAMES = tuple(_MODULES)
 _REGISTRY: dict[str, type[Backend]] = {}
+_CREATING = threading.Lock()
 
 
 def register(name: str) -> Callable[[type[Backend]], type[Backend]]:
@@ -62,7 +64,13 @@ def backend_class(name: str) -> type[Backend]:
 
 def get_backend(name: str, config: Mapping[str, Any], cache: dict[str, Backend]) -> Backend:
     """One backend instance per name, kept in ``cache`` (the app's extensions);
-    ``config`` is its ``[backends.<name>]`` section, used when it is created."""
+    ``config`` is its ``[backends.<name>]`` section, used when it is created.
+
+    Ticks run on several threads, so creating it is guarded: never two
+    instances of one backend (the local backend counts its slots in one).
+    """
     if name not in cache:
-        cache[name] = backend_class(name)(config)
+        with _CREATING:
+            if name not in cache:
+                cache[name] = backend_class(name)(config)
     return cache[name]

@@ -113,6 +113,8 @@ class Status:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: CPU seconds the batch system accounted (Slurm's TotalCPU); None where it keeps none
+    cpu_seconds: float | None = None
 
 
 class Backend(abc.ABC):

@@ -22,6 +22,7 @@ are still there.  ``result.json`` says which stream was cut.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shlex
 from collections.abc import Mapping
@@ -34,6 +35,9 @@ RESULT = "result.json"
 STARTED = "started.json"
 STDOUT = "stdout"
 STDERR = "stderr"
+#: bash's ``times`` after the payload: its second line is the CPU time of the payload (user, system)
+TIMES = "times"
+TIMES_RE = re.compile(r"^(\d+)m(\d+(?:[.,]\d+)?)s$")
 #: exit code of the payload when no container runtime is found on the node
 NO_RUNTIME_EXIT = 97
 #: exit code of coreutils ``timeout`` when the walltime ran out
@@ -89,7 +93,7 @@ HC_WORKDIR={where}
 export HC_WORKDIR
 mkdir -p "$HC_WORKDIR" && cd "$HC_WORKDIR" || exit 90
 hc_host=$(hostname)
-hc_start=$(date +%s)
+hc_start=$(date +%s.%N)
 printf '{{"host": "%s", "start": %s}}\\n' "$hc_host" "$hc_start" > {STARTED}
 cat > payload.sh <<'{delimiter}'
 {payload.rstrip()}
@@ -111,16 +115,18 @@ hc_keep {STDOUT} < {STDOUT}.pipe & hc_out=$!
 hc_keep {STDERR} < {STDERR}.pipe & hc_err=$!
 {limit}bash ./payload.sh > {STDOUT}.pipe 2> {STDERR}.pipe < /dev/null
 hc_rc=$?
+times > {TIMES}
+{{ read -r _; read -r hc_cpu; }} < {TIMES}
 wait "$hc_out" "$hc_err"
 rm -f {STDOUT}.pipe {STDERR}.pipe
 hc_cut_out=$(hc_join {STDOUT})
 hc_cut_err=$(hc_join {STDERR})
-hc_end=$(date +%s)
+hc_end=$(date +%s.%N)
 hc_timeout=false
 [ -n "{limit}" ] && [ "$hc_rc" -eq {TIMEOUT_EXIT} ] && hc_timeout=true
 printf '{{"exit_code": %d, "start": %s, "end": %s, "host": "%s", "timeout": %s, ' "$hc_rc" "$hc_start" "$hc_end" \\
   "$hc_host" "$hc_timeout" > {RESULT}.part
-printf '"stdout_cut": %s, "stderr_cut": %s}}\\n' "$hc_cut_out" "$hc_cut_err" >> {RESULT}.part
+printf '"stdout_cut": %s, "stderr_cut": %s, "cpu": "%s"}}\\n' "$hc_cut_out" "$hc_cut_err" "$hc_cpu" >> {RESULT}.part
 mv -f {RESULT}.part {RESULT}
 exit "$hc_rc"
 """
@@ -165,6 +171,15 @@ def to_datetime(epoch: Any) -> datetime | None:
         return datetime.fromtimestamp(float(epoch), UTC).replace(tzinfo=None)
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+def cpu_seconds(result: Mapping[str, Any] | None) -> float | None:
+    """User + system CPU seconds of the payload from the result's ``times`` line (``0m1.250s 0m0.010s``)."""
+    words = str((result or {}).get("cpu") or "").split()
+    found = [TIMES_RE.match(word) for word in words]
+    if len(words) != 2 or not all(found):
+        return None
+    return sum(int(m[1]) * 60 + float(m[2].replace(",", ".")) for m in found if m)
 
 
 def ends(path: Path, limit: int) -> str:

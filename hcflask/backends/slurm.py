@@ -261,8 +261,9 @@ class SlurmBackend(Backend):
             return {i: parsed[i] for i in ids if i in parsed}
         jobs: dict[str, sp.SlurmJob] = {}
         for chunk in _chunks(ids):
-            extra = ["-c"] if mode == "jobcomp" else ["-X"]
-            proc = self._checked("sacct", *extra, "-n", "-P", "-j", ",".join(chunk), "-o", sp.SACCT_FIELDS)
+            # jobcomp has no CPU time; with slurmdbd the job's own line (no -X) sums its steps' TotalCPU
+            extra, fields = (["-c"], sp.SACCT_FIELDS) if mode == "jobcomp" else ([], sp.SACCT_CPU_FIELDS)
+            proc = self._checked("sacct", *extra, "-n", "-P", "-j", ",".join(chunk), "-o", fields)
             if proc.returncode != 0:
                 return None
             jobs.update(sp.parse_sacct(proc.stdout))
@@ -314,7 +315,7 @@ class SlurmBackend(Backend):
         result = jobscript.read_result(ref.workdir)
         status = Status(state=sp.native_to_state(job.state), native_state=job.state,
                         exit_code=job.exit_code, host=job.nodes or None, started_at=job.start,
-                        ended_at=job.end)
+                        ended_at=job.end, cpu_seconds=job.total_cpu)
         if result is not None:
             status.exit_code = int(result.get("exit_code", -1))
             status.host = str(result.get("host") or status.host or "") or None

@@ -77,6 +77,8 @@ OOM_MARKERS = ("exceeded memory limit", "exceeded job memory limit", "oom-kill",
 SQUEUE_FORMAT = "%i|%j|%T|%r|%N|%S|%e|%l"
 #: ``sacct --format`` (with ``-P``: ``|``-separated)
 SACCT_FIELDS = "JobID,JobName,State,ExitCode,NodeList,Start,End,Timelimit"
+#: with slurmdbd, and without ``-X``: the job's line then carries the CPU time of all its steps
+SACCT_CPU_FIELDS = SACCT_FIELDS + ",TotalCPU"
 #: ``sinfo --format``: partition (``*`` marks the default), time limit, availability, nodes, CPUs
 SINFO_FORMAT = "%P|%l|%a|%D|%c"
 
@@ -96,6 +98,7 @@ class SlurmJob:
     exit_code: int | None = None
     signal: int | None = None
     cancelled_by: int | None = None
+    total_cpu: float | None = None  # seconds (sacct's TotalCPU, with slurmdbd only)
 
     @property
     def final(self) -> bool:
@@ -153,6 +156,17 @@ def parse_duration(text: str, bare_unit: int = 60) -> int | None:
         else:
             hours, minutes, seconds = parts
     return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def parse_cpu(text: str) -> float | None:
+    """sacct's ``TotalCPU`` (``[D-][HH:]MM:SS[.mmm]``) in seconds; None if absent or zero."""
+    days, _, clock = text.strip().rpartition("-")
+    try:
+        parts = [float(p) for p in clock.split(":")]
+        total = sum(v * 60 ** i for i, v in enumerate(reversed(parts))) + (int(days) * 86400 if days else 0)
+    except ValueError:
+        return None
+    return total or None
 
 
 def format_duration(seconds: int) -> str:
@@ -223,7 +237,7 @@ def parse_sacct(stdout: str) -> dict[str, SlurmJob]:
         job = SlurmJob(
             job_id=f[0].strip(), name=f[1], state=state, nodes="" if f[4] in NO_NODES else f[4],
             start=parse_time(f[5]), end=parse_time(f[6]), time_limit=parse_duration(f[7]),
-            exit_code=code, signal=sig, cancelled_by=by,
+            exit_code=code, signal=sig, cancelled_by=by, total_cpu=parse_cpu(f[8]) if len(f) > 8 else None,
         )
         jobs[job.job_id] = job  # a requeued job is listed again: the last record wins
     return jobs
@@ -278,6 +292,8 @@ def parse_sinfo(stdout: str) -> list[dict[str, object]]:
         })
         count = int(f[3]) if f[3].strip().isdigit() else 0
         entry["nodes"] = int(str(entry["nodes"])) + count
+        per_node = f[4].strip().rstrip("+")
+        entry["cpus"] = int(str(entry.get("cpus", 0))) + count * (int(per_node) if per_node.isdigit() else 0)
     return list(parts.values())
 
 

@@ -1,10 +1,11 @@
 """The ``hc`` command (also ``flask --app hcflask ...``).
 
 Every command that needs the database first makes sure the instance folder
-is initialised, so ``hc <anything>`` on an empty folder just works.  Errors
-are one line naming the field and the reason, with a non-zero exit.
-Commands live in one module per area: :mod:`service` (init, serve, user,
-token), :mod:`templates` (template, test), :mod:`queues`, :mod:`robot`.
+is initialised, so ``hc <anything>`` on an empty folder just works; ``--help``
+and ``--version`` build no app and touch no file.  Errors are one line naming
+the field and the reason, with a non-zero exit.  Commands live in one module
+per area: :mod:`service` (init, serve, user, token),
+:mod:`templates` (template, test), :mod:`queues`, :mod:`robot`, :mod:`database`.
 """
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import sys
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup
+from flask.cli import ScriptInfo
 
 from hcflask import __version__
-from hcflask.cli.data import purge_command  # also adds `hc db rollup` to Flask-Migrate's group
+from hcflask.cli.data import purge_command  # also adds `hc db rollup` to the db group
+from hcflask.cli.database import db_group
 from hcflask.cli.queues import queue_group
 from hcflask.cli.robot import robot_group
 from hcflask.cli.service import init_command, serve_command, token_group, user_group
@@ -25,7 +27,7 @@ from hcflask.cli.templates import template_group, test_group
 from hcflask.config import ConfigError, instance_path, write_initial
 
 COMMANDS = (init_command, serve_command, template_group, test_group, queue_group, user_group, token_group,
-            robot_group, purge_command)
+            robot_group, db_group, purge_command)
 
 
 def _make_app() -> Flask:
@@ -50,14 +52,20 @@ def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
         ctx.exit()
 
 
-@click.group(cls=FlaskGroup, create_app=_make_app, add_version_option=False, add_default_commands=False,
-             load_dotenv=False, set_debug_flag=False)
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
               help="Show the version and exit.")
-def cli() -> None:
-    """hcflask: a local HammerCloud (HC_INSTANCE selects the instance folder)."""
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """hcflask: a local HammerCloud (HC_INSTANCE selects the instance folder, default ./instance)."""
     logging.basicConfig(level=os.environ.get("HC_LOG_LEVEL", "WARNING"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the app is built only when a command needs it (flask's with_appcontext loads it from here)
+    ctx.obj = ScriptInfo(create_app=_make_app, set_debug_flag=False)
+
+
+for _command in COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

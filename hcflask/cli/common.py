@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
@@ -18,6 +19,12 @@ from hcflask.models import ValidationError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class ConfigProblem(click.ClickException):
+    """A configuration error: exit status 2, as for bad usage, not 1 as for bad input."""
+
+    exit_code = 2
+
+
 def clear_errors(function: F) -> F:
     """Turn validation and configuration errors into one-line CLI errors."""
 
@@ -25,8 +32,10 @@ def clear_errors(function: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
-        except (ValidationError, ConfigError) as exc:
+        except ValidationError as exc:
             raise click.ClickException(str(exc)) from None
+        except ConfigError as exc:
+            raise ConfigProblem(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -62,6 +71,21 @@ def table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def utc(value: datetime | None) -> str:
+    """A stored (UTC) time to the minute, or '-' (the table headers say UTC)."""
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+#: ``--yes`` of the commands that delete something (they ask first without it)
+yes_option = click.option("--yes", is_flag=True, help="do not ask for confirmation")
+
+
+def confirm(yes: bool, question: str) -> None:
+    """Ask before deleting, unless ``--yes``; no is an abort (exit 1)."""
+    if not yes:
+        click.confirm(question, abort=True)
 
 
 def _audit(ctx: click.Context) -> None:

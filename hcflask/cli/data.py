@@ -1,15 +1,15 @@
 """``hc db rollup --rebuild`` and ``hc purge``: the data that grows (docs/scale.md).
 
-``rollup`` joins Flask-Migrate's ``db`` group, so ``hc db upgrade`` and
-``hc db rollup`` sit side by side.
+``rollup`` joins the ``db`` group of :mod:`hcflask.cli.database`, so
+``hc db upgrade`` and ``hc db rollup`` sit side by side.
 """
 from __future__ import annotations
 
 import click
 from flask import current_app
-from flask_migrate.cli import db as db_group
 
 from hcflask.cli.common import initialised, table
+from hcflask.cli.database import db_group
 from hcflask.extensions import db
 from hcflask.models import utcnow
 

@@ -8,9 +8,10 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from hcflask.cli.common import get_row, initialised, table
+from hcflask.cli.common import confirm, initialised, table, yes_option
 from hcflask.extensions import db
 from hcflask.models import Queue, ValidationError
+from hcflask.states import QueueStatus
 
 
 @click.group("queue")
@@ -81,6 +82,7 @@ def queue_discover(backend: str, names: tuple[str, ...], add_all: bool, prefix: 
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValidationError("add", f"{backend} offers no {unknown[0]!r} (offered: {', '.join(known)})")
+    record_cpus(offered, prefix)
     chosen = list(known) if add_all else list(names)
     for name in chosen:
         if prefix + name in existing:
@@ -102,17 +104,74 @@ def create_discovered(backend: str, offered: dict[str, Any], prefix: str) -> Que
 
     limit = f"time limit {_duration(offered.get('time_limit'))}"
     description = f"{backend} {offered['name']} ({limit}, {offered.get('nodes', '?')} nodes)"
-    return create_queue(prefix + offered["name"], backend, offered["options"], description)
+    queue = create_queue(prefix + offered["name"], backend, offered["options"], description)
+    queue.cpus = offered.get("cpus") or None
+    db.session.commit()
+    return queue
+
+
+def record_cpus(offered: list[dict[str, Any]], prefix: str) -> None:
+    """Keep each known queue's partition CPUs up to date (the cost of testing is shown as a share of them)."""
+    cpus = {prefix + o["name"]: o.get("cpus") for o in offered if o.get("cpus")}
+    for queue in db.session.scalars(select(Queue).where(Queue.name.in_(list(cpus)))):
+        queue.cpus = cpus[queue.name]
+    db.session.commit()
 
 
 @queue_group.command("list")
+@click.option("--status", type=click.Choice([s.value for s in QueueStatus]), help="only queues in this status")
 @initialised
-def queue_list() -> None:
+def queue_list(status: str | None) -> None:
     """List queues with their status and backend."""
+    query = Queue.live().order_by(Queue.name)
+    if status:
+        query = query.where(Queue.status == status)
     rows = [(q.name, q.backend, q.status, "yes" if q.autoexclusion else "no",
              " ".join(f"{k}={v}" for k, v in sorted((q.options or {}).items())))
-            for q in db.session.scalars(select(Queue).order_by(Queue.name))]
+            for q in db.session.scalars(query)]
     table(rows, ("name", "backend", "status", "autoexcl", "options"))
+
+
+@queue_group.command("edit")
+@click.argument("name")
+@click.option("--option", "-o", "pairs", multiple=True,
+              help="backend option KEY=VALUE (repeatable; replaces the options when given)")
+@click.option("--unset", "unset", multiple=True, help="drop this backend option (repeatable)")
+@click.option("--description")
+@click.option("--autoexclusion/--no-autoexclusion", default=None, help="may the robot exclude it")
+@initialised
+def queue_edit(name: str, pairs: tuple[str, ...], unset: tuple[str, ...], description: str | None,
+               autoexclusion: bool | None) -> None:
+    """Change a queue's backend options, description or auto-exclusion opt-out."""
+    from hcflask.engine.actions import update_queue
+
+    queue = _live(name)
+    options = {**(queue.options or {}), **_options(pairs)}
+    for key in unset:
+        options.pop(key, None)
+    update_queue(queue, options, queue.description if description is None else description,
+                 queue.autoexclusion if autoexclusion is None else autoexclusion)
+    click.echo(f"queue {name} saved")
+
+
+@queue_group.command("remove")
+@click.argument("name")
+@yes_option
+@initialised
+def queue_remove(name: str, yes: bool) -> None:
+    """Delete a queue; its job history stays (refused while jobs are in flight)."""
+    from hcflask.engine.actions import delete_queue
+
+    queue = _live(name)
+    confirm(yes, f"delete queue {name}? its job history stays")
+    click.echo(delete_queue(queue, f"admin:{getpass.getuser()} (cli)"))
+
+
+def _live(name: str) -> Queue:
+    queue = db.session.scalar(Queue.live().where(Queue.name == name))
+    if queue is None:
+        raise click.ClickException(f"queue: no such queue {name!r}")
+    return queue
 
 
 @queue_group.command("set-status")
@@ -124,6 +183,6 @@ def queue_set_status(name: str, status: str, reason: str) -> None:
     """Set a queue online, offline or test (as an admin)."""
     from hcflask.engine.actions import set_queue_status
 
-    queue = get_row(Queue, "name", name, "queue")
+    queue = _live(name)
     set_queue_status(queue, status, actor=f"admin:{getpass.getuser()} (cli)", reason=reason)
     click.echo(f"queue {name} is {queue.status}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from hcflask.cli.common import initialised
+from hcflask.cli.common import initialised, utc
 
 
 @click.group("robot")
@@ -41,7 +41,7 @@ def status(as_json: bool) -> None:
                      + (f": {state.reason}" if state.reason else ""))
     word = "on" if state.enabled and in_config else "off"
     click.echo(f"auto-exclusion: {word}" + (f" ({'; '.join(notes)})" if notes else ""))
-    click.echo(f"last pass: {state.last_run_at or 'never'}")
+    click.echo(f"last pass: {utc(state.last_run_at) + ' UTC' if state.last_run_at else 'never'}")
     for alert in alerts:
         click.echo(f"ALERT [{alert.kind}] {alert.title}: {alert.message}")
     for name, row in sorted((state.last_summary or {}).items()):

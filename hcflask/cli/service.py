@@ -9,7 +9,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from hcflask.cli.common import clear_errors, get_row, initialised, table
+from hcflask.cli.common import clear_errors, confirm, get_row, initialised, table, utc, yes_option
 from hcflask.engine.tokens import parse_lifetime, revoke
 from hcflask.extensions import db
 from hcflask.models import ApiToken, User, ValidationError, utcnow
@@ -46,15 +46,19 @@ def init_command(demo: bool | None) -> None:
 def serve_command(bind: str | None, workers: int | None, threads: int | None, no_scheduler: bool,
                   max_requests: int) -> None:
     """Run the service: web, API and (in one worker) the scheduler."""
-    from hcflask.serve import serve
+    from hcflask.serve import bind_problem, serve
 
     config = current_app.config
+    bind = bind or f"{config['SERVER_BIND']}:{config['SERVER_PORT']}"
+    problem = bind_problem(bind)
+    if problem:
+        raise click.ClickException(problem)
     if no_scheduler:
         os.environ["HC_SCHEDULER_ENABLED"] = "false"  # the workers' apps: web only
     else:
         _claim_host()
     serve(
-        bind=bind or f"{config['SERVER_BIND']}:{config['SERVER_PORT']}",
+        bind=bind,
         workers=workers or config["SERVER_WORKERS"],
         threads=threads or config["SERVER_THREADS"],
         scheduler=not no_scheduler,
@@ -125,6 +129,28 @@ def token_create(username: str, name: str, scope: str, expires: str | None) -> N
     _, token = ApiToken.issue(get_row(User, "username", username, "username"), name, scope, expires_at)
     db.session.commit()
     click.echo(token)
+
+
+@user_group.command("list")
+@initialised
+def user_list() -> None:
+    """List the admins, with their number of API tokens."""
+    rows = [(u.username, "yes" if u.is_admin else "no", utc(u.created_at), len(u.tokens))
+            for u in db.session.scalars(select(User).order_by(User.username))]
+    table(rows, ("username", "admin", "created (UTC)", "tokens"))
+
+
+@user_group.command("remove")
+@click.argument("username")
+@yes_option
+@initialised
+def user_remove(username: str, yes: bool) -> None:
+    """Remove an admin and their API tokens (what they did stays in the history)."""
+    user = get_row(User, "username", username, "username")
+    confirm(yes, f"remove admin {username} and their {len(user.tokens)} API token(s)?")
+    db.session.delete(user)
+    db.session.commit()
+    click.echo(f"admin {username} removed")
 
 
 @token_group.command("list")

@@ -7,9 +7,10 @@ import click
 from sqlalchemy import select
 
 from hcflask import documents
-from hcflask.cli.common import get_row, initialised, table
+from hcflask.cli.common import confirm, get_row, initialised, table, utc, yes_option
 from hcflask.extensions import db
 from hcflask.models import Template, Test, ValidationError
+from hcflask.states import TestState
 
 
 @click.group("template")
@@ -42,9 +43,52 @@ def template_add(file: Path) -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @initialised
 def template_import(file: Path) -> None:
-    """Create or update a template from FILE (by its name)."""
+    """Create or update a template from FILE (by its name); a deactivated one is activated again."""
+    from hcflask.engine.actions import set_template_active
+
     template = _import(file, replace=True)
-    click.echo(f"template {template.name} saved (id {template.id})")
+    again = not template.active
+    set_template_active(template, True)
+    click.echo(f"template {template.name} saved (id {template.id})" + (", active again" if again else ""))
+
+
+def _set_active(name: str, active: bool) -> None:
+    from hcflask.engine.actions import set_template_active
+
+    template = get_row(Template, "name", name, "name")
+    changed = set_template_active(template, active)
+    word = "active" if active else "deactivated"
+    click.echo(f"template {name} is {word}" + ("" if changed else " (it already was)"))
+
+
+@template_group.command("activate")
+@click.argument("name")
+@initialised
+def template_activate(name: str) -> None:
+    """Let NAME start tests again (renewing ones renew at the next core tick)."""
+    _set_active(name, True)
+
+
+@template_group.command("deactivate")
+@click.argument("name")
+@initialised
+def template_deactivate(name: str) -> None:
+    """Stop NAME from starting tests (running tests go on until they end)."""
+    _set_active(name, False)
+
+
+@template_group.command("remove")
+@click.argument("name")
+@yes_option
+@initialised
+def template_remove(name: str, yes: bool) -> None:
+    """Delete a template; its tests keep their snapshot (an active one is cancelled)."""
+    from hcflask.engine.actions import delete_template
+
+    template = get_row(Template, "name", name, "name")
+    confirm(yes, f"delete template {name}? an active test of it is cancelled; past tests stay")
+    kept = delete_template(template, "cli")
+    click.echo(f"template {name} deleted ({kept} tests kept)")
 
 
 @template_group.command("list")
@@ -102,16 +146,17 @@ def test_start(template: str, host: str | None) -> None:
 
 
 @test_group.command("list")
-@click.option("--state", help="only tests in this state")
+@click.option("--state", type=click.Choice([s.value for s in TestState]), help="only tests in this state")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
 @initialised
-def test_list(state: str | None) -> None:
-    """List tests, newest first."""
-    query = select(Test).order_by(Test.id.desc()).limit(100)
+def test_list(state: str | None, limit: int) -> None:
+    """List tests, newest first (end: when it ended, or when it is planned to)."""
+    query = select(Test).order_by(Test.id.desc()).limit(limit)
     if state:
         query = query.where(Test.state == state)
-    rows = [(t.id, t.state, t.template_name, t.host or "", str(t.start_at)[:19], str(t.end_at)[:19])
+    rows = [(t.id, t.state, t.template_name, t.host or "", utc(t.start_at), utc(t.finished_at or t.end_at))
             for t in db.session.scalars(query)]
-    table(rows, ("id", "state", "template", "host", "start", "end"))
+    table(rows, ("id", "state", "template", "host", "start (UTC)", "end (UTC)"))
 
 
 @test_group.command("cancel")
@@ -136,3 +181,40 @@ def test_move(test_id: int, host: str) -> None:
 
     test = move_test(get_row(Test, "id", test_id, "test"), host, actor="cli")
     click.echo(f"test {test.id} is driven by {test.host} from its next tick")
+
+
+@test_group.command("report")
+@click.argument("test_id", type=int)
+@click.option("--html", "html", type=click.Path(dir_okay=False, path_type=Path),
+              help="write the report as one self-contained HTML file (CSS, JS and data inline)")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@initialised
+def test_report(test_id: int, html: Path | None, as_json: bool) -> None:
+    """The report of a test: per queue success, failures, waits, run times, CPU efficiency."""
+    import json
+
+    from hcflask.web import report
+    from hcflask.web.ui.reports import render_file
+
+    test = get_row(Test, "id", test_id, "test")
+    if html is not None:
+        try:
+            html.write_text(render_file(test))
+        except OSError as exc:
+            raise ValidationError("html", f"{html}: {exc.strerror}") from None
+        click.echo(f"wrote {html}")
+        return
+    data = report.build(test)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    rows = [(q["queue"], q["jobs"], q["judged"], q["succeeded"],
+             "–" if q["success_rate"] is None else f"{100 * q['success_rate']:.1f}%",
+             _median(q, "queue_wait"), _median(q, "run_time"), _median(q, "cpu_efficiency"),
+             f"{q['core_seconds'] / 3600:.3f}") for q in data["queues"]]
+    table(rows, ("queue", "jobs", "judged", "ok", "success", "wait s", "run s", "cpu eff", "core-h"))
+
+
+def _median(queue: dict[str, object], key: str) -> str:
+    found = queue["distributions"].get(key)  # type: ignore[attr-defined]
+    return "–" if not found else f"{found['median']:.2f}"

@@ -16,9 +16,11 @@ from sqlalchemy import select
 from hcflask.backends import OptionError, backend_class
 from hcflask.engine.hosts import check_host
 from hcflask.extensions import db
-from hcflask.models import Conflict, Queue, Template, Test, ValidationError, utcnow
+from hcflask.models import Conflict, Job, Queue, Template, Test, User, ValidationError, utcnow
 from hcflask.models.spec import validate_queue
-from hcflask.states import QueueStatus, TestState
+from hcflask.states import IN_FLIGHT_JOB_STATES, QueueStatus, TestState
+
+ACTIVE_TESTS = (TestState.SCHEDULED.value, TestState.RUNNING.value)
 
 
 def create_queue(name: str, backend: str, options: Mapping[str, Any] | None = None,
@@ -34,6 +36,63 @@ def create_queue(name: str, backend: str, options: Mapping[str, Any] | None = No
     db.session.add(queue)
     db.session.commit()
     return queue
+
+
+def update_queue(queue: Queue, options: Mapping[str, Any], description: str, autoexclusion: bool) -> Queue:
+    """Change a queue's backend options, description and opt-out (not its name or backend:
+    templates and the job history refer to those)."""
+    body = validate_queue({"name": queue.name, "backend": queue.backend, "options": options,
+                           "description": description, "autoexclusion": autoexclusion})
+    queue.options = validate_queue_options(queue.backend, body["options"])
+    queue.description = body["description"]
+    queue.autoexclusion = body["autoexclusion"]
+    db.session.commit()
+    return queue
+
+
+def delete_queue(queue: Queue, actor: str) -> str:
+    """Delete a queue, keeping its job history; refused while any of its jobs is in flight.
+
+    A queue without jobs goes for good.  One with history stays as a hidden,
+    offline row renamed ``<name>.deleted-<id>``, so its jobs keep their queue
+    and the name is free for a new queue.  Returns what was done, in words.
+    """
+    in_flight = db.session.execute(select(Job.id, Job.test_id).where(
+        Job.queue_id == queue.id, Job.state.in_([s.value for s in IN_FLIGHT_JOB_STATES])
+    ).order_by(Job.id)).all()
+    if in_flight:
+        jobs = ", ".join(str(j) for j, _ in in_flight[:10]) + (" ..." if len(in_flight) > 10 else "")
+        tests = ", ".join(sorted({str(t) for _, t in in_flight}, key=int))
+        raise Conflict("queue", f"queue {queue.name} has {len(in_flight)} job(s) in flight (jobs {jobs} "
+                                       f"of tests {tests}): set it offline or cancel those tests, then delete it "
+                                       "once they have ended")
+    name = queue.name
+    if not _referenced(queue):
+        db.session.delete(queue)
+        db.session.commit()
+        return f"queue {name} deleted"
+    from hcflask.engine import status as owner
+
+    owner.admin_set(queue, QueueStatus.OFFLINE.value, actor, f"queue deleted by {actor}")
+    db.session.refresh(queue)
+    queue.deleted_at = utcnow()
+    queue.name = f"{name}.deleted-{queue.id}"
+    db.session.commit()
+    return f"queue {name} deleted; its job history stays under {queue.name}"
+
+
+def _referenced(queue: Queue) -> list[str]:
+    """The tables (other than its own status history) with rows that point at ``queue``:
+    jobs, claims, bands, rollups... any of them, and the row must stay."""
+    found = []
+    for table in db.metadata.sorted_tables:
+        if table.name == "queue_event":
+            continue
+        for key in table.foreign_keys:
+            if key.column.table.name == "queue" and db.session.execute(
+                    select(key.parent).where(key.parent == queue.id).limit(1)).first():
+                found.append(table.name)
+    return found
 
 
 def validate_queue_options(backend: str, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,6 +138,39 @@ def save_template(document: Any, template: Template | None = None) -> Template:
     db.session.add(template)
     db.session.commit()
     return template
+
+
+def set_template_active(template: Template, active: bool) -> bool:
+    """(De)activate a template; True if that changed it.  A deactivated template
+    starts no test and does not renew; its running tests go on."""
+    if template.active == active:
+        return False
+    template.active = active
+    db.session.commit()
+    return True
+
+
+def delete_template(template: Template, actor: str) -> int:
+    """Delete a template; its tests keep their snapshot.  A scheduled or running test
+    of it is cancelled first (else renewal would start the next one at once).
+    Returns the number of tests kept."""
+    tests = list(db.session.scalars(select(Test).where(Test.template_id == template.id)))
+    for test in tests:
+        if test.state in ACTIVE_TESTS:
+            test.state, test.finished_at = TestState.CANCELLED.value, utcnow()
+            test.note = f"cancelled: template {template.name} deleted by {actor}"
+        test.template_id = None
+    db.session.delete(template)
+    db.session.commit()
+    return len(tests)
+
+
+def remove_user(user: User, by: User | None = None) -> None:
+    """Remove an admin and their API tokens; from the web, never the one logged in."""
+    if by is not None and by.id == user.id:
+        raise ValidationError("user", "you cannot remove yourself while logged in")
+    db.session.delete(user)
+    db.session.commit()
 
 
 def start_test(template: Template, actor: str, start_at: datetime | None = None, host: str | None = None) -> Test:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from hcflask.engine import stress
 from hcflask.engine.bands import flag_pass
 from hcflask.engine.common import log, my_host, tick
 from hcflask.engine.hosts import watch_hosts
@@ -27,7 +28,7 @@ def start_due_tests() -> int:
     due = db.session.scalars(select(Test).where(
         Test.state == TestState.SCHEDULED.value, Test.start_at <= now,
     )).all()
-    names = list(db.session.scalars(select(Queue.name).order_by(Queue.name)))
+    names = [q.name for q in db.session.scalars(Queue.live().order_by(Queue.name))]
     for test in due:
         test.queue_names = match_queues(test.snapshot["queues"], names)
         test.host = test.host or my_host()
@@ -53,8 +54,10 @@ def end_finished_tests() -> int:
         if test.end_at <= now:
             end_test(test, TestState.COMPLETED, "lifetime over")
             ended += 1
-        elif test.snapshot.get("max_jobs") and _all_jobs_judged(test):
-            end_test(test, TestState.COMPLETED, f"all {test.snapshot['max_jobs']} jobs per queue judged")
+        elif stress.max_jobs(test.snapshot) and _all_jobs_judged(test):
+            aborted = f" ({len(test.aborted)} aborted)" if test.aborted else ""
+            end_test(test, TestState.COMPLETED,
+                     f"all {stress.max_jobs(test.snapshot)} jobs per queue judged{aborted}")
             ended += 1
     db.session.commit()
     return ended
@@ -70,7 +73,8 @@ def _all_jobs_judged(test: Test) -> bool:
     queues = db.session.scalars(select(Queue).where(
         Queue.name.in_(test.queue_names), Queue.status != QueueStatus.OFFLINE.value
     )).all()
-    return not in_flight and all(rows.get(q.id, 0) >= test.snapshot["max_jobs"] for q in queues)
+    limit = stress.max_jobs(test.snapshot)
+    return not in_flight and all(rows.get(q.id, 0) >= limit for q in queues if q.name not in (test.aborted or {}))
 
 
 def renew_templates() -> int:

@@ -60,6 +60,7 @@ def finish(job: Job, status: Status) -> None:
     job.host = result.get("host") or status.host or job.host
     job.started_at = jobscript.to_datetime(result.get("start")) or status.started_at or job.started_at
     job.ended_at = jobscript.to_datetime(result.get("end")) or status.ended_at or utcnow()
+    job.cpu_seconds = status.cpu_seconds or jobscript.cpu_seconds(result)
     job.judged_at = utcnow()
     units = {n: s.get("unit", "") for n, s in (job.test.workload.get("metrics") or {}).items()}
     for name, value in verdict.metrics.items():

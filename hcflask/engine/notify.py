@@ -150,26 +150,28 @@ def _target(entry: Mapping[str, Any]) -> str:
     return shown(entry)[:255] if entry["type"] != "record" else ""
 
 
+def outbox(event: RobotEvent, data: Mapping[str, Any] | None = None) -> list[Delivery]:
+    """The outbox rows for ``event``, not yet in the session: for a writer that adds
+    its records itself inside its own transaction (as the queue-status writes do)."""
+    config = current_app.config["ROBOT"]
+    values = {k: v for k, v in (data if data is not None else event_data(event)).items() if k != "id"}
+    kind = "alert" if event.kind.startswith("alert") else event.kind
+    key = _key(event.backend, config)
+    return [Delivery(event=event, action=entry["type"], config_key=f"{key}.{kind}.{index}",
+                     fingerprint=fingerprint(entry), target=_target(entry), data=values, state="pending",
+                     attempts=0, last_error="", next_attempt_at=utcnow())
+            for index, entry in _entries(config, event.backend, kind)]
+
+
 def enqueue(event: RobotEvent, data: Mapping[str, Any] | None = None) -> list[Delivery]:
     """Put the actions configured for ``event`` in the outbox, in the caller's transaction.
 
     Call it before committing the decision: the event and its deliveries are
-    committed together, and the actions tick delivers them afterwards.
+    committed together, and the actions tick delivers them afterwards.  The
+    event needs no id yet (the action gets it when it runs).
     """
-    config = current_app.config["ROBOT"]
-    if event.id is None:
-        db.session.flush()
-    values = dict(data) if data is not None else event_data(event)
-    values["id"] = event.id
-    kind = "alert" if event.kind.startswith("alert") else event.kind
-    key = _key(event.backend, config)
-    rows = []
-    for index, entry in _entries(config, event.backend, kind):
-        row = Delivery(event_id=event.id, action=entry["type"], config_key=f"{key}.{kind}.{index}",
-                       fingerprint=fingerprint(entry), target=_target(entry), data=values, state="pending",
-                       attempts=0, last_error="", next_attempt_at=utcnow())
-        db.session.add(row)
-        rows.append(row)
+    rows = outbox(event, data)
+    db.session.add_all(rows)
     return rows
 
 
@@ -226,7 +228,7 @@ def _deliver_one(config: Mapping[str, Any], row_id: int, due_at: datetime) -> st
     if not _claim(config, row_id, due_at):
         return ""
     row = db.session.get_one(Delivery, row_id)
-    entry, data = _entry(config, row), dict(row.data)
+    entry, data = _entry(config, row), {**row.data, "id": row.event_id}
     db.session.commit()  # nothing open while the action runs
     if entry is None:
         ok, message = False, f"action {row.config_key} is no longer configured as it was; not run"

@@ -1,6 +1,6 @@
 """The robot pass: exclude broken queues, recover healthy ones, raise alerts.
 
-Run from the core tick.  What counts (DESIGN.md "The robot"):
+Run from the core tick.  What counts (docs/design.md "The robot"):
 
 * only jobs that *finished* -- ``succeeded`` or ``failed`` -- and were
   judged by the pass time.  ``cancelled`` and ``lost`` say nothing about

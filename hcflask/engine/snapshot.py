@@ -110,7 +110,8 @@ def queue_views(now: datetime, live: bool) -> list[QueueView]:
     claims = claims_at(now, live)
     flaps = flap_from(now)
     views = []
-    for queue in db.session.scalars(select(Queue).order_by(Queue.name)):
+    catalogue = Queue.live() if live else select(Queue)  # a replay also sees queues deleted since
+    for queue in db.session.scalars(catalogue.order_by(Queue.name)):
         mine = {c.source: c for c in claims.get(queue.id, [])}
         robot = mine.get("robot")
         admin = mine.get("admin")

@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import func, or_, select
 
 from hcflask.backends import BackendUnavailable, JobSpec, Resources, SubmitError, jobscript
+from hcflask.engine import stress
 from hcflask.engine.common import (
     backend,
     backend_enforces_walltime,
@@ -68,6 +69,8 @@ def create_jobs() -> list[Job]:
     totals = _counts(ids, None)
     instance = current_app.config["INSTANCE_NAME"]
     root = Path(current_app.config["JOBS_ROOT"])
+    stress.check_aborts([t for t in tests if t.kind == "stress"])
+    now = utcnow()
     created: list[Job] = []
     for test in tests:
         test_in_flight = sum(n for (t, _), n in in_flight.items() if t == test.id)
@@ -76,7 +79,10 @@ def create_jobs() -> list[Job]:
             if queue is None or queue.status == QueueStatus.OFFLINE.value:
                 continue
             key = (test.id, queue.id)
-            need = jobs_needed(test.snapshot, in_flight[key], totals[key], test_in_flight)
+            if test.kind == "stress":
+                need = stress.jobs_needed(test, name, in_flight[key], totals[key], now)
+            else:
+                need = jobs_needed(test.snapshot, in_flight[key], totals[key], test_in_flight)
             for _ in range(need):
                 # a unique placeholder until the id (and so the real name) is known
                 job = Job(test=test, queue=queue, backend=queue.backend, name=f"new-{uuid.uuid4().hex}")

@@ -1,4 +1,4 @@
-"""The database models, named by the domain words of DESIGN.md."""
+"""The database models, named by the domain words of docs/design.md."""
 from hcflask.models.audit import AuditEntry
 from hcflask.models.common import iso, utcnow
 from hcflask.models.health import BackendHealth, Host, TickRun

@@ -43,6 +43,8 @@ class Job(Model):
     host: Mapped[str | None] = mapped_column(String(255))
     workdir: Mapped[str] = mapped_column(Text, default="")
     submit_attempts: Mapped[int] = mapped_column(default=0)
+    #: CPU seconds of the payload (the wrapper's ``times``, or Slurm's TotalCPU)
+    cpu_seconds: Mapped[float | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
@@ -85,7 +87,7 @@ class Job(Model):
             "failure_reason": self.failure_reason, "exit_code": self.exit_code, "host": self.host,
             "created_at": iso(self.created_at), "submitted_at": iso(self.submitted_at),
             "started_at": iso(self.started_at), "ended_at": iso(self.ended_at),
-            "metrics": {m.name: m.value for m in self.metrics},
+            "cpu_seconds": self.cpu_seconds, "metrics": {m.name: m.value for m in self.metrics},
         }
 
 

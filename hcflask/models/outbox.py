@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hcflask.extensions import Model
 from hcflask.models.common import iso, utcnow
@@ -43,6 +43,8 @@ class Delivery(Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+
+    event = relationship("RobotEvent")
 
     def to_dict(self) -> dict[str, Any]:
         return {

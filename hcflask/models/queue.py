@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Select, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hcflask.extensions import Model
@@ -27,19 +27,29 @@ class Queue(Model):
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     status_changed_at: Mapped[datetime | None]
+    #: CPUs of the partition behind the queue (``hc queue discover``), for the cost of testing
+    cpus: Mapped[int | None]
     #: bumped by every status write; writes are compare-and-set on it (engine/status.py)
     version: Mapped[int] = mapped_column(default=0)
+    #: set when an admin deletes a queue that has job history: the row stays
+    #: (renamed, offline) so its jobs keep their queue; nothing lists it any more
+    deleted_at: Mapped[datetime | None]
 
     events: Mapped[list[QueueEvent]] = relationship(
         back_populates="queue", order_by="QueueEvent.id.desc()", cascade="all, delete-orphan"
     )
+
+    @classmethod
+    def live(cls) -> Select[Queue]:
+        """Queues that were not deleted: the catalogue tests, lists and the robot see."""
+        return select(cls).where(cls.deleted_at.is_(None))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "name": self.name, "backend": self.backend, "status": self.status,
             "autoexclusion": self.autoexclusion, "options": self.options,
             "description": self.description, "created_at": iso(self.created_at),
-            "status_changed_at": iso(self.status_changed_at),
+            "status_changed_at": iso(self.status_changed_at), "cpus": self.cpus,
         }
 
 

@@ -28,7 +28,7 @@ TOP_INTS: dict[str, tuple[int, int]] = {
 }
 TOP_BOOLS: dict[str, bool] = {"autoexclusion": False, "renew": False}
 RESOURCE_INTS: dict[str, tuple[int, int]] = {"cores": (1, 1), "memory_mb": (0, 0), "walltime": (600, 1), "gpus": (0, 0)}
-TOP_KEYS = {"name", "description", "queues", "workload", *TOP_INTS, *TOP_BOOLS}
+TOP_KEYS = {"name", "description", "queues", "workload", "kind", "stress", *TOP_INTS, *TOP_BOOLS}
 WORKLOAD_KEYS = {"script", "image", "command", "resources", "success", "metrics"}
 SUCCESS_KEYS = {"exit_code", "must_match", "must_not_match"}
 METRIC_KEYS = {"pattern", "unit", "reference"}
@@ -294,6 +294,7 @@ def validate_template(raw: Any, limits: Mapping[str, int] | None = None) -> dict
         check.add("workload", "required")
     else:
         out["workload"] = check_workload(check, doc["workload"])
+    out["kind"], out["stress"] = check_kind(check, doc, out)
     check.done()
     return out
 
@@ -315,3 +316,72 @@ def validate_queue(raw: Any) -> dict[str, Any]:
     }
     check.done()
     return out
+
+
+# -- kind: functional or stress (issue 13; kept apart from the checks above) --
+
+KINDS = ("functional", "stress")
+STRESS_KEYS = {"ramp", "max_jobs", "abort_fail_rate"}
+STEP_KEYS = {"at", "in_flight"}
+#: steps of a ramp at most
+RAMP_STEPS = 100
+
+
+def check_kind(check: Checker, doc: Mapping[str, Any], out: Mapping[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    """``kind`` (absent: functional) and, for a stress test, its ``stress`` section.
+
+    A stress test is started on demand and judged by its report, so it
+    never drives auto-exclusion and never renews itself.
+    """
+    kind = doc.get("kind", "functional")
+    if kind not in KINDS:
+        check.add("kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+        return "functional", None
+    if kind == "functional":
+        if doc.get("stress") is not None:
+            check.add("stress", "only a template of kind: stress has a stress section")
+        return kind, None
+    for key, what in (("autoexclusion", "drives auto-exclusion"), ("renew", "renews")):
+        if out.get(key) is True:
+            check.add(key, f"must be false: a stress test never {what}")
+    if "stress" not in doc:
+        check.add("stress", "required for kind: stress (ramp, max_jobs)")
+        return kind, None
+    raw = check.mapping(doc["stress"], "stress")
+    check.unknown(raw, STRESS_KEYS, "stress.")
+    if "max_jobs" not in raw:
+        check.add("stress.max_jobs", "required: jobs per queue after which the test completes")
+    return kind, {
+        "ramp": _ramp(check, raw.get("ramp")),
+        "max_jobs": check.whole(raw, "max_jobs", "stress.max_jobs", 1, 1),
+        "abort_fail_rate": _rate(check, raw.get("abort_fail_rate"), "stress.abort_fail_rate"),
+    }
+
+
+def _ramp(check: Checker, value: Any) -> list[dict[str, int]]:
+    """Steps ``{at, in_flight}`` (``at``: seconds from the test's start), sorted by ``at``.
+
+    Before the first step nothing is submitted; of two steps at the same second the later one listed wins.
+    """
+    if not isinstance(value, list) or not value or len(value) > RAMP_STEPS:
+        check.add("stress.ramp", f"must be a list of 1 to {RAMP_STEPS} steps {{at, in_flight}}")
+        return [{"at": 0, "in_flight": 1}]
+    steps: dict[int, int] = {}
+    for i, raw in enumerate(value):
+        field = f"stress.ramp[{i}]"
+        step = check.mapping(raw, field)
+        check.unknown(step, STEP_KEYS, f"{field}.")
+        for key in sorted(STEP_KEYS - set(step)):
+            check.add(f"{field}.{key}", "required")
+        at = check.whole(step, "at", f"{field}.at", 0, 0, limit="lifetime")
+        steps[at] = check.whole(step, "in_flight", f"{field}.in_flight", 1, 1, limit="jobs_in_flight")
+    return [{"at": at, "in_flight": n} for at, n in sorted(steps.items())]
+
+
+def _rate(check: Checker, value: Any, field: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        check.add(field, f"must be a share from 0 up to (not including) 1, e.g. 0.5 for half; got {value!r}")
+        return None
+    return float(value)

@@ -12,8 +12,10 @@ from typing import Any
 
 from hcflask.models.spec import (
     BLANK,
+    KINDS,
     NAME_RE,
     QUEUE_PATTERN_RE,
+    RAMP_STEPS,
     RESOURCE_INTS,
     TOP_BOOLS,
     TOP_INTS,
@@ -80,7 +82,7 @@ def workload_schema(limits: Mapping[str, int]) -> dict[str, Any]:
 
 
 def template_schema(limits: Mapping[str, int]) -> dict[str, Any]:
-    return _obj({
+    return {**_obj({
         "name": name_schema(),
         "description": nullable(_text(limits["text"])),
         "queues": {"type": "array", "minItems": 1, "maxItems": limits["queues"],
@@ -88,7 +90,31 @@ def template_schema(limits: Mapping[str, int]) -> dict[str, Any]:
         **_ints(TOP_INTS, limits),
         **{key: {"type": "boolean", "default": default} for key, default in TOP_BOOLS.items()},
         "workload": workload_schema(limits),
-    }, ("name", "queues", "workload"))
+        "kind": {"type": "string", "enum": list(KINDS), "default": "functional"},
+        "stress": nullable(stress_schema(limits)),
+    }, ("name", "queues", "workload")), **kind_rules()}
+
+
+def stress_schema(limits: Mapping[str, int]) -> dict[str, Any]:
+    """The ``stress`` section (issue 13): a ramp of {at, in_flight}, max_jobs, abort_fail_rate."""
+    step = _obj({"at": {"type": "integer", "minimum": 0, "maximum": limits["lifetime"]},
+                 "in_flight": {"type": "integer", "minimum": 1, "maximum": limits["jobs_in_flight"]}},
+                ("at", "in_flight"))
+    return _obj({
+        "ramp": {"type": "array", "minItems": 1, "maxItems": RAMP_STEPS, "items": step},
+        "max_jobs": {"type": "integer", "minimum": 1, "maximum": limits["max_jobs"]},
+        "abort_fail_rate": nullable({"type": "number", "minimum": 0, "exclusiveMaximum": 1}),
+    }, ("ramp", "max_jobs"))
+
+
+def kind_rules() -> dict[str, Any]:
+    """A functional template has no stress section; a stress one has it, and neither drives the robot nor renews."""
+    return {"oneOf": [
+        {"properties": {"kind": {"enum": ["functional"]}, "stress": {"type": "null"}}},
+        {"required": ["kind", "stress"], "properties": {
+            "kind": {"enum": ["stress"]}, "stress": {"type": "object"},
+            "autoexclusion": {"enum": [False]}, "renew": {"enum": [False]}}},
+    ]}
 
 
 def queue_schema(backends: Mapping[str, Mapping[str, Any]], limits: Mapping[str, int]) -> dict[str, Any]:

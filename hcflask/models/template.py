@@ -27,6 +27,9 @@ class Template(Model):
     autoexclusion: Mapped[bool] = mapped_column(default=False)
     renew: Mapped[bool] = mapped_column(default=False)
     workload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: ``functional`` or ``stress`` (then ``stress`` holds the ramp, max_jobs, abort_fail_rate)
+    kind: Mapped[str] = mapped_column(String(16), default="functional")
+    stress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -35,7 +38,7 @@ class Template(Model):
 
     DOCUMENT_FIELDS = (
         "name", "description", "queues", "lifetime", "jobs_in_flight", "max_jobs",
-        "max_running", "autoexclusion", "renew", "workload",
+        "max_running", "autoexclusion", "renew", "workload", "kind", "stress",
     )
 
     @classmethod
@@ -52,7 +55,10 @@ class Template(Model):
 
     def to_document(self) -> dict[str, Any]:
         """The template as a file/API document (what a test snapshots)."""
-        return {key: getattr(self, key) for key in self.DOCUMENT_FIELDS}
+        doc = {key: getattr(self, key) for key in self.DOCUMENT_FIELDS}
+        if doc["stress"] is None:
+            del doc["stress"]
+        return doc
 
     def to_dict(self) -> dict[str, Any]:
         return {

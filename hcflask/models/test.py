@@ -31,6 +31,8 @@ class Test(Model):
     finished_at: Mapped[datetime | None]
     created_by: Mapped[str] = mapped_column(String(128), default="")
     note: Mapped[str] = mapped_column(Text, default="")
+    #: stress tests: queue name → why submitting to it stopped (abort_fail_rate)
+    aborted: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
     template = relationship("Template", back_populates="tests")
     jobs = relationship("Job", back_populates="test", lazy="dynamic")
@@ -51,6 +53,10 @@ class Test(Model):
         return str(self.snapshot.get("name", "?"))
 
     @property
+    def kind(self) -> str:
+        return str(self.snapshot.get("kind") or "functional")
+
+    @property
     def workload(self) -> dict[str, Any]:
         return dict(self.snapshot["workload"])
 
@@ -61,5 +67,5 @@ class Test(Model):
             "start_at": iso(self.start_at), "end_at": iso(self.end_at),
             "started_at": iso(self.started_at), "finished_at": iso(self.finished_at),
             "created_at": iso(self.created_at), "created_by": self.created_by, "note": self.note,
-            "snapshot": self.snapshot,
+            "snapshot": self.snapshot, "kind": self.kind, "aborted": self.aborted or {},
         }

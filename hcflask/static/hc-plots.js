@@ -2,11 +2,18 @@
 // vendored uPlot.  Each plot is a <div class="hc-plot" data-kind="..."> holding
 // a <script type="application/json"> with its data (no inline script runs:
 // the Content-Security-Policy allows scripts from 'self' only).
+// Times are UTC on every page, as in the tables: 24-hour, the zone on the axis.
 (function () {
   "use strict";
   var COLORS = ["#175cd3", "#c62828", "#1a7f37", "#b54708", "#6941c6", "#0e7490", "#667085", "#be185d"];
   var OUTCOME = {"succeeded": "#1a7f37", "failed": "#c62828", "cancelled": "#98a2b3", "lost": "#b54708",
                  "in flight": "#175cd3"};
+
+  function utc(ts) { return new Date(ts * 1000).toISOString().slice(0, 16).replace("T", " "); }
+  var TIME_AXIS = {label: "time (UTC)", values: function (u, splits, ai, space, incr) {
+    return splits.map(function (ts) { return ts == null ? "" : incr >= 86400 ? utc(ts).slice(5, 10) : utc(ts).slice(11); });
+  }};
+  var TIME_SERIES = {label: "UTC", value: function (u, ts) { return ts == null ? "" : utc(ts); }};
 
   function width(el) { return Math.max(300, el.clientWidth || 600); }
   function color(i) { return COLORS[i % COLORS.length]; }
@@ -14,7 +21,7 @@
 
   function band(el, d) {
     var n = d.t.length, b = d.band;
-    var series = [{}, {label: d.label || d.metric, stroke: "#175cd3", width: 1,
+    var series = [TIME_SERIES, {label: d.label || d.metric, stroke: "#175cd3", width: 1,
                        points: {show: true, size: 5, fill: "#175cd3"}}];
     var data = [d.t, d.v];
     if (b) {
@@ -28,7 +35,7 @@
 
   function multi(el, d) {
     var tables = d.series.map(function (s) { return [s.t, s.v]; });
-    var series = [{}].concat(d.series.map(function (s, i) {
+    var series = [TIME_SERIES].concat(d.series.map(function (s, i) {
       return {label: s.label, stroke: color(i), paths: function () { return null; },
               points: {show: true, size: 5, fill: color(i)}};
     }));
@@ -36,12 +43,15 @@
   }
 
   function hist(el, d) {
-    var series = [{label: d.metric}].concat(d.queues.map(function (q, i) {
-      return {label: q.label, stroke: color(i), width: 2, paths: uPlot.paths.stepped({align: 1})};
+    // one bar per bin at the bin's centre (queues overlaid, see-through); x in the metric's unit
+    var centres = d.edges.map(function (e) { return e + d.width / 2; });
+    var series = [{label: d.metric + (d.unit ? " (" + d.unit + ")" : "")}].concat(d.queues.map(function (q, i) {
+      return {label: q.label, stroke: color(i), fill: color(i) + "66", points: {show: false},
+              paths: uPlot.paths.bars({size: [0.95, Infinity], align: 0})};
     }));
-    return {opts: {series: series, scales: {x: {time: false}}}, data: [d.edges].concat(d.queues.map(function (q) {
-      return q.counts;
-    }))};
+    return {opts: {series: series, scales: {x: {time: false, range: [d.edges[0], d.edges[d.edges.length - 1] + d.width]}}},
+            axes: [{label: d.metric + (d.unit ? " (" + d.unit + ")" : "")}, {label: "jobs"}],
+            data: [centres].concat(d.queues.map(function (q) { return q.counts; }))};
   }
 
   function bars(el, d) {
@@ -52,7 +62,7 @@
       cum.push(acc.slice());
     });
     var order = d.series.map(function (_, i) { return i; }).reverse();
-    var series = [{}].concat(order.map(function (i) {
+    var series = [{label: "day", value: function (u, ts) { return ts == null ? "" : utc(ts).slice(0, 10); }}].concat(order.map(function (i) {
       var c = OUTCOME[d.series[i].label] || color(i);
       return {label: d.series[i].label, stroke: c, fill: c, paths: uPlot.paths.bars({size: [0.8, 40]}),
               points: {show: false}, value: function (u, v, si, di) {
@@ -68,8 +78,8 @@
     if (!node || typeof uPlot === "undefined") return;
     var d = JSON.parse(node.textContent);
     var made = KINDS[el.dataset.kind](el, d);
-    var opts = Object.assign({title: d.title || "", width: width(el), height: 240,
-                              axes: [{}, {label: d.unit || ""}]}, made.opts);
+    var axes = made.axes || [TIME_AXIS, {label: d.unit || ""}];
+    var opts = Object.assign({title: d.title || "", width: width(el), height: 240, axes: axes}, made.opts);
     new uPlot(opts, made.data, el);
   }
 

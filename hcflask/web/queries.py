@@ -168,7 +168,7 @@ def tests_query(args: Mapping[str, str]) -> Select[Any]:
 
 
 def queues_query(args: Mapping[str, str]) -> Select[Any]:
-    query = _by_state(select(Queue).order_by(Queue.name), Queue.status, args, QueueStatus)
+    query = _by_state(Queue.live().order_by(Queue.name), Queue.status, args, QueueStatus)
     if args.get("backend"):
         query = query.where(Queue.backend == args["backend"])
     return query

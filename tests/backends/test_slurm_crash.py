@@ -12,9 +12,11 @@ import collections
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +30,14 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 JOBS = 60
 
 
+def hc_command() -> str:
+    """The `hc` next to the running Python (tox's venv run directly), else the one on PATH."""
+    beside = Path(sys.executable).with_name("hc")
+    found = str(beside) if beside.exists() else shutil.which("hc")
+    assert found, "the hc command is not installed (pip install -e .)"
+    return found
+
+
 class Service:
     def __init__(self, instance: Path, env: dict[str, str]) -> None:
         self.instance = instance
@@ -35,7 +45,7 @@ class Service:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def hc(self, *args: str) -> str:
-        done = subprocess.run(["hc", *args], env=self.env, capture_output=True, text=True, timeout=60,
+        done = subprocess.run([hc_command(), *args], env=self.env, capture_output=True, text=True, timeout=60,
                               check=False)
         assert done.returncode == 0, f"hc {' '.join(args)}: {done.stdout}{done.stderr}"
         return done.stdout
@@ -43,7 +53,7 @@ class Service:
     def start(self, log: Path) -> None:
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                ["hc", "serve", "--bind", f"127.0.0.1:{free_port()}", "--workers", "1"], env=self.env,
+                [hc_command(), "serve", "--bind", f"127.0.0.1:{free_port()}", "--workers", "1"], env=self.env,
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
 

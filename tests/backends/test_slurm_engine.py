@@ -3,6 +3,7 @@ and long), every job submitted, monitored, judged and stored, with one
 batched status call per tick."""
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import time
@@ -77,10 +78,35 @@ def test_engine_ticks_two_partitions(slurm_app: Flask, slurm: SlurmCluster) -> N
         assert calls["squeue"] <= ticks and calls["sacct"] <= ticks  # one of each per tick at most
 
 
-def test_container_workload_without_runtime(slurm_app: Flask) -> None:
-    """A container workload on a node without apptainer/singularity fails with that reason."""
-    if shutil.which("apptainer") or shutil.which("singularity"):
-        pytest.skip("a container runtime is on this node")
+RUNTIMES = ("apptainer", "singularity")
+
+
+def path_without_runtimes(tmp_path: Path) -> str:
+    """$PATH with apptainer and singularity hidden: a folder of PATH that holds one is
+    replaced by a folder of links to everything else in it (sbatch passes PATH to the job)."""
+    parts = []
+    for i, folder in enumerate(os.environ.get("PATH", "").split(os.pathsep)):
+        if not any(Path(folder, name).exists() for name in RUNTIMES):
+            parts.append(folder)
+            continue
+        shadow = tmp_path / f"path{i}"
+        shadow.mkdir()
+        for entry in Path(folder).iterdir():
+            if entry.name not in RUNTIMES:
+                (shadow / entry.name).symlink_to(entry)
+        parts.append(str(shadow))
+    return os.pathsep.join(parts)
+
+
+def test_container_workload_without_runtime(slurm_app: Flask, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container workload on a node without apptainer/singularity fails with that reason.
+
+    Where a runtime is installed, the job gets a PATH without it (the node's
+    view is the job's PATH), so the test runs everywhere instead of skipping.
+    """
+    monkeypatch.setenv("PATH", path_without_runtimes(tmp_path))
+    assert not any(shutil.which(name) for name in RUNTIMES)
     app = slurm_app
     with app.app_context():
         make_queue("slurm-debug", "slurm", partition="debug")

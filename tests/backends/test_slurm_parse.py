@@ -71,10 +71,12 @@ def test_sinfo_scancel_and_errors() -> None:
     parts = sp.parse_sinfo(read("sinfo.txt"))
     assert parts == [
         {"name": "debug", "options": {"partition": "debug"}, "time_limit": 3600, "available": True,
-         "default": True, "nodes": 1, "cpus_per_node": "2"},
+         "default": True, "nodes": 1, "cpus_per_node": "2", "cpus": 2},
         {"name": "long", "options": {"partition": "long"}, "time_limit": 86400, "available": True,
-         "default": False, "nodes": 1, "cpus_per_node": "2"},
+         "default": False, "nodes": 1, "cpus_per_node": "2", "cpus": 2},
     ]
+    assert [sp.parse_cpu(t) for t in ("00:00.618", "01:02:03", "1-00:00:01.5", "00:00:00", "")] == [
+        0.618, 3723.0, 86401.5, None, None]
     bad = read("sbatch_bad_partition.txt")
     assert sp.error_text(bad) == ("invalid partition specified: nope; "
                                   "Batch job submission failed: Invalid partition name specified")

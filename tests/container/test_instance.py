@@ -1,4 +1,4 @@
-"""``apptainer instance start/stop``: the service in the background, as DESIGN.md promises.
+"""``apptainer instance start/stop``: the service in the background, as docs/design.md promises.
 
 Separate from test_contract.py so that its service is stopped first: two
 services at once would share the machine's two cores.

@@ -1,6 +1,6 @@
-"""The README's login-node path: hcflask in hc.sif submits to the host's Slurm.
+"""The login-node path of docs/container.md: hcflask in hc.sif submits to the host's Slurm.
 
-The image carries no Slurm.  As the README says, the host's client commands,
+The image carries no Slurm.  As docs/container.md says, the host's client commands,
 their library directory and libmunge are bound in at their own paths, with
 the cluster's config and munge socket, and the instance folder is bound at
 its host path (HC_INSTANCE set to it) so that job work dirs name the same
@@ -11,6 +11,7 @@ on the host, as a site's directory service would give.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -54,14 +55,22 @@ def slurm_binds(cluster: SlurmCluster) -> list[str]:
     return out.split(",")
 
 
-def _host_account() -> None:
+@contextlib.contextmanager
+def _host_account() -> Iterator[None]:
+    """The user's account on the host for slurmd, for the test's duration: one the test
+    adds is removed afterwards, so the host's /etc/passwd ends as it began."""
     try:
         known = pwd.getpwnam(RUN_USER)
     except KeyError:
         subprocess.run(["useradd", "--uid", str(RUN_UID), "--no-create-home", "--shell", "/usr/sbin/nologin",
                         RUN_USER], check=True, timeout=30)
+        try:
+            yield
+        finally:
+            subprocess.run(["userdel", RUN_USER], check=True, timeout=30)
         return
     assert known.pw_uid == RUN_UID, f"host user {RUN_USER} has uid {known.pw_uid}, the image's user {RUN_UID}"
+    yield
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +92,13 @@ def shared(runtime: Runtime) -> Iterator[Path]:
 def cluster(shared: Path) -> Iterator[SlurmCluster]:
     reason = available()
     assert reason is None, reason
-    _host_account()
-    slurm = SlurmCluster(shared / "slurm")
-    slurm.start()
-    yield slurm
-    slurm.stop()
+    with _host_account():
+        slurm = SlurmCluster(shared / "slurm")
+        slurm.start()
+        try:
+            yield slurm
+        finally:
+            slurm.stop()
 
 
 def test_service_in_image_runs_a_job_through_host_slurm(runtime: Runtime, image: Path, cluster: SlurmCluster,

@@ -55,7 +55,9 @@ def test_unknown_host_is_an_error_naming_the_field(app: Flask, other: Flask, api
         assert actions.move_test(test, "node-b", "tests").host == "node-b"
     response = app.test_client().post("/api/v1/tests", json={"template": "t1", "host": "nowhere"},
                                       headers={"Authorization": f"Bearer {api_token}"})
-    assert response.status_code == 400 and "host" in response.get_data(as_text=True)
+    assert response.status_code == 409  # well formed, but no such host: a conflict with what exists
+    error = response.get_json()["error"]
+    assert error["field"] == "host" and error["reason"].startswith("unknown host 'nowhere'")
     moved = app.test_cli_runner().invoke(args=["test", "move", str(test.id), "--host", "nowhere"])
     assert moved.exit_code != 0 and "host: unknown host 'nowhere'" in moved.output
 
@@ -168,3 +170,22 @@ def test_no_write_lock_is_held_while_scancel_runs(tmp_path: Path, monkeypatch: p
         states = {j.name: (j.state, j.cancel_requested_at is not None) for j in db.session.scalars(select(Job))}
         assert states == {"hc-x-0": ("queued", True), "hc-x-1": ("queued", True), "hc-x-unsent": ("cancelled", False)}
         assert db.session.scalars(select(Queue.description)).one() == "written while scancel ran"
+
+
+def test_hc_robot_run_refuses_while_a_core_runs(app: Flask, runner) -> None:  # noqa: ANN001
+    held = InstanceLock(Path(app.instance_path) / "scheduler.lock")  # what the service's scheduler holds
+    assert held.acquire()
+    try:
+        refused = runner.invoke(args=["robot", "run"])
+        assert refused.exit_code != 0 and "the core runs in hc serve right now" in refused.output
+    finally:
+        held.release()
+    assert runner.invoke(args=["robot", "run"]).exit_code == 0
+
+
+def test_hc_init_no_demo_stays_without_demo(tmp_path: Path) -> None:
+    env = {**os.environ, "HC_INSTANCE": str(tmp_path / "inst")}
+    hc = [sys.executable, "-c", "from hcflask.cli import main; main()"]
+    assert subprocess.run([*hc, "init", "--no-demo"], env=env, capture_output=True, check=True).returncode == 0
+    listed = subprocess.run([*hc, "template", "list"], env=env, capture_output=True, text=True, check=True)
+    assert "demo" not in listed.stdout, "a later command must not seed the demo into an existing database"

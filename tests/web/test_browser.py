@@ -35,7 +35,18 @@ def _completed(page: Any, test_id: int) -> int:
 def test_admin_runs_a_test_from_the_browser(browser_context: Any, service: Any) -> None:
     page = browser_context.new_page()
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    confirms: list[str] = []
+
+    def on_dialog(dialog: Any) -> None:
+        """Destructive buttons ask first (accepted here); any other dialog is a script that ran."""
+        if dialog.type == "confirm":
+            confirms.append(dialog.message)
+            dialog.accept()
+        else:
+            dialogs.append(dialog.message)
+            dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     page_errors: list[str] = []
     page.on("pageerror", lambda error: page_errors.append(str(error)))
 
@@ -118,6 +129,7 @@ def test_admin_runs_a_test_from_the_browser(browser_context: Any, service: Any) 
     page.wait_for_url(re.compile(rf"/tests/{test_id}$"))
     assert f"Test {test_id} cancelled" in page.locator(".flash.ok").inner_text()
     assert "cancelled" in page.locator("h1 .badge").inner_text()
+    assert confirms == [f"Cancel test {test_id}? Its pending jobs are cancelled."]
 
     assert dialogs == [], f"a script ran in the page: {dialogs}"
     assert page_errors == [], page_errors

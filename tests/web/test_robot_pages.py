@@ -96,7 +96,9 @@ def test_queue_and_test_pages_show_robot_and_metric_plots(data: Flask, client: F
     kinds = {p["title"]: p for p in plots}
     hist = kinds["value histogram, per queue"]
     assert {q["label"] for q in hist["queues"]} == {"good1"}
-    assert sum(hist["queues"][0]["counts"]) == len(kinds["value over time, per queue"]["series"][0]["v"])
+    over_time = next(p for title, p in kinds.items() if title.startswith("value") and "over time" in title)
+    assert sum(hist["queues"][0]["counts"]) == len(over_time["series"][0]["v"])
+    assert over_time["unit"] == hist["unit"]
 
 
 def test_switch_from_the_page_needs_an_admin_and_is_logged(app: Flask, client: FlaskClient,

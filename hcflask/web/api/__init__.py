@@ -37,4 +37,4 @@ def text_field(body: dict[str, Any], key: str, limit: int = 10_000) -> str:
     return value
 
 
-from hcflask.web.api import routes  # noqa: E402,F401 - registers the views
+from hcflask.web.api import reports, routes  # noqa: E402,F401 - registers the views

@@ -162,6 +162,53 @@ def _object_paths() -> dict[str, Any]:
     return paths
 
 
+def _report_paths() -> dict[str, Any]:
+    """A test's report and the comparison (issue 13)."""
+    share = {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
+    return {
+        "/tests/{id}/report": _read(
+            "the report of a test: per queue success, failure reasons, distributions, throughput, cost",
+            _param("id", "test id", ID, "path"), not_found=True),
+        "/compare": _read(
+            "test B against test A (or two queues of one test) on a metric: medians, B - A with a 95 % "
+            "bootstrap interval, verdict (the parameters depend on each other: a 400 names the one at fault)",
+            _param("tests", "A,B: two test ids (or one, with queues)"),
+            _param("queues", "P,Q: two queues of the one test"), _param("queue", "one queue of both tests"),
+            _param("metric", "run_time, queue_wait, cpu_efficiency or a workload metric"),
+            _param("min_effect", "smallest difference that counts, as a share of A's median (default 0.05)",
+                   share),
+            _param("seed", "the bootstrap's seed (default 1)", _int(0, 2**31))),
+    }
+
+
+def _admin_paths(template: dict[str, Any], key: dict[str, Any], limits: dict[str, int]) -> dict[str, Any]:
+    """Changing and deleting queues and templates, and (de)activating templates (path → method → operation)."""
+    active = {"type": "boolean", "description": "false: the template starts no test and does not renew"}
+    with_active = {**template, "properties": {**template["properties"], "active": active}}
+    only_active = {"type": "object", "required": ["active"], "additionalProperties": False,
+                   "properties": {"active": active}}
+    options = {"oneOf": list(_backend_options().values())}
+    queue_change = {"type": "object", "additionalProperties": False, "properties": {
+        "name": {"type": "string", "description": "must be the queue's own"},
+        "backend": {"type": "string", "description": "must be the queue's own"},
+        "options": options, "description": nullable({"type": "string", "maxLength": limits["text"]}),
+        "autoexclusion": {"type": "boolean"}}}
+    return {
+        "/queues/{key}": {
+            "put": _write("change a queue's backend options, description or autoexclusion (not its name or "
+                          "backend; options must suit the queue's backend, else 400)", queue_change, path_id=key),
+            "delete": _write("delete a queue; its job history stays (409 naming the jobs while any is in flight)",
+                             None, path_id=key)},
+        "/templates": {
+            "post": _write("create a template (active: false creates it deactivated)", with_active, created=True)},
+        "/templates/{key}": {
+            "put": _write("replace a template, and/or (de)activate it", {"oneOf": [with_active, only_active]},
+                          path_id=key),
+            "delete": _write("delete a template; its tests keep their snapshot (an active one is cancelled)",
+                             None, path_id=key)},
+    }
+
+
 def document() -> dict[str, Any]:
     limits = current_limits()
     template = template_schema(limits)
@@ -173,8 +220,8 @@ def document() -> dict[str, Any]:
         {"type": "object", "required": ["status"], "additionalProperties": False, "properties": {
             "status": {"type": "string", "enum": [s.value for s in QueueStatus if s != QueueStatus.EXCLUDED]},
             "reason": REASON}}, path_id=key)}
-    paths["/templates"]["post"] = _write("create a template", template, created=True)
-    paths["/templates/{key}"]["put"] = _write("replace a template", template, path_id=key)
+    for path, operations in _admin_paths(template, key, limits).items():
+        paths[path].update(operations)
     paths["/tests"]["post"] = _write("start a test of a template", {
         "type": "object", "required": ["template"], "additionalProperties": False, "properties": {
             "template": {"oneOf": [ID, {"type": "string", "minLength": 1}]},
@@ -186,6 +233,7 @@ def document() -> dict[str, Any]:
             "reason": REASON}},
         path_id=_param("id", "test id", ID, "path"), optional_body=True)}
     paths.update(_robot_paths())
+    paths.update(_report_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "hcflask API", "version": __version__,

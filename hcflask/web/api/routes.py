@@ -1,4 +1,5 @@
-"""API views: list/get every object, create queues/templates/tests, cancel tests."""
+"""API views: list/get every object; create, change and delete queues and templates;
+start and cancel tests."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,9 +8,10 @@ from flask import g, jsonify, request
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException, NotFound
 
+from hcflask.engine import stress
 from hcflask.extensions import csrf, db
 from hcflask.models import AuditEntry, Conflict, Job, Queue, Template, Test, ValidationError
-from hcflask.models.spec import as_whole, validate_queue
+from hcflask.models.spec import QUEUE_KEYS, as_whole, validate_queue
 from hcflask.web import queries
 from hcflask.web.api import bp, json_body, text_field
 from hcflask.web.api.auth import admin_reader, check_read_access, token_required
@@ -109,7 +111,7 @@ def get_test(test_id: int) -> Any:
     test = _one(Test, str(test_id))
     per_queue = {name: c.to_dict() for name, c in queries.counts_by_queue(test.id).items()}
     return jsonify({**test.to_dict(), "jobs": queries.counts_by_test([test.id])[test.id].to_dict(),
-                    "queues_jobs": per_queue})
+                    "queues_jobs": per_queue, "stress": stress.progress(test)})
 
 
 @bp.route("/jobs/<int:job_id>")
@@ -128,13 +130,47 @@ def create_queue() -> Any:
     return jsonify(queue.to_dict()), 201
 
 
+def _live_queue(key: str) -> Queue:
+    queue = _one(Queue, key)
+    if queue.deleted_at is not None:
+        raise NotFound(f"queue {key!r} was deleted")
+    return queue
+
+
+@bp.route("/queues/<key>", methods=["PUT"])
+@token_required
+def update_queue(key: str) -> Any:
+    """Options, description and autoexclusion; the name and backend stay."""
+    from hcflask.engine.actions import update_queue as update
+
+    body = json_body(QUEUE_KEYS)
+    queue = _live_queue(key)
+    for field in ("name", "backend"):
+        if field in body and body[field] != getattr(queue, field):
+            raise ValidationError(field, "cannot be changed (templates and the job history refer to it)")
+    body = {"options": queue.options, "description": queue.description, "autoexclusion": queue.autoexclusion,
+            **body}
+    return jsonify(update(queue, body["options"], body["description"], body["autoexclusion"]).to_dict())
+
+
+@bp.route("/queues/<key>", methods=["DELETE"])
+@token_required
+def delete_queue(key: str) -> Any:
+    from hcflask.engine.actions import delete_queue as delete
+
+    queue = _live_queue(key)
+    name = queue.name
+    message = delete(queue, _actor())
+    return jsonify({"deleted": name, "message": message})
+
+
 @bp.route("/queues/<key>/status", methods=["POST"])
 @token_required
 def set_queue_status(key: str) -> Any:
     from hcflask.engine.actions import set_queue_status as set_status
 
     body = json_body({"status", "reason"})
-    queue = _one(Queue, key)
+    queue = _live_queue(key)
     if not isinstance(body.get("status"), str):
         raise ValidationError("status", "required: online, offline or test")
     set_status(queue, body["status"], _actor(), text_field(body, "reason"))
@@ -144,17 +180,50 @@ def set_queue_status(key: str) -> Any:
 @bp.route("/templates", methods=["POST"])
 @token_required
 def create_template() -> Any:
-    from hcflask.engine.actions import save_template
+    from hcflask.engine.actions import save_template, set_template_active
 
-    return jsonify(save_template(json_body()).to_dict()), 201
+    body = json_body()
+    active = _active_of(body)
+    template = save_template(body)
+    if active is False:
+        set_template_active(template, False)
+    return jsonify(template.to_dict()), 201
+
+
+def _active_of(body: dict[str, Any]) -> bool | None:
+    """``active`` of a template body (not part of the template document), taken out of it."""
+    active = body.pop("active", None)
+    if active is not None and not isinstance(active, bool):
+        raise ValidationError("active", "must be true or false")
+    return active
 
 
 @bp.route("/templates/<key>", methods=["PUT"])
 @token_required
 def update_template(key: str) -> Any:
-    from hcflask.engine.actions import save_template
+    """Replace the document; ``active`` (optional) (de)activates it, alone or with the document."""
+    from hcflask.engine.actions import save_template, set_template_active
 
-    return jsonify(save_template(json_body(), _one(Template, key)).to_dict())
+    body = json_body()
+    active = _active_of(body)
+    template = _one(Template, key)
+    if body:
+        template = save_template(body, template)
+    if active is not None:
+        set_template_active(template, active)
+    return jsonify(template.to_dict())
+
+
+@bp.route("/templates/<key>", methods=["DELETE"])
+@token_required
+def delete_template(key: str) -> Any:
+    """Its tests keep their snapshot; an active one is cancelled."""
+    from hcflask.engine.actions import delete_template as delete
+
+    template = _one(Template, key)
+    name = template.name
+    kept = delete(template, _actor())
+    return jsonify({"deleted": name, "tests_kept": kept})
 
 
 @bp.route("/tests", methods=["POST"])

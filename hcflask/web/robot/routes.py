@@ -35,6 +35,7 @@ from hcflask.models import (
 )
 from hcflask.models.rollup import COUNTS
 from hcflask.states import QueueStatus
+from hcflask.web import cost
 from hcflask.web.auth import admin_required
 from hcflask.web.queries import int_arg
 from hcflask.web.robot import bp, stats
@@ -262,6 +263,7 @@ def prometheus_text() -> str:
             lines.append(f'hc_queue_status{{queue="{_label(queue.name)}",backend="{_label(queue.backend)}",'
                          f'status="{status.value}"}} {int(queue.status == status.value)}')
     lines += rollup_lines()
+    lines += cost.prometheus_lines(_label)
     lines += ["# HELP hc_alerts_open Open alerts by kind.", "# TYPE hc_alerts_open gauge"]
     open_by_kind = dict(db.session.execute(select(Alert.kind, func.count()).where(Alert.closed_at.is_(None))
                                            .group_by(Alert.kind)).all())

@@ -11,6 +11,7 @@ declared the queue ``offline`` (scheduled downtime) from both.
 """
 from __future__ import annotations
 
+import math
 import time as time_module
 from collections import defaultdict
 from collections.abc import Iterable
@@ -239,7 +240,8 @@ def availability(start: date, end: date) -> list[dict[str, Any]]:
 
 def metric_series(queue: Queue | None = None, test: Test | None = None, limit: int = 2000) -> list[dict[str, Any]]:
     """Metric points over time, grouped per (queue, template, metric), with the band if any."""
-    query = select(JobMetric.name, JobMetric.value, JobMetric.flag, Job.ended_at, Job.queue_id, Job.test_id).join(
+    query = select(JobMetric.name, JobMetric.value, JobMetric.flag, Job.ended_at, Job.queue_id, Job.test_id,
+                   JobMetric.unit).join(
         Job).where(Job.state.in_(FINISHED), Job.ended_at.is_not(None))
     if queue is not None:
         query = query.where(Job.queue_id == queue.id)
@@ -250,12 +252,12 @@ def metric_series(queue: Queue | None = None, test: Test | None = None, limit: i
         select(Test).where(Test.id.in_({r.test_id for r in rows})))}
     names = {q.id: q.name for q in db.session.scalars(select(Queue))}
     groups: dict[tuple[int, str, str], dict[str, Any]] = {}
-    for name, value, flag, ended, queue_id, test_id in reversed(rows):
+    for name, value, flag, ended, queue_id, test_id, unit in reversed(rows):
         if ended is None:
             continue
         key = (queue_id, templates[test_id], name)
         group = groups.setdefault(key, {"queue": names[queue_id], "template": key[1], "metric": name,
-                                        "t": [], "v": [], "flag": []})
+                                        "unit": unit or "", "t": [], "v": [], "flag": []})
         group["t"].append(int((ended - datetime(1970, 1, 1)).total_seconds()))
         group["v"].append(value)
         group["flag"].append(flag)
@@ -268,7 +270,11 @@ def metric_series(queue: Queue | None = None, test: Test | None = None, limit: i
 
 
 def histograms(series: list[dict[str, Any]], bins: int = 20) -> list[dict[str, Any]]:
-    """Per metric: shared bins and one count row per queue."""
+    """Per metric: shared bins over exactly the data's range, and one count row per queue.
+
+    Fewer bins for few or equal values (at most one per distinct value), so no
+    empty bins stand past the data.
+    """
     by_metric: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for group in series:
         by_metric[group["metric"]].append(group)
@@ -276,13 +282,15 @@ def histograms(series: list[dict[str, Any]], bins: int = 20) -> list[dict[str, A
     for metric, groups in sorted(by_metric.items()):
         values = [v for g in groups for v in g["v"]]
         low, high = min(values), max(values)
-        width = (high - low) / bins or 1.0
-        edges = [low + i * width for i in range(bins)]
+        count = max(1, min(bins, len(set(values)), math.ceil(math.sqrt(len(values))) + 1))
+        width = (high - low) / count or 1.0
+        edges = [low + i * width for i in range(count)] if high > low else [low - 0.5]
         rows = []
         for g in groups:
-            counts = [0] * bins
+            counts = [0] * count
             for v in g["v"]:
-                counts[min(int((v - low) / width), bins - 1)] += 1
+                counts[min(int((v - edges[0]) / width), count - 1)] += 1
             rows.append({"queue": g["queue"], "template": g["template"], "counts": counts})
-        out.append({"metric": metric, "edges": [round(e, 6) for e in edges], "width": width, "queues": rows})
+        out.append({"metric": metric, "unit": groups[0].get("unit", ""), "edges": [round(e, 6) for e in edges],
+                    "width": width, "queues": rows})
     return out

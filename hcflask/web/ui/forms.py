@@ -23,6 +23,7 @@ FIELD_OF = {
     "workload.resources.walltime": "walltime", "workload.resources.gpus": "gpus",
     "workload.success.exit_code": "exit_code", "workload.success.must_match": "must_match",
     "workload.success.must_not_match": "must_not_match", "workload.metrics": "metrics",
+    "kind": "stress", "stress": "stress",
 }
 
 
@@ -77,6 +78,9 @@ class TemplateForm(ShowsErrors):
     must_match = TextAreaField("Output must match", description="one regular expression per line")
     must_not_match = TextAreaField("Output must not match", description="one regular expression per line")
     metrics = TextAreaField("Metrics (YAML)", description="name: {pattern: 'x=(?P<name>[0-9.]+)', unit: s}")
+    stress = TextAreaField("Stress test (YAML; empty: a functional test)",
+                           description="ramp: [{at: 0, in_flight: 2}, {at: 300, in_flight: 10}]\n"
+                                       "max_jobs: 200\nabort_fail_rate: 0.5")
 
     def fill(self, doc: dict[str, Any]) -> None:
         """Put a template document into the form."""
@@ -95,6 +99,7 @@ class TemplateForm(ShowsErrors):
         self.must_not_match.data = "\n".join(success["must_not_match"])
         metrics = workload.get("metrics") or {}
         self.metrics.data = yaml.safe_dump(metrics, sort_keys=False) if metrics else ""
+        self.stress.data = yaml.safe_dump(doc["stress"], sort_keys=False) if doc.get("stress") else ""
 
     def document(self) -> dict[str, Any]:
         """The template document from the form (validated later)."""
@@ -102,7 +107,12 @@ class TemplateForm(ShowsErrors):
             metrics = yaml.safe_load(self.metrics.data or "") or {}
         except yaml.YAMLError as exc:
             raise ValidationError("workload.metrics", f"not valid YAML: {' '.join(str(exc).split())}") from None
+        try:
+            stress = yaml.safe_load(self.stress.data or "") or None
+        except yaml.YAMLError as exc:
+            raise ValidationError("stress", f"not valid YAML: {' '.join(str(exc).split())}") from None
         return {
+            "kind": "stress" if stress else "functional", "stress": stress,
             "name": (self.name.data or "").strip(), "description": self.description.data or "",
             "queues": (self.queues.data or "").replace(",", " ").split(), "lifetime": self.lifetime.data,
             "jobs_in_flight": self.jobs_in_flight.data, "max_jobs": self.max_jobs.data,
@@ -121,12 +131,12 @@ class TemplateForm(ShowsErrors):
         }
 
 
-
 class QueueForm(ShowsErrors):
     FIELD_OF = {"name": "name", "backend": "backend", "options": "options", "description": "description"}
 
     name = StringField("Name", validators=[DataRequired()])
-    backend = SelectField("Backend", choices=list(BACKEND_NAMES))
+    backend = SelectField("Backend", choices=list(BACKEND_NAMES),
+                          description="only the backends usable here are offered")
     options = TextAreaField("Backend options (YAML)", description="e.g. partition: debug")
     description = StringField("Description")
     autoexclusion = BooleanField("Auto-exclusion", default=True)
@@ -139,6 +149,12 @@ class QueueForm(ShowsErrors):
         if not isinstance(data, dict):
             raise ValidationError("options", "must be a mapping of option: value")
         return data
+
+    def fill(self, queue: Any) -> None:
+        """Put a queue into the form (to edit it)."""
+        self.name.data, self.backend.data = queue.name, queue.backend
+        self.options.data = yaml.safe_dump(queue.options, sort_keys=True) if queue.options else ""
+        self.description.data, self.autoexclusion.data = queue.description, queue.autoexclusion
 
 
 class QueueStatusForm(FlaskForm):

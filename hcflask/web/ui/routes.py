@@ -9,16 +9,16 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from hcflask import documents
-from hcflask.backends import BACKEND_NAMES, OptionError, backend_class, jobscript
-from hcflask.engine import actions
+from hcflask.backends import jobscript
+from hcflask.engine import actions, stress
 from hcflask.engine.status import SOURCES, active_claims
 from hcflask.extensions import db
 from hcflask.models import BackendHealth, Job, Queue, QueueEvent, Template, Test, ValidationError, validate_template
-from hcflask.states import JobState, TestState
+from hcflask.states import JobState, QueueStatus, TestState
 from hcflask.web import queries
 from hcflask.web.auth import admin_required
 from hcflask.web.ui import bp
-from hcflask.web.ui.forms import ActionForm, QueueForm, QueueStatusForm, TemplateForm
+from hcflask.web.ui.forms import ActionForm, QueueStatusForm, TemplateForm
 
 ACTIVE = [TestState.SCHEDULED.value, TestState.RUNNING.value]
 
@@ -61,7 +61,11 @@ def home() -> Any:
         select(Test).where(Test.state.not_in(ACTIVE)).order_by(Test.id.desc()).limit(10)
     ))
     counts = queries.counts_by_test([t.id for t in tests + recent])
-    return _render("home.html", "_home_tables.html", tests=tests, recent=recent, counts=counts)
+    queues = list(db.session.scalars(Queue.live().order_by(Queue.name)))
+    excluded = [q for q in queues if q.status == QueueStatus.EXCLUDED.value]
+    offline = [q for q in queues if q.status == QueueStatus.OFFLINE.value]
+    return _render("home.html", "_home_tables.html", tests=tests, recent=recent, counts=counts,
+                   excluded=excluded, offline=offline, queue_count=len(queues))
 
 
 @bp.route("/tests")
@@ -87,7 +91,8 @@ def test(test_id: int) -> Any:
     total = queries.counts_by_test([test.id])[test.id]
     snapshot = documents.dump(test.snapshot, "yaml")
     return _render("test.html", "_test_live.html", test=test, jobs=jobs, per_queue=per_queue, total=total,
-                   snapshot=snapshot, filters=args, states=[s.value for s in JobState], form=ActionForm())
+                   snapshot=snapshot, filters=args, states=[s.value for s in JobState], form=ActionForm(),
+                   progress=stress.progress(test))
 
 
 @bp.route("/tests/<int:test_id>/cancel", methods=["POST"])
@@ -172,8 +177,7 @@ def clone_template(template_id: int) -> Any:
 def toggle_template(template_id: int) -> Any:
     row = db.get_or_404(Template, template_id)
     if ActionForm().validate_on_submit():
-        row.active = not row.active
-        db.session.commit()
+        actions.set_template_active(row, not row.active)
         flash(f"Template {row.name} {'activated' if row.active else 'deactivated'}.", "ok")
     return redirect(url_for("ui.template", template_id=row.id))
 
@@ -195,7 +199,7 @@ def start_test(template_id: int) -> Any:
 
 @bp.route("/queues")
 def queues() -> Any:
-    rows = list(db.session.scalars(select(Queue).order_by(Queue.name)))
+    rows = list(db.session.scalars(Queue.live().order_by(Queue.name)))
     in_flight = dict(db.session.execute(
         select(Job.queue_id, func.count()).where(Job.state.in_(
             [JobState.PENDING.value, JobState.SUBMITTED.value, JobState.QUEUED.value, JobState.RUNNING.value]
@@ -204,38 +208,11 @@ def queues() -> Any:
     return _render("queues.html", queues=rows, in_flight=in_flight)
 
 
-@bp.route("/queues/new", methods=["GET", "POST"])
-@admin_required
-def new_queue() -> Any:
-    form = QueueForm()
-    if form.validate_on_submit():
-        try:
-            queue = actions.create_queue(form.name.data or "", form.backend.data or "", form.options_dict(),
-                                         form.description.data or "", bool(form.autoexclusion.data))
-        except ValidationError as exc:
-            db.session.rollback()
-            form.add_error(exc)
-        else:
-            flash(f"Queue {queue.name} created.", "ok")
-            return redirect(url_for("ui.queue", name=queue.name))
-    return _render("queue_form.html", form=form, backend_options=_backend_options()), 200 if not form.errors else 400
-
-
-def _backend_options() -> dict[str, Any]:
-    """Each backend's options and what they mean, for the queue form."""
-    described: dict[str, Any] = {}
-    for name in BACKEND_NAMES:
-        try:
-            described[name] = dict(backend_class(name).options)
-        except OptionError as exc:
-            described[name] = exc.reason
-    return described
-
-
 @bp.route("/queues/<name>")
 def queue(name: str) -> Any:
     row = db.first_or_404(select(Queue).where(Queue.name == name))
-    jobs = list(db.session.scalars(select(Job).where(Job.queue_id == row.id).order_by(Job.id.desc()).limit(50)))
+    page, per_page = _page_args()
+    jobs = queries.paginate(select(Job).where(Job.queue_id == row.id).order_by(Job.id.desc()), page, per_page)
     events = list(db.session.scalars(
         select(QueueEvent).where(QueueEvent.queue_id == row.id).order_by(QueueEvent.id.desc()).limit(100)
     ))
@@ -277,15 +254,3 @@ def job(job_id: int) -> Any:
     cut = {name: result.get(f"{name}_cut") is True for name in output}
     return _render("job.html", job=row, output=output, sizes=sizes, limit=limit, cut=cut,
                    cap=current_app.config["JOBS_OUTPUT_CAP"])
-
-
-@bp.errorhandler(404)
-def not_found(_exc: Exception) -> Any:
-    return render_template("error.html", code=404, message="No such page or object."), 404
-
-
-@bp.app_errorhandler(403)
-def forbidden(_exc: Exception) -> Any:
-    return render_template("error.html", code=403, message="Admins only."), 403
-
-

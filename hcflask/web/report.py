@@ -1,0 +1,180 @@
+"""The report of one test: what a site hands over after commissioning.
+
+Per queue: success rate and failure reasons; queue wait (submit → start),
+run time and CPU efficiency (CPU time / (wall × cores)) distributions; each
+metric against its reference or band; the core-hours the test used (and
+their share of the partition's CPUs over the test's time, where known).  For a
+stress test also the throughput of every ramp step: jobs started per
+minute and the in-flight reached against the in-flight asked for.
+
+One test's jobs are read by the indexed ``test_id`` (a test is bounded; the
+growing history is never scanned).  The same dictionary feeds the page, the
+JSON and the self-contained HTML file, so the three always agree.
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from hcflask.extensions import db
+from hcflask.models import Job, JobMetric, MetricBand, Queue, Test, iso, utcnow
+from hcflask.states import JobState
+from hcflask.web.cost import share
+from hcflask.web.distributions import histogram, summary
+
+JUDGED = (JobState.SUCCEEDED.value, JobState.FAILED.value, JobState.LOST.value)
+#: the distributions every report shows, with their unit
+BUILTIN = {"queue_wait": "s", "run_time": "s", "cpu_efficiency": ""}
+
+
+def seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return max(0.0, (end - start).total_seconds())
+
+
+def job_values(job: Job, cores: int) -> dict[str, float]:
+    """The built-in per-job figures that this job has (finished jobs only for run time)."""
+    out: dict[str, float] = {}
+    wait = seconds(job.submitted_at, job.started_at)
+    if wait is not None:
+        out["queue_wait"] = wait
+    wall = seconds(job.started_at, job.ended_at) if JobState(job.state).final else None
+    if wall is not None:
+        out["run_time"] = wall
+        out["core_seconds"] = wall * cores
+        if job.cpu_seconds is not None and wall > 0:
+            out["cpu_efficiency"] = job.cpu_seconds / (wall * cores)
+    return out
+
+
+def _jobs(test: Test) -> list[Job]:
+    return list(db.session.scalars(select(Job).where(Job.test_id == test.id).order_by(Job.id)))
+
+
+def _metrics(test: Test) -> dict[int, dict[str, float]]:
+    out: dict[int, dict[str, float]] = defaultdict(dict)
+    for job_id, name, value in db.session.execute(
+            select(JobMetric.job_id, JobMetric.name, JobMetric.value).join(Job).where(Job.test_id == test.id)):
+        out[job_id][name] = value
+    return out
+
+
+def build(test: Test) -> dict[str, Any]:
+    """The whole report as plain data (the JSON of the API)."""
+    cores = int(test.workload["resources"].get("cores", 1))
+    rows = {q.name: q for q in db.session.scalars(select(Queue).where(Queue.name.in_(test.queue_names)))}
+    jobs = _jobs(test)
+    metrics = _metrics(test)
+    by_queue: dict[str, list[Job]] = defaultdict(list)
+    for job in jobs:
+        by_queue[job.queue.name].append(job)
+    names = list(test.queue_names) + sorted(set(by_queue) - set(test.queue_names))
+    queues = [_queue(test, name, rows.get(name), by_queue[name], metrics, cores) for name in names]
+    plots = {key: histogram({q["queue"]: q["values"].get(key, []) for q in queues}) for key in BUILTIN}
+    for name in test.workload.get("metrics") or {}:
+        plots[f"metric {name}"] = histogram({q["queue"]: q["metric_values"].get(name, []) for q in queues})
+    for q in queues:
+        del q["values"], q["metric_values"]
+    return {
+        "test": {"id": test.id, "template": test.template_name, "kind": test.kind, "state": test.state,
+                 "note": test.note, "started_at": iso(test.started_at), "finished_at": iso(test.finished_at),
+                 "cores_per_job": cores, "generated_at": iso(utcnow())},
+        "queues": queues,
+        "plots": {k: v for k, v in plots.items() if v},
+        "stress": _throughput(test, by_queue) if test.kind == "stress" else None,
+    }
+
+
+def _queue(test: Test, name: str, queue: Queue | None, jobs: list[Job], metrics: dict[int, dict[str, float]],
+           cores: int) -> dict[str, Any]:
+    states = Counter(j.state for j in jobs)
+    judged = sum(states[s] for s in JUDGED)
+    reasons = Counter(j.failure_reason or j.state for j in jobs if j.state in JUDGED[1:])
+    values: dict[str, list[float]] = defaultdict(list)
+    metric_values: dict[str, list[float]] = defaultdict(list)  # apart: a metric may be called run_time too
+    for job in jobs:
+        for key, value in job_values(job, cores).items():
+            values[key].append(value)
+        if job.state in (JobState.SUCCEEDED.value, JobState.FAILED.value):
+            for metric, value in metrics.get(job.id, {}).items():
+                metric_values[metric].append(value)
+    return {
+        "queue": name, "jobs": len(jobs), "states": dict(states), "judged": judged,
+        "succeeded": states[JobState.SUCCEEDED.value],
+        "success_rate": round(states[JobState.SUCCEEDED.value] / judged, 4) if judged else None,
+        "failure_reasons": [{"reason": r, "count": n} for r, n in reasons.most_common(10)],
+        "distributions": {key: summary(values.get(key, [])) for key in BUILTIN},
+        "metrics": _metric_rows(test, queue.id if queue else None, metric_values),
+        "core_seconds": round(sum(values.get("core_seconds", [])), 1),
+        "cpus": queue.cpus if queue else None,
+        "capacity_share": share(sum(values.get("core_seconds", [])), queue.cpus if queue else None,
+                                seconds(test.started_at, test.finished_at or utcnow()) or 0.0),
+        "aborted": (test.aborted or {}).get(name),
+        "values": values, "metric_values": metric_values,
+    }
+
+
+def _metric_rows(test: Test, queue_id: int | None, values: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """Each workload metric's distribution, with its reference and band and how many fell outside."""
+    rows = []
+    for name, spec in (test.workload.get("metrics") or {}).items():
+        band = db.session.scalar(select(MetricBand).where(
+            MetricBand.queue_id == queue_id, MetricBand.template == test.template_name, MetricBand.metric == name))
+        ref = spec.get("reference") or {}
+        low = ref.get("lower", band.lower if band else None)
+        high = ref.get("upper", band.upper if band else None)
+        got = values.get(name, [])
+        rows.append({
+            "metric": name, "unit": spec.get("unit", ""), "summary": summary(got),
+            "reference": ref or None,
+            "band": {"mean": band.mean, "lower": band.lower, "upper": band.upper} if band and band.mean else None,
+            "against": "reference" if ref else "band" if band and band.mean else None,
+            "outside": sum(1 for v in got if (low is not None and v < low) or (high is not None and v > high)),
+        })
+    return rows
+
+
+def peak(spans: list[tuple[datetime, datetime]], lo: datetime, hi: datetime) -> int:
+    """Most spans open at one moment of [lo, hi) (a sweep; an end before a start at the same time)."""
+    events = []
+    for start, end in spans:
+        start, end = max(start, lo), min(end, hi)
+        if start < end:
+            events += [(start, 1), (end, -1)]
+    current = best = 0
+    for _, delta in sorted(events):
+        current += delta
+        best = max(best, current)
+    return best
+
+
+def _throughput(test: Test, by_queue: dict[str, list[Job]]) -> list[dict[str, Any]]:
+    """Per ramp step and queue: jobs started per minute, in-flight reached against asked."""
+    if test.started_at is None:
+        return []
+    ramp = test.snapshot["stress"]["ramp"]
+    until = test.finished_at or utcnow()
+    now = utcnow()
+    rows = []
+    for i, step in enumerate(ramp):
+        lo = test.started_at + timedelta(seconds=step["at"])
+        hi = min(until, test.started_at + timedelta(seconds=ramp[i + 1]["at"])) if i + 1 < len(ramp) else until
+        if lo >= until:
+            break
+        minutes = max((hi - lo).total_seconds() / 60, 1e-9)
+        per_queue = []
+        for name, jobs in by_queue.items():
+            started = sum(1 for j in jobs if j.started_at and lo <= j.started_at < hi)
+            per_queue.append({
+                "queue": name, "asked": step["in_flight"], "started": started,
+                "started_per_minute": round(started / minutes, 2),
+                "in_flight_reached": peak([(j.created_at, j.ended_at or now) for j in jobs], lo, hi),
+                "running_reached": peak([(j.started_at, j.ended_at or now) for j in jobs if j.started_at], lo, hi),
+            })
+        rows.append({"step": i, "at": step["at"], "in_flight": step["in_flight"], "from": iso(lo), "to": iso(hi),
+                     "seconds": round((hi - lo).total_seconds(), 1), "queues": per_queue})
+    return rows
