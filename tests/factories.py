@@ -27,7 +27,12 @@ def template_doc(name: str = "t1", queues: list[str] | None = None, script: str 
         "success": {"exit_code": 0, "must_match": ["hc-ok"]},
         "metrics": {"value": {"pattern": r"value=(?P<value>[0-9.]+)", "unit": "s"}},
     }
-    workload.update(overrides.pop("workload", {}))
+    extra = overrides.pop("workload", {})
+    if "image" in extra:
+        workload.pop("script")  # a container workload has no script (the two exclude each other)
+    workload.update(extra)
+    if workload.get("image"):
+        workload.pop("script")  # a script and an image exclude each other
     return {"name": name, "queues": queues or ["q1"], "lifetime": 3600, "jobs_in_flight": 1,
             "workload": workload, **overrides}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from flask_migrate import upgrade
 from sqlalchemy import JSON, column, insert, select, table
@@ -13,17 +14,10 @@ from hcflask.extensions import db
 from hcflask.models import Rollup, RollupReason, RollupTotal
 
 
-def old(name: str, *columns: str, json: tuple[str, ...] = ()) -> object:
-    """A table as the old schema has it (today's models have columns it lacks)."""
-    return table(name, *(column(c, JSON) if c in json else column(c) for c in columns))
-
-
-QUEUE = old("queue", "id", "name", "backend", "status", "autoexclusion", "options", "description", "created_at",
-            json=("options",))
-TEST = old("test", "id", "state", "queue_names", "created_by", "note", "start_at", "end_at", "created_at",
-           "snapshot", json=("queue_names", "snapshot"))
-JOB = old("job", "id", "test_id", "queue_id", "name", "backend", "state", "failure_reason", "native_state",
-          "native_reason", "workdir", "submit_attempts", "created_at", "updated_at", "started_at", "ended_at")
+def put(name: str, rows: list[dict[str, Any]]) -> None:
+    """Insert with only the columns the table had at that revision (the models have grown since)."""
+    columns = [column(k, JSON) if isinstance(v, dict | list) else column(k) for k, v in rows[0].items()]
+    db.session.execute(insert(table(name, *columns)), rows)
 
 
 def test_upgrade_backfills_rollups(tmp_path: Path) -> None:
@@ -32,13 +26,12 @@ def test_upgrade_backfills_rollups(tmp_path: Path) -> None:
     with app.app_context():
         directory = app.extensions["migrate"].directory
         upgrade(directory=directory, revision="c10status")
-        db.session.execute(insert(QUEUE), [{"id": 1, "name": "q1", "backend": "local", "status": "online",
-                                            "autoexclusion": True, "options": {}, "description": "",
-                                            "created_at": ended}])
-        db.session.execute(insert(TEST), [{"id": 1, "state": "completed", "queue_names": ["q1"], "created_by": "",
-                                           "note": "", "start_at": ended, "end_at": ended, "created_at": ended,
-                                           "snapshot": {"name": "t1", "workload": {"resources": {"cores": 4}}}}])
-        db.session.execute(insert(JOB), [
+        put("queue", [{"id": 1, "name": "q1", "backend": "local", "status": "online", "autoexclusion": True,
+                       "options": {}, "description": "", "created_at": ended}])
+        put("test", [{"id": 1, "state": "completed", "queue_names": ["q1"], "created_by": "", "note": "",
+                      "start_at": ended, "end_at": ended, "created_at": ended,
+                      "snapshot": {"name": "t1", "workload": {"resources": {"cores": 4}}}}])
+        put("job", [
             {"id": n, "test_id": 1, "queue_id": 1, "name": f"hc-old-{n}", "backend": "local",
              "state": "failed" if n % 3 == 0 else "succeeded", "failure_reason": "exit 1" if n % 3 == 0 else "",
              "native_state": "", "native_reason": "", "workdir": "", "submit_attempts": 1,

@@ -43,8 +43,11 @@ def update_queue(queue: Queue, options: Mapping[str, Any], description: str, aut
     templates and the job history refer to those)."""
     body = validate_queue({"name": queue.name, "backend": queue.backend, "options": options,
                            "description": description, "autoexclusion": autoexclusion})
-    queue.options = validate_queue_options(queue.backend, body["options"])
-    queue.description = body["description"]
+    try:
+        queue.options = validate_queue_options(queue.backend, body["options"])
+    except ValidationError as exc:  # well formed, but not what this queue's backend takes
+        raise Conflict(exc.field, f"{exc.reason} (a {queue.backend} queue)") from None
+    queue.description = body["description"] or ""
     queue.autoexclusion = body["autoexclusion"]
     db.session.commit()
     return queue

@@ -123,9 +123,9 @@ def write(decisions: Decisions, now: datetime, started: float) -> Pending:
     """Carry out the decisions; each status change is its own compare-and-set transaction."""
     events: Pending = []
     counts = decisions.counts
-    for kind, moves, counter in (("rollback", decisions.rollback, "rolled_back"),
-                                 ("exclude", decisions.exclude, "excluded"), ("recover", decisions.recover,
-                                                                             "recovered")):
+    steps = (("rollback", decisions.rollback, "rolled_back"), ("exclude", decisions.exclude, "excluded"),
+             ("recover", decisions.recover, "recovered"))
+    for kind, moves, counter in steps:
         for move in moves:
             written, event = _move(move, kind, now)
             if written.done:

@@ -49,7 +49,7 @@ def setup(app: Flask) -> None:
 
 def _invalid_page(exc: ValidationError) -> Any:
     """A page's bad query parameter: a 400 naming it (the API answers JSON itself)."""
-    return render_template("error.html", code=exc.status, message=str(exc)), exc.status
+    return render_template("error.html", code=exc.status, title="Bad request", message=str(exc)), exc.status
 
 
 def actor() -> str | None:
@@ -82,9 +82,11 @@ def _audit(response: Any) -> Any:
 
 
 def _api_json(exc: HTTPException) -> Any:
-    """Routing errors under /api/ as JSON (the API's own views have their handler)."""
+    """Routing errors under /api/ as JSON (the API's own views have their handler); elsewhere the page."""
     if not request.path.startswith("/api/"):
-        return exc
+        from hcflask.web.ui.errors import http_error
+
+        return http_error(exc)
     body: dict[str, Any] = {"error": {"status": exc.code, "field": None, "reason": exc.description,
                       "message": f"{exc.name}: {exc.description}", "errors": []}}
     response = jsonify(body)

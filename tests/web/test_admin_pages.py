@@ -43,14 +43,16 @@ def test_api_changes_and_deletes_a_queue(client: FlaskClient, api_token: str) ->
 def test_api_template_active_and_delete(client: FlaskClient, api_token: str, app: Flask) -> None:
     created = client.post("/api/v1/templates", json={**template_doc("t1"), "active": False}, headers=auth(api_token))
     assert created.status_code == 201 and created.get_json()["active"] is False
-    again = client.put("/api/v1/templates/t1", json={"active": True}, headers=auth(api_token))
+    again = client.post("/api/v1/templates/t1/active", json={"active": True}, headers=auth(api_token))
     assert again.status_code == 200 and again.get_json()["active"] is True
-    assert client.put("/api/v1/templates/t1", json={"active": "yes"},
-                      headers=auth(api_token)).get_json()["error"]["field"] == "active"
+    assert client.post("/api/v1/templates/t1/active", json={"active": "yes"},
+                       headers=auth(api_token)).get_json()["error"]["field"] == "active"
+    assert client.post("/api/v1/templates/t1/active", json={},
+                       headers=auth(api_token)).get_json()["error"]["field"] == "active"
     both = client.put("/api/v1/templates/t1", json={**template_doc("t1", lifetime=60), "active": False},
                       headers=auth(api_token)).get_json()
     assert both["lifetime"] == 60 and both["active"] is False
-    client.put("/api/v1/templates/t1", json={"active": True}, headers=auth(api_token))
+    client.post("/api/v1/templates/t1/active", json={"active": True}, headers=auth(api_token))
     started = client.post("/api/v1/tests", json={"template": "t1"}, headers=auth(api_token)).get_json()
     deleted = client.delete("/api/v1/templates/t1", headers=auth(api_token)).get_json()
     assert deleted == {"deleted": "t1", "tests_kept": 1}

@@ -30,11 +30,12 @@ EXAMPLES = int(os.environ.get("HC_SCHEMATHESIS_EXAMPLES", "12"))
 #: The one rule OpenAPI cannot state: ``from``/``to`` of an overview depend on each other (``to`` not
 #: before ``from``, at most ``[reports] max_days`` apart), so a day pair each valid on its own may get
 #: the documented 400 naming ``from``.  Likewise /compare: ``tests`` must name existing tests with
-#: enough succeeded jobs, ``queues`` queues of that one test, ``metric`` one they report.  Every other
+#: enough succeeded jobs, ``queues`` queues of that one test, ``metric`` one they report; a robot replay's
+#: ``to`` must follow ``from`` (at most 31 days, 500 passes) and ``set`` name a [robot] key.  Every other
 #: operation must accept all schema-valid input.
 CONFIG = """
 [[operations]]
-include-path-regex = "^/(overview/|compare$)"
+include-path-regex = "^/(overview/|compare$|robot/replay$)"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404"]
 """
 

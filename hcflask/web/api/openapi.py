@@ -111,6 +111,17 @@ def _robot_paths() -> dict[str, Any]:
             _param("limit", "at most 1000", _int(1, 1000))),
         "/robot/alerts": _read("alerts, newest first",
                                _param("open", "true: only open ones", {"type": "string", "enum": ["true", "false"]})),
+        "/robot/replay": _read(
+            "the rules over stored job history, pass by pass, writing nothing (docs/robot.md)",
+            {**_param("from", "first pass, ISO time (UTC)", {"type": "string", "format": "date-time"}),
+             "required": True},
+            {**_param("to", "last pass, ISO time (UTC), after from and at most 31 days later",
+                      {"type": "string", "format": "date-time"}), "required": True},
+            _param("step", "time between passes: 300, 90s, 5m, 1h, 1d (at most 500 passes)",
+                   {"type": "string", "pattern": "^[0-9]{1,7}[smhd]?$"}),
+            {"name": "set", "in": "query", "required": False, "style": "form", "explode": True,
+             "description": "a [robot] setting KEY=VALUE for this replay (repeatable)",
+             "schema": {"type": "array", "items": {"type": "string"}}}),
         "/robot/switch": {"post": _write("turn auto-exclusion on or off (logged)", {
             "type": "object", "required": ["enabled"], "additionalProperties": False,
             "properties": {"enabled": {"type": "boolean"}, "reason": REASON}})},
@@ -189,23 +200,23 @@ def _admin_paths(template: dict[str, Any], key: dict[str, Any], limits: dict[str
                    "properties": {"active": active}}
     options = {"oneOf": list(_backend_options().values())}
     queue_change = {"type": "object", "additionalProperties": False, "properties": {
-        "name": {"type": "string", "description": "must be the queue's own"},
-        "backend": {"type": "string", "description": "must be the queue's own"},
         "options": options, "description": nullable({"type": "string", "maxLength": limits["text"]}),
         "autoexclusion": {"type": "boolean"}}}
     return {
         "/queues/{key}": {
             "put": _write("change a queue's backend options, description or autoexclusion (not its name or "
-                          "backend; options must suit the queue's backend, else 400)", queue_change, path_id=key),
+                          "backend; options of another backend than the queue's are a 409)", queue_change,
+                          path_id=key),
             "delete": _write("delete a queue; its job history stays (409 naming the jobs while any is in flight)",
                              None, path_id=key)},
         "/templates": {
             "post": _write("create a template (active: false creates it deactivated)", with_active, created=True)},
         "/templates/{key}": {
-            "put": _write("replace a template, and/or (de)activate it", {"oneOf": [with_active, only_active]},
-                          path_id=key),
+            "put": _write("replace a template (active, optional, (de)activates it too)", with_active, path_id=key),
             "delete": _write("delete a template; its tests keep their snapshot (an active one is cancelled)",
                              None, path_id=key)},
+        "/templates/{key}/active": {
+            "post": _write("activate or deactivate a template", only_active, path_id=key)},
     }
 
 
@@ -221,7 +232,7 @@ def document() -> dict[str, Any]:
             "status": {"type": "string", "enum": [s.value for s in QueueStatus if s != QueueStatus.EXCLUDED]},
             "reason": REASON}}, path_id=key)}
     for path, operations in _admin_paths(template, key, limits).items():
-        paths[path].update(operations)
+        paths.setdefault(path, {}).update(operations)
     paths["/tests"]["post"] = _write("start a test of a template", {
         "type": "object", "required": ["template"], "additionalProperties": False, "properties": {
             "template": {"oneOf": [ID, {"type": "string", "minLength": 1}]},

@@ -143,11 +143,8 @@ def update_queue(key: str) -> Any:
     """Options, description and autoexclusion; the name and backend stay."""
     from hcflask.engine.actions import update_queue as update
 
-    body = json_body(QUEUE_KEYS)
+    body = json_body(QUEUE_KEYS - {"name", "backend"})
     queue = _live_queue(key)
-    for field in ("name", "backend"):
-        if field in body and body[field] != getattr(queue, field):
-            raise ValidationError(field, "cannot be changed (templates and the job history refer to it)")
     body = {"options": queue.options, "description": queue.description, "autoexclusion": queue.autoexclusion,
             **body}
     return jsonify(update(queue, body["options"], body["description"], body["autoexclusion"]).to_dict())
@@ -192,8 +189,10 @@ def create_template() -> Any:
 
 def _active_of(body: dict[str, Any]) -> bool | None:
     """``active`` of a template body (not part of the template document), taken out of it."""
-    active = body.pop("active", None)
-    if active is not None and not isinstance(active, bool):
+    if "active" not in body:
+        return None
+    active = body.pop("active")
+    if not isinstance(active, bool):
         raise ValidationError("active", "must be true or false")
     return active
 
@@ -201,16 +200,28 @@ def _active_of(body: dict[str, Any]) -> bool | None:
 @bp.route("/templates/<key>", methods=["PUT"])
 @token_required
 def update_template(key: str) -> Any:
-    """Replace the document; ``active`` (optional) (de)activates it, alone or with the document."""
+    """Replace the document; ``active`` (optional) (de)activates it too."""
     from hcflask.engine.actions import save_template, set_template_active
 
     body = json_body()
     active = _active_of(body)
-    template = _one(Template, key)
-    if body:
-        template = save_template(body, template)
+    template = save_template(body, _one(Template, key))
     if active is not None:
         set_template_active(template, active)
+    return jsonify(template.to_dict())
+
+
+@bp.route("/templates/<key>/active", methods=["POST"])
+@token_required
+def template_active(key: str) -> Any:
+    """Activate or deactivate a template without sending its document."""
+    from hcflask.engine.actions import set_template_active
+
+    active = _active_of(json_body({"active"}))
+    if active is None:
+        raise ValidationError("active", "required: true or false")
+    template = _one(Template, key)
+    set_template_active(template, active)
     return jsonify(template.to_dict())
 
 
