@@ -89,6 +89,15 @@ def serve(folder: Path, url: str) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("hc serve did not answer within 60 s")
 
 
+def calibration() -> str:
+    """How busy the machine is: load average and a fixed Python loop (about 0.4 s when idle)."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return f"load average {os.getloadavg()[0]:.1f}, 10M-step loop {time.perf_counter() - start:.2f} s"
+
+
 def timed(function: Callable[[], Any], repeat: int = 3) -> float:
     times = []
     for _ in range(repeat):
@@ -118,6 +127,7 @@ def run(kind: str, url: str, args: argparse.Namespace) -> None:
         db.engine.dispose()
     if kind == "sqlite":
         rows.append(("database size", f"{(folder / 'hc.sqlite').stat().st_size / 2**20:.0f} MB"))
+    rows.append(("machine", calibration()))
     proc, base = serve(folder, url)
     failed = False
     try:

@@ -61,6 +61,8 @@ DEFAULTS: dict[str, Any] = {
     "DISK_MIN_FREE_PERCENT": 5.0,
     #: the widest date range a report may ask for
     "REPORTS_MAX_DAYS": 366,
+    #: how long a process keeps the rollup sums of past days (they change only when a job is judged late)
+    "REPORTS_CACHE_SECONDS": 300.0,
     "SERVER_SECURE_COOKIES": False,
     "SERVER_LOGIN_LIMIT": "10 per minute",
 }

@@ -107,3 +107,14 @@ def test_counts_of_settled_tests_are_not_recounted(app: Flask, client: FlaskClie
         again = client.get("/api/v1/tests").get_json()["items"][0]["jobs"]
     assert again == first and first["total"] == 30
     assert not [s for s in seen if "FROM job" in s], seen
+
+
+def test_past_days_of_reports_are_read_once_per_process(app: Flask, client: FlaskClient) -> None:
+    """The rollup sums of past days are kept for [reports] cache_seconds; today's are read each time."""
+    history(app, 60)
+    first = client.get("/api/v1/overview/heatmap?days=7").get_json()
+    with statements(app) as seen:
+        again = client.get("/api/v1/overview/heatmap?days=7").get_json()
+    assert again == first and sum(r["cells"][-3]["finished"] for r in first["data"]["rows"]) > 0
+    rollup_reads = [s for s in seen if "FROM rollup" in s]
+    assert len(rollup_reads) == 1, rollup_reads  # today only

@@ -12,6 +12,7 @@ declared the queue ``offline`` (scheduled downtime) from both.
 from __future__ import annotations
 
 import math
+import time as time_module
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
@@ -49,10 +50,50 @@ def rate_class(total: int, finished: int, succeeded: int) -> str:
     return "bad" if rate < 80 else "warn" if rate <= 95 else "good"
 
 
-def _rollup_sums(lo: date, hi: date, *keys: Any) -> Any:
-    """Rollup columns summed over days [lo, hi], grouped by ``keys``."""
-    columns = [func.sum(getattr(Rollup, c)).label(c) for c in COUNTS + TIMES]
-    return db.session.execute(select(*keys, *columns).where(Rollup.day >= lo, Rollup.day <= hi).group_by(*keys))
+Sums = dict[tuple[Any, ...], dict[str, float]]
+COLUMNS = COUNTS + TIMES
+
+
+def _rollup_sums(lo: date, hi: date, *by: str) -> Sums:
+    """Rollup columns summed over days [lo, hi], per ``by`` (column names).
+
+    Days before today change only when a job is judged late, so their sums are
+    kept per process for ``[reports] cache_seconds``; today's are read afresh.
+    """
+    today = utcnow().date()
+    parts = []
+    if lo < today:
+        parts.append(_cached_sums(lo, min(hi, today - timedelta(days=1)), by))
+    if hi >= today:
+        parts.append(_query_sums(max(lo, today), hi, by))
+    out: Sums = defaultdict(lambda: dict.fromkeys(COLUMNS, 0.0))
+    for part in parts:
+        for key, values in part.items():
+            row = out[key]
+            for column, value in values.items():
+                row[column] += value
+    return out
+
+
+def _query_sums(lo: date, hi: date, by: tuple[str, ...]) -> Sums:
+    keys = [getattr(Rollup, name) for name in by]
+    rows = db.session.execute(select(*keys, *(func.sum(getattr(Rollup, c)) for c in COLUMNS))
+                              .where(Rollup.day >= lo, Rollup.day <= hi).group_by(*keys))
+    return {tuple(row[:len(by)]): dict(zip(COLUMNS, (float(v or 0) for v in row[len(by):]), strict=True))
+            for row in rows}
+
+
+def _cached_sums(lo: date, hi: date, by: tuple[str, ...]) -> Sums:
+    cache = current_app.extensions.setdefault("hc_rollup_sums", {})
+    hit = cache.get((lo, hi, by))
+    now = time_module.monotonic()
+    if hit is not None and hit[0] > now:
+        return dict(hit[1])
+    if len(cache) > 64:
+        cache.clear()
+    sums = _query_sums(lo, hi, by)
+    cache[(lo, hi, by)] = (now + float(current_app.config["REPORTS_CACHE_SECONDS"]), sums)
+    return sums
 
 
 def in_flight_by_queue() -> dict[int, int]:
@@ -63,14 +104,14 @@ def in_flight_by_queue() -> dict[int, int]:
 
 def tiles(day: date) -> list[dict[str, Any]]:
     """One tile per queue for ``day``: jobs ended that day (plus today's in flight), finished, succeeded."""
-    sums = {r.queue_id: r for r in _rollup_sums(day, day, Rollup.queue_id)}
+    sums = _rollup_sums(day, day, "queue_id")
     live = in_flight_by_queue() if day == utcnow().date() else {}
     out = []
     for queue in db.session.scalars(select(Queue).order_by(Queue.name)):
-        row = sums.get(queue.id)
-        ok = int(row.succeeded) if row else 0
-        finished = ok + (int(row.failed) if row else 0)
-        seen = (finished + int(row.cancelled) + int(row.lost) if row else 0) + live.get(queue.id, 0)
+        row = sums[(queue.id,)]
+        ok = int(row["succeeded"])
+        finished = ok + int(row["failed"])
+        seen = finished + int(row["cancelled"] + row["lost"]) + live.get(queue.id, 0)
         out.append({"queue": queue.name, "status": queue.status, "jobs": seen,
                     "finished": finished, "succeeded": ok,
                     "rate": round(100.0 * ok / finished, 1) if finished else None,
@@ -120,8 +161,8 @@ def _day(value: Any) -> str:
 def jobs_per_day(start: date, end: date) -> list[dict[str, Any]]:
     """Jobs by the day they ended, split by outcome; today also counts the jobs in flight."""
     counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
-    for row in _rollup_sums(start, end, Rollup.day):
-        counts[_day(row.day)].update({o: int(getattr(row, o)) for o in OUTCOMES[:4]})
+    for (day,), row in _rollup_sums(start, end, "day").items():
+        counts[_day(day)].update({o: int(row[o]) for o in OUTCOMES[:4]})
     today = utcnow().date()
     if start <= today <= end:
         counts[today.isoformat()]["in flight"] = sum(in_flight_by_queue().values())
@@ -131,13 +172,12 @@ def jobs_per_day(start: date, end: date) -> list[dict[str, Any]]:
 def heatmap(start: date, end: date) -> dict[str, Any]:
     """Queue × day success rate (finished jobs by the day they ended)."""
     cells: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
-    for queue_name, day, succeeded, failed in db.session.execute(
-            select(Queue.name, Rollup.day, func.sum(Rollup.succeeded), func.sum(Rollup.failed))
-            .join(Queue, Queue.id == Rollup.queue_id).where(Rollup.day >= start, Rollup.day <= end)
-            .group_by(Queue.name, Rollup.day)):
-        if succeeded + failed:
-            cells[queue_name][_day(day)] = {"ok": int(succeeded), "n": int(succeeded + failed)}
-    names = list(db.session.scalars(select(Queue.name).order_by(Queue.name)))
+    queues = dict(db.session.execute(select(Queue.id, Queue.name)).all())
+    for (queue_id, day), sums in _rollup_sums(start, end, "queue_id", "day").items():
+        if sums["succeeded"] + sums["failed"] and queue_id in queues:
+            cells[queues[queue_id]][_day(day)] = {"ok": int(sums["succeeded"]),
+                                                  "n": int(sums["succeeded"] + sums["failed"])}
+    names = sorted(queues.values())
     labels = [d.isoformat() for d in days(start, end)]
     matrix = []
     for name in names:
@@ -182,12 +222,12 @@ def availability(start: date, end: date) -> list[dict[str, Any]]:
     hi = min(hi, utcnow())
     offline = status_intervals(QueueStatus.OFFLINE.value, lo, hi)
     queues = list(db.session.scalars(select(Queue).order_by(Queue.name)))
-    sums = {r.queue_id: r for r in _rollup_sums(start, end, Rollup.queue_id)}
+    sums = _rollup_sums(start, end, "queue_id")
     live = _live_tails(lo, hi, offline, {q.id: q.name for q in queues})
     out = []
     for queue in queues:
-        row, extra = sums.get(queue.id), live.get(queue.id, dict.fromkeys(TIMES, 0.0))
-        known, up, known_off, up_off = (float(getattr(row, c) if row else 0.0) + extra[c] for c in TIMES)
+        row, extra = sums[(queue.id,)], live.get(queue.id, dict.fromkeys(TIMES, 0.0))
+        known, up, known_off, up_off = (row[c] + extra[c] for c in TIMES)
         on = known - known_off
         out.append({
             "queue": queue.name, "known_hours": round(known / 3600, 2), "up_hours": round(up / 3600, 2),
