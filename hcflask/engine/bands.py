@@ -26,10 +26,10 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select, tuple_, update
 
-from hcflask.engine import status
+from hcflask.engine import notify, status
 from hcflask.engine.alerts import close_alert, find_open, raise_alert
 from hcflask.engine.common import log
-from hcflask.engine.robot import notify_events
+from hcflask.engine.robot import with_actions
 from hcflask.engine.rules import Settings
 from hcflask.extensions import db
 from hcflask.models import (
@@ -147,12 +147,14 @@ def _band(queue_id: int, template: str, metric: str) -> MetricBand:
     return band
 
 
-def check_run(band: MetricBand, queue: Queue, params: dict[str, Any], state: RobotState
-              ) -> list[tuple[RobotEvent, dict[str, Any]]]:
-    """Open or close the performance alert of one band from its last values."""
+def check_run(band: MetricBand, queue: Queue, params: dict[str, Any], state: RobotState) -> None:
+    """Open or close the performance alert of one band from its last values.
+
+    Each event's actions go into the outbox at once, so the next commit (the
+    status owner's, before its own write, or the caller's) carries both."""
     run = int(params["band_run"])
     if band.mean is None or run <= 0:
-        return []
+        return
     rows = db.session.execute(
         select(JobMetric.flag, JobMetric.value, Job.id).join(Job).where(
             Job.queue_id == band.queue_id, _named(band.metric), Job.state.in_(COUNTED),
@@ -160,7 +162,6 @@ def check_run(band: MetricBand, queue: Queue, params: dict[str, Any], state: Rob
         ).order_by(Job.ended_at.desc(), Job.id.desc()).limit(run)
     ).all()
     key = alert_key(queue.name, band.template, band.metric)
-    events: list[tuple[RobotEvent, dict[str, Any]]] = []
     if len(rows) == run and all(r.flag for r in rows):
         values = ", ".join(f"{r.value:g}" for r in reversed(rows))
         message = (f"the last {run} values of {band.metric} ({values}) are outside "
@@ -168,16 +169,15 @@ def check_run(band: MetricBand, queue: Queue, params: dict[str, Any], state: Rob
         alert, event = raise_alert("performance", key, f"{band.metric} of {band.template} on {queue.name} "
                                    "out of band", message, queue=queue.name, backend=queue.backend)
         if event:
-            events.append((event, {"title": alert.title, "kind": "performance"}))
+            notify.enqueue(event, notify.event_data(event, title=alert.title, kind="performance"))
             if params["performance_excludes"]:
-                events.extend(_exclude(queue, band, message, tuple(r.id for r in rows), state))
+                _exclude(queue, band, message, tuple(r.id for r in rows), state)
     elif rows and not rows[0].flag:
         still_open = find_open(key)
         if still_open is not None:
             text = f"{band.metric} is back in the band ({rows[0].value:g})"
-            events.append((close_alert(still_open, text), {}))
-            events.extend(_release(queue, text))
-    return events
+            notify.enqueue(close_alert(still_open, text))
+            _release(queue, text)
 
 
 def held(queue: Queue, state: RobotState, settings: Settings, now: datetime) -> str:
@@ -203,28 +203,28 @@ def held(queue: Queue, state: RobotState, settings: Settings, now: datetime) -> 
     return ""
 
 
-def _exclude(queue: Queue, band: MetricBand, message: str, job_ids: tuple[int, ...],
-             state: RobotState) -> list[tuple[RobotEvent, dict[str, Any]]]:
+def _exclude(queue: Queue, band: MetricBand, message: str, job_ids: tuple[int, ...], state: RobotState) -> None:
     """A performance exclusion claim, through the status owner and under the robot's safeguards."""
     settings = Settings(current_app.config["ROBOT"])
     now = utcnow()
     why = held(queue, state, settings, now)
     if why:
         log.info("bands: %s not excluded: %s", queue.name, why)
-        return []
+        return
     event = RobotEvent(kind="exclude", queue=queue.name, backend=queue.backend, rule="performance_band",
                        message=message, job_ids=list(job_ids), time=now)
     written = status.exclude(queue.id, "performance", "robot", message, "performance_band", job_ids,
-                             failure=f"performance: {band.metric}", records=[event], now=now)
-    return [(event, {"old_status": written.old, "new_status": written.new})] if written.done else []
+                             failure=f"performance: {band.metric}", records=[event], now=now,
+                             then=with_actions(event))
+    if not written.done:
+        log.info("bands: %s not excluded: %s", queue.name, written.why)
 
 
-def _release(queue: Queue, text: str) -> list[tuple[RobotEvent, dict[str, Any]]]:
+def _release(queue: Queue, text: str) -> None:
     """The band is back: drop its exclusion claim (the robot's or an admin's claims stay)."""
     event = RobotEvent(kind="recover", queue=queue.name, backend=queue.backend, rule="performance_band",
                        message=text)
-    written = status.release(queue.id, "performance", "robot", text, "band", records=[event])
-    return [(event, {"old_status": written.old, "new_status": written.new})] if written.done else []
+    status.release(queue.id, "performance", "robot", text, "band", records=[event], then=with_actions(event))
 
 
 def flag_pass() -> dict[str, int]:
@@ -246,7 +246,6 @@ def flag_pass() -> dict[str, int]:
     for row in rows:
         groups[(row.queue_id, templates[row.test_id], row.name)].append(row)
     flagged = 0
-    events: list[tuple[RobotEvent, dict[str, Any]]] = []
     for (queue_id, template, metric), new in groups.items():
         queue = db.session.get_one(Queue, queue_id)
         params = settings.get(queue.name, template)
@@ -261,10 +260,9 @@ def flag_pass() -> dict[str, int]:
             if changes:
                 db.session.execute(update(JobMetric), changes)
         db.session.flush()
-        events.extend(check_run(band, queue, params, state))
+        check_run(band, queue, params, state)
     state.metric_watermark = every[-1].id
     db.session.commit()
-    notify_events(events)
     return {"flagged": flagged}
 
 
@@ -278,7 +276,6 @@ def pin_baseline(band: MetricBand, start: datetime | None, end: datetime | None,
     db.session.add(RobotEvent(kind="baseline", queue=queue.name, backend=queue.backend, actor=actor,
                               rule=band.metric, message=f"baseline of {band.metric} ({band.template}) set to "
                               f"{start or 'first jobs'} – {end or ''}: mean {band.mean}, σ {band.sigma}"))
-    events = check_run(band, queue, params, RobotState.get())
+    check_run(band, queue, params, RobotState.get())
     db.session.commit()
-    notify_events(events)
     return band

@@ -23,7 +23,7 @@ over the stored history.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -112,10 +112,11 @@ def _move(move: Move, kind: str, now: datetime) -> tuple[status.Written, RobotEv
                        job_ids=list(move.job_ids), time=now)
     if kind == "exclude":
         written = status.exclude(queue.id, "robot", "robot", move.reason, move.rule, move.job_ids, move.failure,
-                                 expected=queue.version, seen_at=queue.changed_at, records=[event], now=now)
+                                 expected=queue.version, seen_at=queue.changed_at, records=[event], now=now,
+                                 then=with_actions(event))
     else:
         written = status.release(queue.id, "robot", "robot", move.reason, kind, move.job_ids,
-                                 expected=queue.version, records=[event], now=now)
+                                 expected=queue.version, records=[event], now=now, then=with_actions(event))
     return written, event
 
 
@@ -130,7 +131,6 @@ def write(decisions: Decisions, now: datetime, started: float) -> Pending:
             written, event = _move(move, kind, now)
             if written.done:
                 counts[counter] += 1
-                events.append((event, {"old_status": written.old, "new_status": written.new}))
                 log.info("robot: %s %s (%s)", kind, move.queue.name, move.reason)
             else:
                 decisions.summary[move.queue.name]["held"] = f"not written: {written.why}"
@@ -149,6 +149,12 @@ def write(decisions: Decisions, now: datetime, started: float) -> Pending:
     state.last_run_seconds = time.monotonic() - started
     db.session.commit()
     return events
+
+
+def with_actions(event: RobotEvent) -> Callable[[str, str], list[Any]]:
+    """The outbox rows of a status change's event, made with the status it really moved from and
+    to, for :mod:`~hcflask.engine.status` to add in the change's own transaction."""
+    return lambda old, new: list(notify.outbox(event, notify.event_data(event, old_status=old, new_status=new)))
 
 
 def notify_events(events: Pending) -> None:

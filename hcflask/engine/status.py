@@ -70,6 +70,9 @@ class Plan:
     rule: str | None = None
     job_ids: Sequence[int] = ()
     records: list[Any] = dataclasses.field(default_factory=list)
+    #: rows that depend on the outcome (old, new status), such as the outbox rows of the
+    #: caller's event: they commit with the claim, or not at all
+    then: Callable[[str, str], Sequence[Any]] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -131,6 +134,8 @@ def _write(seen: Seen, plan: Plan, now: datetime) -> str | None:
                                   actor=plan.actor, reason=plan.reason, rule=plan.rule, job_ids=list(plan.job_ids)))
     for record in plan.records:
         db.session.add(record)
+    if plan.then is not None:
+        db.session.add_all(plan.then(seen.status, new))
     return new
 
 
@@ -186,7 +191,8 @@ def admin_set(queue: Queue, status: str, actor: str, reason: str = "") -> Writte
 
 def exclude(queue_id: int, source: str, actor: str, reason: str, rule: str | None, job_ids: Sequence[int],
             failure: str = "", expected: int | None = None, seen_at: datetime | None = None,
-            records: Sequence[Any] = (), now: datetime | None = None) -> Written:
+            records: Sequence[Any] = (), now: datetime | None = None,
+            then: Callable[[str, str], Sequence[Any]] | None = None) -> Written:
     """The robot's or the bands' exclusion claim; never under an admin's claim.
 
     On a conflict the exclusion still goes ahead only if the status and the
@@ -202,7 +208,7 @@ def exclude(queue_id: int, source: str, actor: str, reason: str, rule: str | Non
             return f"{seen.name} is excluded by {source} already"
         if conflict and (seen.status != QueueStatus.ONLINE.value or seen.changed_at != seen_at):
             return f"{seen.name} changed to {seen.status} since the decision"
-        return Plan(actor, reason, rule=rule, job_ids=job_ids, records=list(records),
+        return Plan(actor, reason, rule=rule, job_ids=job_ids, records=list(records), then=then,
                     add=[{"source": source, "status": QueueStatus.EXCLUDED.value, "actor": actor, "reason": reason,
                           "rule": rule, "job_ids": list(job_ids), "failure": failure}])
 
@@ -210,7 +216,8 @@ def exclude(queue_id: int, source: str, actor: str, reason: str, rule: str | Non
 
 
 def release(queue_id: int, source: str, actor: str, reason: str, rule: str, job_ids: Sequence[int] = (),
-            expected: int | None = None, records: Sequence[Any] = (), now: datetime | None = None) -> Written:
+            expected: int | None = None, records: Sequence[Any] = (), now: datetime | None = None,
+            then: Callable[[str, str], Sequence[Any]] | None = None) -> Written:
     """Drop ``source``'s exclusion claim (recover, rollback, band closed); never under an admin's claim."""
 
     def plan(seen: Seen, conflict: bool) -> Plan | str:
@@ -219,6 +226,7 @@ def release(queue_id: int, source: str, actor: str, reason: str, rule: str, job_
             return f"{seen.name} has no {source} claim"
         if seen.claim("admin") is not None:
             return f"an admin holds {seen.name}"
-        return Plan(actor, reason, release=[(mine, rule)], rule=rule, job_ids=job_ids, records=list(records))
+        return Plan(actor, reason, release=[(mine, rule)], rule=rule, job_ids=job_ids, records=list(records),
+                    then=then)
 
     return change(queue_id, plan, expected, now)
