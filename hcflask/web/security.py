@@ -84,7 +84,9 @@ def _audit(response: Any) -> Any:
 def _api_json(exc: HTTPException) -> Any:
     """Routing errors under /api/ as JSON (the API's own views have their handler)."""
     if not request.path.startswith("/api/"):
-        return exc
+        from hcflask.web.ui.errors import http_error
+
+        return http_error(exc)
     body: dict[str, Any] = {"error": {"status": exc.code, "field": None, "reason": exc.description,
                       "message": f"{exc.name}: {exc.description}", "errors": []}}
     response = jsonify(body)

@@ -147,7 +147,7 @@ def update_queue(key: str) -> Any:
     queue = _live_queue(key)
     for field in ("name", "backend"):
         if field in body and body[field] != getattr(queue, field):
-            raise ValidationError(field, "cannot be changed (templates and the job history refer to it)")
+            raise Conflict(field, "cannot be changed (templates and the job history refer to it)")
     body = {"options": queue.options, "description": queue.description, "autoexclusion": queue.autoexclusion,
             **body}
     return jsonify(update(queue, body["options"], body["description"], body["autoexclusion"]).to_dict())
@@ -192,8 +192,10 @@ def create_template() -> Any:
 
 def _active_of(body: dict[str, Any]) -> bool | None:
     """``active`` of a template body (not part of the template document), taken out of it."""
-    active = body.pop("active", None)
-    if active is not None and not isinstance(active, bool):
+    if "active" not in body:
+        return None
+    active = body.pop("active")
+    if not isinstance(active, bool):
         raise ValidationError("active", "must be true or false")
     return active
 
@@ -207,6 +209,8 @@ def update_template(key: str) -> Any:
     body = json_body()
     active = _active_of(body)
     template = _one(Template, key)
+    if not body and active is None:
+        raise ValidationError("body", "give the template document, or active: true/false")
     if body:
         template = save_template(body, template)
     if active is not None:
