@@ -150,7 +150,14 @@ def update_queue(key: str) -> Any:
             raise Conflict(field, "cannot be changed (templates and the job history refer to it)")
     body = {"options": queue.options, "description": queue.description, "autoexclusion": queue.autoexclusion,
             **body}
-    return jsonify(update(queue, body["options"], body["description"], body["autoexclusion"]).to_dict())
+    try:
+        return jsonify(update(queue, body["options"], body["description"], body["autoexclusion"]).to_dict())
+    except ValidationError as exc:
+        if exc.status == 400 and all(field.startswith("options.") for field, _ in exc.errors):
+            # options valid for some backend but not this queue's: a clash with the queue, as the schema
+            # (which cannot know the queue's backend) documents
+            raise Conflict(exc.field, f"{exc.reason} (for this {queue.backend} queue)", exc.errors[1:]) from None
+        raise
 
 
 @bp.route("/queues/<key>", methods=["DELETE"])
