@@ -30,7 +30,7 @@ def test_api_changes_and_deletes_a_queue(client: FlaskClient, api_token: str) ->
     assert changed.status_code == 200, changed.get_json()
     assert changed.get_json()["options"] == {"slots": 3} and changed.get_json()["autoexclusion"] is False
     renamed = client.put("/api/v1/queues/q1", json={"name": "q2"}, headers=auth(api_token))
-    assert renamed.status_code == 400 and renamed.get_json()["error"]["field"] == "name"
+    assert renamed.status_code == 409 and renamed.get_json()["error"]["field"] == "name"
     assert client.put("/api/v1/queues/q1", json={"autoexclusion": "no"},
                       headers=auth(api_token)).get_json()["error"]["field"] == "autoexclusion"
     assert client.delete("/api/v1/queues/q1").status_code == 401

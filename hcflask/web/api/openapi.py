@@ -205,8 +205,8 @@ def _admin_paths(template: dict[str, Any], key: dict[str, Any], limits: dict[str
     return {
         "/queues/{key}": {
             "put": _write("change a queue's backend options, description or autoexclusion (not its name or "
-                          "backend; options of another backend than the queue's are a 409)", queue_change,
-                          path_id=key),
+                          "backend; options that do not suit the queue's backend, another name or backend: 409)",
+                          queue_change, path_id=key),
             "delete": _write("delete a queue; its job history stays (409 naming the jobs while any is in flight)",
                              None, path_id=key)},
         "/templates": {

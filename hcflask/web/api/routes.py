@@ -143,11 +143,21 @@ def update_queue(key: str) -> Any:
     """Options, description and autoexclusion; the name and backend stay."""
     from hcflask.engine.actions import update_queue as update
 
-    body = json_body(QUEUE_KEYS - {"name", "backend"})
+    body = json_body(QUEUE_KEYS)
     queue = _live_queue(key)
+    for field in ("name", "backend"):
+        if field in body and body[field] != getattr(queue, field):
+            raise Conflict(field, "cannot be changed (templates and the job history refer to it)")
     body = {"options": queue.options, "description": queue.description, "autoexclusion": queue.autoexclusion,
             **body}
-    return jsonify(update(queue, body["options"], body["description"], body["autoexclusion"]).to_dict())
+    try:
+        return jsonify(update(queue, body["options"], body["description"], body["autoexclusion"]).to_dict())
+    except ValidationError as exc:
+        if exc.status == 400 and all(field.startswith("options.") for field, _ in exc.errors):
+            # options valid for some backend but not this queue's: a clash with the queue, as the schema
+            # (which cannot know the queue's backend) documents
+            raise Conflict(exc.field, f"{exc.reason} (for this {queue.backend} queue)", exc.errors[1:]) from None
+        raise
 
 
 @bp.route("/queues/<key>", methods=["DELETE"])
@@ -205,7 +215,11 @@ def update_template(key: str) -> Any:
 
     body = json_body()
     active = _active_of(body)
-    template = save_template(body, _one(Template, key))
+    template = _one(Template, key)
+    if not body and active is None:
+        raise ValidationError("body", "give the template document, or active: true/false")
+    if body:
+        template = save_template(body, template)
     if active is not None:
         set_template_active(template, active)
     return jsonify(template.to_dict())
