@@ -25,20 +25,25 @@ COUNTS = ("succeeded", "failed", "cancelled", "lost", "core_seconds", "wall_seco
 TIMES = ("known_seconds", "up_seconds", "known_offline_seconds", "up_offline_seconds")
 
 
-class Rollup(Model):
+class _Counts:
+    """The additive columns both rollups share (:data:`COUNTS`)."""
+
+    succeeded: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    cancelled: Mapped[int] = mapped_column(default=0)
+    lost: Mapped[int] = mapped_column(default=0)
+    #: cores × (end − start) of the jobs that ended, and the plain wall time
+    core_seconds: Mapped[float] = mapped_column(default=0.0)
+    wall_seconds: Mapped[float] = mapped_column(default=0.0)
+
+
+class Rollup(_Counts, Model):
     __tablename__ = "rollup"
     __table_args__ = (Index("ix_rollup_day", "day"),)
 
     queue_id: Mapped[int] = mapped_column(ForeignKey("queue.id"), primary_key=True)
     template: Mapped[str] = mapped_column(String(128), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    succeeded: Mapped[int] = mapped_column(default=0)
-    failed: Mapped[int] = mapped_column(default=0)
-    cancelled: Mapped[int] = mapped_column(default=0)
-    lost: Mapped[int] = mapped_column(default=0)
-    #: cores × (end − start) of the jobs that ended this day, and the plain wall time
-    core_seconds: Mapped[float] = mapped_column(default=0.0)
-    wall_seconds: Mapped[float] = mapped_column(default=0.0)
     known_seconds: Mapped[float] = mapped_column(default=0.0)
     up_seconds: Mapped[float] = mapped_column(default=0.0)
     known_offline_seconds: Mapped[float] = mapped_column(default=0.0)
@@ -57,19 +62,13 @@ class RollupReason(Model):
     n: Mapped[int] = mapped_column(default=0)
 
 
-class RollupTotal(Model):
+class RollupTotal(_Counts, Model):
     """All-time sums per queue × template: what /metrics exports as counters."""
 
     __tablename__ = "rollup_total"
 
     queue_id: Mapped[int] = mapped_column(ForeignKey("queue.id"), primary_key=True)
     template: Mapped[str] = mapped_column(String(128), primary_key=True)
-    succeeded: Mapped[int] = mapped_column(default=0)
-    failed: Mapped[int] = mapped_column(default=0)
-    cancelled: Mapped[int] = mapped_column(default=0)
-    lost: Mapped[int] = mapped_column(default=0)
-    core_seconds: Mapped[float] = mapped_column(default=0.0)
-    wall_seconds: Mapped[float] = mapped_column(default=0.0)
 
 
 class RollupTail(Model):
