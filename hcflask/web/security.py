@@ -17,8 +17,8 @@ from werkzeug.routing import IntegerConverter
 
 from hcflask.extensions import db, limiter
 from hcflask.models import AuditEntry, ValidationError
+from hcflask.web.queries import INT64_MAX
 
-INT64_MAX = 2**63 - 1
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 #: writes that are not an admin changing something
 NOT_AUDITED = {"auth.login", "auth.logout"}
