@@ -2,7 +2,7 @@
 queues created, edited and deleted from the forms; a template deactivated,
 reactivated and deleted; a confirmation before each destructive button; a
 table sorted by a click; the home page at 1024 px; the API documentation
-drawn offline.  Every request the browser makes is recorded: none may leave
+drawn offline; a token revoked on /tokens and then refused by the API.  Every request the browser makes is recorded: none may leave
 127.0.0.1, and none may fail (the favicon included).
 """
 from __future__ import annotations
@@ -199,3 +199,26 @@ def test_api_documentation_renders_offline(admin_page: tuple[Any, Recorder], ser
     assert any(u.endswith("/api/v1/openapi.json") for u in rec.requests)
     assert rec.off_machine() == [], rec.off_machine()
     assert rec.errors == [] and rec.failed == [], (rec.errors, rec.failed)
+
+
+def test_revoke_a_token_then_the_api_refuses_it(admin_page: tuple[Any, Recorder], service: Any) -> None:
+    """A token made and revoked on /tokens in the browser; the API takes it before and refuses it after."""
+    import requests
+
+    def status_with(token: str) -> int:
+        return requests.post(f"{service.url}/api/v1/queues", json={}, timeout=10,
+                             headers={"Authorization": f"Bearer {token}"}).status_code
+
+    page, _ = admin_page
+    page.goto(f"{service.url}/tokens")
+    page.fill("#name", "browser-revoke")
+    page.select_option("#scope", "admin")
+    page.click("#create-token")
+    token = page.locator("#new-token code").inner_text()
+    assert status_with(token) == 400, "a valid admin token gets past authentication to the body check"
+    row = page.locator("#tokens tr", has_text="browser-revoke")
+    row.locator("a", has_text="Revoke").click()
+    page.click("#confirm-revoke")
+    page.wait_for_url(re.compile(r"/tokens$"))
+    assert "revoked" in page.locator("#tokens tr", has_text="browser-revoke").inner_text()
+    assert status_with(token) == 401
