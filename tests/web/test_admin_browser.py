@@ -2,8 +2,9 @@
 queues created, edited and deleted from the forms; a template deactivated,
 reactivated and deleted; a confirmation before each destructive button; a
 table sorted by a click; the home page at 1024 px; the API documentation
-drawn offline; a token revoked on /tokens and then refused by the API.  Every request the browser makes is recorded: none may leave
-127.0.0.1, and none may fail (the favicon included).
+drawn offline; a token revoked on /tokens and then refused by the API.
+Every request the browser makes is recorded: none may leave 127.0.0.1, and
+none may fail (the favicon included).
 """
 from __future__ import annotations
 
