@@ -107,17 +107,23 @@ def timed(function: Callable[[], Any], repeat: int = 3) -> float:
     return statistics.median(times)
 
 
-def run(kind: str, url: str, args: argparse.Namespace) -> None:
-    folder = Path(tempfile.mkdtemp(prefix=f"hc-bench-scale-{kind}-"))
-    (folder / "hc.toml").write_text(f'secret_key = "{secrets.token_hex(16)}"\ndemo = false\n')
+def run(url: str, folder: Path, args: argparse.Namespace) -> bool:
+    """Generate the month into ``folder`` (unless it holds a kept one), then measure; False if a page failed."""
+    marker = folder / "generated.txt"
+    if not marker.exists():
+        (folder / "hc.toml").write_text(f'secret_key = "{secrets.token_hex(16)}"\ndemo = false\n')
     app = create_app({"INSTANCE_PATH": folder, "DATABASE_URL": url, "DEMO": False, "HOST_NAME": "bench",
                       "SCHEDULER_ENABLED": False})
     rows = Rows()
     with app.app_context():
-        upgrade(directory=app.extensions["migrate"].directory)
-        start = time.perf_counter()
-        counts = generate(args.days, args.per_day, args.queues, args.templates)
-        rows.append(("generate", f"{time.perf_counter() - start:.0f} s: {counts}"))
+        if marker.exists():
+            rows.append(("generate", f"kept: {marker.read_text().strip()}"))
+        else:
+            upgrade(directory=app.extensions["migrate"].directory)
+            start = time.perf_counter()
+            counts = generate(args.days, args.per_day, args.queues, args.templates)
+            rows.append(("generate", f"{time.perf_counter() - start:.0f} s: {counts}"))
+            marker.write_text(f"{args.days} days, {counts}, on {time.strftime('%Y-%m-%d %H:%M')}\n")
         running = db.session.scalar(select(Test.id).where(Test.state == "running"))
         queue = db.session.scalar(select(Queue.name).order_by(Queue.name))
         rows.append(("robot pass", f"{timed(robot_pass):.0f} ms"))
@@ -125,7 +131,7 @@ def run(kind: str, url: str, args: argparse.Namespace) -> None:
         rows.append(("retention tick (nothing old)", f"{timed(lambda: retention_tick(app)):.0f} ms"))
         db.session.remove()
         db.engine.dispose()
-    if kind == "sqlite":
+    if not url:
         rows.append(("database size", f"{(folder / 'hc.sqlite').stat().st_size / 2**20:.0f} MB"))
     rows.append(("machine", calibration()))
     proc, base = serve(folder, url)
@@ -143,8 +149,7 @@ def run(kind: str, url: str, args: argparse.Namespace) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
-        if not failed:
-            shutil.rmtree(folder, ignore_errors=True)
+    return not failed
 
 
 class Rows(list[tuple[str, str]]):
@@ -163,26 +168,44 @@ def main() -> None:
     parser.add_argument("--templates", type=int, default=6)
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--db", default="sqlite,postgres")
+    parser.add_argument("--keep", metavar="DIR", help="keep the generated month in DIR and reuse it next time "
+                        "(the sizes given must match; delete DIR to start again)")
     args = parser.parse_args()
     for kind in args.db.split(","):
         print(f"\n## {kind}: {args.days} days x {args.per_day} jobs/day, {args.queues} queues, "
               f"{args.templates} templates", flush=True)
+        folder = workspace(kind, args.keep)
         if kind == "postgres":
             from tests.postgres import PostgresServer, missing
 
             if missing():
                 print(f"postgres: skipped ({missing()})")
                 continue
-            base = Path(tempfile.mkdtemp(prefix="hc-bench-pg-"))
-            server = PostgresServer(base)
+            server = PostgresServer(folder / "server")
+            (folder / "server").mkdir(exist_ok=True)
             server.start()
             try:
-                run(kind, server.create_database(), args)
+                kept = (folder / "instance" / "generated.txt").exists()
+                url = server.url("hc_bench") if kept else server.create_database("hc_bench")
+                passed = run(url, folder / "instance", args)
             finally:
                 server.stop()
-                shutil.rmtree(base, ignore_errors=True)
         else:
-            run(kind, "", args)
+            passed = run("", folder / "instance", args)
+        if passed and not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def workspace(kind: str, keep: str | None) -> Path:
+    """A fresh folder, or ``keep``/kind (emptied first if its month was never finished)."""
+    if not keep:
+        folder = Path(tempfile.mkdtemp(prefix=f"hc-bench-scale-{kind}-"))
+    else:
+        folder = Path(keep).resolve() / kind
+        if not (folder / "instance" / "generated.txt").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+    (folder / "instance").mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 if __name__ == "__main__":

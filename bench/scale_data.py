@@ -93,9 +93,21 @@ def in_flight(rng: random.Random, now: datetime, queue_ids: list[int], tests: li
     return rows
 
 
+def bulk(model: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows``: with COPY on PostgreSQL (ten times faster than INSERT there), else executemany."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        db.session.execute(insert(model), rows)
+        return
+    columns = list(rows[0])
+    raw = db.session.connection().connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
+
+
 def write(rows: list[dict[str, Any]], outcomes: list[Outcome], rng: random.Random) -> None:
     """A chunk of finished jobs with their events and metrics, and their rollups, in one transaction."""
-    db.session.execute(insert(Job), rows)
+    bulk(Job, rows)
     events, metrics = [], []
     for row in rows:
         steps = [("pending", "submitted", row["submitted_at"]), ("submitted", "queued", row["submitted_at"]),
@@ -107,9 +119,9 @@ def write(rows: list[dict[str, Any]], outcomes: list[Outcome], rng: random.Rando
             if rng.random() < 0.9:
                 metrics.append({"job_id": row["id"], "name": "events", "value": float(rng.randint(90, 110)),
                                 "unit": ""})
-    db.session.execute(insert(JobEvent), events)
+    bulk(JobEvent, events)
     if metrics:
-        db.session.execute(insert(JobMetric), metrics)
+        bulk(JobMetric, metrics)
     record(db.session(), outcomes)
     db.session.commit()
 

@@ -24,6 +24,9 @@ log = logging.getLogger("hcflask.serve")
 
 
 def _post_worker_init(worker: Any) -> None:
+    from hcflask.web import warm
+
+    warm(worker.wsgi)
     if worker.app.hc_scheduler:
         scheduler.keep_trying(worker.wsgi)
 

@@ -47,12 +47,14 @@ class PostgresServer:
         subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=60)
 
     def start(self) -> None:
+        """Start the server, running initdb first unless ``base`` already holds one (a kept bench month)."""
         self.base.chmod(0o777)
-        self.socket.mkdir(mode=0o777)
+        self.socket.mkdir(mode=0o777, exist_ok=True)
         self.socket.chmod(0o777)
         tools = bin_dir()
         assert tools is not None
-        self._run(str(tools / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
+        if not self.data.exists():
+            self._run(str(tools / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
         self._run(str(tools / "pg_ctl"), "-D", str(self.data), "-l", str(self.base / "server.log"), "-w",
                   "-o", f"-c listen_addresses='' -k {self.socket} -c fsync=off", "start")
 
@@ -64,11 +66,11 @@ class PostgresServer:
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres@/{database}?host={self.socket}"
 
-    def create_database(self) -> str:
-        """A fresh database; returns its SQLAlchemy URL."""
+    def create_database(self, name: str = "") -> str:
+        """A fresh database (``name`` or a unique one); returns its SQLAlchemy URL."""
         import psycopg
 
-        name = f"hc_{time.monotonic_ns()}"
+        name = name or f"hc_{time.monotonic_ns()}"
         with psycopg.connect(f"host={self.socket} user=postgres dbname=postgres", autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)

@@ -24,11 +24,11 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import delete, event, func, insert, select
+from sqlalchemy import case, delete, event, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, attributes
 
-from hcflask.models import Job, Queue, QueueEvent, Rollup, RollupReason, RollupTail, RollupTotal, Test
+from hcflask.models import Job, Queue, QueueEvent, Rollup, RollupReason, RollupTail, RollupTest, RollupTotal, Test
 from hcflask.models.rollup import COUNTS, TIMES
 from hcflask.states import JobState, QueueStatus
 
@@ -36,6 +36,7 @@ FINAL = {s.value for s in JobState if s.final}
 FINISHED = {JobState.SUCCEEDED.value, JobState.FAILED.value}
 OUTCOME_COLUMN = {JobState.SUCCEEDED.value: "succeeded", JobState.FAILED.value: "failed",
                   JobState.CANCELLED.value: "cancelled", JobState.LOST.value: "lost"}
+OUTCOMES = tuple(OUTCOME_COLUMN.values())
 _PATH = re.compile(r"/\S+")
 _LONG_NUMBER = re.compile(r"\d{4,}")
 
@@ -51,6 +52,8 @@ class Outcome:
     started_at: datetime | None
     ended_at: datetime
     cores: int = 1
+    #: counted per test too (:class:`~hcflask.models.rollup.RollupTest`) when given
+    test_id: int | None = None
 
     @property
     def wall_seconds(self) -> float:
@@ -71,7 +74,7 @@ def cores_of(snapshot: dict[str, Any]) -> int:
 
 def outcome_of(job: Job, test: Test) -> Outcome:
     return Outcome(job.queue_id, test.template_name, job.state, job.failure_reason or "", job.started_at,
-                   job.ended_at or job.updated_at or datetime.now(), cores_of(test.snapshot))
+                   job.ended_at or job.updated_at or datetime.now(), cores_of(test.snapshot), test.id)
 
 
 def window() -> timedelta:
@@ -114,9 +117,12 @@ class _Batch:
         self.days: dict[tuple[int, str, date], dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self.reasons: dict[tuple[int, str, date, str], int] = defaultdict(int)
         self.totals: dict[tuple[int, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self.tests: dict[tuple[int, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
 
     def count(self, o: Outcome) -> None:
         column = OUTCOME_COLUMN[o.state]
+        if o.test_id is not None:
+            self.tests[(o.test_id, o.queue_id)][column] += 1
         wall = o.wall_seconds
         for row in (self.days[(o.queue_id, o.template, o.ended_at.date())], self.totals[(o.queue_id, o.template)]):
             row[column] += 1
@@ -182,6 +188,8 @@ def _flush(session: Session, batch: _Batch) -> None:
             ("queue_id", "template", "day", "reason"), ("n",))
     _upsert(session, RollupTotal, [{"queue_id": q, "template": t, **_full(v, COUNTS)}
                                    for (q, t), v in batch.totals.items()], ("queue_id", "template"), COUNTS)
+    _upsert(session, RollupTest, [{"test_id": t, "queue_id": q, **_full(v, OUTCOMES)}
+                                  for (t, q), v in batch.tests.items()], ("test_id", "queue_id"), OUTCOMES)
 
 
 def _full(values: dict[str, float], columns: tuple[str, ...]) -> dict[str, Any]:
@@ -240,12 +248,32 @@ def rebuild(session: Session, since: date | None = None, chunk: int = 5000) -> i
             record(session, outcomes, valid)
             seen, outcomes = seen + len(outcomes), []
     record(session, outcomes, valid)
+    rebuild_tests(session, since)
     session.execute(delete(RollupTotal))
     sums = [func.sum(getattr(Rollup, c)) for c in COUNTS]
     session.execute(insert(RollupTotal).from_select(
         ["queue_id", "template", *COUNTS],
         select(Rollup.queue_id, Rollup.template, *sums).group_by(Rollup.queue_id, Rollup.template)))
     return seen + len(outcomes)
+
+
+def rebuild_tests(session: Session, since: date | None = None) -> None:
+    """Recount :class:`RollupTest` from the job rows: every test, or (``since``) the tests
+    with a job that ended since then; older tests keep their counts (retention may have
+    deleted their jobs)."""
+    ended = func.coalesce(Job.ended_at, Job.updated_at)
+    tests = select(Job.test_id).distinct()
+    if since:
+        tests = tests.where(ended >= datetime.combine(since, time.min))
+    session.execute(delete(RollupTest).where(RollupTest.test_id.in_(tests)) if since else delete(RollupTest))
+    session.execute(insert(RollupTest).from_select(["test_id", "queue_id", *OUTCOMES], test_counts(tests)))
+
+
+def test_counts(tests: Any) -> Any:
+    """SELECT test_id, queue_id and the final outcome counts of the jobs of ``tests`` (a subquery of ids)."""
+    return (select(Job.test_id, Job.queue_id,
+                   *(func.sum(case((Job.state == state, 1), else_=0)) for state in OUTCOME_COLUMN))
+            .where(Job.state.in_(FINAL), Job.test_id.in_(tests)).group_by(Job.test_id, Job.queue_id))
 
 
 def kept_since(now: datetime, jobs_days: float, failed_days: float) -> date:

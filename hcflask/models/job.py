@@ -19,6 +19,7 @@ class Job(Model):
         Index("ix_job_queue_ended", "queue_id", "ended_at"),
         # the pages' and the API's filters, newest first; retention by age
         Index("ix_job_test_id", "test_id", "id"),
+        Index("ix_job_test_ended", "test_id", "ended_at"),  # a test's metric plots, newest first
         Index("ix_job_queue_id", "queue_id", "id"),
         Index("ix_job_created_at", "created_at"),
         Index("ix_job_ended_at", "ended_at"),

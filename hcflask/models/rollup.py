@@ -71,6 +71,21 @@ class RollupTotal(_Counts, Model):
     template: Mapped[str] = mapped_column(String(128), primary_key=True)
 
 
+class RollupTest(Model):
+    """Jobs of each test that reached a final state, per queue and outcome: what the test
+    lists and pages count (the jobs still in flight are counted live, through the state
+    index), so a list of 50 old tests of 10k jobs each reads 50 × 165 rows, not 500k."""
+
+    __tablename__ = "rollup_test"
+
+    test_id: Mapped[int] = mapped_column(ForeignKey("test.id"), primary_key=True)
+    queue_id: Mapped[int] = mapped_column(ForeignKey("queue.id"), primary_key=True)
+    succeeded: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    cancelled: Mapped[int] = mapped_column(default=0)
+    lost: Mapped[int] = mapped_column(default=0)
+
+
 class RollupTail(Model):
     """The last finished job of each queue × template: where its outcome interval starts."""
 

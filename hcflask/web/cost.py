@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from hcflask.extensions import db
 from hcflask.models import Queue, Rollup, RollupTotal, utcnow
@@ -36,18 +36,37 @@ def _span(start: date, end: date) -> float:
     return max(0.0, (hi - lo).total_seconds())
 
 
-def by_queue_template(start: date, end: date, queue: Queue | None = None) -> list[dict[str, Any]]:
-    """Core-hours per queue × template over the days [start, end], with the share of capacity."""
-    query = (select(Queue, Rollup.template, func.sum(Rollup.core_seconds))
-             .join(Queue, Queue.id == Rollup.queue_id)
-             .where(Rollup.day >= start, Rollup.day <= end)
-             .group_by(Queue.id, Rollup.template).order_by(Queue.name, Rollup.template))
-    if queue is not None:
-        query = query.where(Rollup.queue_id == queue.id)
+def by_queue_template(start: date, end: date) -> list[dict[str, Any]]:
+    """Core-hours per queue × template over the days [start, end], with the share of capacity
+    (from the report sums, which keep past days per process)."""
+    from hcflask.web.robot.stats import rollup_sums
+
+    queues = {q.id: q for q in db.session.scalars(select(Queue))}
     span = _span(start, end)
-    return [{"queue": q.name, "template": template, "cpus": q.cpus, "core_seconds": seconds,
-             "core_hours": round(seconds / 3600, 3), "share": share(seconds, q.cpus, span)}
-            for q, template, seconds in db.session.execute(query)]
+    rows = []
+    for (queue_id, template), sums in rollup_sums(start, end, ("queue_id", "template"), ("core_seconds",)).items():
+        q = queues.get(queue_id)
+        if q is not None:
+            seconds = sums["core_seconds"]
+            rows.append({"queue": q.name, "template": template, "cpus": q.cpus, "core_seconds": seconds,
+                         "core_hours": round(seconds / 3600, 3), "share": share(seconds, q.cpus, span)})
+    return sorted(rows, key=lambda r: (r["queue"], r["template"]))
+
+
+def pivot(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`by_queue_template` as one row per queue (total, share, and a column per template):
+    165 queues × 6 templates make 165 rows, not 990."""
+    templates = sorted({r["template"] for r in rows})
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        row = out.setdefault(r["queue"], {"queue": r["queue"], "core_seconds": 0.0, "share": None, "hours": {}})
+        row["core_seconds"] += r["core_seconds"]
+        row["hours"][r["template"]] = r["core_hours"]
+        if r["share"] is not None:
+            row["share"] = (row["share"] or 0.0) + r["share"]
+    for row in out.values():
+        row["core_hours"] = round(row.pop("core_seconds") / 3600, 3)
+    return {"templates": templates, "rows": list(out.values())}
 
 
 def by_day(start: date, end: date, queue: Queue) -> list[dict[str, Any]]:
@@ -101,3 +120,8 @@ def cost_of(kind: str, start: date | None = None, end: date | None = None,
     if kind == "balance":
         return balance(start, end)
     return by_queue_template(start, end)
+
+
+def overview_table(start: date, end: date) -> dict[str, Any]:
+    """The /overview cost table: :func:`pivot` of the queue × template core-hours."""
+    return pivot(by_queue_template(start, end))

@@ -7,13 +7,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import selectinload
 
+from hcflask.engine.rollups import OUTCOMES
 from hcflask.extensions import db
-from hcflask.models import Job, Queue, Template, Test, ValidationError
-from hcflask.states import JobState, QueueStatus, TestState
+from hcflask.models import Job, Queue, RollupTest, Template, Test, ValidationError
+from hcflask.states import IN_FLIGHT_JOB_STATES, JobState, QueueStatus, TestState
 
 #: the HammerCloud columns: submitted (incl. pending and queued), running, completed, failed
 COLUMNS = {
@@ -24,8 +24,7 @@ COLUMNS = {
 }
 
 
-#: test states after which no new job is created
-OVER = [TestState.COMPLETED.value, TestState.CANCELLED.value, TestState.ERROR.value]
+IN_FLIGHT = [s.value for s in IN_FLIGHT_JOB_STATES]
 
 
 @dataclasses.dataclass
@@ -54,37 +53,35 @@ class Counts:
 
 
 def counts_by_test(test_ids: Iterable[int]) -> dict[int, Counts]:
-    """Job counts per test.  A test that is over with no job left in flight never
-    changes again: its counts are kept per process, so lists of old tests (10k
-    jobs each at HammerCloud scale) do not recount them on every page."""
-    settled: dict[int, Counts] = current_app.extensions.setdefault("hc_settled_counts", {})
+    """Job counts per test: the finished ones from the per-test rollup, the ones in
+    flight live (through the state index), so old tests of 10k jobs cost a few rows."""
+    ids = list(test_ids)
     out: dict[int, Counts] = defaultdict(Counts)
-    ids = []
-    for test_id in test_ids:
-        if test_id in settled:
-            out[test_id] = settled[test_id]
-        else:
-            ids.append(test_id)
-    if ids:
-        rows = db.session.execute(
-            select(Job.test_id, Job.state, func.count()).where(Job.test_id.in_(ids)).group_by(Job.test_id, Job.state)
-        )
-        for test_id, state, n in rows:
-            out[test_id].add(state, n)
-        over = db.session.scalars(select(Test.id).where(Test.id.in_(ids), Test.state.in_(OVER)))
-        for test_id in over:
-            if not (out[test_id].submitted or out[test_id].running):
-                settled[test_id] = out[test_id]
+    if not ids:
+        return out
+    finished = db.session.execute(select(RollupTest.test_id, *(func.sum(getattr(RollupTest, c)) for c in OUTCOMES))
+                                  .where(RollupTest.test_id.in_(ids)).group_by(RollupTest.test_id))
+    for test_id, *numbers in finished:
+        for state, n in zip(OUTCOMES, numbers, strict=True):
+            out[test_id].add(state, int(n or 0))
+    for test_id, state, n in db.session.execute(
+            select(Job.test_id, Job.state, func.count()).where(Job.state.in_(IN_FLIGHT), Job.test_id.in_(ids))
+            .group_by(Job.test_id, Job.state)):
+        out[test_id].add(state, n)
     return out
 
 
 def counts_by_queue(test_id: int) -> dict[str, Counts]:
+    """One test's job counts per queue name (finished from the rollup, in flight live)."""
     out: dict[str, Counts] = defaultdict(Counts)
-    rows = db.session.execute(
-        select(Queue.name, Job.state, func.count()).join(Job.queue).where(Job.test_id == test_id)
-        .group_by(Queue.name, Job.state)
-    )
-    for name, state, n in rows:
+    finished = db.session.execute(select(Queue.name, *(getattr(RollupTest, c) for c in OUTCOMES))
+                                  .join(Queue, Queue.id == RollupTest.queue_id).where(RollupTest.test_id == test_id))
+    for name, *numbers in finished:
+        for state, n in zip(OUTCOMES, numbers, strict=True):
+            out[name].add(state, n)
+    for name, state, n in db.session.execute(
+            select(Queue.name, Job.state, func.count()).join(Job.queue)
+            .where(Job.test_id == test_id, Job.state.in_(IN_FLIGHT)).group_by(Queue.name, Job.state)):
         out[name].add(state, n)
     return out
 

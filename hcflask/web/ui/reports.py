@@ -34,7 +34,7 @@ def render_file(test: Test) -> str:
 @bp.app_context_processor
 def _cost() -> dict[str, Any]:
     """``cost_of(...)`` for the cost tables on /overview, the queue page and /robot."""
-    return {"cost_of": cost.cost_of}
+    return {"cost_of": cost.cost_of, "cost_table": cost.overview_table}
 
 
 @bp.route("/tests/<int:test_id>/report")
