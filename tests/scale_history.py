@@ -10,9 +10,9 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
-from hcflask.engine.rollups import FINAL, cores_of, reason_key
+from hcflask.engine.rollups import FINAL, OUTCOMES, cores_of, reason_key
 from hcflask.extensions import db
-from hcflask.models import Job, Rollup, RollupReason, Test
+from hcflask.models import Job, Rollup, RollupReason, RollupTest, Test
 from hcflask.models.rollup import COUNTS
 from hcflask.states import JobState
 from tests.factories import make_queue, make_template, make_test
@@ -54,7 +54,8 @@ def finish(job: Job, rng: random.Random, ended: datetime) -> None:
 
 
 def direct_counts() -> dict[tuple[Any, ...], float]:
-    """Per (queue, template, day, column): counted straight from the job rows."""
+    """Per (queue, template, day, column), and per ("test", test, queue, outcome):
+    counted straight from the job rows."""
     names = {t.id: (t.template_name, cores_of(t.snapshot)) for t in db.session.scalars(select(Test))}
     column = {"succeeded": "succeeded", "failed": "failed", "cancelled": "cancelled", "lost": "lost"}
     out: dict[tuple[Any, ...], float] = defaultdict(float)
@@ -63,6 +64,7 @@ def direct_counts() -> dict[tuple[Any, ...], float]:
         key = (job.queue_id, template, job.ended_at.date())
         wall = (job.ended_at - job.started_at).total_seconds() if job.started_at else 0.0
         out[(*key, column[job.state])] += 1
+        out[("test", job.test_id, job.queue_id, job.state)] += 1
         out[(*key, "wall_seconds")] += wall
         out[(*key, "core_seconds")] += wall * cores
         if job.state in ("failed", "lost"):
@@ -79,6 +81,10 @@ def rollup_counts() -> dict[tuple[Any, ...], float]:
                 out[(row.queue_id, row.template, row.day, name)] = float(getattr(row, name))
     for reason in db.session.scalars(select(RollupReason)):
         out[(reason.queue_id, reason.template, reason.day, "reason:" + reason.reason)] = float(reason.n)
+    for row in db.session.scalars(select(RollupTest)):
+        for name in OUTCOMES:
+            if getattr(row, name):
+                out[("test", row.test_id, row.queue_id, name)] = float(getattr(row, name))
     return out
 
 

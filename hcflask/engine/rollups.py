@@ -224,12 +224,14 @@ def _on_flush(session: Session, _context: Any, _instances: Any) -> None:
         record(session, [outcome_of(j, tests[j.test_id]) for j in finals])
 
 
-def rebuild(session: Session, since: date | None = None, chunk: int = 5000) -> int:
+def rebuild(session: Session, since: date | None = None, chunk: int = 5000, per_test: bool = True) -> int:
     """Recompute the rollups from the raw job rows; returns the number of jobs read.
 
     Days before ``since`` keep their rollups: retention may have deleted
     their job rows, and the plots must still show them.  The all-time
-    totals are summed again from the day rows.
+    totals are summed again from the day rows.  ``per_test`` False leaves
+    :class:`RollupTest` alone (the migration that backfills the day rollups
+    runs before that table exists).
     """
     for model in (Rollup, RollupReason):
         session.execute(delete(model).where(model.day >= since) if since else delete(model))
@@ -248,7 +250,8 @@ def rebuild(session: Session, since: date | None = None, chunk: int = 5000) -> i
             record(session, outcomes, valid)
             seen, outcomes = seen + len(outcomes), []
     record(session, outcomes, valid)
-    rebuild_tests(session, since)
+    if per_test:
+        rebuild_tests(session, since)
     session.execute(delete(RollupTotal))
     sums = [func.sum(getattr(Rollup, c)) for c in COUNTS]
     session.execute(insert(RollupTotal).from_select(

@@ -3,6 +3,7 @@ with a direct count over the raw rows, also after retention has run."""
 from __future__ import annotations
 
 import random
+from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,11 @@ from flask import Flask
 from sqlalchemy import select
 
 from hcflask.engine.retention import purge
-from hcflask.engine.rollups import rebuild
+from hcflask.engine.rollups import OUTCOMES, rebuild
 from hcflask.extensions import db
-from hcflask.models import Job, Queue, QueueEvent, Rollup, RollupTotal, utcnow
+from hcflask.models import Job, Queue, QueueEvent, Rollup, RollupTest, RollupTotal, utcnow
 from hcflask.models.rollup import COUNTS, TIMES
+from hcflask.web import queries
 from hcflask.web.robot import stats
 from tests.conftest import make_app
 from tests.scale_history import close, direct_counts, finish, new_job, rollup_counts, setup
@@ -46,6 +48,7 @@ def randomised_history(app: Flask, seed: int) -> None:
         queue_ids = list(db.session.scalars(select(Queue.id)))
         start = datetime.combine(utcnow().date() - timedelta(days=250), time.min)
         expected: dict = {}
+        purged: dict = {}
         pending: list[Job] = []
         for n in range(1500):
             now = start + timedelta(hours=4 * n, minutes=rng.randint(0, 200))
@@ -56,13 +59,22 @@ def randomised_history(app: Flask, seed: int) -> None:
                 db.session.commit()
             if rng.random() < 0.01:
                 db.session.commit()
-                expected = merge(expected, direct_counts())
+                before = direct_counts()
+                expected = merge(expected, before)
                 purge(budget_seconds=None, now=now)
+                after = direct_counts()
+                for key in per_test(before):
+                    purged[key] = purged.get(key, 0.0) + before[key] - after.get(key, 0.0)
         db.session.commit()
-        expected = merge(expected, direct_counts())
+        now_counted = direct_counts()
+        expected = merge(expected, now_counted)
         jobs = list(db.session.scalars(select(Job)))
         assert len(jobs) < 1500, "retention deleted nothing"
         assert sorted(j.id for j in jobs if j.in_flight) == sorted(j.id for j in pending)
+        # a test's counts keep its purged jobs: what is left plus what retention took
+        for key in per_test(now_counted) | per_test(purged):
+            expected[key] = now_counted.get(key, 0.0) + purged.get(key, 0.0)
+        assert any(purged.values()), "retention purged no job of a test"
         assert close(expected, rollup_counts()) == []
         totals = {(t.queue_id, t.template): t for t in db.session.scalars(select(RollupTotal))}
         for (queue_id, template), total in totals.items():
@@ -73,8 +85,13 @@ def randomised_history(app: Flask, seed: int) -> None:
 
 
 def merge(old: dict, new: dict) -> dict:
-    """Counts only grow until retention deletes them: the larger one is the true one."""
+    """Day counts only grow until retention deletes them: the larger one is the true one."""
     return {k: max(old.get(k, 0.0), new.get(k, 0.0)) for k in set(old) | set(new)}
+
+
+def per_test(counts: dict) -> set:
+    """The per-test keys of :func:`direct_counts` (a test spans days: max() does not merge them)."""
+    return {k for k in counts if k[0] == "test"}
 
 
 def test_rebuild_gives_the_rollups_the_writer_gave(app: Flask, runner) -> None:  # noqa: ANN001
@@ -92,6 +109,7 @@ def test_rebuild_gives_the_rollups_the_writer_gave(app: Flask, runner) -> None: 
         written = snapshot()
         assert written and close(direct_counts(), rollup_counts()) == []
         db.session.execute(Rollup.__table__.delete())
+        db.session.execute(RollupTest.__table__.delete())
         db.session.commit()
     result = runner.invoke(args=["db", "rollup", "--rebuild"])
     assert result.exit_code == 0 and "rollups rebuilt from 400 finished jobs" in result.output, result.output
@@ -102,8 +120,42 @@ def test_rebuild_gives_the_rollups_the_writer_gave(app: Flask, runner) -> None: 
 
 
 def snapshot() -> dict:
-    return {(r.queue_id, r.template, r.day, c): float(getattr(r, c))
-            for r in db.session.scalars(select(Rollup)) for c in COUNTS + TIMES}
+    return {**{(r.queue_id, r.template, r.day, c): float(getattr(r, c))
+               for r in db.session.scalars(select(Rollup)) for c in COUNTS + TIMES},
+            **{("test", r.test_id, r.queue_id, c): float(getattr(r, c))
+               for r in db.session.scalars(select(RollupTest)) for c in OUTCOMES}}
+
+
+def test_test_counts_are_the_rollup_plus_the_jobs_in_flight(app: Flask) -> None:
+    """The test lists and pages read finished jobs from ``rollup_test`` and the ones in
+    flight live: together they equal a count over every job row, per test and per queue."""
+    rng = random.Random(5)  # noqa: S311 - reproducible data
+    with app.app_context():
+        tests = setup(app)
+        queue_ids = list(db.session.scalars(select(Queue.id)))
+        now = utcnow() - timedelta(hours=5)
+        jobs = [new_job(rng.choice(tests), rng.choice(queue_ids), now, n) for n in range(300)]
+        for job in jobs:
+            roll = rng.random()
+            if roll < 0.6:
+                finish(job, rng, now + timedelta(minutes=rng.randint(1, 200)))
+            elif roll < 0.8:
+                job.state = rng.choice(["submitted", "queued", "running"])
+            if rng.random() < 0.1:
+                db.session.commit()
+        db.session.commit()
+        by_test: dict = defaultdict(queries.Counts)
+        by_queue: dict = defaultdict(queries.Counts)
+        names = {q.id: q.name for q in db.session.scalars(select(Queue))}
+        for job in db.session.scalars(select(Job)):
+            by_test[job.test_id].add(job.state, 1)
+            if job.test_id == tests[0].id:
+                by_queue[names[job.queue_id]].add(job.state, 1)
+        counted = queries.counts_by_test([t.id for t in tests])
+        assert {k: v.to_dict() for k, v in counted.items()} == {k: v.to_dict() for k, v in by_test.items()}
+        assert sum(c.total for c in counted.values()) == 300
+        assert {k: v.to_dict() for k, v in queries.counts_by_queue(tests[0].id).items()} == {
+            k: v.to_dict() for k, v in by_queue.items()}
 
 
 def test_reliability_leaves_offline_time_out_and_never_exceeds_100(app: Flask) -> None:

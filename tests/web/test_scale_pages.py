@@ -96,17 +96,16 @@ def test_per_page_zero_in_hc_toml_is_one_cli_line(tmp_path: Path) -> None:
     assert done.returncode == 2 and done.stderr.strip() == "Error: jobs.per_page: must be greater than 0, got 0"
 
 
-def test_counts_of_settled_tests_are_not_recounted(app: Flask, client: FlaskClient) -> None:
-    test_id = history(app, 30)
-    with app.app_context():
-        test = db.session.get(Test, test_id)
-        test.state = "completed"
-        db.session.commit()
-    first = client.get("/api/v1/tests").get_json()["items"][0]["jobs"]
+def test_test_counts_read_finished_jobs_from_the_rollup(app: Flask, client: FlaskClient) -> None:
+    """Test lists count finished jobs from ``rollup_test``; the job table is read only
+    for jobs in flight (a few hundred rows through the state index), never all 30."""
+    history(app, 30)
     with statements(app) as seen:
-        again = client.get("/api/v1/tests").get_json()["items"][0]["jobs"]
-    assert again == first and first["total"] == 30
-    assert not [s for s in seen if "FROM job" in s], seen
+        counts = client.get("/api/v1/tests").get_json()["items"][0]["jobs"]
+    assert counts["total"] == 30 and counts["completed"] + counts["failed"] + counts["cancelled"] == 30
+    assert [s for s in seen if "FROM rollup_test" in s]
+    job_reads = [s for s in seen if "FROM job" in s]
+    assert job_reads and all("job.state IN" in s for s in job_reads), job_reads
 
 
 def test_past_days_of_reports_are_read_once_per_process(app: Flask, client: FlaskClient) -> None:
@@ -118,3 +117,38 @@ def test_past_days_of_reports_are_read_once_per_process(app: Flask, client: Flas
     assert again == first and sum(r["cells"][-3]["finished"] for r in first["data"]["rows"]) > 0
     rollup_reads = [s for s in seen if "FROM rollup" in s]
     assert len(rollup_reads) == 1, rollup_reads  # today only
+
+
+def past_rollup_reads(seen: list[str]) -> list[str]:
+    """The statements that summed rollups (each page reads today's afresh, once per report)."""
+    return [s for s in seen if "FROM rollup " in s and "sum(" in s]
+
+
+def test_a_warmed_worker_serves_its_first_overview_from_the_cache(app: Flask, client: FlaskClient) -> None:
+    """``warm`` (run as each gunicorn worker starts) sums the default month, so the
+    first /overview reads only today's rollups; an unwarmed worker sums the past too."""
+    from hcflask.web import warm
+
+    history(app, 60)
+    with statements(app) as cold:
+        assert client.get("/overview").status_code == 200
+    app.extensions.pop("hc_rollup_sums")
+    warm(app)
+    with statements(app) as warmed:
+        assert client.get("/overview").status_code == 200
+    assert len(past_rollup_reads(cold)) == 2 * len(past_rollup_reads(warmed)) > 0
+
+
+def test_warming_without_a_database_leaves_the_worker_up(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """A database that does not answer when a worker starts (here: its file gone, so no
+    tables) is logged, and the worker serves; the sums are then made by the first page."""
+    from hcflask.web import warm
+    from tests.conftest import make_app
+
+    app = make_app(tmp_path / "instance")
+    with app.app_context():
+        db.engine.dispose()
+    (tmp_path / "instance" / "hc.sqlite").unlink()
+    warm(app)
+    assert "report sums not prepared at start" in capfd.readouterr().err
+    assert app.test_client().get("/healthz").status_code in (200, 503)

@@ -102,6 +102,18 @@ def _cached_sums(lo: date, hi: date, by: tuple[str, ...], columns: tuple[str, ..
     return sums
 
 
+def warm() -> None:
+    """Sum the past days of the default /overview month into this process's cache."""
+    from hcflask.web import cost
+
+    end = utcnow().date()
+    start = end - timedelta(days=29)
+    jobs_per_day(start, end)
+    heatmap(start, end)
+    availability(start, end)
+    cost.by_queue_template(start, end)
+
+
 def in_flight_by_queue() -> dict[int, int]:
     """Jobs not finished yet, per queue (through the state index: a few hundred rows at most)."""
     return dict(db.session.execute(select(Job.queue_id, func.count()).where(Job.state.in_(IN_FLIGHT))
