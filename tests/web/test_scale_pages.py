@@ -16,7 +16,7 @@ from sqlalchemy import event, select
 from hcflask import create_app
 from hcflask.config import ConfigError
 from hcflask.extensions import db
-from hcflask.models import JobMetric, MetricBand, Queue, Test, utcnow
+from hcflask.models import JobMetric, MetricBand, Queue, utcnow
 from tests.scale_history import finish, new_job, setup
 
 
