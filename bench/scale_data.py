@@ -74,7 +74,7 @@ def day_rows(rng: random.Random, day: datetime, per_day: int, queue_ids: list[in
                 "host": "wn01", "workdir": "", "submit_attempts": 1, "created_at": started - timedelta(minutes=5),
                 "submitted_at": started - timedelta(minutes=4), "started_at": started, "ended_at": ended,
                 "updated_at": ended},
-               Outcome(queue_id, template, state, reason, started, ended, cores))
+               Outcome(queue_id, template, state, reason, started, ended, cores, test_id))
 
 
 def in_flight(rng: random.Random, now: datetime, queue_ids: list[int], tests: list[tuple[int, str, int]],

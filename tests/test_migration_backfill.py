@@ -1,5 +1,6 @@
 """The c12rollups migration backfills the rollups from the job rows an
-existing database already has."""
+existing database already has; c16testcounts the per-test counts and the
+tally of the rows retention deleted in between."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -7,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from flask_migrate import upgrade
-from sqlalchemy import JSON, column, insert, select, table
+from sqlalchemy import JSON, column, delete, insert, select, table
 
 from hcflask import create_app
+from hcflask.engine.rollups import job_rows
 from hcflask.extensions import db
-from hcflask.models import Rollup, RollupReason, RollupTotal
+from hcflask.models import Rollup, RollupReason, RollupTest, RollupTotal, Tally
 
 
 def put(name: str, rows: list[dict[str, Any]]) -> None:
@@ -38,12 +40,20 @@ def test_upgrade_backfills_rollups(tmp_path: Path) -> None:
              "created_at": ended, "updated_at": ended, "started_at": ended + timedelta(minutes=n),
              "ended_at": ended + timedelta(minutes=n + 10)} for n in range(1, 10)])
         db.session.commit()
-        upgrade(directory=directory)
+        upgrade(directory=directory, revision="c13stress")
         row = db.session.scalar(select(Rollup))
         assert (row.template, row.day.isoformat(), row.succeeded, row.failed) == ("t1", "2026-03-01", 6, 3)
         assert row.core_seconds == 9 * 600 * 4 and row.wall_seconds == 9 * 600
         assert row.known_seconds == 8 * 60  # one minute between each of the nine ends
         assert db.session.scalar(select(RollupReason.n)) == 3
         assert db.session.scalar(select(RollupTotal.succeeded)) == 6
+        # retention, before c16, deletes two finished rows (a success and a failure)
+        db.session.execute(delete(table("job", column("id"))).where(column("id").in_([2, 3])))
+        db.session.commit()
+        upgrade(directory=directory)
+        tested = db.session.scalar(select(RollupTest))
+        assert (tested.test_id, tested.queue_id, tested.succeeded, tested.failed) == (1, 1, 5, 2)
+        assert db.session.scalar(select(Tally.n).where(Tally.name == "job_rows_purged")) == 2
+        assert job_rows(db.session()) == 7
         db.session.remove()
         db.engine.dispose()

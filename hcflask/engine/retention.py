@@ -19,6 +19,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, and_, delete, func, literal_column, or_, select, update
 
 from hcflask.engine.common import tick
+from hcflask.engine.rollups import JOB_ROWS_PURGED, add_tally
 from hcflask.extensions import db
 from hcflask.models import Job, JobEvent, JobMetric, utcnow
 from hcflask.states import JobState
@@ -100,6 +101,7 @@ def _chunk_jobs(now: datetime, size: int) -> int:
         db.session.execute(delete(JobMetric).where(JobMetric.job_id.in_(ids)))
         db.session.execute(delete(JobEvent).where(JobEvent.job_id.in_(ids)))
         db.session.execute(delete(Job).where(Job.id.in_(ids)).execution_options(synchronize_session=False))
+        add_tally(db.session(), JOB_ROWS_PURGED, len(ids))
     db.session.commit()
     return len(ids)
 

@@ -28,7 +28,18 @@ from sqlalchemy import case, delete, event, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, attributes
 
-from hcflask.models import Job, Queue, QueueEvent, Rollup, RollupReason, RollupTail, RollupTest, RollupTotal, Test
+from hcflask.models import (
+    Job,
+    Queue,
+    QueueEvent,
+    Rollup,
+    RollupReason,
+    RollupTail,
+    RollupTest,
+    RollupTotal,
+    Tally,
+    Test,
+)
 from hcflask.models.rollup import COUNTS, TIMES
 from hcflask.states import JobState, QueueStatus
 
@@ -37,6 +48,8 @@ FINISHED = {JobState.SUCCEEDED.value, JobState.FAILED.value}
 OUTCOME_COLUMN = {JobState.SUCCEEDED.value: "succeeded", JobState.FAILED.value: "failed",
                   JobState.CANCELLED.value: "cancelled", JobState.LOST.value: "lost"}
 OUTCOMES = tuple(OUTCOME_COLUMN.values())
+#: the :class:`Tally` of finished jobs whose rows retention deleted
+JOB_ROWS_PURGED = "job_rows_purged"
 _PATH = re.compile(r"/\S+")
 _LONG_NUMBER = re.compile(r"\d{4,}")
 
@@ -192,6 +205,22 @@ def _flush(session: Session, batch: _Batch) -> None:
                                   for (t, q), v in batch.tests.items()], ("test_id", "queue_id"), OUTCOMES)
 
 
+def add_tally(session: Session, name: str, n: int) -> None:
+    """Add ``n`` to the tally ``name``, in ``session``'s transaction (safe against a concurrent writer)."""
+    _upsert(session, Tally, [{"name": name, "n": n}], ("name",), ("n",))
+
+
+def job_rows(session: Session) -> int:
+    """How many job rows there are, without counting them: every finished job the
+    all-time rollups hold, less those retention deleted, plus the jobs in flight
+    (through the state index).  One statement, so one snapshot on PostgreSQL."""
+    finished = select(func.coalesce(func.sum(sum((getattr(RollupTotal, c) for c in OUTCOMES), start=0)), 0))
+    purged = select(func.coalesce(func.sum(Tally.n), 0)).where(Tally.name == JOB_ROWS_PURGED)
+    live = select(func.count()).select_from(Job).where(Job.state.not_in(FINAL))
+    return int(session.scalar(select(finished.scalar_subquery() - purged.scalar_subquery()
+                                     + live.scalar_subquery())) or 0)
+
+
 def _full(values: dict[str, float], columns: tuple[str, ...]) -> dict[str, Any]:
     return {c: (int(values.get(c, 0)) if c in OUTCOME_COLUMN.values() else float(values.get(c, 0.0)))
             for c in columns}
@@ -224,17 +253,19 @@ def _on_flush(session: Session, _context: Any, _instances: Any) -> None:
         record(session, [outcome_of(j, tests[j.test_id]) for j in finals])
 
 
-def rebuild(session: Session, since: date | None = None, chunk: int = 5000, per_test: bool = True) -> int:
+def rebuild(session: Session, since: date | None = None, chunk: int = 5000, later_tables: bool = True) -> int:
     """Recompute the rollups from the raw job rows; returns the number of jobs read.
 
     Days before ``since`` keep their rollups: retention may have deleted
     their job rows, and the plots must still show them.  The all-time
-    totals are summed again from the day rows.  ``per_test`` False leaves
-    :class:`RollupTest` alone (the migration that backfills the day rollups
-    runs before that table exists).
+    totals are summed again from the day rows.  ``later_tables`` False leaves
+    :class:`RollupTest` and :class:`Tally` alone (the migration that backfills
+    the day rollups runs before those tables exist).
     """
     for model in (Rollup, RollupReason):
         session.execute(delete(model).where(model.day >= since) if since else delete(model))
+    if not since and later_tables:  # every rollup is recounted from the rows that are left
+        session.execute(delete(Tally).where(Tally.name == JOB_ROWS_PURGED))
     session.execute(delete(RollupTail))
     templates = {i: (s.get("name", "?"), cores_of(s)) for i, s in session.execute(select(Test.id, Test.snapshot))}
     ended = func.coalesce(Job.ended_at, Job.updated_at)
@@ -250,7 +281,7 @@ def rebuild(session: Session, since: date | None = None, chunk: int = 5000, per_
             record(session, outcomes, valid)
             seen, outcomes = seen + len(outcomes), []
     record(session, outcomes, valid)
-    if per_test:
+    if later_tables:
         rebuild_tests(session, since)
     session.execute(delete(RollupTotal))
     sums = [func.sum(getattr(Rollup, c)) for c in COUNTS]

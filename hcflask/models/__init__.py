@@ -6,7 +6,7 @@ from hcflask.models.job import Job, JobEvent, JobMetric
 from hcflask.models.outbox import Delivery
 from hcflask.models.queue import Queue, QueueClaim, QueueEvent
 from hcflask.models.robot import Alert, MetricBand, RobotEvent, RobotState
-from hcflask.models.rollup import Rollup, RollupReason, RollupTail, RollupTest, RollupTotal
+from hcflask.models.rollup import Rollup, RollupReason, RollupTail, RollupTest, RollupTotal, Tally
 from hcflask.models.spec import Conflict, ValidationError, validate_template
 from hcflask.models.template import Template, match_queues
 from hcflask.models.test import Test
@@ -16,6 +16,6 @@ __all__ = [
     "Alert", "ApiToken", "AuditEntry", "BackendHealth", "Conflict", "Delivery", "Host", "Job", "JobEvent",
     "JobMetric", "MetricBand",
     "Queue", "QueueClaim", "QueueEvent", "RobotEvent", "RobotState", "Rollup", "RollupReason", "RollupTail",
-    "RollupTest", "RollupTotal", "Template", "Test",
+    "RollupTest", "RollupTotal", "Tally", "Template", "Test",
     "TickRun", "User", "ValidationError", "iso", "match_queues", "utcnow", "validate_template",
 ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hcflask.extensions import Model
@@ -84,6 +84,17 @@ class RollupTest(Model):
     failed: Mapped[int] = mapped_column(default=0)
     cancelled: Mapped[int] = mapped_column(default=0)
     lost: Mapped[int] = mapped_column(default=0)
+
+
+class Tally(Model):
+    """Running numbers kept beside the rollups.  ``job_rows_purged``: finished jobs whose
+    rows retention deleted; with the all-time totals and the jobs in flight it gives the
+    number of job rows without counting millions of them (the jobs list's ``total``)."""
+
+    __tablename__ = "tally"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class RollupTail(Model):

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import selectinload
 
-from hcflask.engine.rollups import OUTCOMES
+from hcflask.engine.rollups import OUTCOMES, job_rows
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, RollupTest, Template, Test, ValidationError
 from hcflask.states import IN_FLIGHT_JOB_STATES, JobState, QueueStatus, TestState
@@ -98,8 +98,10 @@ class Page:
         return max(1, -(-self.total // self.per_page))
 
 
-def paginate(query: Select[Any], page: int, per_page: int) -> Page:
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+def paginate(query: Select[Any], page: int, per_page: int, total: int | None = None) -> Page:
+    """One page of ``query``, and the total (counted, unless given)."""
+    if total is None:
+        total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     items = list(db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)))
     return Page(items, total, page, per_page)
 
@@ -140,6 +142,17 @@ def _by_state(query: Select[Any], column: Any, args: Mapping[str, str], words: I
         if state not in allowed:
             raise ValidationError("state", f"unknown state {state!r} (one of: {', '.join(allowed)})")
     return query.where(column.in_(states))
+
+
+JOB_FILTERS = ("state", "queue", "test", "template")
+
+
+def jobs_total(args: Mapping[str, str]) -> int | None:
+    """The unfiltered job list's total from the rollups (counting millions of rows
+    would take longer than the page); None when a filter is given (count those)."""
+    if any(args.get(name) for name in JOB_FILTERS):
+        return None
+    return job_rows(db.session())
 
 
 def jobs_query(args: Mapping[str, str]) -> Select[Any]:

@@ -54,7 +54,7 @@ def upgrade():
                               sqlite_where=sa.text("workdir != ''"), postgresql_where=sa.text("workdir != ''"))
     from hcflask.engine.rollups import rebuild
 
-    rebuild(Session(bind=op.get_bind()), per_test=False)
+    rebuild(Session(bind=op.get_bind()), later_tables=False)
 
 
 def downgrade():

@@ -1,6 +1,7 @@
 """per-test rollup: final job counts per test × queue (the test lists and pages
 read these instead of counting job rows), backfilled from the job rows; an
-index for a test's metric plots (newest jobs first)
+index for a test's metric plots (newest jobs first); the tally of job rows
+retention deleted (the all-time rollups less the finished rows left)
 
 Revision ID: c16testcounts
 Revises: c13stress
@@ -40,8 +41,20 @@ def upgrade():
                SUM(CASE WHEN state = 'lost' THEN 1 ELSE 0 END)
         FROM job WHERE state IN ('succeeded', 'failed', 'cancelled', 'lost')
         GROUP BY test_id, queue_id""")
+    op.create_table(
+        "tally",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_tally")),
+    )
+    op.execute("""
+        INSERT INTO tally (name, n)
+        SELECT 'job_rows_purged',
+               (SELECT COALESCE(SUM(succeeded + failed + cancelled + lost), 0) FROM rollup_total)
+               - (SELECT COUNT(*) FROM job WHERE state IN ('succeeded', 'failed', 'cancelled', 'lost'))""")
 
 
 def downgrade():
+    op.drop_table("tally")
     op.drop_index("ix_job_test_ended", table_name="job")
     op.drop_table("rollup_test")

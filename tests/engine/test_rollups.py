@@ -13,7 +13,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from hcflask.engine.retention import purge
-from hcflask.engine.rollups import OUTCOMES, rebuild
+from hcflask.engine.rollups import OUTCOMES, job_rows, rebuild
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, QueueEvent, Rollup, RollupTest, RollupTotal, utcnow
 from hcflask.models.rollup import COUNTS, TIMES
@@ -76,6 +76,10 @@ def randomised_history(app: Flask, seed: int) -> None:
             expected[key] = now_counted.get(key, 0.0) + purged.get(key, 0.0)
         assert any(purged.values()), "retention purged no job of a test"
         assert close(expected, rollup_counts()) == []
+        # the job list's total, from the rollups and the tally of purged rows
+        assert job_rows(db.session()) == len(jobs)
+    assert app.test_client().get("/api/v1/jobs").get_json()["total"] == len(jobs)
+    with app.app_context():
         totals = {(t.queue_id, t.template): t for t in db.session.scalars(select(RollupTotal))}
         for (queue_id, template), total in totals.items():
             for column in COUNTS:
