@@ -1,6 +1,7 @@
 """per-test rollup: final job counts per test × queue (the test lists and pages
 read these instead of counting job rows), backfilled from the job rows; an
-index for a test's metric plots (newest jobs first); the tally of job rows
+index for a test's metric plots (newest jobs first) and one for the robot's
+newest outcomes per queue × test; the tally of job rows
 retention deleted (the all-time rollups less the finished rows left)
 
 Revision ID: c16testcounts
@@ -20,6 +21,7 @@ depends_on = None
 
 def upgrade():
     op.create_index("ix_job_test_ended", "job", ["test_id", "ended_at"])
+    op.create_index("ix_job_queue_test_ended", "job", ["queue_id", "test_id", "ended_at"])
     op.create_table(
         "rollup_test",
         sa.Column("test_id", sa.Integer(), nullable=False),
@@ -56,5 +58,6 @@ def upgrade():
 
 def downgrade():
     op.drop_table("tally")
+    op.drop_index("ix_job_queue_test_ended", table_name="job")
     op.drop_index("ix_job_test_ended", table_name="job")
     op.drop_table("rollup_test")
