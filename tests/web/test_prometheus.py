@@ -28,12 +28,12 @@ from tests.scale_history import finish, new_job, setup
 
 
 def scrape_token(app: Flask) -> str:
-    """The token Prometheus scrapes with: the one place to ask for a read-only scope."""
+    """The token Prometheus scrapes with: read-only (``scope="read"``), as docs/scale.md says."""
     with app.app_context():
         user = User(username="prometheus")
         user.set_password("not used for scraping")
         db.session.add(user)
-        _, token = ApiToken.issue(user, "prometheus scrape")
+        _, token = ApiToken.issue(user, "prometheus scrape", scope="read")
         db.session.commit()
     return token
 
