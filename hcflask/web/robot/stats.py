@@ -64,19 +64,12 @@ def rollup_sums(lo: date, hi: date, by: tuple[str, ...], columns: tuple[str, ...
     the cache: read them, do not change them.
     """
     today = utcnow().date()
-    parts = []
-    if lo < today:
-        parts.append(_cached_sums(lo, min(hi, today - timedelta(days=1)), by, columns))
+    past = _cached_sums(lo, min(hi, today - timedelta(days=1)), by, columns) if lo < today else {}
+    out: Sums = defaultdict(lambda: dict.fromkeys(columns, 0.0), past)
     if hi >= today:
-        parts.append(_query_sums(max(lo, today), hi, by, columns))
-    if len(parts) == 1:
-        return defaultdict(lambda: dict.fromkeys(columns, 0.0), parts[0])
-    out: Sums = defaultdict(lambda: dict.fromkeys(columns, 0.0))
-    for part in parts:
-        for key, values in part.items():
-            row = out[key]
-            for column, value in values.items():
-                row[column] += value
+        for key, values in _query_sums(max(lo, today), hi, by, columns).items():
+            row = past.get(key)
+            out[key] = {c: row[c] + v for c, v in values.items()} if row else values
     return out
 
 
@@ -189,21 +182,21 @@ def jobs_per_day(start: date, end: date) -> list[dict[str, Any]]:
 
 def heatmap(start: date, end: date) -> dict[str, Any]:
     """Queue × day success rate (finished jobs by the day they ended)."""
-    cells: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
-    queues = dict(db.session.execute(select(Queue.id, Queue.name)).all())
+    dates = days(start, end)
+    by_queue: dict[int, dict[date, dict[str, float]]] = defaultdict(dict)
     for (queue_id, day), sums in rollup_sums(start, end, ("queue_id", "day"), ("succeeded", "failed")).items():
-        if sums["succeeded"] + sums["failed"] and queue_id in queues:
-            cells[queues[queue_id]][_day(day)] = {"ok": int(sums["succeeded"]),
-                                                  "n": int(sums["succeeded"] + sums["failed"])}
-    names = sorted(queues.values())
-    labels = [d.isoformat() for d in days(start, end)]
+        by_queue[queue_id][day] = sums
+    labels = [d.isoformat() for d in dates]
+    empty = {"rate": None, "finished": 0, "class": "notest"}
     matrix = []
-    for name in names:
+    for queue_id, name in sorted(db.session.execute(select(Queue.id, Queue.name)).all(), key=lambda q: q[1]):
+        mine = by_queue.get(queue_id, {})
         row = []
-        for label in labels:
-            cell = cells[name].get(label) or {"ok": 0, "n": 0}
-            rate = round(100.0 * cell["ok"] / cell["n"], 1) if cell["n"] else None
-            row.append({"rate": rate, "finished": cell["n"], "class": rate_class(cell["n"], cell["n"], cell["ok"])})
+        for day in dates:
+            cell = mine.get(day)
+            ok, n = (int(cell["succeeded"]), int(cell["succeeded"] + cell["failed"])) if cell else (0, 0)
+            row.append({"rate": round(100.0 * ok / n, 1), "finished": n, "class": rate_class(n, n, ok)}
+                       if n else dict(empty))
         matrix.append({"queue": name, "cells": row})
     return {"days": labels, "rows": matrix}
 
