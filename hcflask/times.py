@@ -15,6 +15,21 @@ def naive_utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
+def parse_time(value: Any, field: str) -> datetime:
+    """An ISO time a person typed, as naive UTC (an offset or ``Z`` is converted; none
+    means UTC), between 1970 and 9000; else a :class:`ValidationError` naming ``field``."""
+    from hcflask.models.spec import ValidationError
+
+    text = str(value).strip()
+    try:
+        when = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" and text else text)
+    except ValueError:
+        raise ValidationError(field, f"expected an ISO date/time (2026-11-24T14:00), got {value!r}") from None
+    if not 1970 <= when.year <= 9000:
+        raise ValidationError(field, f"must be between 1970 and 9000, got {value!r}")
+    return naive_utc(when) or when
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Every timestamp column: naive UTC in, naive UTC out, whatever the database's time zone.
 

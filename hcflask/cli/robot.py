@@ -122,7 +122,8 @@ def core_role() -> Iterator[None]:
 @initialised
 def replay_cmd(start: str, end: str, step: str, sets: tuple[str, ...], as_json: bool) -> None:
     """Run the rules over stored job history, pass by pass; nothing is written."""
-    from hcflask.engine.replay import parse_sets, parse_step, parse_time, replay
+    from hcflask.engine.replay import parse_sets, parse_step, replay
+    from hcflask.times import parse_time
 
     result = replay(parse_time(start, "from"), parse_time(end, "to"), parse_step(step), parse_sets(sets))
     if as_json:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -49,20 +49,6 @@ class Sim:
     outage_open: bool
     outage_closed: datetime | None
     failing_since: dict[str, datetime] = dataclasses.field(default_factory=dict)
-
-
-def parse_time(value: Any, field: str) -> datetime:
-    """An ISO time as naive UTC (an offset is converted), between 1970 and 9000."""
-    text = str(value).strip()
-    try:
-        when = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" and text else text)
-    except ValueError:
-        raise ValidationError(field, f"expected an ISO date/time (2026-11-24T14:00), got {value!r}") from None
-    if when.tzinfo is not None:
-        when = when.astimezone(UTC).replace(tzinfo=None)
-    if not 1970 <= when.year <= 9000:
-        raise ValidationError(field, f"must be between 1970 and 9000, got {value!r}")
-    return when
 
 
 def parse_step(value: Any) -> timedelta:

@@ -131,3 +131,36 @@ def test_static_uplot_is_served(client: FlaskClient) -> None:
     response = client.get("/static/uplot/uPlot.iife.min.js")
     assert response.status_code == 200 and b"uPlot" in response.data
     assert Path(__file__).parents[2].joinpath("hcflask/static/uplot/LICENSE").read_text().startswith("The MIT")
+
+
+def test_a_baseline_window_with_a_utc_offset_is_converted(app: Flask, admin_client: FlaskClient,
+                                                          api_token: str) -> None:
+    """``12:00+02:00`` is 10:00 UTC, from the API and from the queue page's form (the API
+    used to drop the offset and pin 12:00; the form let the aware time through to a 500)."""
+    from datetime import datetime
+
+    from hcflask.models import MetricBand
+
+    with app.app_context():
+        queue = make_queue("q-offset")
+        band = MetricBand(queue_id=queue.id, template="t", metric="cpu", mean=1.0, sigma=0.1, k=3, points=0,
+                          pinned_by="")
+        db.session.add(band)
+        db.session.commit()
+        band_id = band.id
+    auth = {"Authorization": f"Bearer {api_token}"}
+    answer = admin_client.post(f"/api/v1/robot/bands/{band_id}/baseline", headers=auth,
+                               json={"from": "2026-11-24T12:00+02:00", "to": "2026-11-24T13:00Z"})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    with app.app_context():
+        pinned = db.session.get(MetricBand, band_id)
+        assert (pinned.pinned_from, pinned.pinned_to) == (datetime(2026, 11, 24, 10), datetime(2026, 11, 24, 13))
+    form = {"csrf_token": csrf_token(admin_client, "/queues/q-offset"), "from": "2026-11-24T09:00-05:00",
+            "to": "2026-11-24T15:00"}
+    assert admin_client.post(f"/robot/bands/{band_id}/baseline", data=form).status_code == 302
+    with app.app_context():
+        pinned = db.session.get(MetricBand, band_id)
+        assert (pinned.pinned_from, pinned.pinned_to) == (datetime(2026, 11, 24, 14), datetime(2026, 11, 24, 15))
+    form["from"] = "yesterday"
+    page = admin_client.post(f"/robot/bands/{band_id}/baseline", data=form, follow_redirects=True)
+    assert page.status_code == 200 and "from: expected an ISO date/time" in page.get_data(as_text=True)

@@ -18,6 +18,7 @@ from hcflask.engine.robot import set_enabled
 from hcflask.engine.rules import rule_table
 from hcflask.extensions import db
 from hcflask.models import Alert, MetricBand, Queue, RobotState, Test, ValidationError, utcnow
+from hcflask.times import parse_time
 from hcflask.web.api import bp, json_body, text_field
 from hcflask.web.api.auth import token_required
 from hcflask.web.queries import INT64_MAX, int_arg
@@ -63,7 +64,7 @@ def robot_alerts() -> Any:
 @bp.route("/robot/replay")
 def robot_replay() -> Any:
     """``?from=ISO&to=ISO&step=5m&set=key=value...``: the rules over stored history; nothing written."""
-    from hcflask.engine.replay import parse_sets, parse_step, parse_time, replay
+    from hcflask.engine.replay import parse_sets, parse_step, replay
 
     for field in ("from", "to"):
         if not request.args.get(field):
@@ -96,12 +97,9 @@ def _when(body: dict[str, Any], key: str) -> datetime | None:
     value = body.get(key)
     if value is None:
         return None
-    try:
-        if not isinstance(value, str):
-            raise ValueError
-        return datetime.fromisoformat(value.removesuffix("Z")).replace(tzinfo=None)
-    except ValueError:
-        raise ValidationError(key, f"expected an ISO date/time, got {value!r}") from None
+    if not isinstance(value, str):
+        raise ValidationError(key, f"expected an ISO date/time, got {value!r}")
+    return parse_time(value, key)
 
 
 @bp.route("/robot/bands/<int:band_id>/baseline", methods=["POST"])

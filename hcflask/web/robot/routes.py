@@ -36,6 +36,7 @@ from hcflask.models import (
 )
 from hcflask.models.rollup import COUNTS
 from hcflask.states import QueueStatus
+from hcflask.times import parse_time
 from hcflask.web import cost
 from hcflask.web.auth import admin_required
 from hcflask.web.queries import int_arg
@@ -170,10 +171,10 @@ def pin(band_id: int) -> Any:
         flash("The form expired; try again.", "error")
         return redirect(url_for("ui.queue", name=queue.name))
     try:
-        start, end = (datetime.fromisoformat(v) if v else None
-                      for v in (request.form.get("from", ""), request.form.get("to", "")))
-    except ValueError:
-        flash("Dates must look like 2026-11-24T14:00.", "error")
+        start, end = (parse_time(v, k) if v else None
+                      for k, v in (("from", request.form.get("from", "")), ("to", request.form.get("to", ""))))
+    except ValidationError as exc:
+        flash(f"{exc} (UTC unless an offset is given, like 2026-11-24T14:00+01:00).", "error")
         return redirect(url_for("ui.queue", name=queue.name))
     if (start is None) != (end is None) or (start and end and start >= end):
         flash("Give both ends of the baseline window (from before to), or neither.", "error")
