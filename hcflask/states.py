@@ -36,6 +36,8 @@ IN_FLIGHT_JOB_STATES = frozenset(
 FINAL_JOB_STATES = frozenset(
     {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST}
 )
+#: the in-flight states as the strings stored in ``job.state`` (for ``IN`` filters)
+IN_FLIGHT: list[str] = sorted(s.value for s in IN_FLIGHT_JOB_STATES)
 
 
 class TestState(enum.StrEnum):

@@ -18,9 +18,7 @@ from hcflask.engine.reconcile import reconcile_pending
 from hcflask.engine.robot import robot_pass
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, Template, Test, match_queues, utcnow
-from hcflask.states import IN_FLIGHT_JOB_STATES, QueueStatus, TestState
-
-IN_FLIGHT = [s.value for s in IN_FLIGHT_JOB_STATES]
+from hcflask.states import IN_FLIGHT, QueueStatus, TestState
 
 
 def start_due_tests() -> int:

@@ -41,10 +41,9 @@ from hcflask.models import (
     Test,
 )
 from hcflask.models.rollup import COUNTS, TIMES
-from hcflask.states import JobState, QueueStatus
+from hcflask.states import IN_FLIGHT, JobState, QueueStatus
 
 FINAL = {s.value for s in JobState if s.final}
-IN_FLIGHT = {s.value for s in JobState if not s.final}
 FINISHED = {JobState.SUCCEEDED.value, JobState.FAILED.value}
 OUTCOME_COLUMN = {JobState.SUCCEEDED.value: "succeeded", JobState.FAILED.value: "failed",
                   JobState.CANCELLED.value: "cancelled", JobState.LOST.value: "lost"}
@@ -217,7 +216,7 @@ def job_rows(session: Session) -> int:
     (through the state index).  One statement, so one snapshot on PostgreSQL."""
     finished = select(func.coalesce(func.sum(sum((getattr(RollupTotal, c) for c in OUTCOMES), start=0)), 0))
     purged = select(func.coalesce(func.sum(Tally.n), 0)).where(Tally.name == JOB_ROWS_PURGED)
-    live = select(func.count()).select_from(Job).where(Job.state.in_(sorted(IN_FLIGHT)))
+    live = select(func.count()).select_from(Job).where(Job.state.in_(IN_FLIGHT))
     return int(session.scalar(select(finished.scalar_subquery() - purged.scalar_subquery()
                                      + live.scalar_subquery())) or 0)
 

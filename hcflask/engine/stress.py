@@ -19,14 +19,13 @@ from sqlalchemy import func, select
 
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, Test, utcnow
-from hcflask.states import FINAL_JOB_STATES, IN_FLIGHT_JOB_STATES, JobState
+from hcflask.states import FINAL_JOB_STATES, IN_FLIGHT, JobState
 
 #: the abort rule looks at this many of a queue's first judged jobs (fewer if max_jobs is smaller)
 FIRST_JUDGED = 20
 #: outcomes that say something about the queue (a cancelled job does not)
 JUDGED = [JobState.SUCCEEDED.value, JobState.FAILED.value, JobState.LOST.value]
 FINAL = [s.value for s in FINAL_JOB_STATES]
-IN_FLIGHT = [s.value for s in IN_FLIGHT_JOB_STATES]
 
 
 def max_jobs(snapshot: dict[str, Any]) -> int:

@@ -31,9 +31,8 @@ from hcflask.engine.common import (
 from hcflask.engine.diskguard import submission_allowed
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, Test, utcnow
-from hcflask.states import IN_FLIGHT_JOB_STATES, JobState, QueueStatus, TestState
+from hcflask.states import IN_FLIGHT, JobState, QueueStatus, TestState
 
-IN_FLIGHT = [s.value for s in IN_FLIGHT_JOB_STATES]
 #: how long before a cancel request that got no effect is sent again
 CANCEL_RETRY = timedelta(seconds=60)
 

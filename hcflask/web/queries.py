@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 from hcflask.engine.rollups import OUTCOMES, job_rows
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, RollupTest, Template, Test, ValidationError
-from hcflask.states import IN_FLIGHT_JOB_STATES, JobState, QueueStatus, TestState
+from hcflask.states import IN_FLIGHT, JobState, QueueStatus, TestState
 
 #: the HammerCloud columns: submitted (incl. pending and queued), running, completed, failed
 COLUMNS = {
@@ -24,7 +24,6 @@ COLUMNS = {
 }
 
 
-IN_FLIGHT = [s.value for s in IN_FLIGHT_JOB_STATES]
 
 
 @dataclasses.dataclass

@@ -35,7 +35,7 @@ from hcflask.models import (
     utcnow,
 )
 from hcflask.models.rollup import COUNTS
-from hcflask.states import QueueStatus
+from hcflask.states import IN_FLIGHT, QueueStatus
 from hcflask.times import parse_time
 from hcflask.web import cost
 from hcflask.web.auth import admin_required
@@ -253,7 +253,7 @@ def rollup_lines() -> list[str]:
     lines = ["# HELP hc_jobs_in_flight Jobs not finished yet, by queue and state.",
              "# TYPE hc_jobs_in_flight gauge"]
     for name, state, n in db.session.execute(select(Queue.name, Job.state, func.count()).join(Queue).where(
-            Job.state.in_(stats.IN_FLIGHT)).group_by(Queue.name, Job.state).order_by(Queue.name, Job.state)):
+            Job.state.in_(IN_FLIGHT)).group_by(Queue.name, Job.state).order_by(Queue.name, Job.state)):
         lines.append(f'hc_jobs_in_flight{{queue="{_label(name)}",state="{state}"}} {n}')
     totals = db.session.execute(select(Queue.name, RollupTotal.template, *(getattr(RollupTotal, c) for c in COUNTS))
                                 .join(Queue, Queue.id == RollupTotal.queue_id)

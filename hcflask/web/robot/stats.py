@@ -24,10 +24,9 @@ from sqlalchemy import func, select
 from hcflask.extensions import db
 from hcflask.models import Job, JobMetric, MetricBand, Queue, QueueEvent, Rollup, RollupTail, Test, utcnow
 from hcflask.models.rollup import COUNTS, TIMES
-from hcflask.states import IN_FLIGHT_JOB_STATES, JobState, QueueStatus
+from hcflask.states import IN_FLIGHT, JobState, QueueStatus
 
 FINISHED = (JobState.SUCCEEDED.value, JobState.FAILED.value)
-IN_FLIGHT = [s.value for s in IN_FLIGHT_JOB_STATES]
 OUTCOMES = ("succeeded", "failed", "cancelled", "lost", "in flight")
 
 
