@@ -1,15 +1,19 @@
 """A month at HammerCloud scale: every page, served for real (run by hand).
 
     python3 bench/bench_scale.py [--days 30] [--per-day 61000] [--queues 165] [--db sqlite,postgres]
+                                 [--keep DIR]
 
 For each database: a fresh instance is migrated, the month is generated
-(bench/scale_data.py: bulk inserts plus the project's rollup writer), then
+(bench/scale_data.py: bulk inserts, COPY on PostgreSQL, plus the project's
+rollup writer; about 4 minutes a month on either), then
 ``hc serve --no-scheduler`` (real gunicorn, 2 workers) serves it and each
 page and endpoint of issue 12's table is fetched ``--requests`` times.
 Printed: p50 / p95 / max in ms per URL (the first /overview separately),
 the largest worker RSS, and in-process timings of a robot pass, a core
 tick and a retention tick.  PostgreSQL is a private server
-(tests/postgres.py).  Goals: p95 < 100 ms, /metrics < 50 ms, RSS < 200 MB.
+(tests/postgres.py).  ``--keep DIR`` keeps the month (and the server's data)
+in DIR and measures it again next time without generating it.  Goals:
+p95 < 100 ms, /metrics < 50 ms, RSS < 200 MB, robot pass < 200 ms.
 """
 from __future__ import annotations
 
