@@ -212,6 +212,7 @@ def workspace(kind: str, keep: str | None) -> Path:
         if not (folder / "instance" / "generated.txt").exists():
             shutil.rmtree(folder, ignore_errors=True)
     (folder / "instance").mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)  # PostgreSQL runs as its own user (as root: postgres) and must reach server/
     return folder
 
 
