@@ -152,3 +152,14 @@ def test_warming_without_a_database_leaves_the_worker_up(tmp_path: Path, capfd: 
     warm(app)
     assert "report sums not prepared at start" in capfd.readouterr().err
     assert app.test_client().get("/healthz").status_code in (200, 503)
+
+
+def test_a_page_of_a_list_reads_its_rows_by_id(app: Flask, client: FlaskClient) -> None:
+    """Whole rows are read only for the page's ids (found through an index first): with
+    a filter over joins (``template``), SQLite otherwise read and sorted every matching row."""
+    history(app, 40)
+    with statements(app) as seen:
+        body = client.get("/api/v1/jobs?template=t0&per_page=7&page=2").get_json()
+    assert [j["id"] for j in body["items"]] == list(range(33, 26, -1)) and body["total"] == 40
+    full_rows = [s for s in seen if s.startswith("SELECT job.id, job.test_id")]
+    assert full_rows and all("LIMIT" not in s and "job.id IN" in s for s in full_rows), full_rows
