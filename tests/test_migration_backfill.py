@@ -53,7 +53,9 @@ def test_upgrade_backfills_rollups(tmp_path: Path) -> None:
         upgrade(directory=directory)
         tested = db.session.scalar(select(RollupTest))
         assert (tested.test_id, tested.queue_id, tested.succeeded, tested.failed) == (1, 1, 5, 2)
-        assert db.session.scalar(select(Tally.n).where(Tally.name == "job_rows_purged")) == 2
-        assert job_rows(db.session()) == 7
+        tallies = dict(db.session.execute(select(Tally.name, Tally.n)).all())
+        assert tallies == {"job_rows_purged:succeeded": 1, "job_rows_purged:failed": 1,
+                           "job_rows_purged:cancelled": 0, "job_rows_purged:lost": 0}
+        assert job_rows(db.session()) == 7 and job_rows(db.session(), ["failed"]) == 2
         db.session.remove()
         db.engine.dispose()

@@ -19,7 +19,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, and_, delete, func, literal_column, or_, select, update
 
 from hcflask.engine.common import tick
-from hcflask.engine.rollups import JOB_ROWS_PURGED, add_tally
+from hcflask.engine.rollups import add_purged
 from hcflask.extensions import db
 from hcflask.models import Job, JobEvent, JobMetric, utcnow
 from hcflask.states import JobState
@@ -93,15 +93,15 @@ def _chunk_workdirs(now: datetime, size: int) -> int:
 
 
 def _chunk_jobs(now: datetime, size: int) -> int:
-    rows = db.session.execute(select(Job.id, Job.workdir).where(old_jobs(now)).limit(size)).all()
+    rows = db.session.execute(select(Job.id, Job.workdir, Job.state).where(old_jobs(now)).limit(size)).all()
     ids = [r.id for r in rows]
     if ids:
-        for _id, workdir in rows:
-            remove_workdir(workdir)
+        for row in rows:
+            remove_workdir(row.workdir)
         db.session.execute(delete(JobMetric).where(JobMetric.job_id.in_(ids)))
         db.session.execute(delete(JobEvent).where(JobEvent.job_id.in_(ids)))
         db.session.execute(delete(Job).where(Job.id.in_(ids)).execution_options(synchronize_session=False))
-        add_tally(db.session(), JOB_ROWS_PURGED, len(ids))
+        add_purged(db.session(), [r.state for r in rows])
     db.session.commit()
     return len(ids)
 

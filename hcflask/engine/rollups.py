@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import case, delete, event, func, insert, select
+from sqlalchemy import case, delete, event, func, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, attributes
 
@@ -48,8 +48,8 @@ FINISHED = {JobState.SUCCEEDED.value, JobState.FAILED.value}
 OUTCOME_COLUMN = {JobState.SUCCEEDED.value: "succeeded", JobState.FAILED.value: "failed",
                   JobState.CANCELLED.value: "cancelled", JobState.LOST.value: "lost"}
 OUTCOMES = tuple(OUTCOME_COLUMN.values())
-#: the :class:`Tally` of finished jobs whose rows retention deleted
-JOB_ROWS_PURGED = "job_rows_purged"
+#: the :class:`Tally` names of finished jobs whose rows retention deleted, one per final state
+PURGED = {state: f"job_rows_purged:{state}" for state in OUTCOME_COLUMN}
 _PATH = re.compile(r"/\S+")
 _LONG_NUMBER = re.compile(r"\d{4,}")
 
@@ -210,15 +210,27 @@ def add_tally(session: Session, name: str, n: int) -> None:
     _upsert(session, Tally, [{"name": name, "n": n}], ("name",), ("n",))
 
 
-def job_rows(session: Session) -> int:
-    """How many job rows there are, without counting them: every finished job the
-    all-time rollups hold, less those retention deleted, plus the jobs in flight
-    (through the state index).  One statement, so one snapshot on PostgreSQL."""
-    finished = select(func.coalesce(func.sum(sum((getattr(RollupTotal, c) for c in OUTCOMES), start=0)), 0))
-    purged = select(func.coalesce(func.sum(Tally.n), 0)).where(Tally.name == JOB_ROWS_PURGED)
-    live = select(func.count()).select_from(Job).where(Job.state.in_(IN_FLIGHT))
-    return int(session.scalar(select(finished.scalar_subquery() - purged.scalar_subquery()
-                                     + live.scalar_subquery())) or 0)
+def job_rows(session: Session, states: Iterable[str] | None = None) -> int:
+    """How many job rows there are (in ``states``, default all), without counting them:
+    the finished jobs the all-time rollups hold, less those retention deleted, plus the
+    jobs in flight (through the state index).  One statement, so one snapshot on PostgreSQL."""
+    wanted = set(states) if states is not None else FINAL | set(IN_FLIGHT)
+    finals, live = [s for s in OUTCOME_COLUMN if s in wanted], [s for s in IN_FLIGHT if s in wanted]
+    parts: list[Any] = []
+    if finals:
+        done = sum((getattr(RollupTotal, OUTCOME_COLUMN[s]) for s in finals), start=literal(0))
+        parts.append(select(func.coalesce(func.sum(done), 0)).scalar_subquery())
+        parts.append(-select(func.coalesce(func.sum(Tally.n), 0))
+                     .where(Tally.name.in_([PURGED[s] for s in finals])).scalar_subquery())
+    if live:
+        parts.append(select(func.count()).select_from(Job).where(Job.state.in_(live)).scalar_subquery())
+    return int(session.scalar(select(sum(parts, start=literal(0)))) or 0) if parts else 0
+
+
+def add_purged(session: Session, states: Iterable[str]) -> None:
+    """Retention deleted the rows of finished jobs in ``states`` (one entry per row)."""
+    for state, n in Counter(states).items():
+        add_tally(session, PURGED[state], n)
 
 
 def _full(values: dict[str, float], columns: tuple[str, ...]) -> dict[str, Any]:
@@ -265,7 +277,7 @@ def rebuild(session: Session, since: date | None = None, chunk: int = 5000, late
     for model in (Rollup, RollupReason):
         session.execute(delete(model).where(model.day >= since) if since else delete(model))
     if not since and later_tables:  # every rollup is recounted from the rows that are left
-        session.execute(delete(Tally).where(Tally.name == JOB_ROWS_PURGED))
+        session.execute(delete(Tally).where(Tally.name.in_(list(PURGED.values()))))
     session.execute(delete(RollupTail))
     templates = {i: (s.get("name", "?"), cores_of(s)) for i, s in session.execute(select(Test.id, Test.snapshot))}
     ended = func.coalesce(Job.ended_at, Job.updated_at)

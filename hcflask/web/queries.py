@@ -137,28 +137,28 @@ def int_arg(args: Mapping[str, str], name: str, default: int, low: int = 1, high
     return value
 
 
-def _by_state(query: Select[Any], column: Any, args: Mapping[str, str], words: Iterable[str]) -> Select[Any]:
-    """``query`` limited to ``?state=a,b`` (each checked against ``words``)."""
-    raw = args.get("state")
-    if not raw:  # absent or empty: every state
-        return query
-    states = [s.strip() for s in raw.split(",") if s.strip()]
+def _states(args: Mapping[str, str], words: Iterable[str]) -> list[str]:
+    """``?state=a,b`` (each checked against ``words``); empty when absent."""
+    states = [s.strip() for s in args.get("state", "").split(",") if s.strip()]
     allowed = [str(w) for w in words]
     for state in states:
         if state not in allowed:
             raise ValidationError("state", f"unknown state {state!r} (one of: {', '.join(allowed)})")
-    return query.where(column.in_(states))
+    return states
 
 
-JOB_FILTERS = ("state", "queue", "test", "template")
+def _by_state(query: Select[Any], column: Any, args: Mapping[str, str], words: Iterable[str]) -> Select[Any]:
+    """``query`` limited to ``?state=a,b`` (absent or empty: every state)."""
+    states = _states(args, words)
+    return query.where(column.in_(states)) if states else query
 
 
 def jobs_total(args: Mapping[str, str]) -> int | None:
-    """The unfiltered job list's total from the rollups (counting millions of rows
-    would take longer than the page); None when a filter is given (count those)."""
-    if any(args.get(name) for name in JOB_FILTERS):
+    """The job list's total from the rollups when at most ``state`` filters it (counting
+    millions of rows would take longer than the page); None otherwise (count those)."""
+    if any(args.get(name) for name in ("queue", "test", "template")):
         return None
-    return job_rows(db.session())
+    return job_rows(db.session(), _states(args, JobState) or None)
 
 
 def jobs_query(args: Mapping[str, str]) -> Select[Any]:

@@ -3,7 +3,7 @@ with a direct count over the raw rows, also after retention has run."""
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -76,9 +76,15 @@ def randomised_history(app: Flask, seed: int) -> None:
             expected[key] = now_counted.get(key, 0.0) + purged.get(key, 0.0)
         assert any(purged.values()), "retention purged no job of a test"
         assert close(expected, rollup_counts()) == []
-        # the job list's total, from the rollups and the tally of purged rows
+        # the job list's totals, from the rollups and the tallies of purged rows
         assert job_rows(db.session()) == len(jobs)
-    assert app.test_client().get("/api/v1/jobs").get_json()["total"] == len(jobs)
+        by_state = Counter(j.state for j in jobs)
+        for states in (["succeeded"], ["failed", "lost"], ["cancelled", "pending"], list(by_state)):
+            assert job_rows(db.session(), states) == sum(by_state[s] for s in states), states
+    client = app.test_client()
+    assert client.get("/api/v1/jobs").get_json()["total"] == len(jobs)
+    assert client.get("/api/v1/jobs?state=failed,pending").get_json()["total"] == by_state["failed"] + by_state[
+        "pending"]
     with app.app_context():
         totals = {(t.queue_id, t.template): t for t in db.session.scalars(select(RollupTotal))}
         for (queue_id, template), total in totals.items():

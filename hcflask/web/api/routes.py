@@ -81,8 +81,9 @@ def openapi() -> Any:
 def list_objects(kind: str) -> Any:
     page = queries.int_arg(request.args, "page", 1)
     per_page = queries.int_arg(request.args, "per_page", 50, high=500)
+    query = LISTS[kind](request.args)
     total = queries.jobs_total(request.args) if kind == "jobs" else None
-    result = queries.paginate(LISTS[kind](request.args), page, per_page, total)
+    result = queries.paginate(query, page, per_page, total)
     items = [row.to_dict() for row in result.items]
     if kind == "tests":
         counts = queries.counts_by_test([t.id for t in result.items])
