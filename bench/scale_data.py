@@ -24,6 +24,8 @@ from hcflask.models import Job, JobEvent, JobMetric, Queue, RobotState, Test, ut
 REASONS = ["exit 1: Segmentation fault", "timeout after 01:00:00", "exit 3: cvmfs not mounted",
            "output lacks required pattern 'hc-ok'", "node failure"]
 CHUNK = 20_000
+#: a test of the day: id, template name, cores per job, template id
+TestRow = tuple[int, str, int, int | None]
 
 
 def queues_and_templates(queues: int, templates: int) -> tuple[list[int], list[Any]]:
@@ -41,7 +43,7 @@ def queues_and_templates(queues: int, templates: int) -> tuple[list[int], list[A
     return list(db.session.scalars(select(Queue.id).order_by(Queue.id))), made
 
 
-def tests_for(day: datetime, templates: list[Any], running: bool, names: list[str]) -> list[tuple[int, str, int]]:
+def tests_for(day: datetime, templates: list[Any], running: bool, names: list[str]) -> list[TestRow]:
     rows = []
     for template in templates:
         test = Test.from_template(template, start_at=day, created_by="bench")
@@ -51,24 +53,25 @@ def tests_for(day: datetime, templates: list[Any], running: bool, names: list[st
         db.session.add(test)
         rows.append(test)
     db.session.commit()
-    return [(t.id, t.template_name, int(t.snapshot["workload"]["resources"]["cores"])) for t in rows]
+    return [(t.id, t.template_name, int(t.snapshot["workload"]["resources"]["cores"]), t.template_id) for t in rows]
 
 
 def day_rows(rng: random.Random, day: datetime, per_day: int, queue_ids: list[int],
-             tests: list[tuple[int, str, int]], first_id: int) -> Iterator[tuple[dict[str, Any], Outcome | None]]:
+             tests: list[TestRow], first_id: int) -> Iterator[tuple[dict[str, Any], Outcome | None]]:
     """One day's jobs, in the order they ended (in-flight ones last, no outcome)."""
     step = 86400 / per_day
     for i in range(per_day):
         job_id = first_id + i
         queue_id = queue_ids[i % len(queue_ids)]
-        test_id, template, cores = tests[(i // len(queue_ids)) % len(tests)]
+        test_id, template, cores, template_id = tests[(i // len(queue_ids)) % len(tests)]
         ended = day + timedelta(seconds=i * step)
         started = ended - timedelta(seconds=rng.randint(60, 1800))
         roll = rng.random()
         state = ("failed" if roll < 0.08 else "cancelled" if roll < 0.09 else "lost" if roll < 0.095
                  else "succeeded")
         reason = rng.choice(REASONS) if state in ("failed", "lost") else ""
-        yield ({"id": job_id, "test_id": test_id, "queue_id": queue_id, "name": f"hc-bench-{job_id}",
+        yield ({"id": job_id, "test_id": test_id, "template_id": template_id, "queue_id": queue_id,
+                "name": f"hc-bench-{job_id}",
                 "state": state, "backend": "local", "backend_id": str(job_id), "native_state": "COMPLETED",
                 "native_reason": "", "failure_reason": reason, "exit_code": 1 if state == "failed" else 0,
                 "host": "wn01", "workdir": "", "submit_attempts": 1, "created_at": started - timedelta(minutes=5),
@@ -77,14 +80,15 @@ def day_rows(rng: random.Random, day: datetime, per_day: int, queue_ids: list[in
                Outcome(queue_id, template, state, reason, started, ended, cores, test_id))
 
 
-def in_flight(rng: random.Random, now: datetime, queue_ids: list[int], tests: list[tuple[int, str, int]],
+def in_flight(rng: random.Random, now: datetime, queue_ids: list[int], tests: list[TestRow],
               first_id: int) -> list[dict[str, Any]]:
     rows = []
-    for k, (test_id, _template, _cores) in enumerate(tests):
+    for k, (test_id, _template, _cores, template_id) in enumerate(tests):
         for j, queue_id in enumerate(queue_ids):
             job_id = first_id + k * len(queue_ids) + j
             state = rng.choice(["queued", "running"])
-            rows.append({"id": job_id, "test_id": test_id, "queue_id": queue_id, "name": f"hc-bench-{job_id}",
+            rows.append({"id": job_id, "test_id": test_id, "template_id": template_id, "queue_id": queue_id,
+                         "name": f"hc-bench-{job_id}",
                          "state": state, "backend": "local", "backend_id": None, "native_state": state,
                          "native_reason": "", "failure_reason": "", "exit_code": None, "host": None,
                          "workdir": "", "submit_attempts": 1, "created_at": now - timedelta(minutes=10),
@@ -100,6 +104,7 @@ def bulk(model: Any, rows: list[dict[str, Any]]) -> None:
         return
     columns = list(rows[0])
     raw = db.session.connection().connection.driver_connection
+    assert raw is not None
     with raw.cursor() as cursor, cursor.copy(f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row([row[c] for c in columns])

@@ -1,6 +1,7 @@
 """The c12rollups migration backfills the rollups from the job rows an
 existing database already has; c16testcounts the per-test counts and the
-tally of the rows retention deleted in between."""
+tally of the rows retention deleted in between; c17jobtemplate each job's
+template."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -30,7 +31,10 @@ def test_upgrade_backfills_rollups(tmp_path: Path) -> None:
         upgrade(directory=directory, revision="c10status")
         put("queue", [{"id": 1, "name": "q1", "backend": "local", "status": "online", "autoexclusion": True,
                        "options": {}, "description": "", "created_at": ended}])
-        put("test", [{"id": 1, "state": "completed", "queue_names": ["q1"], "created_by": "", "note": "",
+        put("template", [{"id": 1, "name": "t1", "description": "", "queues": ["q1"], "lifetime": 60,
+                          "jobs_in_flight": 1, "max_jobs": 0, "max_running": 0, "autoexclusion": False,
+                          "renew": False, "workload": {}, "active": True, "created_at": ended, "updated_at": ended}])
+        put("test", [{"id": 1, "template_id": 1, "state": "completed", "queue_names": ["q1"], "created_by": "", "note": "",
                       "start_at": ended, "end_at": ended, "created_at": ended,
                       "snapshot": {"name": "t1", "workload": {"resources": {"cores": 4}}}}])
         put("job", [
@@ -57,5 +61,7 @@ def test_upgrade_backfills_rollups(tmp_path: Path) -> None:
         assert tallies == {"job_rows_purged:succeeded": 1, "job_rows_purged:failed": 1,
                            "job_rows_purged:cancelled": 0, "job_rows_purged:lost": 0}
         assert job_rows(db.session()) == 7 and job_rows(db.session(), ["failed"]) == 2
+        # c17: each job carries its test's template
+        assert set(db.session.scalars(select(column("template_id")).select_from(table("job")))) == {1}
         db.session.remove()
         db.engine.dispose()

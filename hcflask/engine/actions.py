@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from hcflask.backends import OptionError, backend_class
 from hcflask.engine.hosts import check_host
@@ -163,6 +163,7 @@ def delete_template(template: Template, actor: str) -> int:
             test.state, test.finished_at = TestState.CANCELLED.value, utcnow()
             test.note = f"cancelled: template {template.name} deleted by {actor}"
         test.template_id = None
+    db.session.execute(update(Job).where(Job.template_id == template.id).values(template_id=None))
     db.session.delete(template)
     db.session.commit()
     return len(tests)

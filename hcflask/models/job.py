@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import ForeignKey, Index, String, Text, event, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hcflask.extensions import Model
@@ -23,6 +23,7 @@ class Job(Model):
         # the robot's newest outcomes per queue x test (without it, planners take the one above
         # and read every job of the test in the window: 140 ms a pass at HammerCloud scale)
         Index("ix_job_queue_test_ended", "queue_id", "test_id", "ended_at"),
+        Index("ix_job_template_id", "template_id", "id"),  # /api/v1/jobs?template=, newest first
         Index("ix_job_queue_id", "queue_id", "id"),
         Index("ix_job_created_at", "created_at"),
         Index("ix_job_ended_at", "ended_at"),
@@ -34,6 +35,9 @@ class Job(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     test_id: Mapped[int] = mapped_column(ForeignKey("test.id"))
     queue_id: Mapped[int] = mapped_column(ForeignKey("queue.id"))
+    #: the test's template, copied here so the jobs of a template are one index range
+    #: (set on insert from the test; cleared when the template is deleted)
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("template.id"))
     #: hc-<instance>-<job id>; unique so a crash can be reconciled by name
     name: Mapped[str] = mapped_column(String(128), unique=True)
     state: Mapped[str] = mapped_column(String(16), default=JobState.PENDING.value, index=True)
@@ -93,6 +97,15 @@ class Job(Model):
             "started_at": iso(self.started_at), "ended_at": iso(self.ended_at),
             "cpu_seconds": self.cpu_seconds, "metrics": {m.name: m.value for m in self.metrics},
         }
+
+
+@event.listens_for(Job, "before_insert")
+def _copy_template(_mapper: Any, connection: Any, job: Job) -> None:
+    """Every job carries its test's template (:attr:`Job.template_id`), however it was made."""
+    if job.template_id is None:
+        test = job.__dict__.get("test")  # loaded already when the job was made from its test
+        job.template_id = test.template_id if test is not None else connection.scalar(
+            text("SELECT template_id FROM test WHERE id = :id"), {"id": job.test_id})
 
 
 class JobEvent(Model):

@@ -170,7 +170,8 @@ def jobs_query(args: Mapping[str, str]) -> Select[Any]:
     if args.get("test"):
         query = query.where(Job.test_id == int_arg(args, "test", 0, high=INT64_MAX))
     if args.get("template"):
-        query = query.join(Job.test).join(Test.template).where(Template.name == args["template"])
+        query = query.where(Job.template_id == select(Template.id).where(Template.name == args["template"])
+                            .scalar_subquery())
     return query
 
 

@@ -163,3 +163,23 @@ def test_a_page_of_a_list_reads_its_rows_by_id(app: Flask, client: FlaskClient) 
     assert [j["id"] for j in body["items"]] == list(range(33, 26, -1)) and body["total"] == 40
     full_rows = [s for s in seen if s.startswith("SELECT job.id, job.test_id")]
     assert full_rows and all("LIMIT" not in s and "job.id IN" in s for s in full_rows), full_rows
+
+
+def test_the_jobs_of_a_template_are_one_index_range(app: Flask, client: FlaskClient) -> None:
+    """``?template=`` reads ``job.template_id`` (copied from the test as the job is
+    written); deleting the template clears it, so a new template of that name does
+    not inherit the old jobs."""
+    from hcflask.engine import actions
+    from hcflask.models import Job, Template
+    from tests.factories import make_template
+
+    history(app, 12)
+    with statements(app) as seen:
+        assert client.get("/api/v1/jobs?template=t0").get_json()["total"] == 12
+    assert any("job.template_id =" in s for s in seen) and not any("JOIN test" in s for s in seen)
+    with app.app_context():
+        assert set(db.session.scalars(select(Job.template_id))) == {db.session.scalar(select(Template.id))}
+        actions.delete_template(db.session.scalar(select(Template)), "admin:x")
+        assert set(db.session.scalars(select(Job.template_id))) == {None}
+        make_template("t0", ["q0"])
+    assert client.get("/api/v1/jobs?template=t0").get_json()["total"] == 0
