@@ -34,8 +34,8 @@ def test_upgrade_backfills_rollups(tmp_path: Path) -> None:
         put("template", [{"id": 1, "name": "t1", "description": "", "queues": ["q1"], "lifetime": 60,
                           "jobs_in_flight": 1, "max_jobs": 0, "max_running": 0, "autoexclusion": False,
                           "renew": False, "workload": {}, "active": True, "created_at": ended, "updated_at": ended}])
-        put("test", [{"id": 1, "template_id": 1, "state": "completed", "queue_names": ["q1"], "created_by": "", "note": "",
-                      "start_at": ended, "end_at": ended, "created_at": ended,
+        put("test", [{"id": 1, "template_id": 1, "state": "completed", "queue_names": ["q1"], "created_by": "",
+                      "note": "", "start_at": ended, "end_at": ended, "created_at": ended,
                       "snapshot": {"name": "t1", "workload": {"resources": {"cores": 4}}}}])
         put("job", [
             {"id": n, "test_id": 1, "queue_id": 1, "name": f"hc-old-{n}", "backend": "local",
