@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hcflask.engine.retention import purge
 from hcflask.engine.rollups import OUTCOMES, job_rows, rebuild
@@ -127,6 +127,7 @@ def test_rebuild_gives_the_rollups_the_writer_gave(app: Flask, runner) -> None: 
         assert close(written, snapshot()) == []
         rebuild(db.session)
         assert close(written, snapshot()) == []
+        assert job_rows(db.session()) == db.session.scalar(select(func.count()).select_from(Job)) == 400
 
 
 def snapshot() -> dict:
