@@ -113,8 +113,10 @@ def cost_of(kind: str, start: date | None = None, end: date | None = None,
             queue: Queue | None = None) -> list[dict[str, Any]]:
     """For the page includes: ``overview`` (queue × template), ``queue`` (one queue by day) or
     ``balance`` (the robot's), over [start, end] (default: the last 30 days)."""
-    end = end or utcnow().date()
-    start = start or end - timedelta(days=29)
+    from hcflask.web.robot.stats import last_days
+
+    first, end = last_days(end)
+    start = start or first
     if kind == "queue" and queue is not None:
         return by_day(start, end, queue)
     if kind == "balance":

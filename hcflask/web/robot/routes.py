@@ -73,7 +73,7 @@ def parse_day(value: str | None, default: date, field: str = "day") -> date:
         raise ValidationError(field, f"expected a day YYYY-MM-DD (years 1970-2999), got {value!r}") from None
 
 
-def date_range(args: Any, default_days: int = 30) -> tuple[date, date]:
+def date_range(args: Any, default_days: int = stats.REPORT_DAYS) -> tuple[date, date]:
     """``from``/``to`` (YYYY-MM-DD) or the last ``days`` days, at most ``[reports] max_days``.
 
     A bad or too wide range is a 400 naming the field, never a silent clamp.
@@ -188,7 +188,7 @@ def pin(band_id: int) -> Any:
 @bp.route("/overview")
 def overview() -> Any:
     start, end = date_range(request.args)
-    heat_start = max(start, end - timedelta(days=29))
+    heat_start = max(start, stats.last_days(end)[0])
     return render_template(
         "robot/overview.html", start=start, end=end, excluded=stats.excluded_per_day(start, end),
         jobs=stats.jobs_per_day(start, end), heat=stats.heatmap(heat_start, end),

@@ -28,6 +28,8 @@ from hcflask.states import IN_FLIGHT, JobState, QueueStatus
 
 FINISHED = (JobState.SUCCEEDED.value, JobState.FAILED.value)
 OUTCOMES = ("succeeded", "failed", "cancelled", "lost", "in flight")
+#: the days a report shows unless asked (/overview, its API twins, the cost tables)
+REPORT_DAYS = 30
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -94,12 +96,17 @@ def _cached_sums(lo: date, hi: date, by: tuple[str, ...], columns: tuple[str, ..
     return sums
 
 
+def last_days(end: date | None = None, days: int = REPORT_DAYS) -> tuple[date, date]:
+    """The ``days`` days up to ``end`` (default today), both included."""
+    end = end or utcnow().date()
+    return end - timedelta(days=days - 1), end
+
+
 def warm() -> None:
     """Sum the past days of the default /overview month into this process's cache."""
     from hcflask.web import cost
 
-    end = utcnow().date()
-    start = end - timedelta(days=29)
+    start, end = last_days()
     jobs_per_day(start, end)
     heatmap(start, end)
     availability(start, end)
@@ -164,15 +171,11 @@ def _range(start: date, end: date) -> tuple[datetime, datetime]:
     return day_bounds(start)[0], day_bounds(end)[1]
 
 
-def _day(value: Any) -> str:
-    return value.isoformat() if isinstance(value, date) else str(value)[:10]
-
-
 def jobs_per_day(start: date, end: date) -> list[dict[str, Any]]:
     """Jobs by the day they ended, split by outcome; today also counts the jobs in flight."""
     counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
     for (day,), row in rollup_sums(start, end, ("day",), COUNTS[:4]).items():
-        counts[_day(day)].update({o: int(row[o]) for o in OUTCOMES[:4]})
+        counts[day.isoformat()].update({o: int(row[o]) for o in OUTCOMES[:4]})
     today = utcnow().date()
     if start <= today <= end:
         counts[today.isoformat()]["in flight"] = sum(in_flight_by_queue().values())
