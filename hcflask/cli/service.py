@@ -146,10 +146,11 @@ def user_list() -> None:
 @initialised
 def user_remove(username: str, yes: bool) -> None:
     """Remove an admin and their API tokens (what they did stays in the history)."""
+    from hcflask.engine.actions import remove_user
+
     user = get_row(User, "username", username, "username")
     confirm(yes, f"remove admin {username} and their {len(user.tokens)} API token(s)?")
-    db.session.delete(user)
-    db.session.commit()
+    remove_user(user)
     click.echo(f"admin {username} removed")
 
 

@@ -84,8 +84,7 @@ def create_jobs() -> list[Job]:
                 need = jobs_needed(test.snapshot, in_flight[key], totals[key], test_in_flight)
             for _ in range(need):
                 # a unique placeholder until the id (and so the real name) is known
-                job = Job(test=test, queue=queue, template_id=test.template_id, backend=queue.backend,
-                          name=f"new-{uuid.uuid4().hex}")
+                job = Job(test=test, queue=queue, backend=queue.backend, name=f"new-{uuid.uuid4().hex}")
                 db.session.add(job)
                 db.session.flush()
                 job.name = f"hc-{instance}-{job.id}"

@@ -87,9 +87,10 @@ class RollupTest(Model):
 
 
 class Tally(Model):
-    """Running numbers kept beside the rollups.  ``job_rows_purged``: finished jobs whose
-    rows retention deleted; with the all-time totals and the jobs in flight it gives the
-    number of job rows without counting millions of them (the jobs list's ``total``)."""
+    """Running numbers kept beside the rollups.  ``job_rows_purged:<state>``: finished jobs
+    in that state whose rows retention deleted; with the all-time totals and the jobs in
+    flight they give the number of job rows without counting millions of them (the jobs
+    list's ``total``)."""
 
     __tablename__ = "tally"
 
