@@ -286,3 +286,28 @@ def test_disable_when_already_off_keeps_the_new_reason(app: Flask) -> None:
     assert "storage migration" in runner.invoke(args=["robot", "status"]).output
     with app.app_context():
         assert RobotState.get().reason == "storage migration"
+
+
+def test_a_robot_pass_runs_the_same_statements_for_more_queues_and_tests(app: Flask) -> None:
+    """The issue measured one query per queue × test (834 a pass at 165 queues): the
+    outcomes now come from one query, so 12 queues × 3 tests cost what 2 × 1 do."""
+    from tests.conftest import statements
+    from tests.scale_history import new_job
+
+    def history(queues: int, tests: int) -> list[str]:
+        with app.app_context():
+            names = [make_queue(f"n{queues}-{i}").name for i in range(queues)]
+            made = [make_test(make_template(f"n{queues}-{t}", names, autoexclusion=True), app) for t in range(tests)]
+            ids = list(db.session.scalars(select(Queue.id).where(Queue.name.in_(names))))
+            start = utcnow().replace(microsecond=0)
+            for n, (test, queue_id) in enumerate((t, q) for t in made for q in ids):
+                new_job(test, queue_id, start, 10_000 * queues + n, state="succeeded", started_at=start,
+                        ended_at=start)
+            db.session.commit()
+        with statements(app) as seen, app.app_context():
+            robot_pass()
+        return [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+
+    small, large = history(2, 1), history(12, 3)
+    assert len(large) == len(small), (len(small), len(large))
+    assert sum("FROM queue JOIN test" in s for s in large) == 1, "the outcomes of every queue × test in one query"

@@ -3,37 +3,20 @@ start-up, and date ranges that are too wide or malformed answered with a 400."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from hcflask import create_app
 from hcflask.config import ConfigError
 from hcflask.extensions import db
 from hcflask.models import JobMetric, MetricBand, Queue, utcnow
+from tests.conftest import statements
 from tests.scale_history import finish, new_job, setup
-
-
-@contextmanager
-def statements(app: Flask) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        seen.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def history(app: Flask, jobs: int) -> int:
