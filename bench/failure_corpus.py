@@ -3,7 +3,7 @@
 Each cause is a format string whose ``{field}`` parts are drawn at random the
 way real stderr lines vary: node names in the styles sites use, addresses,
 ports, times, pids, job ids, scratch paths, sizes and durations.  The same
-cause must give one signature whatever is drawn (hcflask.engine.signatures);
+cause must give one signature whatever is drawn (hcflask.signatures);
 two causes must never give the same one.  Only ``exit`` codes, signals, errno
 and bracketed error codes are part of a cause.
 """

@@ -68,7 +68,7 @@ def direct_counts() -> dict[tuple[Any, ...], float]:
         out[(*key, "wall_seconds")] += wall
         out[(*key, "core_seconds")] += wall * cores
         if job.state in ("failed", "lost"):
-            out[(*key, "reason:" + reason_key(job.failure_reason))] += 1
+            out[(*key, "reason:" + reason_key(job.failure_signature))] += 1
     return out
 
 

@@ -17,7 +17,6 @@ recorded) adds its counts but no interval; a rebuild makes those exact.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time, timedelta
@@ -40,6 +39,7 @@ from hcflask.models import (
     Tally,
     Test,
 )
+from hcflask.signatures import signature
 from hcflask.models.rollup import COUNTS, TIMES
 from hcflask.states import IN_FLIGHT, JobState, QueueStatus
 
@@ -50,8 +50,6 @@ OUTCOME_COLUMN = {JobState.SUCCEEDED.value: "succeeded", JobState.FAILED.value: 
 OUTCOMES = tuple(OUTCOME_COLUMN.values())
 #: the :class:`Tally` names of finished jobs whose rows retention deleted, one per final state
 PURGED = {state: f"job_rows_purged:{state}" for state in OUTCOME_COLUMN}
-_PATH = re.compile(r"/\S+")
-_LONG_NUMBER = re.compile(r"\d{4,}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +59,7 @@ class Outcome:
     queue_id: int
     template: str
     state: str
+    #: the failure signature (:mod:`hcflask.signatures`), '' for a success
     reason: str
     started_at: datetime | None
     ended_at: datetime
@@ -75,10 +74,9 @@ class Outcome:
         return (self.ended_at - self.started_at).total_seconds()
 
 
-def reason_key(reason: str) -> str:
-    """A failure reason with paths and long numbers blanked, so alike failures group."""
-    text = _LONG_NUMBER.sub("N", _PATH.sub("<path>", reason.strip().splitlines()[0] if reason.strip() else ""))
-    return text[:200] or "(no reason)"
+def reason_key(signature: str) -> str:
+    """The key of a failed or lost job in :class:`RollupReason`: its failure signature."""
+    return signature or "(no reason)"
 
 
 def cores_of(snapshot: dict[str, Any]) -> int:
@@ -86,7 +84,7 @@ def cores_of(snapshot: dict[str, Any]) -> int:
 
 
 def outcome_of(job: Job, test: Test) -> Outcome:
-    return Outcome(job.queue_id, test.template_name, job.state, job.failure_reason or "", job.started_at,
+    return Outcome(job.queue_id, test.template_name, job.state, job.failure_signature or "", job.started_at,
                    job.ended_at or job.updated_at or datetime.now(), cores_of(test.snapshot), test.id)
 
 
@@ -281,14 +279,17 @@ def rebuild(session: Session, since: date | None = None, chunk: int = 5000, late
     session.execute(delete(RollupTail))
     templates = {i: (s.get("name", "?"), cores_of(s)) for i, s in session.execute(select(Test.id, Test.snapshot))}
     ended = func.coalesce(Job.ended_at, Job.updated_at)
-    query = (select(Job.queue_id, Job.test_id, Job.state, Job.failure_reason, Job.started_at, ended)
+    # the migration that backfills the day rollups runs before job.failure_signature exists
+    stored = Job.failure_signature if later_tables else literal("")
+    query = (select(Job.queue_id, Job.test_id, Job.state, stored, Job.failure_reason, Job.started_at, ended)
              .where(Job.state.in_(FINAL)).order_by(ended, Job.id))
     if since:
         query = query.where(ended >= datetime.combine(since, time.min))
     seen, valid, outcomes = 0, window(), []
-    for queue_id, test_id, state, reason, started, end in session.execute(query.execution_options(yield_per=chunk)):
+    rows = session.execute(query.execution_options(yield_per=chunk))
+    for queue_id, test_id, state, sig, reason, started, end in rows:
         name, cores = templates[test_id]
-        outcomes.append(Outcome(queue_id, name, state, reason or "", started, end, cores))
+        outcomes.append(Outcome(queue_id, name, state, sig or signature(reason or ""), started, end, cores))
         if len(outcomes) >= chunk:
             record(session, outcomes, valid)
             seen, outcomes = seen + len(outcomes), []

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hcflask.extensions import Model
 from hcflask.models.common import iso, utcnow
+from hcflask.signatures import signature
 from hcflask.states import JobState
 
 
@@ -47,6 +48,9 @@ class Job(Model):
     #: the batch system's own words while waiting (e.g. Slurm's pending reason)
     native_reason: Mapped[str] = mapped_column(Text, default="")
     failure_reason: Mapped[str] = mapped_column(Text, default="")
+    #: the reason without its variable parts (node, address, time, queue ...): what the robot
+    #: groups by (:mod:`hcflask.signatures`); '' for a success
+    failure_signature: Mapped[str] = mapped_column(String(200), default="", server_default="")
     exit_code: Mapped[int | None]
     host: Mapped[str | None] = mapped_column(String(255))
     workdir: Mapped[str] = mapped_column(Text, default="")
@@ -77,6 +81,10 @@ class Job(Model):
             self.native_state = native_state
         if new.value == self.state:
             return False
+        if new in (JobState.FAILED, JobState.LOST, JobState.CANCELLED) and self.failure_reason:
+            # every way a job fails goes through here, so every failed job has its signature; set
+            # before the state, as loading the queue may flush and the flush counts the final state
+            self.failure_signature = signature(self.failure_reason, self.queue.name if self.queue else None)
         self.events.append(
             JobEvent(old_state=self.state, new_state=new.value, native_state=self.native_state, note=note)
         )
@@ -92,7 +100,8 @@ class Job(Model):
             "id": self.id, "name": self.name, "test": self.test_id, "queue": self.queue.name,
             "state": self.state, "backend": self.backend, "backend_id": self.backend_id,
             "native_state": self.native_state, "native_reason": self.native_reason,
-            "failure_reason": self.failure_reason, "exit_code": self.exit_code, "host": self.host,
+            "failure_reason": self.failure_reason, "failure_signature": self.failure_signature,
+            "exit_code": self.exit_code, "host": self.host,
             "created_at": iso(self.created_at), "submitted_at": iso(self.submitted_at),
             "started_at": iso(self.started_at), "ended_at": iso(self.ended_at),
             "cpu_seconds": self.cpu_seconds, "metrics": {m.name: m.value for m in self.metrics},

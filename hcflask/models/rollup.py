@@ -51,7 +51,7 @@ class Rollup(_Counts, Model):
 
 
 class RollupReason(Model):
-    """Failed and lost jobs by (normalised) reason, per queue × template × day."""
+    """Failed and lost jobs by failure signature (the column keeps its old name), per queue × template × day."""
 
     __tablename__ = "rollup_reason"
 
