@@ -6,22 +6,27 @@ replay (:mod:`hcflask.engine.replay`) builds snapshots from the stored
 history and applies the decisions to simulated claims.  Both run this same
 function, so a replay shows what the live robot would have done.
 
-The outage guard (DESIGN.md "The robot"), in the order it is applied:
+The outage guard (docs/robot.md "The outage guard") is a *standing budget*,
+counted per failure signature (:mod:`hcflask.signatures`), in this order:
 
-* *failing in the guard window* (``guard_window_hours``): every judged
-  queue the rules would exclude now that the robot has not excluded yet,
-  plus every queue the robot excluded inside the window;
-* *outage*: at least ``outage_min_queues`` of them and more than
-  ``outage_share`` of the judged queues.  No exclusion; one ``outage``
-  alert naming the most common failure and when it started; with
-  ``outage_rollback`` the window's robot exclusions for that failure are
-  rolled back (their actions' undo runs);
+* *standing*: every queue the robot holds out now, whatever the age of its
+  claim, plus every judged queue the rules would exclude now;
+* *judged* (the denominator): the queues a driving test covers that were
+  judged in this pass (enough jobs for a verdict), plus those held out;
+* *outage*: one signature's standing queues are at least ``outage_min_queues``
+  and more than ``outage_share`` of the judged: no exclusion, one ``outage``
+  alert, and with ``outage_rollback`` every robot claim with that signature
+  is rolled back (their actions' undo runs), however old;
+* *several faces*: all standing queues together pass the same limits:
+  the alert, and no new exclusion, but no rollback of unrelated claims;
 * *suspicion hold*: no outage, but ``outage_min_queues`` or more share one
-  failure: new exclusions for it wait until the queue has failed for one
-  guard window without the count passing the share (a few independently
-  broken queues are still excluded, one window later);
+  signature: new exclusions for it wait until the queue has failed for one
+  guard window without the count passing the share;
 * *after an outage*: the pass that closes the alert, and one guard window
   after it, excludes nothing; jobs that ended before the close never count.
+
+The switch and ``[robot] enabled = false`` stop every move, rollbacks
+included: the alert is still raised and says what would have been rolled back.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hcflask.engine.rules import Outcome, Series, Settings, Verdict, judge_queue
+from hcflask.signatures import signature
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -98,11 +104,12 @@ class Decisions:
 
 
 def failure_of(verdict: Verdict, series: list[Series], queue: str) -> str:
-    """The most common reason among the deciding jobs, with the queue's own name taken out."""
-    reasons: Counter[str] = Counter(
-        (o.reason or "no reason recorded").replace(queue, "<queue>")
+    """The most common failure signature among the deciding jobs (computed from the reason for
+    jobs judged before signatures were stored: the same function, so the same result)."""
+    found: Counter[str] = Counter(
+        o.signature or signature(o.reason, queue) or "no reason recorded"
         for s in series for o in s.outcomes if o.job_id in verdict.job_ids)
-    return reasons.most_common(1)[0][0] if reasons else ""
+    return found.most_common(1)[0][0] if found else ""
 
 
 def build_series(queue: QueueView, outcomes: Mapping[str, list[Outcome]], expected: set[str], settings: Settings,
@@ -127,12 +134,20 @@ def cutoff(queue: QueueView, settings: Settings, now: datetime, outage_closed: d
     return cut
 
 
-def why_not(name: str, autoexclusion: bool, enabled: bool, settings: Settings) -> str:
-    """Why neither the robot nor the bands may move a queue (switch, hc.toml, opt-out), or ''."""
+def switched_off(enabled: bool, settings: Settings) -> str:
+    """Why the robot may move no queue at all (the switch, hc.toml), or ''."""
     if not enabled:
         return "auto-exclusion is switched off"
     if not settings.base["enabled"]:
         return "auto-exclusion is off in hc.toml ([robot] enabled = false)"
+    return ""
+
+
+def why_not(name: str, autoexclusion: bool, enabled: bool, settings: Settings) -> str:
+    """Why neither the robot nor the bands may move a queue (switch, hc.toml, opt-out), or ''."""
+    off = switched_off(enabled, settings)
+    if off:
+        return off
     if not autoexclusion or not settings.get(name)["autoexclusion"]:
         return "queue opted out of auto-exclusion"
     return ""
@@ -154,9 +169,13 @@ def _judge(snap: Snapshot, settings: Settings, closed: datetime | None,
         if queue.admin is not None:
             row.update(verdict="not_judged", reason=f"status {queue.admin}: an admin's claim, the robot leaves it")
             continue
+        outcomes = snap.outcomes.get(queue.id, {})
+        expected = set(snap.expected.get(queue.name, set()))
+        if not expected and not outcomes:
+            row.update(verdict="not_judged", reason="not covered by a driving test")
+            continue
         cut = cutoff(queue, settings, snap.now, closed)
-        series = build_series(queue, snap.outcomes.get(queue.id, {}), set(snap.expected.get(queue.name, set())),
-                              settings, snap.now, cut)
+        series = build_series(queue, outcomes, expected, settings, snap.now, cut)
         verdict = judge_queue(series, settings.get(queue.name))
         row.update(verdict=verdict.kind, rule=verdict.rule, reason=verdict.reason, job_ids=list(verdict.job_ids),
                    templates={s.template: "".join("S" if o.ok else "F" for o in s.outcomes[:10]) for s in series})
@@ -172,38 +191,33 @@ def decide(snap: Snapshot, settings: Settings) -> Decisions:
     out = Decisions(summary={})
     judged = _judge(snap, settings, snap.outage_closed, out.summary)
     failing = {q.name: f for q, v, f in judged if v.kind == "exclude" and q.robot is None}
-    in_window = {q.name: q.robot.failure for q in snap.queues
-                 if q.robot is not None and q.admin is None and q.robot.created_at >= now - guard}
-    window = {**in_window, **failing}
+    held_out = {q.name: q.robot.failure for q in snap.queues if q.robot is not None and q.admin is None}
+    standing = {**held_out, **failing}
     for name in failing:
         out.failing_since[name] = snap.failing_since.get(name, now)
     for q in snap.queues:
-        if q.name in in_window and q.robot is not None:
+        if q.name in held_out and q.robot is not None:
             out.failing_since[q.name] = min(snap.failing_since.get(q.name, q.robot.created_at), q.robot.created_at)
-    active = len(judged)
-    common, _n = Counter(window.values()).most_common(1)[0] if window else ("", 0)
-    outage = is_outage(len(window), active, cfg)
+    active = len({q.name for q, v, _ in judged if v.kind != "needs_jobs"} | set(held_out))
+    groups = Counter(standing.values())
+    common, _n = groups.most_common(1)[0] if groups else ("", 0)
+    central = {f for f, n in groups.items() if is_outage(n, active, cfg)}
+    outage = bool(central) or is_outage(len(standing), active, cfg)
     closing = snap.outage_open and not outage
-    out.counts = {"excluded": 0, "recovered": 0, "failing": len(window), "outage": int(outage), "held": 0,
-                  "rolled_back": 0}
+    out.counts = {"excluded": 0, "recovered": 0, "failing": len(standing), "outage": int(outage), "held": 0,
+                  "rolled_back": 0, "judged": active}
     if outage:
-        started = min(out.failing_since[n] for n, f in window.items() if f == common)
-        out.outage = "raise"
-        out.outage_message = (f"central outage suspected: {len(window)} of {active} queues failing since "
-                              f"{started:%Y-%m-%d %H:%M} UTC; most common failure: {common or 'unknown'}")
-        if cfg["outage_rollback"]:
-            out.rollback = [Move(q, "rollback", f"outage guard: {common}") for q in snap.queues
-                            if q.name in in_window and in_window[q.name] == common]
+        _raise(out, snap, settings, standing, held_out, central, common, active)
     elif closing:
         out.outage = "close"
-        out.outage_message = f"failures stopped ({len(window)} of {active} queues failing)"
+        out.outage_message = f"failures stopped ({len(standing)} of {active} judged queues failing)"
         judged = _judge(snap, settings, now, out.summary)
     last_close = now if closing else snap.outage_closed
-    groups = Counter(window.values())
     for queue, verdict, failure in judged:
         row = out.summary[queue.name]
         if queue.name in failing:
             row["failing_since"] = out.failing_since[queue.name].isoformat()
+            row["signature"] = failure
         if verdict.kind == "exclude" and queue.robot is None:
             why = _held(queue, failure, snap, settings, outage, last_close, groups, out.failing_since, guard)
             if why:
@@ -211,7 +225,8 @@ def decide(snap: Snapshot, settings: Settings) -> Decisions:
                 out.counts["held"] += 1
             else:
                 out.exclude.append(Move(queue, verdict.rule, verdict.reason, verdict.job_ids, failure))
-        elif verdict.kind == "healthy" and queue.robot is not None:
+        elif verdict.kind == "healthy" and queue.robot is not None and queue.name not in {
+                m.queue.name for m in out.rollback}:
             why = why_not(queue.name, queue.autoexclusion, snap.enabled, settings) or (
                 "open performance alert" if queue.name in snap.perf_blocked else "")
             if why:
@@ -219,6 +234,30 @@ def decide(snap: Snapshot, settings: Settings) -> Decisions:
             else:
                 out.recover.append(Move(queue, verdict.rule, verdict.reason, verdict.job_ids))
     return out
+
+
+def _raise(out: Decisions, snap: Snapshot, settings: Settings, standing: Mapping[str, str],
+           held_out: Mapping[str, str], central: set[str], common: str, active: int) -> None:
+    """The outage alert's words, and the rollbacks of every robot claim with a central signature."""
+    cfg = settings.get()
+    started = min(out.failing_since[n] for n, f in standing.items() if f == common)
+    faces = len(set(standing.values()))
+    out.outage = "raise"
+    out.outage_message = (f"central outage suspected: {len(standing)} of {active} judged queues failing or held out "
+                          f"since {started:%Y-%m-%d %H:%M} UTC; most common failure: {common or 'unknown'}"
+                          + (f" ({faces} different failures)" if faces > 1 else ""))
+    if not cfg["outage_rollback"]:
+        return
+    wrong = [q for q in snap.queues if held_out.get(q.name) in central]
+    off = switched_off(snap.enabled, settings)
+    if off:
+        for q in wrong:
+            out.summary[q.name]["held"] = f"would be rolled back (outage guard), but {off}"
+        if wrong:
+            out.outage_message += (f"; {off}: {len(wrong)} exclusions not rolled back "
+                                   f"({', '.join(q.name for q in wrong)})")
+        return
+    out.rollback = [Move(q, "rollback", f"outage guard: {held_out[q.name]}") for q in wrong]
 
 
 def _held(queue: QueueView, failure: str, snap: Snapshot, settings: Settings, outage: bool,
@@ -233,6 +272,6 @@ def _held(queue: QueueView, failure: str, snap: Snapshot, settings: Settings, ou
         return f"held: an outage alert closed at {last_close:%H:%M} UTC; exclusions wait one guard window"
     if groups[failure] >= int(settings.base["outage_min_queues"]) and snap.now - since[queue.name] < guard:
         until = since[queue.name] + guard
-        return (f"suspicion hold: {groups[failure]} queues failing with '{failure}' in the guard window; "
+        return (f"suspicion hold: {groups[failure]} queues failing or held out with '{failure}'; "
                 f"excluded from {until:%H:%M} UTC if still failing and no outage")
     return ""

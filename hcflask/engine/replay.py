@@ -32,6 +32,7 @@ from hcflask.engine.robot import OUTAGE_KEY, keep_of
 from hcflask.engine.rules import DEFAULTS, Settings, check_config
 from hcflask.extensions import db
 from hcflask.models import Alert, QueueClaim, RobotEvent, RobotState, ValidationError
+from hcflask.signatures import of_claim
 from hcflask.states import QueueStatus
 
 MAX_PASSES = 500
@@ -105,7 +106,7 @@ def _enabled_at(now: datetime) -> bool:
 
 def start_state(start: datetime) -> Sim:
     """The robot's claims and outage alert just before the first pass (not what that pass did)."""
-    robot = {c.queue_id: RobotClaim(c.created_at, c.failure) for c in db.session.scalars(select(QueueClaim).where(
+    robot = {c.queue_id: RobotClaim(c.created_at, of_claim(c.failure)) for c in db.session.scalars(select(QueueClaim).where(
         QueueClaim.source == "robot", QueueClaim.created_at < start,
         or_(QueueClaim.released_at.is_(None), QueueClaim.released_at >= start)))}
     opened = db.session.scalar(select(func.count()).select_from(Alert).where(

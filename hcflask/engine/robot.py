@@ -37,6 +37,7 @@ from hcflask.engine.decide import Decisions, Move, Snapshot, decide
 from hcflask.engine.rules import Settings
 from hcflask.extensions import db
 from hcflask.models import Alert, BackendHealth, RobotEvent, RobotState, utcnow
+from hcflask.times import db_now
 
 OUTAGE_KEY = "outage"
 Pending = list[tuple[RobotEvent, dict[str, Any]]]
@@ -168,7 +169,7 @@ def notify_events(events: Pending) -> None:
 def robot_pass(now: datetime | None = None) -> dict[str, int]:
     """One pass over every queue; returns counts (excluded, recovered, rolled_back, held, ...)."""
     started = time.monotonic()
-    now = now or utcnow()
+    now = now or db_now()
     settings = Settings(current_app.config["ROBOT"])
     state = RobotState.get()
     decisions = decide(load(now, settings, state), settings)

@@ -32,6 +32,8 @@ class Outcome:
     ok: bool
     ended_at: datetime
     reason: str = ""
+    #: the failure signature stored when the job was judged ('' for jobs judged before signatures)
+    signature: str = ""
 
 
 @dataclasses.dataclass(slots=True)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import aliased
 from hcflask.engine.decide import QueueView, RobotClaim
 from hcflask.engine.rules import Outcome, Settings
 from hcflask.extensions import db
+from hcflask.signatures import of_claim
 from hcflask.models import Job, Queue, QueueClaim, Test
 from hcflask.states import JobState, QueueStatus
 
@@ -72,15 +73,16 @@ def gather(tests: Mapping[int, Test], since: datetime, keep: int,
         # PostgreSQL runs "job.id IN (correlated subquery)" once per job row (seconds at
         # a few thousand jobs); a LATERAL join runs it once per queue x test
         top = per_pair.add_columns(newest.queue_id, newest.test_id, newest.state, newest.ended_at,
-                                   newest.failure_reason).lateral()
+                                   newest.failure_reason, newest.failure_signature).lateral()
         rows = pairs.with_only_columns(top.c.id, top.c.queue_id, top.c.test_id, top.c.state, top.c.ended_at,
-                                       top.c.failure_reason).join(top, true())
+                                       top.c.failure_reason, top.c.failure_signature).join(top, true())
     else:
-        rows = pairs.with_only_columns(Job.id, Job.queue_id, Job.test_id, Job.state, Job.ended_at,
-                                       Job.failure_reason).join(Job, Job.id.in_(per_pair.correlate(Queue, Test)))
+        rows = pairs.with_only_columns(Job.id, Job.queue_id, Job.test_id, Job.state, Job.ended_at, Job.failure_reason,
+                                       Job.failure_signature).join(Job, Job.id.in_(per_pair.correlate(Queue, Test)))
     for row in db.session.execute(rows):
         out[row.queue_id][tests[row.test_id].template_name].append(
-            Outcome(row.id, row.state == JobState.SUCCEEDED.value, row.ended_at, row.failure_reason or ""))
+            Outcome(row.id, row.state == JobState.SUCCEEDED.value, row.ended_at, row.failure_reason or "",
+                    row.failure_signature or ""))
     for per_template in out.values():
         for outcomes in per_template.values():
             outcomes.sort(key=lambda o: (o.ended_at, o.job_id), reverse=True)
@@ -98,27 +100,37 @@ def claims_at(now: datetime, live: bool) -> dict[int, list[QueueClaim]]:
     return out
 
 
-def flap_from(now: datetime, rules: Iterable[str] = FLAP_RELEASES) -> dict[int, datetime]:
-    """Queue id -> the last manual release or recovery by ``now``."""
-    rows = db.session.execute(select(QueueClaim.queue_id, func.max(QueueClaim.released_at)).where(
-        QueueClaim.release_rule.in_(list(rules)), QueueClaim.released_at <= now).group_by(QueueClaim.queue_id))
-    return {queue_id: when for queue_id, when in rows if when is not None}
+def flap_from(now: datetime | None, rules: Iterable[str] = FLAP_RELEASES) -> dict[int, datetime]:
+    """Queue id -> the last manual release or recovery by ``now`` (None: every committed one)."""
+    query = select(QueueClaim.queue_id, func.max(QueueClaim.released_at)).where(
+        QueueClaim.release_rule.in_(list(rules))).group_by(QueueClaim.queue_id)
+    if now is not None:
+        query = query.where(QueueClaim.released_at <= now)
+    return {queue_id: when for queue_id, when in db.session.execute(query) if when is not None}
 
 
 def queue_views(now: datetime, live: bool) -> list[QueueView]:
-    """Every queue with its claims at ``now`` and the version a write must find."""
-    claims = claims_at(now, live)
-    flaps = flap_from(now)
-    views = []
+    """Every queue with its claims at ``now`` and the version a write must find.
+
+    Live, the queue rows (their versions) are read first and the claims and releases after
+    them, and every committed release counts whatever its time: a release that committed
+    after the pass took ``now``, or was stamped by a clock that runs ahead, is still seen
+    whenever the version it bumped is, so the write's compare-and-set can never pass on
+    evidence the admin dismissed.
+    """
     catalogue = Queue.live() if live else select(Queue)  # a replay also sees queues deleted since
-    for queue in db.session.scalars(catalogue.order_by(Queue.name)):
+    queues = list(db.session.scalars(catalogue.order_by(Queue.name)))
+    claims = claims_at(now, live)
+    flaps = flap_from(None if live else now)
+    views = []
+    for queue in queues:
         mine = {c.source: c for c in claims.get(queue.id, [])}
         robot = mine.get("robot")
         admin = mine.get("admin")
         views.append(QueueView(
             queue.id, queue.name, queue.backend, queue.status if live else _derived(mine), queue.version,
             queue.status_changed_at, queue.autoexclusion, admin.status if admin else None,
-            RobotClaim(robot.created_at, robot.failure) if robot else None, "performance" in mine,
+            RobotClaim(robot.created_at, of_claim(robot.failure)) if robot else None, "performance" in mine,
             flaps.get(queue.id)))
     return views
 

@@ -35,7 +35,8 @@ from typing import Any
 from sqlalchemy import select, update
 
 from hcflask.extensions import db
-from hcflask.models import Queue, QueueClaim, QueueEvent, ValidationError, utcnow
+from hcflask.models import Queue, QueueClaim, QueueEvent, ValidationError
+from hcflask.times import db_now
 from hcflask.states import QueueStatus
 
 #: claim sources, highest priority first
@@ -150,7 +151,7 @@ def change(queue_id: int, plan: Callable[[Seen, bool], Plan | str], expected: in
     lost race rolls back nothing but this write.
     """
     db.session.commit()
-    now = now or utcnow()
+    now = now or db_now()  # release times are compared with the robot's pass time on other hosts
     for _ in range(ATTEMPTS):
         seen = read(queue_id)
         planned = plan(seen, expected is not None and seen.version != expected)

@@ -123,7 +123,7 @@ def test_suspicion_hold_is_shown_with_its_reason(ctx: Flask) -> None:
     robot_pass(now=t0)
     summary = RobotState.get().last_summary
     assert excluded() == []
-    assert summary["q00"]["held"].startswith("suspicion hold: 4 queues failing with 'exit 3: disk full on <queue>'")
+    assert summary["q00"]["held"].startswith("suspicion hold: 4 queues failing or held out with 'exit 3: disk full on <queue>'")
     for k in range(1, 7):                        # still 4 of 20 after one guard window: a local problem each
         jobs(test, queues[:4], False, t0 + k * STEP)
         robot_pass(now=t0 + k * STEP)
@@ -139,7 +139,7 @@ def test_sudden_outage_on_a_small_site(ctx: Flask) -> None:
     counts = robot_pass(now=t0)
     assert counts["outage"] == 1 and counts["excluded"] == 0
     assert excluded() == [] and len(alerts()) == 1
-    assert "3 of 5 queues failing" in alerts()[0].message
+    assert "3 of 5 judged queues failing" in alerts()[0].message
 
 
 def test_one_broken_queue_among_twenty_is_excluded_and_recovered(ctx: Flask) -> None:

@@ -153,7 +153,7 @@ def test_outage_guard_excludes_none_and_alert_closes(ctx: Flask, flags: Path) ->
     assert all(status(q) == "online" for q in bad)
     alerts = list(db.session.scalars(select(Alert)))
     assert len(alerts) == 1 and alerts[0].kind == "outage" and alerts[0].is_open
-    assert "3 of 4 queues failing" in alerts[0].message and "disk full" in alerts[0].message
+    assert "3 of 4 judged queues failing" in alerts[0].message and "disk full" in alerts[0].message
     robot_pass()
     assert db.session.scalar(select(func.count()).select_from(Alert)) == 1, "a second alert was opened"
     for q in bad:
