@@ -11,6 +11,7 @@ known times (``robot_pass(now=t)``) without sleeping.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -34,10 +35,14 @@ def start(app: Flask, queues: list[str], template: str = "t1") -> Test:
     return make_test(make_template(template, queues, autoexclusion=True, lifetime=86400), app)
 
 
-def finish_job(test: Test, queue: str, ok: bool, ended: datetime, value: float = 42.0) -> Job:
-    """One job of ``test`` on ``queue`` that ended at ``ended``: succeeded, or failed with 'disk full'."""
+Text = Callable[[str, int], str]
+
+
+def finish_job(test: Test, queue: str, ok: bool, ended: datetime, value: float = 42.0, text: Text | None = None) -> Job:
+    """One job of ``test`` on ``queue`` that ended at ``ended``: succeeded, or failed with 'disk full'
+    (or what ``text(queue, job id)`` says: the stderr line of the failure)."""
     row = db.session.scalar(select(Queue).where(Queue.name == queue))
-    job = Job(test_id=test.id, queue_id=row.id, name=f"hc-history-{queue}-{ended.timestamp()}-{ok}",
+    job = Job(test_id=test.id, queue_id=row.id, name=f"hc-history-{test.id}-{queue}-{ended.timestamp()}-{ok}",
               state=JobState.RUNNING.value, backend="local", backend_id="0")
     db.session.add(job)
     db.session.flush()
@@ -47,18 +52,28 @@ def finish_job(test: Test, queue: str, ok: bool, ended: datetime, value: float =
     (path / "result.json").write_text(json.dumps({"exit_code": 0 if ok else 3, "start": end - 30, "end": end,
                                                   "host": "node1", "timeout": False}))
     (path / "stdout").write_text(f"hc-ok value={value}\n" if ok else "")
-    (path / "stderr").write_text("" if ok else f"disk full on {queue}\n")
+    (path / "stderr").write_text("" if ok else (text(queue, job.id) if text else f"disk full on {queue}") + "\n")
     job.workdir = str(path)
     finish(job, Status(JobState.SUCCEEDED if ok else JobState.FAILED))
     db.session.commit()
     return job
 
 
-def jobs(test: Test, queues: list[str], ok: bool, before: datetime, count: int = 1) -> None:
+def jobs(test: Test, queues: list[str], ok: bool, before: datetime, count: int = 1, text: Text | None = None) -> None:
     """``count`` jobs per queue, ending one minute apart, the last a minute before ``before``."""
     for name in queues:
         for i in range(count, 0, -1):
-            finish_job(test, name, ok, before - timedelta(minutes=i))
+            finish_job(test, name, ok, before - timedelta(minutes=i), text=text)
+
+
+def per_node(cause: str) -> Text:
+    """A failure text that differs on every job, as real stderr lines do: the node, its address,
+    the time and a pid change, ``cause`` stays."""
+    def text(_queue: str, job_id: int) -> str:
+        n = job_id * 7919 % 10007
+        return (f"{cause} on wn{n:04d}.site.example ({n % 250 + 1}.{job_id % 250}.{n % 199}.7) "
+                f"at {n % 24:02d}:{job_id % 60:02d}:{n % 60:02d} pid {n * 13 + job_id}")
+    return text
 
 
 def base_time() -> datetime:

@@ -20,7 +20,7 @@ from hcflask.engine.robot import robot_pass
 from hcflask.extensions import db
 from hcflask.models import Alert, Queue, QueueEvent, RobotEvent, RobotState
 from tests.conftest import make_app
-from tests.engine.history import base_time, jobs, start
+from tests.engine.history import Text, base_time, jobs, start
 
 STEP = timedelta(minutes=10)
 
@@ -44,9 +44,10 @@ def ctx(app: Flask):
         yield app
 
 
-def gradual(app: Flask) -> dict[str, object]:
+def gradual(app: Flask, text: Text | None = None) -> dict[str, object]:
     """20 queues; 2 more fail every 10-minute pass until 14 fail; then 10 recover, then all.
 
+    ``text`` gives each failure its own words (default: 'disk full on <queue>' everywhere).
     Returns the figures the final report quotes.
     """
     queues = names(20)
@@ -60,8 +61,8 @@ def gradual(app: Flask) -> dict[str, object]:
         t = t0 + k * STEP
         new = queues[len(failing):len(failing) + 2]
         jobs(test, [q for q in queues if q not in failing + new], True, t)
-        jobs(test, failing, False, t)
-        jobs(test, new, False, t, count=3)
+        jobs(test, failing, False, t, text=text)
+        jobs(test, new, False, t, count=3, text=text)
         failing += new
         robot_pass(now=t)
         figures["excluded_per_pass"].append(len(excluded()))  # type: ignore[attr-defined]
