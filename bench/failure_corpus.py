@@ -56,7 +56,9 @@ FIELDS: dict[str, Draw] = {
     "float": lambda r: f"{r.uniform(0.1, 999):.2f}", "mb": lambda r: str(r.randrange(1, 64000)),
     "n": lambda r: str(r.randrange(0, 100000)), "pct": lambda r: f"{r.randrange(90, 101)}%",
     "scratch": lambda r: f"/scratch/job_{r.randrange(10**7)}/work{r.randrange(99)}",
-    "tmp": lambda r: f"/tmp/hc-{_hex(r, 8)}", "file": lambda r: f"EVNT.{r.randrange(10**8):08d}._{r.randrange(999):06d}.pool.root.{r.randrange(1, 9)}",
+    "tmp": lambda r: f"/tmp/hc-{_hex(r, 8)}",
+    "file": lambda r: (f"EVNT.{r.randrange(10**8):08d}._{r.randrange(999):06d}"
+                      f".pool.root.{r.randrange(1, 9)}"),
     "user": lambda r: f"{_word(r)}{r.randrange(99)}", "size": lambda r: f"{r.randrange(1, 999)}.{r.randrange(9)} GB",
 }
 
@@ -69,7 +71,8 @@ CAUSES: list[tuple[str, str]] = [
     ("cvmfs-catalog", "exit 1: [{time}] CernVM-FS: catalog load failed for /cvmfs/sft.cern.ch: "
                       "failed to download {hex}"),
     ("storage-xrootd-open", "exit 4: [3011] No such file or directory: open root://{ip}:{port}//data/{file}"),
-    ("storage-xrootd-timeout", "exit 4: [3006] Operation expired: connection to {node}:{port} timed out after {secs} s"),
+    ("storage-xrootd-timeout",
+     "exit 4: [3006] Operation expired: connection to {node}:{port} timed out after {secs} s"),
     ("storage-dcache-refused", "exit 5: srm: dCache door {node} refused connection from {ip}"),
     ("storage-quota", "exit 122: write failed: Disk quota exceeded for user {user} on /eos/atlas/{user}/out"),
     ("storage-checksum", "stage-in failed: adler32 mismatch for {file} from root://{node}:{port}//store "
@@ -144,5 +147,5 @@ def variant(text: str, r: random.Random) -> str:
 
 def variants(count: int, seed: int = 7) -> list[tuple[str, str]]:
     """``count`` variants of every cause, as (cause, text)."""
-    r = random.Random(seed)
+    r = random.Random(seed)  # noqa: S311 - reproducible data
     return [(cause, variant(text, r)) for cause, text in CAUSES for _ in range(count)]

@@ -5,6 +5,7 @@ import contextlib
 import getpass
 import json
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import click
@@ -49,6 +50,44 @@ def status(as_json: bool) -> None:
         held = f" [{row['held']}]" if row.get("held") else ""
         click.echo(f"{name:<24} {row.get('status', ''):<9} {row.get('verdict', ''):<11} {outcomes}  "
                    f"{row.get('reason', '')}{held}".rstrip())
+
+
+@robot_group.command("signatures")
+@click.option("--since", default="", metavar="DATE",
+              help="from this UTC day (YYYY-MM-DD, or a number of days back; default 7)")
+@click.option("--json", "as_json", is_flag=True, help="print them as JSON")
+@initialised
+def signatures(since: str, as_json: bool) -> None:
+    """Failure signatures (the cause of a failure without its node, address, time ...), with how
+    many queues and jobs carry them: what the robot and its outage guard group by."""
+    from hcflask.models import utcnow
+    from hcflask.web.robot.stats import signatures as rows
+
+    first = _day(since, utcnow().date())
+    found = rows(first)
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    if not found:
+        click.echo(f"no failed or lost jobs since {first}")
+        return
+    click.echo(f"{'queues':>6} {'jobs':>7}  {'days':<23}  signature (since {first})")
+    for row in found:
+        click.echo(f"{row['queues']:>6} {row['jobs']:>7}  {row['first_day']} {row['last_day']}  {row['signature']}")
+
+
+def _day(text: str, today: date) -> date:
+    """``--since``: a day, or a number of days back."""
+    text = text.strip()
+    if not text:
+        return today - timedelta(days=7)
+    if text.isdigit():
+        return today - timedelta(days=int(text))
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"expected a day (2026-11-24) or a number of days, got {text[:64]!r}",
+                                 param_hint="--since") from None
 
 
 def _switch(enabled: bool, reason: str) -> None:

@@ -182,8 +182,9 @@ def check_run(band: MetricBand, queue: Queue, params: dict[str, Any], state: Rob
 
 def held(queue: Queue, state: RobotState, settings: Settings, now: datetime) -> str:
     """Why the bands may not exclude ``queue`` now: the robot's switches, opt-outs and guards, or ''."""
+    from hcflask.engine import snapshot
     from hcflask.engine.decide import is_outage, why_not
-    from hcflask.engine.robot import OUTAGE_KEY, guard_since
+    from hcflask.engine.robot import OUTAGE_KEY
 
     why = why_not(queue.name, queue.autoexclusion, state.enabled, settings)
     if why:
@@ -194,12 +195,16 @@ def held(queue: Queue, state: RobotState, settings: Settings, now: datetime) -> 
         return f"backend {queue.backend} is unreachable"
     if find_open(OUTAGE_KEY) is not None:
         return "outage guard: an outage alert is open"
-    recent = db.session.scalar(select(func.count(func.distinct(QueueClaim.queue_id))).where(
-        QueueClaim.source == "performance", QueueClaim.created_at >= guard_since(now))) or 0
-    held_by_admin = select(QueueClaim.queue_id).where(QueueClaim.source == "admin", QueueClaim.released_at.is_(None))
-    active = db.session.scalar(select(func.count()).select_from(Queue).where(Queue.id.not_in(held_by_admin))) or 0
-    if is_outage(recent + 1, active, settings.base):
-        return f"outage guard: {recent} queues excluded by the bands within the guard window already"
+    # the robot's standing budget and denominator: every band exclusion held now, whatever its
+    # age, against the queues a driving test covers (and no admin holds)
+    standing = db.session.scalar(select(func.count(func.distinct(QueueClaim.queue_id))).where(
+        QueueClaim.source == "performance", QueueClaim.released_at.is_(None))) or 0
+    held_by_admin = set(db.session.scalars(select(Queue.name).join(QueueClaim, QueueClaim.queue_id == Queue.id).where(
+        QueueClaim.source == "admin", QueueClaim.released_at.is_(None))))
+    judged = len(snapshot.covered(settings, now) - held_by_admin)
+    if is_outage(standing + 1, judged, settings.base):
+        return (f"outage guard: {standing} queues held out by the bands already, of {judged} queues "
+                "a driving test covers")
     return ""
 
 

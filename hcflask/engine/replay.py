@@ -106,9 +106,10 @@ def _enabled_at(now: datetime) -> bool:
 
 def start_state(start: datetime) -> Sim:
     """The robot's claims and outage alert just before the first pass (not what that pass did)."""
-    robot = {c.queue_id: RobotClaim(c.created_at, of_claim(c.failure)) for c in db.session.scalars(select(QueueClaim).where(
+    claims = db.session.scalars(select(QueueClaim).where(
         QueueClaim.source == "robot", QueueClaim.created_at < start,
-        or_(QueueClaim.released_at.is_(None), QueueClaim.released_at >= start)))}
+        or_(QueueClaim.released_at.is_(None), QueueClaim.released_at >= start)))
+    robot = {c.queue_id: RobotClaim(c.created_at, of_claim(c.failure)) for c in claims}
     opened = db.session.scalar(select(func.count()).select_from(Alert).where(
         Alert.key == OUTAGE_KEY, Alert.opened_at < start, or_(Alert.closed_at.is_(None), Alert.closed_at >= start)))
     closed = db.session.scalar(select(func.max(Alert.closed_at)).where(Alert.key == OUTAGE_KEY,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
@@ -179,9 +179,3 @@ def robot_pass(now: datetime | None = None) -> dict[str, int]:
     if counts["excluded"] or counts["recovered"] or counts["rolled_back"]:
         log.info("robot: %s", counts)
     return counts
-
-
-def guard_since(now: datetime) -> datetime:
-    """The start of the guard window (for the bands)."""
-    hours = float(Settings(current_app.config["ROBOT"]).base["guard_window_hours"])
-    return now - timedelta(hours=hours)

@@ -39,8 +39,8 @@ from hcflask.models import (
     Tally,
     Test,
 )
-from hcflask.signatures import signature
 from hcflask.models.rollup import COUNTS, TIMES
+from hcflask.signatures import signature
 from hcflask.states import IN_FLIGHT, JobState, QueueStatus
 
 FINAL = {s.value for s in JobState if s.final}

@@ -22,8 +22,8 @@ from sqlalchemy.orm import aliased
 from hcflask.engine.decide import QueueView, RobotClaim
 from hcflask.engine.rules import Outcome, Settings
 from hcflask.extensions import db
-from hcflask.signatures import of_claim
 from hcflask.models import Job, Queue, QueueClaim, Test
+from hcflask.signatures import of_claim
 from hcflask.states import JobState, QueueStatus
 
 COUNTED = (JobState.SUCCEEDED.value, JobState.FAILED.value)
@@ -55,6 +55,12 @@ def expected_templates(tests: Iterable[Test], now: datetime) -> dict[str, set[st
             for name in test.queue_names:
                 expected[name].add(test.template_name)
     return expected
+
+
+def covered(settings: Settings, now: datetime) -> set[str]:
+    """The queues a driving test runs on at ``now``: the robot's (and the bands') denominator."""
+    tests = driving_tests(settings, since_for(now, settings), now)
+    return set(expected_templates(tests.values(), now))
 
 
 def gather(tests: Mapping[int, Test], since: datetime, keep: int,

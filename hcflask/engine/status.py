@@ -36,8 +36,8 @@ from sqlalchemy import select, update
 
 from hcflask.extensions import db
 from hcflask.models import Queue, QueueClaim, QueueEvent, ValidationError
-from hcflask.times import db_now
 from hcflask.states import QueueStatus
+from hcflask.times import db_now
 
 #: claim sources, highest priority first
 SOURCES = ("admin", "robot", "performance")

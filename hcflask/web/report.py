@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from hcflask.extensions import db
 from hcflask.models import Job, JobMetric, MetricBand, Queue, Test, iso, utcnow
+from hcflask.signatures import signature
 from hcflask.states import JobState
 from hcflask.web.cost import share
 from hcflask.web.distributions import histogram, summary
@@ -93,7 +94,9 @@ def _queue(test: Test, name: str, queue: Queue | None, jobs: list[Job], metrics:
            cores: int) -> dict[str, Any]:
     states = Counter(j.state for j in jobs)
     judged = sum(states[s] for s in JUDGED)
-    reasons = Counter(j.failure_reason or j.state for j in jobs if j.state in JUDGED[1:])
+    # by signature, so a failure whose text names the node is one row, not one per node
+    reasons = Counter(j.failure_signature or signature(j.failure_reason, name) or j.state
+                      for j in jobs if j.state in JUDGED[1:])
     values: dict[str, list[float]] = defaultdict(list)
     metric_values: dict[str, list[float]] = defaultdict(list)  # apart: a metric may be called run_time too
     for job in jobs:

@@ -124,7 +124,8 @@ def test_suspicion_hold_is_shown_with_its_reason(ctx: Flask) -> None:
     robot_pass(now=t0)
     summary = RobotState.get().last_summary
     assert excluded() == []
-    assert summary["q00"]["held"].startswith("suspicion hold: 4 queues failing or held out with 'exit 3: disk full on <queue>'")
+    assert summary["q00"]["held"].startswith(
+        "suspicion hold: 4 queues failing or held out with 'exit 3: disk full on <queue>'")
     for k in range(1, 7):                        # still 4 of 20 after one guard window: a local problem each
         jobs(test, queues[:4], False, t0 + k * STEP)
         robot_pass(now=t0 + k * STEP)

@@ -103,6 +103,9 @@ def _robot_paths() -> dict[str, Any]:
     return {
         "/robot/status": _read("the switch, current exclusions, open alerts, last verdicts, the rules"),
         "/robot/tiles": _read("one tile per queue for a day (success rate)", _param("day", "YYYY-MM-DD", day)),
+        "/robot/signatures": _read(
+            "failure signatures (a failure's cause without node, address, time ...), with their queues and jobs",
+            _param("since", "first day, YYYY-MM-DD (default: 7 days back)", day), _param("queue", "queue name")),
         "/robot/events": _read(
             "the robot's event log", _param("queue", "queue name"),
             _param("kind", "event kind", {"type": "string", "enum": ["", *EVENT_KINDS]}),

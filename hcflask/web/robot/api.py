@@ -5,7 +5,7 @@ the switch and baseline pinning need an admin's API token.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, g, jsonify, request
@@ -37,6 +37,19 @@ def robot_status() -> Any:
     for row in payload["exclusions"]:
         row["since"] = row["since"].isoformat(timespec="seconds") + "Z" if row["since"] else None
     return jsonify(payload)
+
+
+@bp.route("/robot/signatures")
+def robot_signatures() -> Any:
+    """Failure signatures since ``since`` (a UTC day; default 7 days back), optionally of one ``queue``."""
+    first = parse_day(request.args.get("since"), utcnow().date() - timedelta(days=7), "since")
+    queue_id = None
+    if request.args.get("queue"):
+        queue = db.session.scalar(Queue.live().where(Queue.name == request.args["queue"]))
+        if queue is None:
+            raise ValidationError("queue", f"no queue named {request.args['queue'][:64]!r}")
+        queue_id = queue.id
+    return jsonify({"since": first.isoformat(), "signatures": stats.signatures(first, queue_id)})
 
 
 @bp.route("/robot/tiles")

@@ -235,7 +235,8 @@ def _helpers() -> dict[str, Any]:
         summary = (RobotState.get().last_summary or {}).get(queue.name, {})
         series = stats.metric_series(queue=queue)
         return {"summary": summary, "series": series, "form": SwitchForm(),
-                "alerts": [a for a in open_alerts() if a.queue == queue.name]}
+                "alerts": [a for a in open_alerts() if a.queue == queue.name],
+                "signatures": stats.signatures(utcnow().date() - timedelta(days=7), queue.id)}
 
     def metric_panel(test: Test) -> dict[str, Any]:
         series = stats.metric_series(test=test)

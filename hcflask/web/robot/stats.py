@@ -307,3 +307,17 @@ def histograms(series: list[dict[str, Any]], bins: int = 20) -> list[dict[str, A
         out.append({"metric": metric, "unit": groups[0].get("unit", ""), "edges": [round(e, 6) for e in edges],
                     "width": width, "queues": rows})
     return out
+
+
+def signatures(since: date, queue_id: int | None = None) -> list[dict[str, Any]]:
+    """Failure signatures since ``since`` (UTC day), most jobs first: how many jobs and queues
+    carry each, and on which days; from the reason rollup, so retention does not thin it."""
+    from hcflask.models import RollupReason
+
+    query = select(RollupReason.reason, func.sum(RollupReason.n), func.count(func.distinct(RollupReason.queue_id)),
+                   func.min(RollupReason.day), func.max(RollupReason.day)).where(
+        RollupReason.day >= since).group_by(RollupReason.reason).order_by(func.sum(RollupReason.n).desc())
+    if queue_id is not None:
+        query = query.where(RollupReason.queue_id == queue_id)
+    return [{"signature": sig, "jobs": int(jobs), "queues": queues, "first_day": first.isoformat(),
+             "last_day": last.isoformat()} for sig, jobs, queues, first, last in db.session.execute(query)]
