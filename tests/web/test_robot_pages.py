@@ -164,3 +164,30 @@ def test_a_baseline_window_with_a_utc_offset_is_converted(app: Flask, admin_clie
     form["from"] = "yesterday"
     page = admin_client.post(f"/robot/bands/{band_id}/baseline", data=form, follow_redirects=True)
     assert page.status_code == 200 and "from: expected an ISO date/time" in page.get_data(as_text=True)
+
+
+def test_failure_signatures_on_the_pages_the_api_and_the_cli(data: Flask, client: FlaskClient) -> None:
+    with data.app_context():
+        failed = db.session.scalar(select(Job).join(Queue).where(Queue.name == "bad1", Job.state == "failed"))
+        assert failed is not None and failed.failure_signature == "exit 3: segfault in payload"
+        job_id = failed.id
+    page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert "<code>exit 3: segfault in payload</code>" in page.split('id="signature"')[1][:200]
+    queue_page = client.get("/queues/bad1").get_data(as_text=True)
+    assert "signature: <code>exit 3: segfault in payload</code>" in queue_page  # the robot's claim
+    top = queue_page.split('id="signatures"')[1].split("</table>")[0]
+    assert "exit 3: segfault in payload" in top
+    body = client.get("/api/v1/robot/signatures").get_json()
+    assert [(s["signature"], s["queues"]) for s in body["signatures"]] == [("exit 3: segfault in payload", 1)]
+    assert body["signatures"][0]["jobs"] >= 3
+    assert client.get("/api/v1/robot/signatures?queue=good1").get_json()["signatures"] == []
+    bad = client.get("/api/v1/robot/signatures?since=yesterday")
+    assert bad.status_code == 400 and "since" in bad.get_data(as_text=True)
+    runner = data.test_cli_runner()
+    out = runner.invoke(args=["robot", "signatures"])
+    assert out.exit_code == 0 and "exit 3: segfault in payload" in out.output
+    refused = runner.invoke(args=["robot", "signatures", "--since", "last week"])
+    assert refused.exit_code != 0 and "--since" in refused.output
+    status = runner.invoke(args=["robot", "status"])
+    assert "not covered by a driving test" in [line for line in status.output.splitlines()
+                                                if line.startswith("idle1")][0]
