@@ -297,8 +297,9 @@ output_limit = 65536      # bytes of stdout/stderr shown per job
 # exclude_last = 3        # exclude when the last 3 jobs of one template failed
 # recover_last = 2        # recover when the last 2 of every driving template succeeded
 # flap_hours = 6          # anti-flapping after a recovery
-# outage_share = 0.3      # more than 30% of active queues (and at least
-# outage_min_queues = 3   # 3) failing at once: an outage alert, no exclusions
+# outage_share = 0.3      # more than 30% of the queues a driving test judges (and at
+# outage_min_queues = 3   # least 3) failing or held out, with one failure signature:
+#                         # an outage alert, no exclusions, that signature's rolled back
 # [robot.actions.slurm]   # what to do on exclude/recover/alert (default: record only)
 # exclude = [{{type = "command", argv = ["scontrol", "update", "PartitionName={{queue}}", "State=DRAIN",
 #            "Reason=hcflask: {{rule}}"]}}]
