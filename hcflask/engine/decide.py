@@ -191,7 +191,9 @@ def decide(snap: Snapshot, settings: Settings) -> Decisions:
     out = Decisions(summary={})
     judged = _judge(snap, settings, snap.outage_closed, out.summary)
     failing = {q.name: f for q, v, f in judged if v.kind == "exclude" and q.robot is None}
-    held_out = {q.name: q.robot.failure for q in snap.queues if q.robot is not None and q.admin is None}
+    healthy = {q.name for q, v, _ in judged if v.kind == "healthy"}  # held out, but recovering now
+    held_out = {q.name: q.robot.failure for q in snap.queues
+                if q.robot is not None and q.admin is None and q.name not in healthy}
     standing = {**held_out, **failing}
     for name in failing:
         out.failing_since[name] = snap.failing_since.get(name, now)
