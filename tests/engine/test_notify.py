@@ -104,6 +104,8 @@ def test_webhook_is_retried_from_the_outbox_then_posts_the_event(app: Flask, hoo
 
 
 def test_failing_actions_are_logged_and_do_not_stop_the_others(app: Flask, tmp_path: Path) -> None:
+    """The dead webhook holds back no command; the missing command holds back the next command of
+    its queue (one lane) until it has failed for good."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/"
@@ -118,8 +120,9 @@ def test_failing_actions_are_logged_and_do_not_stop_the_others(app: Flask, tmp_p
         ]}})
         app.config["ROBOT"]["action_retries"] = 1
         event = _event()
-        assert deliver() == {"delivered": 1, "retry": 2, "failed": 0}
-        assert deliver() == {"delivered": 0, "retry": 0, "failed": 2}
+        assert deliver() == {"delivered": 0, "retry": 2, "failed": 0}
+        assert not out.exists(), "the second command waits for the first"
+        assert deliver() == {"delivered": 1, "retry": 0, "failed": 2}
         assert [(r.state, r.attempts) for r in _deliveries()] == [("failed", 2), ("failed", 2), ("delivered", 1)]
         messages = [r.last_error for r in _deliveries()]
         assert "ConnectionError" in messages[0] and "command not found" in messages[1]
