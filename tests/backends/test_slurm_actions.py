@@ -46,7 +46,7 @@ def _scontrol(state: str) -> list[str]:
 @pytest.fixture()
 def robot_app(slurm: SlurmCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
     monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
-    robot = {**DICT_SECTIONS["ROBOT"], "action_backoff_seconds": 1.0, "actions": {"slurm": {
+    robot = {**DICT_SECTIONS["ROBOT"], "action_backoff_seconds": 10.0, "actions": {"slurm": {
         "exclude": [{"type": "command", "argv": _scontrol("DRAIN"), "undo": _scontrol("UP"), "timeout": 30}],
         "recover": [{"type": "command", "argv": _scontrol("UP"), "timeout": 30}]}}}
     app = make_app(tmp_path / "instance", ROBOT=robot, BACKENDS={"local": {}, "slurm": slurm.backend_config,
@@ -106,12 +106,11 @@ def test_a_drain_that_failed_once_never_lands_after_its_undo(robot_app: Flask, s
         jobs(test, ["q1", "q2"], False, t1, count=3)
         assert robot_pass(now=t1)["rolled_back"] == 1
     assert _status("debug") == "online"
-    time.sleep(1.2)
-    deliver()
-    drain, up = db.session.scalars(select(Delivery).order_by(Delivery.id)).all()
-    assert up.attempts == 0, "the UP waits while the drain before it backs off"
 
     slurm.start_controller()
+    deliver()  # the drain still backs off (10 s): the UP must wait for it
+    drain, up = db.session.scalars(select(Delivery).order_by(Delivery.id)).all()
+    up_waited = up.attempts == 0
     deadline = time.monotonic() + 60
     while {r.state for r in db.session.scalars(select(Delivery))} != {"delivered"}:
         assert time.monotonic() < deadline, [r.to_dict() for r in db.session.scalars(select(Delivery))]
@@ -119,6 +118,7 @@ def test_a_drain_that_failed_once_never_lands_after_its_undo(robot_app: Flask, s
         deliver()
         db.session.expire_all()
     assert _partition(slurm) == "UP" and _status("debug") == "online"
+    assert up_waited, "the UP waited while the drain before it backed off"
     ran = db.session.scalars(select(RobotEvent).where(RobotEvent.kind == "action").order_by(RobotEvent.id)).all()
     parents = [db.session.get_one(RobotEvent, r.parent_id).kind for r in ran]
     assert parents == ["exclude", undone_by] and all(r.ok for r in ran), "drain first, then UP"
