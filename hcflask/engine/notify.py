@@ -42,32 +42,27 @@ Order and honesty (docs/operations.md "Robot actions"):
   the ``X-HC-Delivery`` header and the ``delivery`` field, and filled into
   commands as ``{delivery}``, so receivers can drop duplicates.
 
-What is shown or stored about an action never holds its secrets: a webhook
-appears as its scheme and host, a command by its ``name`` (default: the
-base name of its program), and outcome texts are scrubbed of the URL, the
-header values and the arguments (:func:`shown`, :func:`scrub`).  Alerts
-about an action are keyed by its place in hc.toml, never by its URL.
+What is shown or stored about an action never holds its secrets
+(:mod:`hcflask.engine.runaction`, which also runs one action).  Alerts about
+an action are keyed by its place in hc.toml, never by its URL.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from flask import current_app
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import aliased
 
-from hcflask.backends import BackendUnavailable
-from hcflask.backends.runner import run
 from hcflask.config import ConfigError
+from hcflask.engine.runaction import run_action, scrub, shown
 from hcflask.extensions import db
 from hcflask.models import Delivery, RobotEvent, iso, utcnow
 
@@ -75,37 +70,6 @@ log = logging.getLogger("hcflask.robot")
 EVENTS = ("exclude", "recover", "alert")
 TYPES = {"record": set(), "command": {"argv", "undo", "timeout", "name"},
          "webhook": {"url", "timeout", "retries", "headers", "name"}}
-HIDDEN = "…"
-
-
-def shown(entry: Mapping[str, Any]) -> str:
-    """How an action appears to readers: a webhook as scheme://host, a command by its name."""
-    if entry.get("name"):
-        return str(entry["name"])
-    if entry.get("type") == "webhook":
-        try:
-            url = urlsplit(str(entry.get("url", "")))
-            return f"{url.scheme}://{url.hostname or '?'}" + (f":{url.port}" if url.port else "")
-        except ValueError:
-            return "webhook"
-    if entry.get("type") == "command":
-        return os.path.basename(str((entry.get("argv") or ["command"])[0])) or "command"
-    return str(entry.get("type", "action"))
-
-
-def scrub(text: str, entry: Mapping[str, Any], argv: list[str] | None = None) -> str:
-    """``text`` without the action's URL (path, query, credentials), header values or arguments."""
-    secrets = []
-    if entry.get("url"):
-        url = str(entry["url"])
-        split = urlsplit(url)
-        secrets += [url, split.path + (f"?{split.query}" if split.query else ""), split.path, split.query,
-                    split.netloc if split.username else ""]
-    secrets += [str(v) for v in (entry.get("headers") or {}).values()]
-    secrets += [str(a) for a in [*(argv or entry.get("argv") or []), *(entry.get("undo") or [])]]
-    for secret in sorted({s for s in secrets if len(s) > 1}, key=len, reverse=True):
-        text = text.replace(secret, HIDDEN)
-    return text
 
 
 def check_actions(actions: Mapping[str, Any]) -> None:
@@ -283,7 +247,8 @@ def _claim(config: Mapping[str, Any], row_id: int, due_at: datetime, entry: Mapp
     done = db.session.execute(update(Delivery).where(
         Delivery.id == row_id, Delivery.state == "pending", Delivery.next_attempt_at == due_at, ~_waiting(),
     ).values(next_attempt_at=hold, attempts=Delivery.attempts + 1).execution_options(synchronize_session=False))
-    attempt = db.session.scalar(select(Delivery.attempts).where(Delivery.id == row_id)) if done.rowcount else 0  # type: ignore[attr-defined]
+    claimed = bool(done.rowcount)  # type: ignore[attr-defined]
+    attempt = db.session.scalar(select(Delivery.attempts).where(Delivery.id == row_id)) if claimed else 0
     db.session.commit()
     return int(attempt or 0)
 
@@ -306,7 +271,7 @@ def _deliver_one(config: Mapping[str, Any], row_id: int, due_at: datetime, entry
                               "(the deliverer stopped during the action?)")
     else:
         try:
-            ok, message = _run_one(config, entry, data)
+            ok, message = run_action(config, entry, data)
         except Exception as exc:  # noqa: BLE001 - an action must never stop the deliverer
             ok, message = False, f"{type(exc).__name__}: {exc}"
         message = scrub(message, entry)
@@ -359,43 +324,3 @@ def _action_alert(row: Delivery, event: RobotEvent, ok: bool, message: str) -> N
                     f"{event.kind} {event.queue or ''}: {message[:500]}", backend=event.backend)
     elif (alert := find_open(key)) is not None:
         close_alert(alert, "the action works again")
-
-
-def _fill(text: str, data: Mapping[str, Any]) -> str:
-    values = {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in data.items()}
-    return text.format_map(values)
-
-
-def _run_one(config: Mapping[str, Any], entry: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[bool, str]:
-    timeout = float(entry.get("timeout", config.get("action_timeout", 10.0)))
-    if entry["type"] == "record":
-        return True, "recorded"
-    if entry["type"] == "command":
-        argv = [_fill(a, data) for a in entry["argv"]]
-        try:
-            done = run(argv, timeout=timeout)
-        except BackendUnavailable as exc:
-            return False, scrub(f"{shown(entry)}: {exc}", entry, argv)
-        detail = scrub((done.stderr or done.stdout).strip()[-500:], entry, argv)
-        return done.returncode == 0, f"exit {done.returncode}: {shown(entry)}" + (f": {detail}" if detail else "")
-    return _post(entry, data, timeout)
-
-
-def _post(entry: Mapping[str, Any], data: Mapping[str, Any], timeout: float) -> tuple[bool, str]:
-    """One POST; retries are the outbox's business.  The message names the host only."""
-    url = str(entry["url"])
-    host = shown(entry)
-    headers = {str(k): str(v) for k, v in (entry.get("headers") or {}).items()}
-    headers["X-HC-Delivery"] = str(data.get("delivery", ""))
-    try:
-        # streamed, and at most 4 KB of the body read: a chatty receiver cannot outlast the claim
-        with requests.post(url, json=dict(data), timeout=timeout, headers=headers, stream=True) as response:
-            status = response.status_code
-            body = b"" if 200 <= status < 300 else next(response.iter_content(4096), b"")
-    except requests.Timeout:
-        return False, f"POST to {host}: no answer within {timeout:g} s"
-    except requests.RequestException as exc:
-        return False, f"POST to {host}: {type(exc).__name__}"
-    if 200 <= status < 300:
-        return True, f"POST to {host}: {status}"
-    return False, f"POST to {host}: HTTP {status}: {body.decode(errors='replace')[:200]}"

@@ -65,7 +65,8 @@ class Delivery(Model):
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "delivery": self.uid, "ordering_key": self.ordering_key, "event": self.event_id, "action": self.action, "config_key": self.config_key,
+            "id": self.id, "delivery": self.uid, "ordering_key": self.ordering_key, "event": self.event_id,
+            "action": self.action, "config_key": self.config_key,
             "target": self.target, "state": self.state, "attempts": self.attempts, "last_error": self.last_error,
             "created_at": iso(self.created_at), "next_attempt_at": iso(self.next_attempt_at),
             "delivered_at": iso(self.delivered_at),

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from sqlalchemy import select
 
 from hcflask.engine.notify import deliver, enqueue, event_data, ordering_key
