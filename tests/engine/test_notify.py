@@ -28,6 +28,7 @@ class Hook:
 
     def __init__(self, failures: int = 0) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.ids: list[str | None] = []
         self.failures = failures
         hook = self
 
@@ -35,6 +36,7 @@ class Hook:
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 hook.bodies.append(body)
+                hook.ids.append(self.headers.get("X-HC-Delivery"))
                 code = 500 if len(hook.bodies) <= hook.failures else 200
                 self.send_response(code)
                 self.end_headers()
@@ -98,6 +100,7 @@ def test_webhook_is_retried_from_the_outbox_then_posts_the_event(app: Flask, hoo
         assert body["rule"] == "last_failed_in_one" and body["new_status"] == "excluded" and body["id"] == event.id
         [row] = _deliveries()
         assert (row.state, row.attempts, row.last_error) == ("delivered", 2, "")
+        assert hook.ids == [row.uid, row.uid] and body["delivery"] == row.uid, "one id on every attempt"
         logged = db.session.scalars(select(RobotEvent).where(RobotEvent.kind == "action")).one()
         assert logged.ok and logged.parent_id == event.id and "(attempt 2)" in logged.message
         assert deliver() == {"delivered": 0, "retry": 0, "failed": 0}, "delivered once, never again"
