@@ -300,8 +300,8 @@ output_limit = 65536      # bytes of stdout/stderr shown per job
 # outage_share = 0.3      # more than 30% of active queues (and at least
 # outage_min_queues = 3   # 3) failing at once: an outage alert, no exclusions
 # [robot.actions.slurm]   # what to do on exclude/recover/alert (default: record only)
-# exclude = [{{type = "command", argv = ["scontrol", "update", "PartitionName={{queue}}", "State=DRAIN",
-#            "Reason=hcflask: {{rule}}"]}}]
+# exclude = [{{type = "command", argv = ["scontrol", "update", "PartitionName={{queue}}", "State=DRAIN"],
+#            undo = ["scontrol", "update", "PartitionName={{queue}}", "State=UP"]}}]
 # alert = [{{type = "webhook", url = "https://chat.example.org/hook"}}]
 """
     target.write_text(text)

@@ -4,10 +4,10 @@ Configured per backend in ``hc.toml`` (``default`` applies to every backend
 without its own entry, and to alerts that name no backend)::
 
     [robot.actions.slurm]
-    exclude = [{type = "command", argv = ["scontrol", "update", "PartitionName={queue}",
-                                         "State=DRAIN", "Reason=hcflask: {rule}"]}]
+    exclude = [{type = "command", argv = ["scontrol", "update", "PartitionName={queue}", "State=DRAIN"]}]
     recover = [{type = "command", argv = ["scontrol", "update", "PartitionName={queue}", "State=UP"]}]
     # an exclude command may name its ``undo``: run when the outage guard rolls the exclusion back
+    # (Slurm refuses a Reason= on a partition update: the drain would fail every time)
     alert = [{type = "webhook", url = "https://chat.example/hook", timeout = 5, retries = 2}]
 
 No entry means "record only".  Commands are argument lists run through the
@@ -280,8 +280,9 @@ def _deliver_one(config: Mapping[str, Any], row_id: int, due_at: datetime, entry
 
 def _record(config: Mapping[str, Any], row_id: int, attempt: int, entry: Mapping[str, Any] | None, ok: bool,
             message: str) -> str:
-    """Write the outcome of attempt ``attempt``, unless the row was claimed again meanwhile."""
-    row = db.session.get_one(Delivery, row_id, populate_existing=True)
+    """Write the outcome of attempt ``attempt``, unless the row was claimed again meanwhile
+    (the row is locked until the outcome commits, where the database can lock a row)."""
+    row = db.session.get_one(Delivery, row_id, populate_existing=True, with_for_update=True)
     if row.state != "pending" or row.attempts != attempt:
         log.warning("robot action %s: attempt %d ended after its claim expired; outcome not recorded: %s",
                     row.uid, attempt, message)
