@@ -301,8 +301,8 @@ output_limit = 65536      # bytes of stdout/stderr shown per job
 # outage_min_queues = 3   # least 3) failing or held out, with one failure signature:
 #                         # an outage alert, no exclusions, that signature's rolled back
 # [robot.actions.slurm]   # what to do on exclude/recover/alert (default: record only)
-# exclude = [{{type = "command", argv = ["scontrol", "update", "PartitionName={{queue}}", "State=DRAIN",
-#            "Reason=hcflask: {{rule}}"]}}]
+# exclude = [{{type = "command", argv = ["scontrol", "update", "PartitionName={{queue}}", "State=DRAIN"],
+#            undo = ["scontrol", "update", "PartitionName={{queue}}", "State=UP"]}}]
 # alert = [{{type = "webhook", url = "https://chat.example.org/hook"}}]
 """
     target.write_text(text)

@@ -4,51 +4,65 @@ Configured per backend in ``hc.toml`` (``default`` applies to every backend
 without its own entry, and to alerts that name no backend)::
 
     [robot.actions.slurm]
-    exclude = [{type = "command", argv = ["scontrol", "update", "PartitionName={queue}",
-                                         "State=DRAIN", "Reason=hcflask: {rule}"]}]
+    exclude = [{type = "command", argv = ["scontrol", "update", "PartitionName={queue}", "State=DRAIN"]}]
     recover = [{type = "command", argv = ["scontrol", "update", "PartitionName={queue}", "State=UP"]}]
     # an exclude command may name its ``undo``: run when the outage guard rolls the exclusion back
+    # (Slurm refuses a Reason= on a partition update: the drain would fail every time)
     alert = [{type = "webhook", url = "https://chat.example/hook", timeout = 5, retries = 2}]
 
 No entry means "record only".  Commands are argument lists run through the
 one command seam (no shell), each argument filled from the event with
 ``str.format`` fields (``{queue}``, ``{backend}``, ``{rule}``, ``{reason}``,
 ``{event}``, ``{old_status}``, ``{new_status}``, ``{job_ids}``, ``{title}``,
-``{kind}``, ``{time}``).  Webhooks get the event as JSON.
+``{kind}``, ``{time}``, ``{delivery}``).  Webhooks get the event as JSON.
 
-Actions go through an outbox (:class:`~hcflask.models.Delivery`): the robot
-calls :func:`enqueue` before it commits its decision, so the event and its
-deliveries are committed together; the actions tick (:func:`deliver`) runs
-them later, outside any transaction and on no other tick's thread, with a
-timeout each (``action_timeout``), retried with exponential backoff
+Actions go through an outbox (:class:`~hcflask.models.Delivery`): every
+writer adds the deliveries of its event in the transaction that commits the
+event (:func:`outbox`, :func:`enqueue`), so a crash leaves both or neither.
+The actions tick (:func:`deliver`) runs them later, outside any transaction
+and on no other tick's thread, each with its timeout (the action's
+``timeout``, else ``action_timeout``), retried with exponential backoff
 (``action_backoff_seconds``, doubled per attempt) up to ``action_retries``
 times.  The outcome is an ``action`` row next to its event; a delivery that
 failed for good opens a ``robot`` alert until that action works again.
 
-What is shown or stored about an action never holds its secrets: a webhook
-appears as its scheme and host, a command by its ``name`` (default: the
-base name of its program), and outcome texts are scrubbed of the URL, the
-header values and the arguments (:func:`shown`, :func:`scrub`).  Alerts
-about an action are keyed by its place in hc.toml, never by its URL.
+Order and honesty (docs/operations.md "Robot actions"):
+
+* every delivery has an ordering key, its lane (:func:`ordering_key`): the
+  event's backend and queue, and the channel -- all commands of one queue
+  share a lane, a webhook has one per receiver.  A delivery runs only when
+  no earlier delivery of its lane is pending (waiting, running or backing
+  off), so an exclude and its undo or recover never swap;
+* an attempt is counted when it is claimed, so a deliverer that dies in an
+  action (a crash loop) still spends the retries; the claim is held for
+  twice the action's own timeout plus 5 s, longer than a run can take, so
+  two deliverers never run one row at the same time;
+* delivery is at least once (a crash after the action ran and before its
+  outcome was written runs it again): each delivery has a stable id, sent as
+  the ``X-HC-Delivery`` header and the ``delivery`` field, and filled into
+  commands as ``{delivery}``, so receivers can drop duplicates.
+
+What is shown or stored about an action never holds its secrets
+(:mod:`hcflask.engine.runaction`, which also runs one action).  Alerts about
+an action are keyed by its place in hc.toml, never by its URL.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
+import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import aliased
 
-from hcflask.backends import BackendUnavailable
-from hcflask.backends.runner import run
 from hcflask.config import ConfigError
+from hcflask.engine.runaction import run_action, scrub, shown
 from hcflask.extensions import db
 from hcflask.models import Delivery, RobotEvent, iso, utcnow
 
@@ -56,37 +70,6 @@ log = logging.getLogger("hcflask.robot")
 EVENTS = ("exclude", "recover", "alert")
 TYPES = {"record": set(), "command": {"argv", "undo", "timeout", "name"},
          "webhook": {"url", "timeout", "retries", "headers", "name"}}
-HIDDEN = "…"
-
-
-def shown(entry: Mapping[str, Any]) -> str:
-    """How an action appears to readers: a webhook as scheme://host, a command by its name."""
-    if entry.get("name"):
-        return str(entry["name"])
-    if entry.get("type") == "webhook":
-        try:
-            url = urlsplit(str(entry.get("url", "")))
-            return f"{url.scheme}://{url.hostname or '?'}" + (f":{url.port}" if url.port else "")
-        except ValueError:
-            return "webhook"
-    if entry.get("type") == "command":
-        return os.path.basename(str((entry.get("argv") or ["command"])[0])) or "command"
-    return str(entry.get("type", "action"))
-
-
-def scrub(text: str, entry: Mapping[str, Any], argv: list[str] | None = None) -> str:
-    """``text`` without the action's URL (path, query, credentials), header values or arguments."""
-    secrets = []
-    if entry.get("url"):
-        url = str(entry["url"])
-        split = urlsplit(url)
-        secrets += [url, split.path + (f"?{split.query}" if split.query else ""), split.path, split.query,
-                    split.netloc if split.username else ""]
-    secrets += [str(v) for v in (entry.get("headers") or {}).values()]
-    secrets += [str(a) for a in [*(argv or entry.get("argv") or []), *(entry.get("undo") or [])]]
-    for secret in sorted({s for s in secrets if len(s) > 1}, key=len, reverse=True):
-        text = text.replace(secret, HIDDEN)
-    return text
 
 
 def check_actions(actions: Mapping[str, Any]) -> None:
@@ -145,6 +128,26 @@ def fingerprint(entry: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(entry, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def ordering_key(event: RobotEvent, entry: Mapping[str, Any]) -> str:
+    """The lane of a delivery: ``<backend>/<queue> <channel>``.
+
+    Every command of one queue shares a lane, whatever its program: an
+    exclude, its undo and the recover may use different programs but act on
+    the same partition.  A webhook has a lane per receiver (scheme, host and
+    port, never the name an admin gave it), so a dead chat server never
+    holds the batch system's commands back.  Events of no queue (alerts)
+    share the lane of their backend (``-`` for none).
+    """
+    channel = str(entry["type"])
+    if channel == "webhook":
+        try:
+            url = urlsplit(str(entry["url"]))
+            channel += f" {url.scheme}://{url.hostname or '?'}" + (f":{url.port}" if url.port else "")
+        except ValueError:
+            channel += " ?"
+    return f"{event.backend or '-'}/{event.queue or '-'} {channel}"[:255]
+
+
 def _target(entry: Mapping[str, Any]) -> str:
     """What readers may see of an action (:func:`shown`)."""
     return shown(entry)[:255] if entry["type"] != "record" else ""
@@ -159,7 +162,8 @@ def outbox(event: RobotEvent, data: Mapping[str, Any] | None = None) -> list[Del
     key = _key(event.backend, config)
     return [Delivery(event=event, action=entry["type"], config_key=f"{key}.{kind}.{index}",
                      fingerprint=fingerprint(entry), target=_target(entry), data=values, state="pending",
-                     attempts=0, last_error="", next_attempt_at=utcnow())
+                     attempts=0, last_error="", next_attempt_at=utcnow(), uid=str(uuid.uuid4()),
+                     ordering_key=ordering_key(event, entry))
             for index, entry in _entries(config, event.backend, kind)]
 
 
@@ -184,86 +188,125 @@ def _entries(config: Mapping[str, Any], backend: str | None, kind: str) -> list[
             if entry["type"] == "command" and entry.get("undo")]
 
 
-def _entry(config: Mapping[str, Any], row: Delivery) -> Mapping[str, Any] | None:
+def _entry(config: Mapping[str, Any], config_key: str, fingerprint_: str) -> Mapping[str, Any] | None:
     """The configured action a delivery stands for, unless hc.toml changed it since."""
-    backend, kind, index = row.config_key.rsplit(".", 2)
+    backend, kind, index = config_key.rsplit(".", 2)
     for i, entry in _entries(config, None if backend == "default" else backend, kind):
-        if i == int(index) and fingerprint(entry) == row.fingerprint:
+        if i == int(index) and fingerprint(entry) == fingerprint_:
             return entry
     return None
+
+
+def _timeout(config: Mapping[str, Any], entry: Mapping[str, Any] | None) -> float:
+    return float((entry or {}).get("timeout", config.get("action_timeout", 10.0)))
+
+
+def _waiting() -> Any:
+    """True for a row with an earlier pending row in its lane: it must wait its turn."""
+    earlier = aliased(Delivery)
+    return exists(select(earlier.id).where(earlier.ordering_key == Delivery.ordering_key,
+                                           earlier.state == "pending", earlier.id < Delivery.id))
 
 
 def deliver(limit: int = 50) -> dict[str, int]:
     """The actions tick: run due deliveries, each outside any transaction.
 
-    A row is claimed with a compare-and-set on ``next_attempt_at`` (pushed
-    past the action's timeout), so a second deliverer never runs it twice.
+    Only the head of each lane is due (:func:`ordering_key`); when it is
+    delivered or fails for good, the next row of its lane runs in the same
+    tick.  Each row is tried at most once per tick, ``limit`` rows in all.
     A failure is retried with exponential backoff until ``action_retries``
     retries are spent; then the row is ``failed`` and a ``robot`` alert stays
     open until that action works again.
     """
     config = current_app.config["ROBOT"]
-    now = utcnow()
-    due = db.session.execute(select(Delivery.id, Delivery.next_attempt_at).where(
-        Delivery.state == "pending", Delivery.next_attempt_at <= now).order_by(Delivery.id).limit(limit)).all()
-    db.session.commit()
     counts = {"delivered": 0, "retry": 0, "failed": 0}
-    for row_id, due_at in due:
-        outcome = _deliver_one(config, row_id, due_at)
-        if outcome:
-            counts[outcome] += 1
+    tried: set[int] = set()
+    while len(tried) < limit:
+        due = db.session.execute(select(
+            Delivery.id, Delivery.next_attempt_at, Delivery.config_key, Delivery.fingerprint,
+        ).where(Delivery.state == "pending", Delivery.next_attempt_at <= utcnow(), Delivery.id.not_in(tried),
+                ~_waiting()).order_by(Delivery.id).limit(limit - len(tried))).all()
+        db.session.commit()
+        if not due:
+            break
+        for row_id, due_at, config_key, fingerprint_ in due:
+            tried.add(row_id)
+            outcome = _deliver_one(config, row_id, due_at, _entry(config, config_key, fingerprint_))
+            if outcome:
+                counts[outcome] += 1
     return counts
 
 
-def _claim(config: Mapping[str, Any], row_id: int, due_at: datetime) -> bool:
-    hold = utcnow() + timedelta(seconds=2 * float(config.get("action_timeout", 10.0)) + 5)
+def _claim(config: Mapping[str, Any], row_id: int, due_at: datetime, entry: Mapping[str, Any] | None) -> int:
+    """Take the row (compare-and-set on ``next_attempt_at``, and still the head of its lane) and count
+    the attempt now; the attempt's number, or 0 if another deliverer has it.
+
+    The hold outlasts any run: a command is killed at its timeout, a webhook
+    gives up on a connection or read that takes longer."""
+    hold = utcnow() + timedelta(seconds=2 * _timeout(config, entry) + 5)
     done = db.session.execute(update(Delivery).where(
-        Delivery.id == row_id, Delivery.state == "pending", Delivery.next_attempt_at == due_at,
-    ).values(next_attempt_at=hold))
+        Delivery.id == row_id, Delivery.state == "pending", Delivery.next_attempt_at == due_at, ~_waiting(),
+    ).values(next_attempt_at=hold, attempts=Delivery.attempts + 1).execution_options(synchronize_session=False))
+    claimed = bool(done.rowcount)  # type: ignore[attr-defined]
+    attempt = db.session.scalar(select(Delivery.attempts).where(Delivery.id == row_id)) if claimed else 0
     db.session.commit()
-    return bool(done.rowcount)  # type: ignore[attr-defined]
+    return int(attempt or 0)
 
 
-def _deliver_one(config: Mapping[str, Any], row_id: int, due_at: datetime) -> str:
-    if not _claim(config, row_id, due_at):
+def _retries(config: Mapping[str, Any], entry: Mapping[str, Any] | None) -> int:
+    return int((entry or {}).get("retries", config.get("action_retries", 8)))
+
+
+def _deliver_one(config: Mapping[str, Any], row_id: int, due_at: datetime, entry: Mapping[str, Any] | None) -> str:
+    attempt = _claim(config, row_id, due_at, entry)
+    if not attempt:
         return ""
     row = db.session.get_one(Delivery, row_id)
-    entry, data = _entry(config, row), {**row.data, "id": row.event_id}
+    data = {**row.data, "id": row.event_id, "delivery": row.uid}
     db.session.commit()  # nothing open while the action runs
     if entry is None:
         ok, message = False, f"action {row.config_key} is no longer configured as it was; not run"
+    elif attempt > _retries(config, entry) + 1:
+        ok, message = False, (f"not run again: {attempt - 1} attempts were claimed and none finished "
+                              "(the deliverer stopped during the action?)")
     else:
         try:
-            ok, message = _run_one(config, entry, data)
+            ok, message = run_action(config, entry, data)
         except Exception as exc:  # noqa: BLE001 - an action must never stop the deliverer
             ok, message = False, f"{type(exc).__name__}: {exc}"
         message = scrub(message, entry)
-    return _record(config, db.session.get_one(Delivery, row_id), entry, ok, message)
+    return _record(config, row_id, attempt, entry, ok, message)
 
 
-def _record(config: Mapping[str, Any], row: Delivery, entry: Mapping[str, Any] | None, ok: bool,
+def _record(config: Mapping[str, Any], row_id: int, attempt: int, entry: Mapping[str, Any] | None, ok: bool,
             message: str) -> str:
+    """Write the outcome of attempt ``attempt``, unless the row was claimed again meanwhile
+    (the row is locked until the outcome commits, where the database can lock a row)."""
+    row = db.session.get_one(Delivery, row_id, populate_existing=True, with_for_update=True)
+    if row.state != "pending" or row.attempts != attempt:
+        log.warning("robot action %s: attempt %d ended after its claim expired; outcome not recorded: %s",
+                    row.uid, attempt, message)
+        db.session.rollback()
+        return ""
     event = db.session.get_one(RobotEvent, row.event_id)
-    row.attempts += 1
     now = utcnow()
-    retries = int((entry or {}).get("retries", config.get("action_retries", 8)))
     if ok:
         row.state, row.delivered_at, row.last_error = "delivered", now, ""
         outcome = "delivered"
-    elif entry is not None and row.attempts <= retries:
-        backoff = float(config.get("action_backoff_seconds", 5.0)) * 2 ** (row.attempts - 1)
+    elif entry is not None and attempt <= _retries(config, entry):
+        backoff = float(config.get("action_backoff_seconds", 5.0)) * 2 ** (attempt - 1)
         row.next_attempt_at, row.last_error = now + timedelta(seconds=min(backoff, 3600.0)), message[:2000]
         outcome = "retry"
     else:
         row.state, row.last_error = "failed", message[:2000]
         outcome = "failed"
     if not ok:
-        log.warning("robot action %s for event %s failed (attempt %d): %s", row.action, event.id, row.attempts,
+        log.warning("robot action %s for event %s failed (attempt %d): %s", row.action, event.id, attempt,
                     message)
     if outcome != "retry":
         db.session.add(RobotEvent(kind="action", queue=event.queue, backend=event.backend, rule=row.action,
                                   parent_id=event.id, alert_id=event.alert_id, ok=ok,
-                                  message=f"{message[:1900]} (attempt {row.attempts})"))
+                                  message=f"{message[:1900]} (attempt {attempt})"))
     _action_alert(row, event, ok or outcome == "retry", message)
     db.session.commit()
     return outcome
@@ -282,39 +325,3 @@ def _action_alert(row: Delivery, event: RobotEvent, ok: bool, message: str) -> N
                     f"{event.kind} {event.queue or ''}: {message[:500]}", backend=event.backend)
     elif (alert := find_open(key)) is not None:
         close_alert(alert, "the action works again")
-
-
-def _fill(text: str, data: Mapping[str, Any]) -> str:
-    values = {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in data.items()}
-    return text.format_map(values)
-
-
-def _run_one(config: Mapping[str, Any], entry: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[bool, str]:
-    timeout = float(entry.get("timeout", config.get("action_timeout", 10.0)))
-    if entry["type"] == "record":
-        return True, "recorded"
-    if entry["type"] == "command":
-        argv = [_fill(a, data) for a in entry["argv"]]
-        try:
-            done = run(argv, timeout=timeout)
-        except BackendUnavailable as exc:
-            return False, scrub(f"{shown(entry)}: {exc}", entry, argv)
-        detail = scrub((done.stderr or done.stdout).strip()[-500:], entry, argv)
-        return done.returncode == 0, f"exit {done.returncode}: {shown(entry)}" + (f": {detail}" if detail else "")
-    return _post(entry, data, timeout)
-
-
-def _post(entry: Mapping[str, Any], data: Mapping[str, Any], timeout: float) -> tuple[bool, str]:
-    """One POST; retries are the outbox's business.  The message names the host only."""
-    url = str(entry["url"])
-    host = shown(entry)
-    headers = {str(k): str(v) for k, v in (entry.get("headers") or {}).items()}
-    try:
-        response = requests.post(url, json=dict(data), timeout=timeout, headers=headers)
-    except requests.Timeout:
-        return False, f"POST to {host}: no answer within {timeout:g} s"
-    except requests.RequestException as exc:
-        return False, f"POST to {host}: {type(exc).__name__}"
-    if 200 <= response.status_code < 300:
-        return True, f"POST to {host}: {response.status_code}"
-    return False, f"POST to {host}: HTTP {response.status_code}: {response.text[:200]}"

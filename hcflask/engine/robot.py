@@ -16,8 +16,9 @@ A pass is three steps: :func:`load` reads a :class:`~hcflask.engine.decide.Snaps
 :func:`~hcflask.engine.decide.decide` (pure) says what to do, and
 :func:`write` does it -- every claim through :mod:`hcflask.engine.status`
 (compare-and-set on the version the snapshot saw), each with its
-:class:`RobotEvent`; then alerts and the summary; then the configured
-actions, all through :func:`notify_events`.  The replay runs the first two steps
+:class:`RobotEvent` and the outbox rows of its actions; then alerts and the
+summary, committed together with their actions (:func:`notify_events`), so no
+crash can leave an alert whose actions were never queued.  The replay runs the first two steps
 over the stored history.
 """
 from __future__ import annotations
@@ -148,6 +149,7 @@ def write(decisions: Decisions, now: datetime, started: float) -> Pending:
     state.last_summary = decisions.summary
     state.last_run_at = now
     state.last_run_seconds = time.monotonic() - started
+    notify_events(events)
     db.session.commit()
     return events
 
@@ -159,11 +161,10 @@ def with_actions(event: RobotEvent) -> Callable[[str, str], list[Any]]:
 
 
 def notify_events(events: Pending) -> None:
-    """The one place the robot and the bands hand events to their actions: into the outbox
-    (:func:`notify.enqueue`), delivered later by the actions tick."""
+    """Put the actions of the pass's alert events into the outbox (:func:`notify.enqueue`), in the
+    transaction that commits the alerts; the actions tick delivers them later."""
     for event, extra in events:
         notify.enqueue(event, notify.event_data(event, **extra))
-    db.session.commit()
 
 
 def robot_pass(now: datetime | None = None) -> dict[str, int]:
@@ -173,8 +174,7 @@ def robot_pass(now: datetime | None = None) -> dict[str, int]:
     settings = Settings(current_app.config["ROBOT"])
     state = RobotState.get()
     decisions = decide(load(now, settings, state), settings)
-    events = write(decisions, now, started)
-    notify_events(events)
+    write(decisions, now, started)
     counts = decisions.counts
     if counts["excluded"] or counts["recovered"] or counts["rolled_back"]:
         log.info("robot: %s", counts)

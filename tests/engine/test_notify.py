@@ -28,6 +28,7 @@ class Hook:
 
     def __init__(self, failures: int = 0) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.ids: list[str | None] = []
         self.failures = failures
         hook = self
 
@@ -35,6 +36,7 @@ class Hook:
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 hook.bodies.append(body)
+                hook.ids.append(self.headers.get("X-HC-Delivery"))
                 code = 500 if len(hook.bodies) <= hook.failures else 200
                 self.send_response(code)
                 self.end_headers()
@@ -98,12 +100,15 @@ def test_webhook_is_retried_from_the_outbox_then_posts_the_event(app: Flask, hoo
         assert body["rule"] == "last_failed_in_one" and body["new_status"] == "excluded" and body["id"] == event.id
         [row] = _deliveries()
         assert (row.state, row.attempts, row.last_error) == ("delivered", 2, "")
+        assert hook.ids == [row.uid, row.uid] and body["delivery"] == row.uid, "one id on every attempt"
         logged = db.session.scalars(select(RobotEvent).where(RobotEvent.kind == "action")).one()
         assert logged.ok and logged.parent_id == event.id and "(attempt 2)" in logged.message
         assert deliver() == {"delivered": 0, "retry": 0, "failed": 0}, "delivered once, never again"
 
 
 def test_failing_actions_are_logged_and_do_not_stop_the_others(app: Flask, tmp_path: Path) -> None:
+    """The dead webhook holds back no command; the missing command holds back the next command of
+    its queue (one lane) until it has failed for good."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/"
@@ -118,8 +123,9 @@ def test_failing_actions_are_logged_and_do_not_stop_the_others(app: Flask, tmp_p
         ]}})
         app.config["ROBOT"]["action_retries"] = 1
         event = _event()
-        assert deliver() == {"delivered": 1, "retry": 2, "failed": 0}
-        assert deliver() == {"delivered": 0, "retry": 0, "failed": 2}
+        assert deliver() == {"delivered": 0, "retry": 2, "failed": 0}
+        assert not out.exists(), "the second command waits for the first"
+        assert deliver() == {"delivered": 1, "retry": 0, "failed": 2}
         assert [(r.state, r.attempts) for r in _deliveries()] == [("failed", 2), ("failed", 2), ("delivered", 1)]
         messages = [r.last_error for r in _deliveries()]
         assert "ConnectionError" in messages[0] and "command not found" in messages[1]
