@@ -2,7 +2,7 @@
 ordering key (deliveries of one lane go out in commit order)
 
 Revision ID: c19outbox
-Revises: c17jobtemplate
+Revises: c18signatures
 Create Date: 2026-12-03 14:30:00
 
 Rows written before this revision get a fresh id each and the key their
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "c19outbox"
-down_revision = "c17jobtemplate"
+down_revision = "c18signatures"
 branch_labels = None
 depends_on = None
 
