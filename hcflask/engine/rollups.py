@@ -46,7 +46,8 @@ from hcflask.states import IN_FLIGHT, JobState, QueueStatus
 FINAL = {s.value for s in JobState if s.final}
 FINISHED = {JobState.SUCCEEDED.value, JobState.FAILED.value}
 OUTCOME_COLUMN = {JobState.SUCCEEDED.value: "succeeded", JobState.FAILED.value: "failed",
-                  JobState.CANCELLED.value: "cancelled", JobState.LOST.value: "lost"}
+                  JobState.CANCELLED.value: "cancelled", JobState.LOST.value: "lost",
+                  JobState.NOT_APPLICABLE.value: "not_applicable"}
 OUTCOMES = tuple(OUTCOME_COLUMN.values())
 #: the :class:`Tally` names of finished jobs whose rows retention deleted, one per final state
 PURGED = {state: f"job_rows_purged:{state}" for state in OUTCOME_COLUMN}

@@ -1,0 +1,30 @@
+"""not_applicable outcome: a count beside succeeded/failed/cancelled/lost in the rollups
+(per day, all-time and per test), so probe jobs that did not apply are kept apart
+
+Revision ID: c24probes
+Revises: c17jobtemplate
+Create Date: 2026-12-03 14:30:00
+
+"""
+import sqlalchemy as sa
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision = "c24probes"
+down_revision = "c17jobtemplate"
+branch_labels = None
+depends_on = None
+
+TABLES = ("rollup", "rollup_total", "rollup_test")
+
+
+def upgrade():
+    for table in TABLES:
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(sa.Column("not_applicable", sa.Integer(), nullable=False, server_default="0"))
+
+
+def downgrade():
+    for table in TABLES:
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("not_applicable")
