@@ -72,6 +72,7 @@ def start(queue_name: str, names: list[str] | None = None, runs: int = 1, timeou
     now = utcnow()
     for template in templates:
         test = Test.from_template(template, start_at=now, created_by=f"{TAG}{key}")
+        db.session.add(test)  # before the template's backref autoflushes it
         snapshot = dict(test.snapshot)
         snapshot.update(kind="stress", queues=[queue.name], autoexclusion=False, renew=False, lifetime=timeout,
                         stress={"ramp": [{"at": 0, "in_flight": runs}], "max_jobs": runs, "abort_fail_rate": None})

@@ -21,8 +21,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hcflask.extensions import Model
 
 #: the additive columns of :class:`Rollup` (and of :class:`RollupTotal` but the time pieces)
-#: (the four outcomes of a queue come first: ``COUNTS[:4]`` is what availability pages sum)
-COUNTS = ("succeeded", "failed", "cancelled", "lost", "not_applicable", "core_seconds", "wall_seconds")
+#: (a ``not_applicable`` job adds to the seconds only: it says nothing about the queue; the
+#: per-test counts keep it, :class:`RollupTest`)
+COUNTS = ("succeeded", "failed", "cancelled", "lost", "core_seconds", "wall_seconds")
 TIMES = ("known_seconds", "up_seconds", "known_offline_seconds", "up_offline_seconds")
 
 
@@ -33,8 +34,6 @@ class _Counts:
     failed: Mapped[int] = mapped_column(default=0)
     cancelled: Mapped[int] = mapped_column(default=0)
     lost: Mapped[int] = mapped_column(default=0)
-    #: probes that did not apply where they ran: cost core time, say nothing about the queue
-    not_applicable: Mapped[int] = mapped_column(default=0)
     #: cores × (end − start) of the jobs that ended, and the plain wall time
     core_seconds: Mapped[float] = mapped_column(default=0.0)
     wall_seconds: Mapped[float] = mapped_column(default=0.0)
@@ -87,6 +86,7 @@ class RollupTest(Model):
     failed: Mapped[int] = mapped_column(default=0)
     cancelled: Mapped[int] = mapped_column(default=0)
     lost: Mapped[int] = mapped_column(default=0)
+    #: probes that did not apply where they ran (kept apart from the four outcomes)
     not_applicable: Mapped[int] = mapped_column(default=0)
 
 

@@ -1,5 +1,6 @@
-"""not_applicable outcome: a count beside succeeded/failed/cancelled/lost in the rollups
-(per day, all-time and per test), so probe jobs that did not apply are kept apart
+"""not_applicable outcome: a count beside succeeded/failed/cancelled/lost in the per-test
+rollup, so probe jobs that did not apply are shown apart (the day and all-time rollups only
+add their seconds: a not-applicable job says nothing about the queue)
 
 Revision ID: c24probes
 Revises: c17jobtemplate
@@ -15,7 +16,7 @@ down_revision = "c17jobtemplate"
 branch_labels = None
 depends_on = None
 
-TABLES = ("rollup", "rollup_total", "rollup_test")
+TABLES = ("rollup_test",)
 
 
 def upgrade():

@@ -260,11 +260,11 @@ def rollup_lines() -> list[str]:
                                 .order_by(Queue.name, RollupTotal.template)).all()
     keys = [f'queue="{_label(row[0])}",template="{_label(row[1])}"' for row in totals]
     lines += ["# HELP hc_jobs_total Finished jobs by queue, template and outcome.", "# TYPE hc_jobs_total counter"]
-    for i, outcome in enumerate(COUNTS[:5]):  # the outcomes, not_applicable included
+    for i, outcome in enumerate(COUNTS[:4]):
         lines += [f'hc_jobs_total{{{key},outcome="{outcome}"}} {row[2 + i]}'
                   for key, row in zip(keys, totals, strict=True)]
-    for metric, i, what in (("hc_job_core_seconds_total", 2 + COUNTS.index("core_seconds"), "Cores x wall time"),
-                            ("hc_job_wall_seconds_total", 2 + COUNTS.index("wall_seconds"), "Wall time")):
+    for metric, i, what in (("hc_job_core_seconds_total", 6, "Cores x wall time"),
+                            ("hc_job_wall_seconds_total", 7, "Wall time")):
         lines += [f"# HELP {metric} {what} of finished jobs, by queue and template.", f"# TYPE {metric} counter"]
         lines += [f"{metric}{{{key}}} {row[i]:.0f}" for key, row in zip(keys, totals, strict=True)]
     return lines
