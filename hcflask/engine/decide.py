@@ -154,6 +154,10 @@ def _judge(snap: Snapshot, settings: Settings, closed: datetime | None,
         if queue.admin is not None:
             row.update(verdict="not_judged", reason=f"status {queue.admin}: an admin's claim, the robot leaves it")
             continue
+        if not snap.outcomes.get(queue.id):
+            row.update(verdict="not_judged", reason="no succeeded or failed job in the window "
+                       "(not-applicable and cancelled jobs never count)")
+            continue
         cut = cutoff(queue, settings, snap.now, closed)
         series = build_series(queue, snap.outcomes.get(queue.id, {}), set(snap.expected.get(queue.name, set())),
                               settings, snap.now, cut)
