@@ -58,15 +58,16 @@ def catalog_install(names: tuple[str, ...], queues: tuple[str, ...], settings: t
     if unknown:
         catalog.get(unknown[0], "names")  # raises, naming the known probes
     values = catalog.parse_settings(list(settings))
+    unused = set(values) - {x.name for p in chosen for x in p.params}
+    if unused:  # before anything is written
+        raise ValidationError("set", f"no chosen probe has the setting {', '.join(sorted(unused))} "
+                                     f"(see hc catalog show {chosen[0].name if len(chosen) == 1 else 'NAME'})")
     for probe in chosen:
         mine = {k: v for k, v in values.items() if k in {p.name for p in probe.params}}
         doc = catalog.render(probe, mine, list(queues) or None)
         existing = db.session.scalar(select(Template).where(Template.name == probe.template_name))
         template = save_template(doc, existing)
         click.echo(f"{'updated' if existing else 'installed'} {template.name} (id {template.id})")
-    unused = set(values) - {x.name for p in chosen for x in p.params}
-    if unused:
-        raise ValidationError("set", f"no chosen probe has the setting {', '.join(sorted(unused))}")
 
 
 def _line(state: dict[str, Any], clock: float) -> str:
