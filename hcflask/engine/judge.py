@@ -103,6 +103,10 @@ def judge(
         walltime = int((workload.get("resources") or {}).get("walltime", 0))
         return Verdict(JobState.FAILED, f"timeout after {hms(walltime)}", exit_code, values)
     if status.state is JobState.FAILED and status.reason:
+        # a batch system's "exit N" is only the payload's exit code: a probe may mean "not applicable"
+        not_applicable = _not_applicable(workload, exit_code, stdout) if status.reason.startswith("exit ") else None
+        if not_applicable is not None:
+            return Verdict(JobState.NOT_APPLICABLE, not_applicable, exit_code, values)
         return Verdict(JobState.FAILED, status.reason, exit_code, values)
     if result is None and exit_code is None:
         return Verdict(JobState.FAILED, status.reason or "the job left no result file", None, values)

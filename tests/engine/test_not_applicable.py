@@ -37,6 +37,15 @@ def test_exit_4_is_not_applicable_only_where_the_template_opts_in() -> None:
     assert plain.state is JobState.FAILED and plain.reason == "exit 4: boom"
 
 
+def test_a_batch_systems_plain_exit_verdict_still_lets_the_probe_say_not_applicable() -> None:
+    """Slurm reports a non-zero exit as FAILED with reason "exit 4": the payload's own code."""
+    status = Status(JobState.FAILED, "FAILED", reason="exit 4", exit_code=4)
+    verdict = judge(OPTED_IN, status, {"exit_code": 4}, "hc-not-applicable: no GPU\n", "")
+    assert verdict.state is JobState.NOT_APPLICABLE and verdict.reason == "no GPU"
+    status = Status(JobState.FAILED, "OUT_OF_MEMORY", reason="out of memory", exit_code=4)
+    assert judge(OPTED_IN, status, {"exit_code": 4}, "hc-not-applicable: no GPU\n", "").state is JobState.FAILED
+
+
 def test_a_timeout_is_never_hidden_by_the_marker() -> None:
     status, result = _finished(124, timeout=True)
     verdict = judge(OPTED_IN, status, result, "hc-not-applicable: whatever\n", "")
