@@ -196,7 +196,8 @@ def report(key: str) -> dict[str, Any]:
         for name, spec in (test.workload.get("metrics") or {}).items():
             ref = spec.get("reference") or {}
             got = values.get(name, [])
-            outside = sum(1 for v in got if ("lower" in ref and v < ref["lower"]) or ("upper" in ref and v > ref["upper"]))
+            outside = sum(1 for v in got
+                          if ("lower" in ref and v < ref["lower"]) or ("upper" in ref and v > ref["upper"]))
             metrics.append({"metric": name, "unit": spec.get("unit") or "", "summary": summary(got),
                             "lower": ref.get("lower"), "upper": ref.get("upper"), "outside": outside})
         first = next((j for j in jobs if j.state in (JobState.SUCCEEDED.value, JobState.NOT_APPLICABLE.value,

@@ -48,6 +48,9 @@ FINISHED = {JobState.SUCCEEDED.value, JobState.FAILED.value}
 OUTCOME_COLUMN = {JobState.SUCCEEDED.value: "succeeded", JobState.FAILED.value: "failed",
                   JobState.CANCELLED.value: "cancelled", JobState.LOST.value: "lost",
                   JobState.NOT_APPLICABLE.value: "not_applicable"}
+#: a not-applicable job says nothing about the queue: the per-test rollup counts it, the day and
+#: all-time rollups only add its seconds (their columns are the four outcomes of :data:`COUNTS`)
+NOT_APPLICABLE = JobState.NOT_APPLICABLE.value
 OUTCOMES = tuple(OUTCOME_COLUMN.values())
 #: the :class:`Tally` names of finished jobs whose rows retention deleted, one per final state
 PURGED = {state: f"job_rows_purged:{state}" for state in OUTCOME_COLUMN}
@@ -219,8 +222,11 @@ def job_rows(session: Session, states: Iterable[str] | None = None) -> int:
     finals, live = [s for s in OUTCOME_COLUMN if s in wanted], [s for s in IN_FLIGHT if s in wanted]
     parts: list[Any] = []
     if finals:
-        done = sum((getattr(RollupTotal, OUTCOME_COLUMN[s]) for s in finals), start=literal(0))
+        done = sum((getattr(RollupTotal, OUTCOME_COLUMN[s]) for s in finals if s != NOT_APPLICABLE),
+                   start=literal(0))
         parts.append(select(func.coalesce(func.sum(done), 0)).scalar_subquery())
+        if NOT_APPLICABLE in finals:  # kept in the per-test rollup only (see OUTCOME_COLUMN)
+            parts.append(select(func.coalesce(func.sum(RollupTest.not_applicable), 0)).scalar_subquery())
         parts.append(-select(func.coalesce(func.sum(Tally.n), 0))
                      .where(Tally.name.in_([PURGED[s] for s in finals])).scalar_subquery())
     if live:

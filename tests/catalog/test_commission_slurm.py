@@ -69,8 +69,9 @@ def test_commission_a_slurm_partition(app: Flask, endpoint: str, tmp_path: Path)
     node = next(p for p in data["probes"] if p["probe"] == "node")
     assert {m["metric"]: m["summary"]["median"] for m in node["metrics"]}["walltime_given_s"] == 120
     assert html.exists()
-    print(f"\nhc commission on Slurm: {seconds:.1f} s; "
-          f"{ {p['probe']: {m['metric']: m['summary']['median'] for m in p['metrics'] if m['summary']} for p in data['probes']} }")
+    medians = {p["probe"]: {m["metric"]: m["summary"]["median"] for m in p["metrics"] if m["summary"]}
+               for p in data["probes"]}
+    print(f"\nhc commission on Slurm: {seconds:.1f} s; {medians}")
 
 
 def test_read_only_scratch_fails_the_commissioning(app: Flask, read_only_dir: Path) -> None:

@@ -1,14 +1,13 @@
 """The third outcome: a job that says its probe does not apply is neither a success nor a failure."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from flask import Flask
 from sqlalchemy import func, select
 
 from hcflask.backends.base import Status
 from hcflask.engine.judge import judge
 from hcflask.engine.robot import robot_pass
+from hcflask.engine.rollups import job_rows
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, RobotState
 from hcflask.states import JobState
@@ -58,7 +57,7 @@ def test_the_marker_needs_its_own_line() -> None:
     assert verdict.state is JobState.SUCCEEDED
 
 
-def test_only_not_applicable_results_never_move_the_robot(app: Flask, tmp_path: Path) -> None:
+def test_only_not_applicable_results_never_move_the_robot(app: Flask) -> None:
     """Three not-applicable jobs on an auto-excluding test: the queue stays online, not judged;
     the test counts show them apart and not as failures."""
     script = 'echo "hc-not-applicable: no /cvmfs on $(hostname)"; exit 4'
@@ -83,3 +82,5 @@ def test_only_not_applicable_results_never_move_the_robot(app: Flask, tmp_path: 
         assert per_queue.not_applicable >= 3 and per_queue.failed == 0 and per_queue.fail_percent is None
         job = db.session.scalar(select(Job).where(Job.state == JobState.NOT_APPLICABLE.value))
         assert job.failure_reason.startswith("no /cvmfs on ")
+        # the jobs list's total (from the rollups, without counting rows) includes them
+        assert job_rows(db.session()) == db.session.scalar(select(func.count()).select_from(Job))

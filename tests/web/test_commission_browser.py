@@ -22,7 +22,8 @@ COUNT_SERIES_PIXELS = """([r, g, b]) => Array.from(document.querySelectorAll('.h
   const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
   let n = 0;
   for (let i = 0; i < data.length; i += 4)
-    if (Math.abs(data[i] - r) < 24 && Math.abs(data[i + 1] - g) < 24 && Math.abs(data[i + 2] - b) < 24 && data[i + 3] > 200) n++;
+    if (Math.abs(data[i] - r) < 24 && Math.abs(data[i + 1] - g) < 24 && Math.abs(data[i + 2] - b) < 24
+        && data[i + 3] > 200) n++;
   return n;
 })"""
 
