@@ -39,16 +39,29 @@ PASS, FAIL, NOT_APPLICABLE = "pass", "fail", "not applicable"
 FACT_PREFIX = "hc-fact "
 
 
-def ensure_installed(names: list[str], actor: str = "commission") -> list[Template]:
-    """The probe templates of ``names``, installing (with their defaults) those missing."""
+def templates_for(names: list[str]) -> list[Template]:
+    """The templates of ``names``: catalogue probes (installed with their defaults when missing),
+    or any other template by its name (a stress template keeps its own ramp and ``max_jobs``)."""
     from hcflask.engine.actions import save_template
 
+    known = {p.name for p in catalog.probes()}
     out = []
     for name in names:
-        probe = catalog.get(name, "probes")
-        template = db.session.scalar(select(Template).where(Template.name == probe.template_name))
-        out.append(template or save_template(catalog.render(probe)))
+        if name.removeprefix(catalog.PREFIX) in known:
+            probe = catalog.get(name, "probes")
+            template = db.session.scalar(select(Template).where(Template.name == probe.template_name))
+            out.append(template or save_template(catalog.render(probe)))
+            continue
+        template = db.session.scalar(select(Template).where(Template.name == name))
+        if template is None:
+            raise ValidationError("probes", f"{name!r} is neither a probe of the catalogue "
+                                            f"({', '.join(sorted(known))}) nor a template")
+        out.append(template)
     return out
+
+
+def is_probe(test: Test) -> bool:
+    return test.template_name.startswith(catalog.PREFIX)
 
 
 def start(queue_name: str, names: list[str] | None = None, runs: int = 1, timeout: int = 1800,
@@ -67,15 +80,17 @@ def start(queue_name: str, names: list[str] | None = None, runs: int = 1, timeou
     if not 60 <= timeout <= 7 * 86400:
         raise ValidationError("timeout", f"must be from 60 to 604800 seconds, got {timeout}")
     names = list(names or catalog.ORDER)
-    templates = ensure_installed(names)
+    templates = templates_for(names)
     key = uuid.uuid4().hex[:12]
     now = utcnow()
     for template in templates:
         test = Test.from_template(template, start_at=now, created_by=f"{TAG}{key}")
         db.session.add(test)  # before the template's backref autoflushes it
         snapshot = dict(test.snapshot)
-        snapshot.update(kind="stress", queues=[queue.name], autoexclusion=False, renew=False, lifetime=timeout,
-                        stress={"ramp": [{"at": 0, "in_flight": runs}], "max_jobs": runs, "abort_fail_rate": None})
+        snapshot.update(queues=[queue.name], autoexclusion=False, renew=False, lifetime=timeout)
+        if template.kind != "stress":  # a probe (or a functional template): `runs` jobs at once
+            snapshot.update(kind="stress", stress={"ramp": [{"at": 0, "in_flight": runs}], "max_jobs": runs,
+                                                   "abort_fail_rate": None})
         test.snapshot = snapshot
         test.end_at = now + timedelta(seconds=timeout)
         test.note = f"commissioning {key} of {queue.name} by {actor}"
@@ -208,6 +223,7 @@ def report(key: str) -> dict[str, Any]:
         reasons = Counter(j.failure_reason or j.state for j in jobs if j.state != JobState.SUCCEEDED.value)
         rows.append({
             "probe": probe, "template": test.template_name, "test": test.id, "state": test.state,
+            "stress": _stress(test),
             "verdict": verdict(states), "jobs": dict(states), "runs": int(test.snapshot["stress"]["max_jobs"]),
             "reasons": [{"reason": r, "count": n} for r, n in reasons.most_common(5)],
             "metrics": metrics, "facts": probe_facts,
@@ -222,6 +238,18 @@ def report(key: str) -> dict[str, Any]:
         "probes": rows, "node_facts": node_facts, "passed": all(r["verdict"] != FAIL for r in rows),
         "failed": [r["probe"] for r in rows if r["verdict"] == FAIL], "generated_at": iso(utcnow()),
     }
+
+
+def _stress(test: Test) -> dict[str, Any] | None:
+    """A stress template's results on the queue (the test report's queue row and ramp steps)."""
+    if is_probe(test):
+        return None
+    from hcflask.web import report as test_report
+
+    built = test_report.build(test)
+    queue = built["queues"][0] if built["queues"] else {}
+    return {"success_rate": queue.get("success_rate"), "judged": queue.get("judged"),
+            "distributions": queue.get("distributions", {}), "steps": built["stress"] or []}
 
 
 def latest(queue_name: str, limit: int = 5) -> list[dict[str, Any]]:

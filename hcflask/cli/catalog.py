@@ -101,15 +101,33 @@ def print_report(data: dict[str, Any]) -> None:
         rows.append((p["probe"], p["verdict"], " ".join(f"{n} {s}" for s, n in sorted(p["jobs"].items())),
                      "; ".join(shown) or "–", why[:90]))
     table(rows, ("probe", "verdict", "jobs", "metrics (median, reference)", "reason"))
+    for p in data["probes"]:
+        if p["stress"]:
+            _print_stress(p)
     if data["node_facts"]:
         click.echo("\nNode facts:")
         for name, value in data["node_facts"].items():
             click.echo(f"  {name}: {value}")
 
 
+def _print_stress(probe: dict[str, Any]) -> None:
+    stress, d = probe["stress"], probe["stress"]["distributions"]
+    rate = "–" if stress["success_rate"] is None else f"{100 * stress['success_rate']:.1f} %"
+    medians = ", ".join(f"{k} {d[k]['median']:.2f}" for k in ("queue_wait", "run_time", "cpu_efficiency") if d.get(k))
+    click.echo(f"\nStress test {probe['template']} (test {probe['test']}): {stress['judged']} judged, "
+               f"success {rate}; medians: {medians or '–'}")
+    for step in stress["steps"]:
+        for q in step["queues"]:
+            click.echo(f"  step {step['step'] + 1} from {step['at']} s: in flight asked {q['asked']}, "
+                       f"reached {q['in_flight_reached']}, running {q['running_reached']}, "
+                       f"started/min {q['started_per_minute']}")
+
+
 @click.command("commission")
 @click.argument("queue")
-@click.option("--probes", "probes", help="comma-separated probe names (default: the whole catalogue)")
+@click.option("--probes", "probes",
+              help="comma-separated probe names (default: the whole catalogue); a template name runs that "
+                   "template too (a stress template with its own ramp, reported with its throughput)")
 @click.option("--runs", type=click.IntRange(1, 100), default=1, show_default=True, help="jobs per probe")
 @click.option("--timeout", type=click.IntRange(60, 7 * 86400), default=1800, show_default=True,
               help="seconds before jobs still unfinished are cancelled (and their probe fails)")
@@ -128,14 +146,10 @@ def commission_command(queue: str, probes: str | None, runs: int, timeout: int, 
     from hcflask.engine.hosts import HostTaken, claim
 
     names = [n.strip() for n in probes.split(",") if n.strip()] if probes else None
-    for name in names or []:
-        catalog.get(name, "probes")
+    if names:
+        commission.templates_for(names)  # a bad name fails before anything runs
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     app.config["HOST_NAME"] = commission.commission_host()
-    try:
-        claim()
-    except HostTaken as exc:
-        raise ValidationError("host", str(exc)) from None
     key = commission.start(queue, names, runs=runs, timeout=timeout, host=app.config["HOST_NAME"])
     click.echo(f"commissioning {key} of {queue}: {len(commission.tests_of(key))} probes x {runs} run(s)", err=True)
     clock, last = time.monotonic(), ""
@@ -151,7 +165,10 @@ def commission_command(queue: str, probes: str | None, runs: int, timeout: int, 
         last = line.split("] ", 1)[1]
 
     try:
+        claim()
         commission.drive(app, key, show)
+    except HostTaken as exc:  # the name carries this process's id: only a leftover lease of a reused pid
+        raise ValidationError("host", str(exc)) from None
     finally:
         commission.release_host()
     if tty:

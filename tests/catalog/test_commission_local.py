@@ -9,7 +9,7 @@ from flask import Flask
 
 from hcflask.cli.catalog import catalog_group, commission_command
 from tests.conftest import make_app
-from tests.factories import make_queue
+from tests.factories import make_queue, make_template
 
 #: what this machine has: no GPU, no /cvmfs, no container image configured, no input data yet
 ABSENT = {"gpu", "cvmfs", "container", "data-access"}
@@ -82,3 +82,22 @@ def test_commission_the_local_node(tmp_path: Path, endpoint: str) -> None:
     text = html.read_text()
     assert 'data-probe="mpi" data-verdict="pass"' in text and "<script" not in text
     print(f"\nhc commission local: {seconds:.1f} s; metrics {metrics}")
+
+
+def test_commission_with_a_stress_template_and_bad_names(tmp_path: Path) -> None:
+    """A stress template named in --probes runs with its own ramp; its throughput is reported."""
+    app = _app(tmp_path)
+    with app.app_context():
+        make_template("burst", ["local"], kind="stress", script='sleep 1; echo "hc-ok value=1"',
+                      stress={"ramp": [{"at": 0, "in_flight": 2}], "max_jobs": 3})
+    runner = app.test_cli_runner()
+    bad = runner.invoke(commission_command, ["local", "--probes", "node,nope"])
+    assert bad.exit_code != 0 and "probes: 'nope' is neither a probe of the catalogue" in bad.output
+    bad = runner.invoke(commission_command, ["nowhere", "--probes", "node"])
+    assert bad.exit_code != 0 and "queue: no queue 'nowhere' (known: local)" in bad.output
+    html = tmp_path / "c.html"
+    result = runner.invoke(commission_command, ["local", "--probes", "node,burst", "--html", str(html)])
+    assert result.exit_code == 0, result.output
+    assert "Stress test burst" in result.output and "in flight asked 2" in result.output
+    assert "Commissioning" in result.output and "PASSED" in result.output
+    assert "Stress test burst" in html.read_text()
