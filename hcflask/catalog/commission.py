@@ -163,10 +163,13 @@ def commission_host() -> str:
 
 
 def release_host() -> None:
+    """Drop this process's lease (only its own: never another holder's of the same name)."""
+    from hcflask.engine.hosts import service_id
     from hcflask.models import Host
 
+    db.session.rollback()
     row = db.session.get(Host, str(current_app.config["HOST_NAME"]))
-    if row is not None:
+    if row is not None and row.service_id == service_id():
         db.session.delete(row)
         db.session.commit()
 

@@ -65,3 +65,4 @@ def test_container_probe_passes_with_a_real_image(runtime: Runtime, tmp_path: Pa
     assert probe["facts"]["runtime"].startswith("apptainer version")
     start = {m["metric"]: m["summary"]["median"] for m in probe["metrics"] if m["summary"]}["start_seconds"]
     assert 0 < start < 60
+    print(f"\ncontainer probe: apptainer exec start {start:.2f} s")
