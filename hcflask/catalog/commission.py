@@ -157,6 +157,18 @@ def drive(app: Flask, key: str, on_progress: Callable[[dict[str, Any]], None], i
         time.sleep(interval)
 
 
+def abandon(app: Flask, key: str) -> None:
+    """Interrupted: cancel the commissioning's tests and ask the backends to cancel their jobs."""
+    from hcflask.engine.actions import cancel_test
+    from hcflask.engine.submission import submission_tick
+
+    db.session.rollback()
+    for test in tests_of(key):
+        if not TestState(test.state).final:
+            cancel_test(test, "cli", f"commissioning {key} interrupted")
+    submission_tick(app)  # cancels this host's leftover jobs
+
+
 def commission_host() -> str:
     """The host name ``hc commission`` drives its tests as (set before anything runs)."""
     return f"{current_app.config['HOST_NAME']}:commission:{os.getpid()}"
@@ -255,10 +267,17 @@ def _stress(test: Test) -> dict[str, Any] | None:
             "distributions": queue.get("distributions", {}), "steps": built["stress"] or []}
 
 
-def latest(queue_name: str, limit: int = 5) -> list[dict[str, Any]]:
-    """The queue's last commissionings (key, when, by whom) for its page."""
-    rows = db.session.execute(
-        select(Test.created_by, func.min(Test.created_at), func.count()).where(
-            Test.created_by.like(f"{TAG}%"), Test.note.like(f"commissioning % of {queue_name} by %"))
-        .group_by(Test.created_by).order_by(func.min(Test.created_at).desc()).limit(limit)).all()
-    return [{"key": tag.removeprefix(TAG), "created_at": iso(when), "probes": n} for tag, when, n in rows]
+def latest(queue_name: str, limit: int = 5, scan: int = 1000) -> list[dict[str, Any]]:
+    """The queue's last commissionings (key, when, how many probes) for its page, from the
+    newest ``scan`` commissioning tests (a test's note changes when it ends; its snapshot does not)."""
+    found: dict[str, dict[str, Any]] = {}
+    for test in db.session.scalars(select(Test).where(Test.created_by.like(f"{TAG}%"))
+                                   .order_by(Test.id.desc()).limit(scan)):
+        if test.snapshot.get("queues") != [queue_name]:
+            continue
+        key = test.created_by.removeprefix(TAG)
+        row = found.setdefault(key, {"key": key, "created_at": iso(test.created_at), "probes": 0})
+        row["probes"] += 1
+        if len(found) > limit:
+            break
+    return list(found.values())[:limit]

@@ -169,6 +169,9 @@ def commission_command(queue: str, probes: str | None, runs: int, timeout: int, 
         commission.drive(app, key, show)
     except HostTaken as exc:  # the name carries this process's id: only a leftover lease of a reused pid
         raise ValidationError("host", str(exc)) from None
+    except KeyboardInterrupt:
+        commission.abandon(app, key)
+        raise click.ClickException(f"interrupted: commissioning {key} cancelled with its jobs") from None
     finally:
         commission.release_host()
     if tty:

@@ -101,3 +101,6 @@ def test_commission_with_a_stress_template_and_bad_names(tmp_path: Path) -> None
     assert "Stress test burst" in result.output and "in flight asked 2" in result.output
     assert "Commissioning" in result.output and "PASSED" in result.output
     assert "Stress test burst" in html.read_text()
+    with app.test_client() as client:  # the queue page links its commissionings
+        page = client.get("/queues/local").get_data(as_text=True)
+        assert 'id="commissionings"' in page and "/commission/" in page
