@@ -81,6 +81,15 @@ def test_commission_the_local_node(tmp_path: Path, endpoint: str) -> None:
     assert data["node_facts"]["kernel"].startswith("Linux") and data["node_facts"]["cpu_model"]
     text = html.read_text()
     assert 'data-probe="mpi" data-verdict="pass"' in text and "<script" not in text
+    gpu = next(p["test"] for p in data["probes"] if p["probe"] == "gpu")
+    with app.test_client() as client:  # the test's report and the API show not-applicable jobs apart
+        report = client.get(f"/tests/{gpu}/report").get_data(as_text=True)
+        assert 'id="report-not-applicable"' in report and "no GPU on" in report
+        api = client.get(f"/api/v1/tests/{gpu}").get_json()
+        assert api["jobs"]["not_applicable"] == 1 and api["jobs"]["failed"] == 0
+        assert api["jobs"]["fail_percent"] is None
+        queue = client.get(f"/api/v1/tests/{gpu}/report").get_json()["queues"][0]
+        assert queue["not_applicable"] == 1 and queue["judged"] == 0 and queue["success_rate"] is None
     print(f"\nhc commission local: {seconds:.1f} s; metrics {metrics}")
 
 

@@ -6,11 +6,17 @@ centre was NaN): the check reads the drawn pixels of each plot, not only that a 
 """
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+
+from tests.web.conftest import _hc
 
 pytestmark = pytest.mark.browser
 
@@ -64,3 +70,19 @@ def test_commission_button_and_report_plots(browser_context: Any, service: Any, 
     exported = _drawn(page)
     assert len(exported) == plots and all(n > 20 for n in exported), f"exported plots without bars: {exported}"
     assert not errors, errors
+
+
+def test_hc_commission_beside_a_running_service(service: Any) -> None:
+    """The CLI drives its own tests as a host of its own while `hc serve` runs on the same
+    database; the service shows the result."""
+    env = {**os.environ, "HC_INSTANCE": str(service.instance)}
+    done = subprocess.run([*_hc(), "commission", "local", "--probes", "node,cpu-benchmark", "--json"], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(done.stdout)
+    assert [p["verdict"] for p in data["probes"]] == ["pass", "pass"]
+    page = requests.get(f"{service.url}/commission/{data['key']}", timeout=10)
+    assert page.status_code == 200 and 'id="commission-verdict">passed' in page.text
+    for probe in data["probes"]:  # driven by the command's own host, not the service's
+        test = requests.get(f"{service.url}/api/v1/tests/{probe['test']}", timeout=10).json()
+        assert ":commission:" in test["host"] and test["state"] == "completed"
