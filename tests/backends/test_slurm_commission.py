@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from slurm_cluster import SlurmCluster
 from sqlalchemy import select
 
 from hcflask.cli.catalog import catalog_group, commission_command
@@ -18,11 +18,7 @@ from hcflask.models import Job
 from tests.conftest import make_app
 from tests.factories import make_queue
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backends"))
-from slurm_cluster import SlurmCluster  # noqa: E402
-
 pytestmark = pytest.mark.slurm
-pytest_plugins = ["tests.backends.conftest"]
 
 
 @pytest.fixture
