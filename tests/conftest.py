@@ -189,3 +189,12 @@ def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], check=True)
     yield path
     subprocess.run(["umount", str(path)], check=False)
+
+
+@pytest.fixture
+def mpi_installed() -> None:
+    """The mpi probe builds with the node's mpicc (OpenMPI, .ci/install-probes.sh)."""
+    if shutil.which("mpicc") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("mpicc is missing: .ci/install-probes.sh installs OpenMPI")
+        pytest.skip("mpicc is missing (Debian openmpi-bin and libopenmpi-dev, .ci/install-probes.sh)")

@@ -44,7 +44,7 @@ def _commission(app: Flask, *args: str) -> tuple[int, dict[str, Any], float, str
     return result.exit_code, (json.loads(result.stdout[start:]) if start >= 0 else {}), seconds, result.output
 
 
-def test_commission_a_slurm_partition(app: Flask, endpoint: str, tmp_path: Path) -> None:
+def test_commission_a_slurm_partition(app: Flask, endpoint: str, tmp_path: Path, mpi_installed: None) -> None:
     """Every probe through sbatch: pass or not applicable with metrics, mpi with two tasks via srun."""
     assert app.test_cli_runner().invoke(
         catalog_group, ["install", "network", "--set", f"ENDPOINTS={endpoint}"]).exit_code == 0

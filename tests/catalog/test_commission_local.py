@@ -54,7 +54,7 @@ def test_catalog_list_show_install_and_bad_input(tmp_path: Path) -> None:
         assert "ENDPOINTS='a.site:443 b.site:80'  # hc-param:" in template.workload["script"]
 
 
-def test_commission_the_local_node(tmp_path: Path, endpoint: str) -> None:
+def test_commission_the_local_node(tmp_path: Path, endpoint: str, mpi_installed: None) -> None:
     """Every probe on the local node: pass where the node has the thing, not applicable where not,
     with its metrics; exit 0; the HTML file written."""
     app = _app(tmp_path)

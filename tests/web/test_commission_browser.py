@@ -39,7 +39,8 @@ def _drawn(page: Any) -> list[int]:
     return page.evaluate(COUNT_SERIES_PIXELS, list(FIRST_SERIES))
 
 
-def test_commission_button_and_report_plots(browser_context: Any, service: Any, tmp_path: Path) -> None:
+def test_commission_button_and_report_plots(browser_context: Any, service: Any, tmp_path: Path,
+                                           mpi_installed: None) -> None:
     page = browser_context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
     errors: list[str] = []
