@@ -23,6 +23,9 @@ class JobState(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     LOST = "lost"
+    #: the probe does not apply where it ran (no GPU, no /cvmfs): ETF's UNKNOWN. Neither a
+    #: success nor a failure, so the robot, bands and success rates never count it.
+    NOT_APPLICABLE = "not_applicable"
 
     @property
     def final(self) -> bool:
@@ -34,7 +37,7 @@ IN_FLIGHT_JOB_STATES = frozenset(
     {JobState.PENDING, JobState.SUBMITTED, JobState.QUEUED, JobState.RUNNING}
 )
 FINAL_JOB_STATES = frozenset(
-    {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST}
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST, JobState.NOT_APPLICABLE}
 )
 #: the in-flight states as the strings stored in ``job.state`` (for ``IN`` filters)
 IN_FLIGHT: list[str] = sorted(s.value for s in IN_FLIGHT_JOB_STATES)

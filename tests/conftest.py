@@ -6,7 +6,10 @@ import os
 import re
 import shutil
 import signal
+import socket
+import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -147,3 +150,51 @@ def statements(app: Flask) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", count)
+
+
+@pytest.fixture
+def endpoint() -> Iterator[str]:
+    """host:port of a real TCP server on this machine (accepts and closes): the network probe's."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+                conn.close()
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    server.close()
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder nobody can write, root included: a read-only tmpfs (needs root to mount)."""
+    path = tmp_path / "ro-scratch"
+    path.mkdir()
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("a read-only mount needs root")
+        pytest.skip("a read-only mount needs root")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], check=True)
+    yield path
+    subprocess.run(["umount", str(path)], check=False)
+
+
+@pytest.fixture
+def mpi_installed() -> None:
+    """The mpi probe builds with the node's mpicc (OpenMPI, .ci/install-probes.sh)."""
+    if shutil.which("mpicc") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("mpicc is missing: .ci/install-probes.sh installs OpenMPI")
+        pytest.skip("mpicc is missing (Debian openmpi-bin and libopenmpi-dev, .ci/install-probes.sh)")

@@ -18,6 +18,7 @@ from flask import Flask
 from flask.cli import ScriptInfo
 
 from hcflask import __version__
+from hcflask.cli.catalog import catalog_group, commission_command
 from hcflask.cli.data import purge_command  # also adds `hc db rollup` to the db group
 from hcflask.cli.database import db_group
 from hcflask.cli.queues import queue_group
@@ -27,7 +28,7 @@ from hcflask.cli.templates import template_group, test_group
 from hcflask.config import ConfigError, instance_path, write_initial
 
 COMMANDS = (init_command, serve_command, template_group, test_group, queue_group, user_group, token_group,
-            robot_group, db_group, purge_command)
+            robot_group, db_group, purge_command, catalog_group, commission_command)
 
 
 def _make_app() -> Flask:

@@ -179,6 +179,9 @@ def _judge(snap: Snapshot, settings: Settings, closed: datetime | None,
         verdict = judge_queue(series, settings.get(queue.name))
         row.update(verdict=verdict.kind, rule=verdict.rule, reason=verdict.reason, job_ids=list(verdict.job_ids),
                    templates={s.template: "".join("S" if o.ok else "F" for o in s.outcomes[:10]) for s in series})
+        if verdict.kind == "needs_jobs" and not snap.outcomes.get(queue.id):  # the label only
+            row.update(verdict="not_judged", reason="no succeeded or failed job in the window "
+                       "(not-applicable and cancelled jobs never count)")
         judged.append((queue, verdict, failure_of(verdict, series, queue.name) if verdict.kind == "exclude" else ""))
     return judged
 

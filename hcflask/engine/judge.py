@@ -11,6 +11,12 @@ keeps it in its log tarball): their result file says ``"source"`` and has
 no local stdout.  Then the output rules cannot be checked; the job is
 judged by its exit code and the verdict says so, rather than failing every
 job for a missing pattern.
+
+A probe that cannot apply where it ran (no GPU, no ``/cvmfs``) says so with
+a line ``hc-not-applicable: <reason>`` or, where its template opts in, with
+``success.not_applicable_exit_code`` (4 in the catalogue).  That is a third
+outcome, ``not_applicable`` (ETF's UNKNOWN): neither a success nor a failure.
+The backend's verdict still comes first, so a timeout is never hidden by it.
 """
 from __future__ import annotations
 
@@ -22,6 +28,9 @@ from typing import Any
 from hcflask.backends.base import Status
 from hcflask.backends.jobscript import NO_RUNTIME_EXIT
 from hcflask.states import JobState
+
+#: the marker line of a probe that does not apply here, and its reason
+NOT_APPLICABLE_RE = re.compile(r"^hc-not-applicable:[ \t]*(.*)$", re.MULTILINE)
 
 
 @dataclasses.dataclass
@@ -94,10 +103,17 @@ def judge(
         walltime = int((workload.get("resources") or {}).get("walltime", 0))
         return Verdict(JobState.FAILED, f"timeout after {hms(walltime)}", exit_code, values)
     if status.state is JobState.FAILED and status.reason:
+        # a batch system's "exit N" is only the payload's exit code: a probe may mean "not applicable"
+        not_applicable = _not_applicable(workload, exit_code, stdout) if status.reason.startswith("exit ") else None
+        if not_applicable is not None:
+            return Verdict(JobState.NOT_APPLICABLE, not_applicable, exit_code, values)
         return Verdict(JobState.FAILED, status.reason, exit_code, values)
     if result is None and exit_code is None:
         return Verdict(JobState.FAILED, status.reason or "the job left no result file", None, values)
     expected = int((workload.get("success") or {}).get("exit_code", 0))
+    not_applicable = _not_applicable(workload, exit_code, stdout)
+    if not_applicable is not None:
+        return Verdict(JobState.NOT_APPLICABLE, not_applicable, exit_code, values)
     kept_by = str(result.get("source") or "") if result and not stdout else ""
     if exit_code != expected:
         detail = last_line(stderr) or last_line(stdout)
@@ -108,6 +124,17 @@ def judge(
         return Verdict(JobState.SUCCEEDED, f"output rules not checked: the output stays with {kept_by}",
                        exit_code, values)
     return _judge_output(workload, exit_code, values, stdout + "\n" + stderr)
+
+
+def _not_applicable(workload: Mapping[str, Any], exit_code: int | None, stdout: str) -> str | None:
+    """The reason the job says it does not apply (the marker line's, last one wins), or None."""
+    markers = NOT_APPLICABLE_RE.findall(stdout)
+    code = (workload.get("success") or {}).get("not_applicable_exit_code")
+    if markers:
+        return markers[-1].strip()[:300] or "the probe does not apply here"
+    if code is not None and exit_code == int(code):
+        return f"exit {exit_code}: the probe does not apply here"
+    return None
 
 
 def _judge_output(workload: Mapping[str, Any], exit_code: int | None, values: dict[str, float],

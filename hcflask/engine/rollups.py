@@ -46,7 +46,11 @@ from hcflask.states import IN_FLIGHT, JobState, QueueStatus
 FINAL = {s.value for s in JobState if s.final}
 FINISHED = {JobState.SUCCEEDED.value, JobState.FAILED.value}
 OUTCOME_COLUMN = {JobState.SUCCEEDED.value: "succeeded", JobState.FAILED.value: "failed",
-                  JobState.CANCELLED.value: "cancelled", JobState.LOST.value: "lost"}
+                  JobState.CANCELLED.value: "cancelled", JobState.LOST.value: "lost",
+                  JobState.NOT_APPLICABLE.value: "not_applicable"}
+#: a not-applicable job says nothing about the queue: the per-test rollup counts it, the day and
+#: all-time rollups only add its seconds (their columns are the four outcomes of :data:`COUNTS`)
+NOT_APPLICABLE = JobState.NOT_APPLICABLE.value
 OUTCOMES = tuple(OUTCOME_COLUMN.values())
 #: the :class:`Tally` names of finished jobs whose rows retention deleted, one per final state
 PURGED = {state: f"job_rows_purged:{state}" for state in OUTCOME_COLUMN}
@@ -136,7 +140,7 @@ class _Batch:
             self.tests[(o.test_id, o.queue_id)][column] += 1
         wall = o.wall_seconds
         for row in (self.days[(o.queue_id, o.template, o.ended_at.date())], self.totals[(o.queue_id, o.template)]):
-            row[column] += 1
+            row[column] += 1  # not_applicable: no such column here, _full leaves it out
             row["wall_seconds"] += wall
             row["core_seconds"] += wall * o.cores
         if o.state in (JobState.FAILED.value, JobState.LOST.value):
@@ -216,8 +220,11 @@ def job_rows(session: Session, states: Iterable[str] | None = None) -> int:
     finals, live = [s for s in OUTCOME_COLUMN if s in wanted], [s for s in IN_FLIGHT if s in wanted]
     parts: list[Any] = []
     if finals:
-        done = sum((getattr(RollupTotal, OUTCOME_COLUMN[s]) for s in finals), start=literal(0))
+        done = sum((getattr(RollupTotal, OUTCOME_COLUMN[s]) for s in finals if s != NOT_APPLICABLE),
+                   start=literal(0))
         parts.append(select(func.coalesce(func.sum(done), 0)).scalar_subquery())
+        if NOT_APPLICABLE in finals:  # kept in the per-test rollup only (see OUTCOME_COLUMN)
+            parts.append(select(func.coalesce(func.sum(RollupTest.not_applicable), 0)).scalar_subquery())
         parts.append(-select(func.coalesce(func.sum(Tally.n), 0))
                      .where(Tally.name.in_([PURGED[s] for s in finals])).scalar_subquery())
     if live:

@@ -102,6 +102,9 @@ def build_spec(job: Job) -> JobSpec:
     env = {
         "HC_QUEUE": job.queue.name, "HC_TEST_ID": str(job.test_id), "HC_JOB_ID": str(job.id),
         "HC_TEMPLATE": job.test.template_name, "HC_JOB_NAME": job.name,
+        # what the job asked for, so a probe can compare it with what it was given
+        "HC_CORES": str(resources.cores), "HC_MEMORY_MB": str(resources.memory_mb),
+        "HC_WALLTIME": str(resources.walltime), "HC_GPUS": str(resources.gpus),
     }
     payload = jobscript.payload_script(workload)
     workdir = Path(job.workdir)

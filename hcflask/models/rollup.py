@@ -21,6 +21,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hcflask.extensions import Model
 
 #: the additive columns of :class:`Rollup` (and of :class:`RollupTotal` but the time pieces)
+#: (a ``not_applicable`` job adds to the seconds only: it says nothing about the queue; the
+#: per-test counts keep it, :class:`RollupTest`)
 COUNTS = ("succeeded", "failed", "cancelled", "lost", "core_seconds", "wall_seconds")
 TIMES = ("known_seconds", "up_seconds", "known_offline_seconds", "up_offline_seconds")
 
@@ -84,6 +86,8 @@ class RollupTest(Model):
     failed: Mapped[int] = mapped_column(default=0)
     cancelled: Mapped[int] = mapped_column(default=0)
     lost: Mapped[int] = mapped_column(default=0)
+    #: probes that did not apply where they ran (kept apart from the four outcomes)
+    not_applicable: Mapped[int] = mapped_column(default=0)
 
 
 class Tally(Model):

@@ -30,7 +30,7 @@ TOP_BOOLS: dict[str, bool] = {"autoexclusion": False, "renew": False}
 RESOURCE_INTS: dict[str, tuple[int, int]] = {"cores": (1, 1), "memory_mb": (0, 0), "walltime": (600, 1), "gpus": (0, 0)}
 TOP_KEYS = {"name", "description", "queues", "workload", "kind", "stress", *TOP_INTS, *TOP_BOOLS}
 WORKLOAD_KEYS = {"script", "image", "command", "resources", "success", "metrics"}
-SUCCESS_KEYS = {"exit_code", "must_match", "must_not_match"}
+SUCCESS_KEYS = {"exit_code", "must_match", "must_not_match", "not_applicable_exit_code"}
 METRIC_KEYS = {"pattern", "unit", "reference"}
 REFERENCE_KEYS = {"value", "lower", "upper"}
 QUEUE_KEYS = {"name", "backend", "options", "description", "autoexclusion"}
@@ -255,6 +255,12 @@ def check_workload(check: Checker, raw: Any) -> dict[str, Any]:
         "must_match": check.regex_list(suc_in.get("must_match", []), "workload.success.must_match"),
         "must_not_match": check.regex_list(suc_in.get("must_not_match", []), "workload.success.must_not_match"),
     }
+    if suc_in.get("not_applicable_exit_code") is not None:  # opt-in: only probes say "4 means n/a"
+        code_na = check.whole(suc_in, "not_applicable_exit_code", "workload.success.not_applicable_exit_code",
+                              0, 1, "exit_code")
+        if code_na and code_na == success["exit_code"]:
+            check.add("workload.success.not_applicable_exit_code", "must differ from workload.success.exit_code")
+        success["not_applicable_exit_code"] = code_na
     return {**code, "resources": resources, "success": success, "metrics": _metrics(check, doc.get("metrics", {}))}
 
 

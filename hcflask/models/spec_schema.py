@@ -69,7 +69,9 @@ def workload_schema(limits: Mapping[str, int]) -> dict[str, Any]:
             **code,
             "resources": _obj(_ints(RESOURCE_INTS, limits)),
             "success": _obj({"exit_code": {"type": "integer", "minimum": 0, "maximum": limits["exit_code"]},
-                             "must_match": _regexes(limits), "must_not_match": _regexes(limits)}),
+                             "must_match": _regexes(limits), "must_not_match": _regexes(limits),
+                             "not_applicable_exit_code": nullable(
+                                 {"type": "integer", "minimum": 1, "maximum": limits["exit_code"]})}),
             "metrics": {"type": "object", "maxProperties": limits["metrics"],
                         "propertyNames": {"pattern": f"^{NAME_RE.pattern}$"}, "additionalProperties": metric},
         }),

@@ -21,6 +21,7 @@ COLUMNS = {
     JobState.QUEUED.value: "submitted", JobState.RUNNING.value: "running",
     JobState.SUCCEEDED.value: "completed", JobState.FAILED.value: "failed",
     JobState.LOST.value: "failed", JobState.CANCELLED.value: "cancelled",
+    JobState.NOT_APPLICABLE.value: "not_applicable",
 }
 
 
@@ -33,10 +34,12 @@ class Counts:
     completed: int = 0
     failed: int = 0
     cancelled: int = 0
+    #: probes that did not apply (no GPU, no /cvmfs): shown apart, never in fail %
+    not_applicable: int = 0
 
     @property
     def total(self) -> int:
-        return self.submitted + self.running + self.completed + self.failed + self.cancelled
+        return self.submitted + self.running + self.completed + self.failed + self.cancelled + self.not_applicable
 
     @property
     def fail_percent(self) -> float | None:

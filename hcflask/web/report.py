@@ -75,9 +75,11 @@ def build(test: Test) -> dict[str, Any]:
         by_queue[job.queue.name].append(job)
     names = list(test.queue_names) + sorted(set(by_queue) - set(test.queue_names))
     queues = [_queue(test, name, rows.get(name), by_queue[name], metrics, cores) for name in names]
-    plots = {key: histogram({q["queue"]: q["values"].get(key, []) for q in queues}) for key in BUILTIN}
-    for name in test.workload.get("metrics") or {}:
-        plots[f"metric {name}"] = histogram({q["queue"]: q["metric_values"].get(name, []) for q in queues})
+    plots = {key: _plot(histogram({q["queue"]: q["values"].get(key, []) for q in queues}), unit)
+             for key, unit in BUILTIN.items()}
+    for name, spec in (test.workload.get("metrics") or {}).items():
+        plots[f"metric {name}"] = _plot(histogram({q["queue"]: q["metric_values"].get(name, []) for q in queues}),
+                                        spec.get("unit") or "")
     for q in queues:
         del q["values"], q["metric_values"]
     return {
@@ -90,6 +92,11 @@ def build(test: Test) -> dict[str, Any]:
     }
 
 
+def _plot(hist: dict[str, Any] | None, unit: str) -> dict[str, Any] | None:
+    """A histogram with its unit: the plot needs the bin width and the unit as well as the edges."""
+    return {**hist, "unit": unit} if hist else None
+
+
 def _queue(test: Test, name: str, queue: Queue | None, jobs: list[Job], metrics: dict[int, dict[str, float]],
            cores: int) -> dict[str, Any]:
     states = Counter(j.state for j in jobs)
@@ -97,6 +104,8 @@ def _queue(test: Test, name: str, queue: Queue | None, jobs: list[Job], metrics:
     # by signature, so a failure whose text names the node is one row, not one per node
     reasons = Counter(j.failure_signature or signature(j.failure_reason, name) or j.state
                       for j in jobs if j.state in JUDGED[1:])
+    not_applicable = Counter(j.failure_reason or "not applicable" for j in jobs
+                             if j.state == JobState.NOT_APPLICABLE.value)
     values: dict[str, list[float]] = defaultdict(list)
     metric_values: dict[str, list[float]] = defaultdict(list)  # apart: a metric may be called run_time too
     for job in jobs:
@@ -110,6 +119,9 @@ def _queue(test: Test, name: str, queue: Queue | None, jobs: list[Job], metrics:
         "succeeded": states[JobState.SUCCEEDED.value],
         "success_rate": round(states[JobState.SUCCEEDED.value] / judged, 4) if judged else None,
         "failure_reasons": [{"reason": r, "count": n} for r, n in reasons.most_common(10)],
+        # apart from judged: a probe that did not apply says nothing about the queue
+        "not_applicable": sum(not_applicable.values()),
+        "not_applicable_reasons": [{"reason": r, "count": n} for r, n in not_applicable.most_common(10)],
         "distributions": {key: summary(values.get(key, [])) for key in BUILTIN},
         "metrics": _metric_rows(test, queue.id if queue else None, metric_values),
         "core_seconds": round(sum(values.get("core_seconds", [])), 1),

@@ -115,7 +115,7 @@ def _wait_healthy(served: Service) -> None:
             health = requests.get(f"{served.url}/healthz", timeout=2)
             if health.status_code == 200 and health.json()["ticks"].get("core", {}).get("finished_at"):
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still warming up
             pass
         time.sleep(0.3)
     pytest.fail(f"hc serve did not become healthy within {START_TIMEOUT:.0f} s:\n{served.log_tail()}")

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from hcflask import documents
 from hcflask.backends import jobscript
+from hcflask.catalog import commission
 from hcflask.engine import actions, stress
 from hcflask.engine.status import SOURCES, active_claims
 from hcflask.extensions import db
@@ -220,7 +221,8 @@ def queue(name: str) -> Any:
                                .order_by(BackendHealth.available))
     form = QueueStatusForm(status=row.status)
     claims = sorted(active_claims([row.id]).get(row.id, []), key=lambda c: SOURCES.index(c.source))
-    return _render("queue.html", queue=row, jobs=jobs, events=events, health=health, form=form, claims=claims)
+    return _render("queue.html", queue=row, jobs=jobs, events=events, health=health, form=form, claims=claims,
+                   commissionings=commission.latest(row.name))
 
 
 @bp.route("/queues/<name>/status", methods=["POST"])
