@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
+from hcflask.access.accounts import cli_actor
 from hcflask.cli.common import initialised, utc
 
 
@@ -54,7 +54,7 @@ def status(as_json: bool) -> None:
 def _switch(enabled: bool, reason: str) -> None:
     from hcflask.engine.robot import set_enabled
 
-    event = set_enabled(enabled, f"cli:{getpass.getuser()}", reason)
+    event = set_enabled(enabled, cli_actor(), reason)
     word = "on" if enabled else "off"
     kept = f"; reason recorded: {reason}" if reason and not event else ""
     click.echo(f"auto-exclusion is {word}" + ("" if event else f" (it already was{kept})"))

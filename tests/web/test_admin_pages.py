@@ -94,7 +94,7 @@ def test_queue_pages_edit_delete_and_page_jobs(app: Flask, admin_client: FlaskCl
 
 def test_users_page_removes_others_not_oneself(app: Flask, admin_client: FlaskClient) -> None:
     with app.app_context():
-        other = User(username="bob")
+        other = User(username="bob", role="admin")
         other.set_password("long enough")
         db.session.add(other)
         db.session.commit()

@@ -74,7 +74,7 @@ def test_session_cookie_is_samesite_and_secure_when_configured(tmp_path: Path, a
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax" and app.config["SESSION_COOKIE_SECURE"] is True
     client = app.test_client()
     with app.app_context():
-        user = User(username="a")
+        user = User(username="a", role="admin")
         user.set_password(ADMIN_PASSWORD)
         db.session.add(user)
         db.session.commit()
