@@ -98,9 +98,11 @@ def permission_required(action: str) -> Callable[[F], F]:
             if caller is None:
                 raise _refuse("a bearer token is required for writes (hc token create, or the site's issuer)")
             if not allowed(caller.role, action):
-                g.audit_reason = f"role {caller.role} may not {action}"
-                raise Forbidden(f"role {caller.role} may not {action} (user {caller.user.username}, "
-                                f"role {caller.user.role})")
+                reason = f"role {caller.role} may not {action}"
+                if caller.role != caller.user.role:
+                    reason += f" (this token's scope caps {caller.user.username}'s role {caller.user.role})"
+                g.audit_reason = reason
+                raise Forbidden(reason)
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
