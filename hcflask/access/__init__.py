@@ -23,10 +23,8 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "account": ("viewer", "change one's own password (local accounts) and display time zone; own API tokens"),
     "test.start": ("operator", "start a test from a template"),
     "test.cancel": ("operator", "cancel a test"),
-    "test.move": ("operator", "move a test to another host"),
     "queue.status": ("operator", "set a queue online, offline or test"),
     "robot.switch": ("operator", "switch the robot's auto-exclusion on or off"),
-    "alert.ack": ("operator", "acknowledge alerts"),
     "queue.edit": ("admin", "create, edit and delete queues"),
     "template.edit": ("admin", "create, edit, activate, deactivate and delete templates"),
     "robot.baseline": ("admin", "pin a metric band's baseline"),
@@ -66,7 +64,10 @@ def role_for_groups(groups: Iterable[str], rules: Mapping[str, Any], default: st
     return default
 
 
-def table_rows() -> list[tuple[str, ...]]:
-    """The permission table as docs/admin.md shows it: action, what, and yes/no per role."""
-    return [(action, what, *("yes" if allowed(role, action) else "no" for role in ROLES))
-            for action, (_, what) in PERMISSIONS.items()]
+def markdown_table() -> str:
+    """The permission table as docs/admin.md shows it (``hc user roles`` prints it)."""
+    lines = ["| action | what | " + " | ".join(ROLES) + " |", "|---|---|" + "---|" * len(ROLES)]
+    for action, (_, what) in PERMISSIONS.items():
+        marks = " | ".join("yes" if allowed(role, action) else "–" for role in ROLES)
+        lines.append(f"| `{action}` | {what} | {marks} |")
+    return "\n".join(lines)

@@ -121,6 +121,14 @@ def user_add(username: str, password: str | None, role: str | None) -> None:
     click.echo(f"user {username} saved (role {user.role})")
 
 
+@user_group.command("roles")
+def user_roles() -> None:
+    """Print the permission table (what each role may do), as docs/admin.md shows it."""
+    from hcflask.access import markdown_table
+
+    click.echo(markdown_table())
+
+
 @user_group.command("disable")
 @click.argument("username")
 @initialised
