@@ -34,8 +34,17 @@ def queue_status(name: str) -> str | None:
     return status
 
 
+def may(action: str) -> bool:
+    """Show a write's button?  To a user whose role allows it; to anonymous visitors too
+    (the button leads to the login page, as it always has)."""
+    from flask_login import current_user
+
+    return not current_user.is_authenticated or bool(current_user.may(action))
+
+
 def register(app: Flask) -> None:
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["duration"] = duration
     app.jinja_env.globals["now"] = utcnow
     app.jinja_env.globals["queue_status"] = queue_status
+    app.jinja_env.globals["may"] = may
