@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import getpass
-
 import logging
 import re
 import socket
