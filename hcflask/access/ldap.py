@@ -8,6 +8,7 @@ so; local accounts still sign in), never an exception page.
 """
 from __future__ import annotations
 
+import math
 import ssl
 from dataclasses import dataclass
 
@@ -40,7 +41,9 @@ def _server(settings: Ldap) -> Server:
 
 def _connect(settings: Ldap, server: Server, user: str | None, password: str | None) -> Connection:
     bind = AUTO_BIND_TLS_BEFORE_BIND if settings.tls == "starttls" else AUTO_BIND_NO_TLS
-    return Connection(server, user=user, password=password, auto_bind=bind, receive_timeout=settings.timeout,
+    # ldap3 packs the receive timeout into a socket option: whole seconds only
+    return Connection(server, user=user, password=password, auto_bind=bind,
+                      receive_timeout=max(1, math.ceil(settings.timeout)),
                       raise_exceptions=False, read_only=True)
 
 

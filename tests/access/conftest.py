@@ -53,3 +53,38 @@ def oidc_app(tmp_path: Path, oidc: OidcServer) -> Iterator[Flask]:
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def slapd(tmp_path: Path) -> Iterator[Any]:
+    from tests.access import ldap_server
+
+    reason = ldap_server.missing()
+    if reason:
+        unavailable(reason)
+    folder = tmp_path / "ldap"
+    folder.mkdir()
+    server = ldap_server.Slapd(folder).start()
+    yield server
+    server.stop()
+
+
+def ldap_config(server: Any, folder: Path, **overrides: Any) -> dict[str, Any]:
+    from tests.access import ldap_server
+
+    secret = folder / "ldap-bind"
+    secret.write_text(ldap_server.ADMIN_PASSWORD)
+    return {"oidc": {}, "ldap": {"url": server.url, "tls": "starttls", "ca_file": str(server.cert),
+                                 "bind_dn": ldap_server.ADMIN_DN, "bind_password_file": str(secret),
+                                 "user_base": f"ou=people,{ldap_server.BASE}",
+                                 "group_base": f"ou=groups,{ldap_server.BASE}", "roles": ROLES, "timeout": 3,
+                                 **overrides}}
+
+
+@pytest.fixture
+def ldap_app(tmp_path: Path, slapd: Any) -> Iterator[Flask]:
+    app = make_app(tmp_path / "instance", AUTH=ldap_config(slapd, tmp_path))
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
