@@ -6,6 +6,9 @@ fails this test.
 """
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -164,3 +167,31 @@ def test_disabled_user_cannot_sign_in_or_use_tokens(app: Flask, client: FlaskCli
     assert refused.status_code == 401
     assert runner.invoke(args=["user", "enable", "operator"]).exit_code == 0
     assert client.post("/api/v1/robot/switch", json={"enabled": True}, headers=headers).status_code == 200
+
+
+def test_user_add_roles(app: Flask, runner: Any) -> None:
+    """The first local user of an instance is its admin; later ones are viewers unless --role says."""
+    first = runner.invoke(args=["user", "add", "root1", "--password", "long enough"])
+    assert first.exit_code == 0 and "role admin" in first.output
+    assert "role viewer" in runner.invoke(args=["user", "add", "ann", "--password", "long enough"]).output
+    assert "role operator" in runner.invoke(args=["user", "add", "ann", "--password", "long enough",
+                                                    "--role", "operator"]).output
+    bad = runner.invoke(args=["user", "add", "x", "--password", "long enough", "--role", "boss"])
+    assert bad.exit_code == 2 and "--role" in bad.output
+    listed = runner.invoke(args=["user", "list"]).output
+    assert re.search(r"ann\s+operator\s+local", listed) and re.search(r"root1\s+admin\s+local", listed)
+
+
+def test_admin_disables_a_user_from_the_page(app: Flask, people: dict[str, str]) -> None:
+    operator, admin = app.test_client(), app.test_client()
+    _login(operator, "operator")
+    _login(admin, "admin")
+    with app.app_context():
+        target = db.session.scalar(select(User.id).where(User.username == "operator"))
+        me = db.session.scalar(select(User.id).where(User.username == "admin"))
+    token = csrf_token(admin, "/users")
+    assert admin.post(f"/users/{target}/disable", data={"csrf_token": token}).status_code == 302
+    assert operator.get("/account").status_code == 302  # the session ended: back to the login page
+    refused = admin.post(f"/users/{me}/disable", data={"csrf_token": token}, follow_redirects=True)
+    assert "you cannot disable yourself" in refused.get_data(as_text=True)
+    assert "disabled" in admin.get("/users").get_data(as_text=True)
