@@ -37,6 +37,8 @@ def external_user(username: str, source: str, role: str) -> User:
         raise ValidationError("username", f"{username} is a {user.source} account here, not a {source} one")
     elif user.disabled:
         raise ValidationError("username", f"{username} is disabled on this instance")
+    elif user.role == role:
+        return user  # nothing changed: a bearer token's every request writes nothing
     user.role = role
     db.session.commit()
     return user
