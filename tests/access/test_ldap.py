@@ -6,6 +6,7 @@ accounts still sign in.
 """
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
 from flask import Flask
@@ -57,3 +58,18 @@ def test_server_stopped(ldap_app: Flask, slapd: Any, admin: Any) -> None:
     assert down.status_code == 401
     assert "sign-in unavailable: LDAP server not answering" in down.get_data(as_text=True)
     assert login(client, "admin", ADMIN_PASSWORD).status_code == 302  # local accounts still sign in
+
+
+def test_role_follows_the_groups_at_each_sign_in(ldap_app: Flask, slapd: Any) -> None:
+    from tests.access.ldap_server import ADMIN_DN, ADMIN_PASSWORD, BASE
+
+    client = ldap_app.test_client()
+    assert login(client, "erin", PEOPLE["erin"][0]).status_code == 302
+    change = (f"dn: cn=hc-admins,ou=groups,{BASE}\nchangetype: modify\nadd: member\n"
+              f"member: uid=erin,ou=people,{BASE}\n")
+    subprocess.run(["ldapmodify", "-x", "-H", slapd.url, "-D", ADMIN_DN, "-w", ADMIN_PASSWORD],
+                   input=change.encode(), check=True, capture_output=True, timeout=30)
+    again = ldap_app.test_client()
+    assert login(again, "erin", PEOPLE["erin"][0]).status_code == 302
+    with ldap_app.app_context():
+        assert db.session.scalar(select(User.role).where(User.username == "erin")) == "admin"
