@@ -75,6 +75,8 @@ UPPER = {"DISK_MIN_FREE_PERCENT": 100, "JOBS_PER_PAGE": 500, "SERVER_PORT": 6553
 #: sections kept whole, as dictionaries
 DICT_SECTIONS: dict[str, dict[str, Any]] = {
     "BACKENDS": {"local": {}, "slurm": {}, "panda": {}},
+    # sign-in through the site's OIDC issuer and LDAP (hcflask.access.settings, docs/admin.md)
+    "AUTH": {"oidc": {}, "ldap": {}},
     # upper limits of template and queue fields (hcflask.models.spec.DEFAULT_LIMITS, docs/api.md)
     "LIMITS": {},
     # the robot's numbers (docs/design.md "The robot"); [robot.templates.<name>] and

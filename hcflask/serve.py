@@ -56,8 +56,8 @@ class Service(BaseApplication):
 def admin_hint(instance: str) -> str:
     """How to add an admin, in the words of where we run (plain, or in hc.sif)."""
     if os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER"):
-        return f"apptainer run --bind <your instance folder>:{instance} hc.sif user add <name>"
-    return "hc user add <name>"
+        return f"apptainer run --bind <your instance folder>:{instance} hc.sif user add <name> --role admin"
+    return "hc user add <name> --role admin"
 
 
 def bind_problem(bind: str) -> str | None:

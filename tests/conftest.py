@@ -88,7 +88,7 @@ def csrf_token(client: FlaskClient, url: str = "/login") -> str:
 @pytest.fixture
 def admin(app: Flask) -> User:
     with app.app_context():
-        user = User(username="admin")
+        user = User(username="admin", role="admin")
         user.set_password(ADMIN_PASSWORD)
         db.session.add(user)
         db.session.commit()

@@ -1,7 +1,7 @@
 """The c12rollups migration backfills the rollups from the job rows an
 existing database already has; c16testcounts the per-test counts and the
 tally of the rows retention deleted in between; c17jobtemplate each job's
-template."""
+template; c23auth turns is_admin into a role."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -65,3 +65,24 @@ def test_upgrade_backfills_rollups(tmp_path: Path) -> None:
         assert set(db.session.scalars(select(column("template_id")).select_from(table("job")))) == {1}
         db.session.remove()
         db.engine.dispose()
+
+
+def test_c23auth_keeps_admins_admins(tmp_path: Path) -> None:
+    """``is_admin`` becomes ``role``: every user before roles existed stays what they were."""
+    from hcflask.models import AuditEntry, User
+
+    app = create_app({"INSTANCE_PATH": tmp_path, "SECRET_KEY": "x", "DEMO": False})
+    made = datetime(2026, 3, 1, 12)
+    with app.app_context():
+        directory = app.extensions["migrate"].directory
+        upgrade(directory=directory, revision="c17jobtemplate")
+        put("user", [{"id": 1, "username": "root", "password_hash": "h", "is_admin": True, "created_at": made},
+                     {"id": 2, "username": "reader", "password_hash": "h", "is_admin": False, "created_at": made}])
+        put("audit_entry", [{"id": 1, "time": made, "actor": "cli", "action": "queue add", "target": "q1",
+                             "status": 0, "remote_addr": "local"}])
+        db.session.commit()
+        upgrade(directory=directory, revision="c23auth")
+        users = {u.username: (u.role, u.source, u.disabled, u.timezone) for u in db.session.scalars(select(User))}
+        assert users == {"root": ("admin", "local", False, ""), "reader": ("viewer", "local", False, "")}
+        entry = db.session.scalars(select(AuditEntry)).one()
+        assert (entry.via, entry.reason) == ("", "")

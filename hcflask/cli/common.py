@@ -40,12 +40,14 @@ def clear_errors(function: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-#: commands that only read (or only serve): everything else is an admin write, audited
-READ_COMMANDS = {"list", "show", "export", "status", "replay", "init", "serve"}
+#: commands that only read (or only serve, or copy the database): every other one is audited
+READ_COMMANDS = {"list", "show", "export", "status", "replay", "init", "serve", "report", "current", "history",
+                 "backup"}
 
 
 def initialised(function: F) -> F:
-    """Run the command in an app context on an initialised instance; audit it if it writes."""
+    """Run the command in an app context on an initialised instance; audit it if it writes,
+    refused attempts (a bad argument, a refusal, a no at the confirmation) included."""
 
     @with_appcontext
     @functools.wraps(function)
@@ -53,8 +55,19 @@ def initialised(function: F) -> F:
         from hcflask.instance import ensure
 
         ensure(current_app._get_current_object())  # type: ignore[attr-defined]
-        result = function(*args, **kwargs)
-        _audit(click.get_current_context())
+        ctx = click.get_current_context()
+        try:
+            result = function(*args, **kwargs)
+        except ValidationError as exc:
+            _audit(ctx, 1, str(exc))
+            raise
+        except click.ClickException as exc:
+            _audit(ctx, exc.exit_code, exc.format_message())
+            raise
+        except click.Abort:
+            _audit(ctx, 1, "not confirmed")
+            raise
+        _audit(ctx, 0, "")
         return result
 
     return clear_errors(wrapper)  # type: ignore[return-value]
@@ -88,14 +101,24 @@ def confirm(yes: bool, question: str) -> None:
         click.confirm(question, abort=True)
 
 
-def _audit(ctx: click.Context) -> None:
-    """A successful write from the command line: its command and arguments (never its options,
-    which may hold a password)."""
+def _writes(ctx: click.Context) -> bool:
+    name = ctx.command.name
+    if name in READ_COMMANDS or (name == "purge" and ctx.params.get("dry_run")):
+        return False
+    return not (name == "discover" and not ctx.params.get("names") and not ctx.params.get("add_all"))
+
+
+def _audit(ctx: click.Context, status: int, reason: str) -> None:
+    """A write attempt from the command line, by ``cli:<unix user>``: its command and arguments
+    (never its options, which may hold a password), its exit status and why it failed."""
+    from hcflask.access.accounts import cli_actor
     from hcflask.web.security import record
 
-    if ctx.command.name in READ_COMMANDS or (ctx.command.name == "purge" and ctx.params.get("dry_run")):
+    if not _writes(ctx):
         return
     arguments = [str(ctx.params[p.name]) for p in ctx.command.params
                  if isinstance(p, click.Argument) and p.name and ctx.params.get(p.name) is not None]
-    record("cli", ctx.command_path.split(" ", 1)[-1], " ".join(arguments), 0, "local")
+    if status:
+        db.session.rollback()  # a refused command's half-done changes are not committed with its entry
+    record(cli_actor(), ctx.command_path.split(" ", 1)[-1], " ".join(arguments), status, "local", "cli", reason)
     db.session.commit()

@@ -1,13 +1,13 @@
 """``hc queue``: where test jobs run."""
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 from typing import Any
 
 import click
 from sqlalchemy import select
 
+from hcflask.access.accounts import cli_actor
 from hcflask.cli.common import confirm, initialised, table, yes_option
 from hcflask.extensions import db
 from hcflask.models import Queue, ValidationError
@@ -164,7 +164,7 @@ def queue_remove(name: str, yes: bool) -> None:
 
     queue = _live(name)
     confirm(yes, f"delete queue {name}? its job history stays")
-    click.echo(delete_queue(queue, f"admin:{getpass.getuser()} (cli)"))
+    click.echo(delete_queue(queue, cli_actor()))
 
 
 def _live(name: str) -> Queue:
@@ -184,5 +184,5 @@ def queue_set_status(name: str, status: str, reason: str) -> None:
     from hcflask.engine.actions import set_queue_status
 
     queue = _live(name)
-    set_queue_status(queue, status, actor=f"admin:{getpass.getuser()} (cli)", reason=reason)
+    set_queue_status(queue, status, actor=cli_actor(), reason=reason)
     click.echo(f"queue {name} is {queue.status}")

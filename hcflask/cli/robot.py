@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from hcflask.access.accounts import cli_actor
 from hcflask.cli.common import initialised, utc
 
 
@@ -93,7 +93,7 @@ def _day(text: str, today: date) -> date:
 def _switch(enabled: bool, reason: str) -> None:
     from hcflask.engine.robot import set_enabled
 
-    event = set_enabled(enabled, f"cli:{getpass.getuser()}", reason)
+    event = set_enabled(enabled, cli_actor(), reason)
     word = "on" if enabled else "off"
     kept = f"; reason recorded: {reason}" if reason and not event else ""
     click.echo(f"auto-exclusion is {word}" + ("" if event else f" (it already was{kept})"))

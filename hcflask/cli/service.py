@@ -9,11 +9,11 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from hcflask.access import ROLES, SCOPES
 from hcflask.cli.common import clear_errors, confirm, get_row, initialised, table, utc, yes_option
 from hcflask.engine.tokens import parse_lifetime, revoke
 from hcflask.extensions import db
 from hcflask.models import ApiToken, User, ValidationError, utcnow
-from hcflask.models.user import SCOPES
 
 
 @click.command("init")
@@ -89,26 +89,66 @@ def _claim_host() -> None:
 
 @click.group("user")
 def user_group() -> None:
-    """Admins of the web UI."""
+    """Users of the web UI and the API, and their roles (viewer, operator, admin)."""
 
 
 @user_group.command("add")
 @click.argument("username")
 @click.option("--password", envvar="HC_PASSWORD", help="default: asked for (or $HC_PASSWORD)")
+@click.option("--role", type=click.Choice(ROLES), default=None,
+              help="viewer, operator or admin (a new user: admin if the instance has no admin yet, else viewer; "
+                   "an existing one keeps theirs)")
 @initialised
-def user_add(username: str, password: str | None) -> None:
-    """Create an admin (or reset their password)."""
+def user_add(username: str, password: str | None, role: str | None) -> None:
+    """Create a local user (or reset their password, or change their role)."""
     if not username.isidentifier() and not username.replace("-", "_").replace(".", "_").isidentifier():
         raise ValidationError("username", "letters, digits, '_', '-', '.'")
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is not None and user.source != "local":
+        raise ValidationError("username", f"{username} is a {user.source} account: it signs in at the site")
     if password is None:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
     if len(password) < 8:
         raise ValidationError("password", "at least 8 characters")
-    user = db.session.scalar(select(User).where(User.username == username)) or User(username=username)
+    if user is None:
+        has_admin = db.session.scalar(select(User.id).where(User.role == "admin", User.disabled.is_(False)))
+        user = User(username=username, source="local", role=role or ("viewer" if has_admin else "admin"))
+    elif role:
+        user.role = role
     user.set_password(password)
     db.session.add(user)
     db.session.commit()
-    click.echo(f"admin {username} saved")
+    click.echo(f"user {username} saved (role {user.role})")
+
+
+@user_group.command("roles")
+def user_roles() -> None:
+    """Print the permission table (what each role may do), as docs/admin.md shows it."""
+    from hcflask.access import markdown_table
+
+    click.echo(markdown_table())
+
+
+@user_group.command("disable")
+@click.argument("username")
+@initialised
+def user_disable(username: str) -> None:
+    """Stop a user signing in and using tokens (their history and tokens stay; enable brings them back)."""
+    from hcflask.engine.actions import set_user_disabled
+
+    set_user_disabled(get_row(User, "username", username, "username"), True)
+    click.echo(f"user {username} disabled")
+
+
+@user_group.command("enable")
+@click.argument("username")
+@initialised
+def user_enable(username: str) -> None:
+    """Let a disabled user sign in again."""
+    from hcflask.engine.actions import set_user_disabled
+
+    set_user_disabled(get_row(User, "username", username, "username"), False)
+    click.echo(f"user {username} enabled")
 
 
 @click.group("token")
@@ -120,7 +160,7 @@ def token_group() -> None:
 @click.argument("username")
 @click.option("--name", default="", help="what the token is for")
 @click.option("--scope", type=click.Choice(SCOPES), default="admin", show_default=True,
-              help="read: dashboards, /metrics and API reads; admin: also writes")
+              help="read: reads only; operate: also an operator's writes; admin: every write the user's role allows")
 @click.option("--expires", help="lifetime such as 90d, 12h or 30m (default: never)")
 @initialised
 def token_create(username: str, name: str, scope: str, expires: str | None) -> None:
@@ -134,10 +174,10 @@ def token_create(username: str, name: str, scope: str, expires: str | None) -> N
 @user_group.command("list")
 @initialised
 def user_list() -> None:
-    """List the admins, with their number of API tokens."""
-    rows = [(u.username, "yes" if u.is_admin else "no", utc(u.created_at), len(u.tokens))
+    """List the users: role, where they sign in, disabled or not, their number of API tokens."""
+    rows = [(u.username, u.role, u.source, "disabled" if u.disabled else "", utc(u.created_at), len(u.tokens))
             for u in db.session.scalars(select(User).order_by(User.username))]
-    table(rows, ("username", "admin", "created (UTC)", "tokens"))
+    table(rows, ("username", "role", "source", "state", "created (UTC)", "tokens"))
 
 
 @user_group.command("remove")
@@ -145,13 +185,13 @@ def user_list() -> None:
 @yes_option
 @initialised
 def user_remove(username: str, yes: bool) -> None:
-    """Remove an admin and their API tokens (what they did stays in the history)."""
+    """Remove a user and their API tokens (what they did stays in the history)."""
     from hcflask.engine.actions import remove_user
 
     user = get_row(User, "username", username, "username")
-    confirm(yes, f"remove admin {username} and their {len(user.tokens)} API token(s)?")
+    confirm(yes, f"remove user {username} and their {len(user.tokens)} API token(s)?")
     remove_user(user)
-    click.echo(f"admin {username} removed")
+    click.echo(f"user {username} removed")
 
 
 @token_group.command("list")

@@ -7,6 +7,7 @@ import click
 from sqlalchemy import select
 
 from hcflask import documents
+from hcflask.access.accounts import cli_actor
 from hcflask.cli.common import confirm, get_row, initialised, table, utc, yes_option
 from hcflask.extensions import db
 from hcflask.models import Template, Test, ValidationError
@@ -87,7 +88,7 @@ def template_remove(name: str, yes: bool) -> None:
 
     template = get_row(Template, "name", name, "name")
     confirm(yes, f"delete template {name}? an active test of it is cancelled; past tests stay")
-    kept = delete_template(template, "cli")
+    kept = delete_template(template, cli_actor())
     click.echo(f"template {name} deleted ({kept} tests kept)")
 
 
@@ -141,7 +142,7 @@ def test_start(template: str, host: str | None) -> None:
     """Start a test of TEMPLATE now."""
     from hcflask.engine.actions import start_test
 
-    test = start_test(get_row(Template, "name", template, "template"), actor="cli", host=host)
+    test = start_test(get_row(Template, "name", template, "template"), actor=cli_actor(), host=host)
     click.echo(f"test {test.id} of {template} scheduled (starts at the next core tick)")
 
 
@@ -167,7 +168,7 @@ def test_cancel(test_id: int, reason: str) -> None:
     """Cancel a test (its pending jobs are cancelled at the next core tick)."""
     from hcflask.engine.actions import cancel_test
 
-    cancel_test(get_row(Test, "id", test_id, "test"), actor="cli", reason=reason)
+    cancel_test(get_row(Test, "id", test_id, "test"), actor=cli_actor(), reason=reason)
     click.echo(f"test {test_id} cancelled")
 
 
@@ -179,7 +180,7 @@ def test_move(test_id: int, host: str) -> None:
     """Move a test and its jobs in flight to another host."""
     from hcflask.engine.actions import move_test
 
-    test = move_test(get_row(Test, "id", test_id, "test"), host, actor="cli")
+    test = move_test(get_row(Test, "id", test_id, "test"), host, actor=cli_actor())
     click.echo(f"test {test.id} is driven by {test.host} from its next tick")
 
 

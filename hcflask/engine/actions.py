@@ -170,10 +170,19 @@ def delete_template(template: Template, actor: str) -> int:
 
 
 def remove_user(user: User, by: User | None = None) -> None:
-    """Remove an admin and their API tokens; from the web, never the one logged in."""
+    """Remove a user and their API tokens; from the web, never the one logged in."""
     if by is not None and by.id == user.id:
         raise ValidationError("user", "you cannot remove yourself while logged in")
     db.session.delete(user)
+    db.session.commit()
+
+
+def set_user_disabled(user: User, disabled: bool, by: User | None = None) -> None:
+    """Disable (or enable) a user: no sign-in, no token, the session ends at the next page.
+    Never the one doing it, so an instance cannot lose its last admin by a click."""
+    if by is not None and by.id == user.id:
+        raise ValidationError("user", "you cannot disable yourself")
+    user.disabled = disabled
     db.session.commit()
 
 

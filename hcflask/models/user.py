@@ -1,4 +1,4 @@
-"""Admins and their API tokens."""
+"""Users (local, or from the site's OIDC issuer or LDAP), their role, and their API tokens."""
 from __future__ import annotations
 
 import hashlib
@@ -11,36 +11,61 @@ from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from hcflask.access import SCOPES as SCOPES  # re-exported: read, operate, admin
+from hcflask.access import allowed
 from hcflask.extensions import Model, db
 from hcflask.models.common import iso, utcnow
 
 TOKEN_PREFIX = "hct_"  # noqa: S105 - a prefix, not a secret
-#: ``read``: dashboards, /metrics and the API's reads; ``admin``: also every write
-SCOPES = ("read", "admin")
+#: where an account comes from: ``local`` has a password here; the others sign in at the site
+SOURCES = ("local", "oidc", "ldap")
 
 
 class User(UserMixin, Model):
+    """One person.  ``role`` is set by ``hc user add --role`` for a local account, and
+    follows the site's groups at each sign-in for an OIDC or LDAP one.  A disabled
+    user can neither sign in nor use a token; their rows and history stay."""
+
     __tablename__ = "user"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(256))
-    is_admin: Mapped[bool] = mapped_column(default=True)
+    password_hash: Mapped[str] = mapped_column(String(256), default="")
+    role: Mapped[str] = mapped_column(String(16), default="viewer")
+    source: Mapped[str] = mapped_column(String(16), default="local")
+    disabled: Mapped[bool] = mapped_column(default=False)
+    #: IANA zone the pages show times in ('' = UTC); the API always answers UTC
+    timezone: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def is_active(self) -> bool:
+        """Flask-Login refuses to sign in an inactive user."""
+        return not self.disabled
+
+    def may(self, action: str) -> bool:
+        """The permission table's answer for this user (nothing when disabled)."""
+        return not self.disabled and allowed(self.role, action)
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
 
     def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+        """Only a local account has a password here (the others have an empty hash)."""
+        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
 
 
 class ApiToken(Model):
     """Only a hash of the token is stored; the token is shown once, at creation.
 
-    A token has a scope (``read`` or ``admin``), may expire, and is revoked
+    A token has a scope (``read``, ``operate`` or ``admin``: it caps its user's
+    role, see :func:`hcflask.access.cap`), may expire, and is revoked
     by setting ``revoked_at`` (the row stays, for the audit log).
     """
 

@@ -2,18 +2,23 @@
 // vendored uPlot.  Each plot is a <div class="hc-plot" data-kind="..."> holding
 // a <script type="application/json"> with its data (no inline script runs:
 // the Content-Security-Policy allows scripts from 'self' only).
-// Times are UTC on every page, as in the tables: 24-hour, the zone on the axis.
+// Times are in the signed-in user's display zone (<body data-tz>, UTC by default),
+// as in the tables: 24-hour, the zone on the axis.
 (function () {
   "use strict";
   var COLORS = ["#175cd3", "#c62828", "#1a7f37", "#b54708", "#6941c6", "#0e7490", "#667085", "#be185d"];
   var OUTCOME = {"succeeded": "#1a7f37", "failed": "#c62828", "cancelled": "#98a2b3", "lost": "#b54708",
                  "in flight": "#175cd3"};
 
-  function utc(ts) { return new Date(ts * 1000).toISOString().slice(0, 16).replace("T", " "); }
-  var TIME_AXIS = {label: "time (UTC)", values: function (u, splits, ai, space, incr) {
+  var ZONE = document.body.getAttribute("data-tz") || "UTC";
+  // sv-SE writes "2026-12-03 14:40": ISO order, 24-hour
+  var STAMP = new Intl.DateTimeFormat("sv-SE", {timeZone: ZONE, year: "numeric", month: "2-digit", day: "2-digit",
+                                                hour: "2-digit", minute: "2-digit", hourCycle: "h23"});
+  function utc(ts) { return STAMP.format(new Date(ts * 1000)).replace(",", ""); }
+  var TIME_AXIS = {label: "time (" + ZONE + ")", values: function (u, splits, ai, space, incr) {
     return splits.map(function (ts) { return ts == null ? "" : incr >= 86400 ? utc(ts).slice(5, 10) : utc(ts).slice(11); });
   }};
-  var TIME_SERIES = {label: "UTC", value: function (u, ts) { return ts == null ? "" : utc(ts); }};
+  var TIME_SERIES = {label: ZONE, value: function (u, ts) { return ts == null ? "" : utc(ts); }};
 
   function width(el) { return Math.max(300, el.clientWidth || 600); }
   function color(i) { return COLORS[i % COLORS.length]; }

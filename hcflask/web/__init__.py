@@ -15,11 +15,13 @@ def register_blueprints(app: Flask) -> None:
     from hcflask.web import filters, security
     from hcflask.web.api import bp as api_bp
     from hcflask.web.auth import bp as auth_bp
+    from hcflask.web.auth import setup as auth_setup
     from hcflask.web.health import healthz
     from hcflask.web.robot import bp as robot_bp  # before api_bp is registered: it adds /api/v1/robot/*
     from hcflask.web.ui import bp as ui_bp
 
     security.setup(app)
+    auth_setup(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(ui_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
@@ -29,12 +31,14 @@ def register_blueprints(app: Flask) -> None:
     app.before_request(_require_login_for_reading)
     app.after_request(_security_headers)
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Log in as an admin to do that."
+    login_manager.login_message = "Log in to do that."
 
 
 @login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+    """A disabled user's session ends at their next request."""
+    user = db.session.get(User, int(user_id))
+    return user if user is not None and not user.disabled else None
 
 
 def _require_login_for_reading() -> Any:
@@ -46,14 +50,14 @@ def _require_login_for_reading() -> Any:
     """
     from flask import current_app, redirect, url_for
 
-    from hcflask.web.api.auth import request_token
+    from hcflask.web.api.auth import request_caller
 
     if not current_app.config["READ_REQUIRES_LOGIN"] or current_user.is_authenticated:
         return None
     if request.endpoint in ("auth.login", "static", "healthz") or request.blueprint == "api":
         return None
     if request.endpoint == "robot.metrics":
-        if request_token() is None:
+        if request_caller() is None:
             raise Unauthorized("Authorization: this instance needs an API token to read /metrics")
         return None
     return redirect(url_for("auth.login", next=request.full_path))

@@ -1,5 +1,5 @@
 """What guards the web as a whole: session cookies, login throttling, the
-audit log of admin writes, ids bounded to 64 bits, and JSON 404/405 for the API.
+audit log of every write attempt, ids bounded to 64 bits, and JSON 404/405 for the API.
 
 Login throttling uses Flask-Limiter with memory storage: counts live in the
 one service process (``hc serve`` runs the web in gunicorn workers, each
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request, session
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
@@ -52,31 +52,46 @@ def _invalid_page(exc: ValidationError) -> Any:
     return render_template("error.html", code=exc.status, title="Bad request", message=str(exc)), exc.status
 
 
-def actor() -> str | None:
-    """Who is writing: ``api:<user>`` for a token, ``admin:<user>`` for a session."""
+def actor() -> str:
+    """Who is writing, by the one name they have everywhere: the token's or the session's
+    user name, or ``anonymous``."""
     if getattr(g, "api_user", None) is not None:
-        return f"api:{g.api_user.username}"
+        return str(g.api_user.username)
     if current_user.is_authenticated:
-        return f"admin:{current_user.username}"
-    return None
+        return str(current_user.username)
+    return "anonymous"
 
 
-def record(who: str, action: str, target: str = "", status: int = 0, remote: str = "") -> None:
+def record(who: str, action: str, target: str = "", status: int = 0, remote: str = "", via: str = "",
+           reason: str = "") -> None:
     """Add one audit entry (committed by the caller)."""
     db.session.add(AuditEntry(actor=who[:128], action=action[:255], target=target, status=status,
-                              remote_addr=remote[:64]))
+                              remote_addr=remote[:64], via=via, reason=reason[:2000]))
+
+
+def _reason(response: Any) -> str:
+    """Why a write did not happen: the permission check's word, the API's error, or the page's error flash."""
+    if getattr(g, "audit_reason", ""):
+        return str(g.audit_reason)
+    if response.status_code >= 400 and response.is_json:
+        error = (response.get_json(silent=True) or {}).get("error") or {}
+        return str(error.get("message") or "")
+    flashes = [message for category, message in session.get("_flashes", []) if category == "error"]
+    if flashes:
+        return str(flashes[-1])
+    if response.status_code == 400:
+        return "the form expired or was not valid"
+    return ""
 
 
 def _audit(response: Any) -> Any:
-    """Every write by a logged-in admin or a token, whatever its answer."""
-    if request.method not in WRITES or request.endpoint in NOT_AUDITED:
-        return response
-    who = actor()
-    if who is None:
-        return response
+    """Every write attempt on the pages and the API, allowed or refused, whoever sends it."""
+    if request.method not in WRITES or request.endpoint is None or request.endpoint in NOT_AUDITED:
+        return response  # reads, sign-in itself, and paths that are no page at all
     db.session.rollback()  # anything a failed view left uncommitted is discarded at teardown anyway
-    record(who, f"{request.method} {request.path}", request.view_args and str(request.view_args) or "",
-           response.status_code, request.remote_addr or "")
+    via = "api" if request.path.startswith("/api/") else "ui"
+    record(actor(), f"{request.method} {request.path}", request.view_args and str(request.view_args) or "",
+           response.status_code, request.remote_addr or "", via, _reason(response))
     db.session.commit()
     return response
 

@@ -79,19 +79,22 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """`hc serve` on a free port with 1-second ticks, an admin and a `local` queue, no demo."""
-    base = tmp_path_factory.mktemp("served")
+def start_service(base: Path, commands: list[list[str]], hc_toml: str = "", port: int | None = None) -> Service:
+    """`hc serve` on a free port (or ``port``) with 1-second ticks, after the ``hc`` setup commands
+    and with ``hc_toml`` appended to the instance's hc.toml; stop it with :func:`stop_service`."""
     instance = base / "instance"
     env = {
         **os.environ, "HC_INSTANCE": str(instance), "HC_TICK_SECONDS": "1", "HC_DEMO": "false",
         "HC_PASSWORD": ADMIN_PASSWORD, "HC_JOBS_RESULT_GRACE_SECONDS": "0",
     }
-    for command in (["user", "add", ADMIN], ["queue", "add", "local", "--backend", "local"]):
+    subprocess.run([*_hc(), "init", "--no-demo"], env=env, capture_output=True, timeout=60, check=True)
+    if hc_toml:
+        with (instance / "hc.toml").open("a") as config:
+            config.write("\n" + hc_toml)
+    for command in commands:
         done = subprocess.run([*_hc(), *command], env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, f"hc {' '.join(command)}: {done.stdout}{done.stderr}"
-    port = _free_port()
+    port = port or _free_port()
     log = base / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -101,10 +104,55 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     served = Service(f"http://127.0.0.1:{port}", ADMIN, ADMIN_PASSWORD, instance, log, process)
     try:
         _wait_healthy(served)
+    except BaseException:
+        stop_service(served)
+        raise
+    return served
+
+
+def stop_service(served: Service) -> None:
+    _stop(served.process)
+    print(f"--- end of {served.log} (shown when a test failed) ---\n{served.log_tail()}")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """`hc serve` on a free port with 1-second ticks, an admin and a `local` queue, no demo."""
+    served = start_service(tmp_path_factory.mktemp("served"),
+                           [["user", "add", ADMIN, "--role", "admin"], ["queue", "add", "local", "--backend", "local"]])
+    try:
         yield served
     finally:
-        _stop(process)
-        print(f"--- end of {log} (shown when a test failed) ---\n{served.log_tail()}")
+        stop_service(served)
+
+
+@pytest.fixture(scope="module")
+def sso_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, Any]]:
+    """`hc serve` signing in through a real OIDC provider (npm oidc-provider, tests/access/oidc_server.py),
+    with a local admin, a `local` queue and a template; the provider knows the service's callback."""
+    from tests.access import oidc_server
+
+    reason = oidc_server.missing()
+    if reason:
+        _missing(reason)
+    base = tmp_path_factory.mktemp("sso")
+    port = _free_port()
+    provider = oidc_server.OidcServer(base, app_url=f"http://127.0.0.1:{port}").start()
+    (base / "oidc-secret").write_text(provider.client_secret)
+    toml = (f'[auth.oidc]\nissuer = "{provider.issuer}"\nclient_id = "hcflask"\n'
+            f'client_secret_file = "{base / "oidc-secret"}"\nlabel = "Test IdP"\nclock_skew = 5\n'
+            f'[auth.oidc.roles]\nadmin = ["hc-admins"]\noperator = ["hc-operators"]\nviewer = ["hc-viewers"]\n')
+    try:
+        served = start_service(base, [["user", "add", ADMIN, "--role", "admin"],
+                                      ["queue", "add", "local", "--backend", "local"]], toml, port)
+    except BaseException:
+        provider.stop()
+        raise
+    try:
+        yield served, provider
+    finally:
+        stop_service(served)
+        provider.stop()
 
 
 def _wait_healthy(served: Service) -> None:

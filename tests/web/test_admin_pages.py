@@ -94,13 +94,13 @@ def test_queue_pages_edit_delete_and_page_jobs(app: Flask, admin_client: FlaskCl
 
 def test_users_page_removes_others_not_oneself(app: Flask, admin_client: FlaskClient) -> None:
     with app.app_context():
-        other = User(username="bob")
+        other = User(username="bob", role="admin")
         other.set_password("long enough")
         db.session.add(other)
         db.session.commit()
         bob, me = other.id, db.session.scalar(select(User.id).where(User.username == "admin"))
     page = admin_client.get("/users").get_data(as_text=True)
-    assert 'data-user="bob"' in page and 'data-confirm="Remove admin bob' in page
+    assert 'data-user="bob"' in page and 'data-confirm="Remove user bob' in page
     token = csrf_token(admin_client, "/users")
     assert admin_client.post(f"/users/{bob}/remove", data={"csrf_token": token}).status_code == 302
     assert admin_client.post(f"/users/{me}/remove", data={"csrf_token": token}, follow_redirects=True) \

@@ -49,7 +49,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
     with app.app_context():
         from hcflask.engine.actions import create_queue, save_template
 
-        user = User(username="admin")
+        user = User(username="admin", role="admin")
         user.set_password("schemathesis admin")
         db.session.add(user)
         _, token = ApiToken.issue(user, "schemathesis")

@@ -59,4 +59,20 @@ def test_plots_render(service: Any, browser_context: Any, tmp_path: Path) -> Non
             name = url.strip("/").replace("/", "-")
             page.screenshot(path=str(Path(os.environ["HC_TEST_SCREENSHOTS"], f"robot-{name}.png")), full_page=True)
     assert page.locator('.tile[data-queue="local"]').count() == 1
+    page.goto(service.url + "/queues/local")
+    page.wait_for_selector(".hc-plot .uplot canvas")
+    assert "UTC" in page.locator(".hc-plot .u-legend").first.inner_text()  # anonymous: UTC
+
+    # a user's display zone reaches the plots' time axis (and legend), the tables too
+    page.goto(f"{service.url}/login")
+    page.fill("#username", service.admin)
+    page.fill("#password", service.password)
+    page.click("#login")
+    page.goto(f"{service.url}/account")
+    page.select_option("#timezone", "America/Chicago")
+    page.click("#save-zone")
+    page.goto(f"{service.url}/queues/local")
+    page.wait_for_selector(".hc-plot .uplot canvas")
+    assert "America/Chicago" in page.locator(".hc-plot .u-legend").first.inner_text()
+    assert "America/Chicago" in page.locator("main").inner_text()
     assert errors == []

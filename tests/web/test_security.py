@@ -1,6 +1,7 @@
 """Secrets never shown, sessions, login throttling, token scopes/expiry/revocation, the audit log."""
 from __future__ import annotations
 
+import getpass
 import logging
 import re
 import socket
@@ -74,7 +75,7 @@ def test_session_cookie_is_samesite_and_secure_when_configured(tmp_path: Path, a
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax" and app.config["SESSION_COOKIE_SECURE"] is True
     client = app.test_client()
     with app.app_context():
-        user = User(username="a")
+        user = User(username="a", role="admin")
         user.set_password(ADMIN_PASSWORD)
         db.session.add(user)
         db.session.commit()
@@ -137,8 +138,10 @@ def test_token_commands(runner: FlaskCliRunner, app: Flask, admin: User) -> None
     again = runner.invoke(args=["token", "revoke", "1"])
     assert again.exit_code != 0 and "revoked already" in again.output
     with app.app_context():
-        entries = [(e.actor, e.action, e.target) for e in db.session.scalars(db.select(AuditEntry))]
-    assert entries == [("cli", "token create", "admin"), ("cli", "token revoke", "1")]
+        entries = [(e.actor, e.action, e.target, e.status) for e in db.session.scalars(db.select(AuditEntry))]
+    me = f"cli:{getpass.getuser()}"  # the refused attempts too: the bad --expires, the second revoke
+    assert entries == [(me, "token create", "admin", 0), (me, "token create", "admin", 1),
+                       (me, "token revoke", "1", 0), (me, "token revoke", "1", 1)]
 
 
 def test_tokens_page_creates_and_revokes_with_a_confirmation(admin_client: FlaskClient, app: Flask) -> None:
@@ -171,10 +174,12 @@ def test_admin_writes_are_audited(admin_client: FlaskClient, api_token: str, app
     anonymous = app.test_client()
     assert anonymous.post("/api/v1/queues", json={"name": "q", "backend": "local"}).status_code == 401
     items = anonymous.get("/api/v1/audit", headers=auth(api_token)).get_json()["items"]
-    seen = [(i["actor"], i["action"], i["status"]) for i in reversed(items)]
-    assert seen == [("api:admin", "POST /api/v1/templates", 201), ("api:admin", "POST /api/v1/templates", 400),
-                    ("admin:admin", "POST /templates/1/active", 302)]
-    assert items[-1]["remote_addr"] == "192.0.2.7"
+    seen = [(i["actor"], i["via"], i["action"], i["status"]) for i in reversed(items)]
+    # one name per person, through the API or the pages; the anonymous refusal is kept, with its reason
+    assert seen == [("admin", "api", "POST /api/v1/templates", 201), ("admin", "api", "POST /api/v1/templates", 400),
+                    ("admin", "ui", "POST /templates/1/active", 302), ("anonymous", "api", "POST /api/v1/queues", 401)]
+    assert "bearer token is required" in items[0]["reason"] and items[1]["reason"] == ""
+    assert items[2]["reason"] and items[-1]["remote_addr"] == "192.0.2.7"
     assert anonymous.get("/api/v1/audit").status_code == 401
     page = admin_client.get("/audit").get_data(as_text=True)
     assert "POST /templates/1/active" in page and "192.0.2.7" in page

@@ -72,7 +72,8 @@ def _write(summary: str, body: dict[str, Any] | None, *, created: bool = False, 
         "responses": {"201" if created else "200": {"description": "done", "content": OBJECT},
                       "400": _error("invalid input: every problem, each naming its field"),
                       "401": _error("no, or an unknown, revoked or expired token"),
-                      "403": _error("the token's scope is read (writes need an admin token)"),
+                      "403": _error("the caller's role (capped by an hcflask token's scope) may not do this: "
+                                    "see the permission table in docs/admin.md"),
                       "404": _error("no such object"),
                       "409": _error("well formed, but clashes with what exists (a name taken, a test already "
                                     "finished, a partition the batch system does not know)")},
@@ -142,7 +143,8 @@ def _robot_paths() -> dict[str, Any]:
             *day_range, _param("days", "the last N days when from/to are not given (default 30)", _int(1, 366)),
             not_found=True),
         "/audit": {"get": {
-            "summary": "the audit log of admin writes, newest first (admins: a token or a session)",
+            "summary": "the audit log of every write attempt, refused ones included, newest first "
+                       "(admins: a token or a session)",
             "parameters": [_param("limit", "at most 1000", _int(1, 1000))], "security": [{"token": []}],
             "responses": {"200": {"description": "ok", "content": OBJECT}, **READ_ERRORS,
                           "403": _error("admins only")}}},
@@ -230,7 +232,7 @@ def document() -> dict[str, Any]:
     paths = _object_paths()
     paths["/queues"]["post"] = _write("create a queue", queue_schema(_backend_options(), limits), created=True)
     paths["/queues/{key}/status"] = {"post": _write(
-        "set a queue's status as an admin",
+        "set a queue's status (operators and admins)",
         {"type": "object", "required": ["status"], "additionalProperties": False, "properties": {
             "status": {"type": "string", "enum": [s.value for s in QueueStatus if s != QueueStatus.EXCLUDED]},
             "reason": REASON}}, path_id=key)}
@@ -252,7 +254,9 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "hcflask API", "version": __version__,
                  "description": "Reads are open unless read_requires_login; writes need "
-                                "'Authorization: Bearer <token>' of an admin-scope token (hc token create). "
+                                "'Authorization: Bearer <token>': an hcflask token (hc token create; its scope "
+                                "caps its user's role) or an access token of the site's OIDC issuer, and a role "
+                                "that may do the write (docs/admin.md has the table). "
                                 f"Instance: {current_app.config['INSTANCE_NAME']}."},
         "servers": [{"url": "/api/v1"}],
         "paths": paths,

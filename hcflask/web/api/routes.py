@@ -14,7 +14,7 @@ from hcflask.models import AuditEntry, Conflict, Job, Queue, Template, Test, Val
 from hcflask.models.spec import QUEUE_KEYS, as_whole, validate_queue
 from hcflask.web import queries
 from hcflask.web.api import bp, json_body, text_field
-from hcflask.web.api.auth import admin_reader, check_read_access, token_required
+from hcflask.web.api.auth import check_read_access, permission_required, reader_required
 from hcflask.web.api.openapi import document
 
 csrf.exempt(bp)  # token-authenticated, no cookies: CSRF does not apply
@@ -53,7 +53,8 @@ for _code in (401, 403, 404, 405):
 
 
 def _actor() -> str:
-    return f"api:{g.api_user.username}"
+    """The token's person, by the one name they have everywhere."""
+    return str(g.api_user.username)
 
 
 def _lookup(model: Any, key: str) -> Any:
@@ -123,7 +124,7 @@ def get_job(job_id: int) -> Any:
 
 
 @bp.route("/queues", methods=["POST"])
-@token_required
+@permission_required("queue.edit")
 def create_queue() -> Any:
     from hcflask.engine.actions import create_queue as create
 
@@ -140,7 +141,7 @@ def _live_queue(key: str) -> Queue:
 
 
 @bp.route("/queues/<key>", methods=["PUT"])
-@token_required
+@permission_required("queue.edit")
 def update_queue(key: str) -> Any:
     """Options, description and autoexclusion; the name and backend stay."""
     from hcflask.engine.actions import update_queue as update
@@ -163,7 +164,7 @@ def update_queue(key: str) -> Any:
 
 
 @bp.route("/queues/<key>", methods=["DELETE"])
-@token_required
+@permission_required("queue.edit")
 def delete_queue(key: str) -> Any:
     from hcflask.engine.actions import delete_queue as delete
 
@@ -174,7 +175,7 @@ def delete_queue(key: str) -> Any:
 
 
 @bp.route("/queues/<key>/status", methods=["POST"])
-@token_required
+@permission_required("queue.status")
 def set_queue_status(key: str) -> Any:
     from hcflask.engine.actions import set_queue_status as set_status
 
@@ -187,7 +188,7 @@ def set_queue_status(key: str) -> Any:
 
 
 @bp.route("/templates", methods=["POST"])
-@token_required
+@permission_required("template.edit")
 def create_template() -> Any:
     from hcflask.engine.actions import save_template, set_template_active
 
@@ -210,7 +211,7 @@ def _active_of(body: dict[str, Any]) -> bool | None:
 
 
 @bp.route("/templates/<key>", methods=["PUT"])
-@token_required
+@permission_required("template.edit")
 def update_template(key: str) -> Any:
     """Replace the document; ``active`` (optional) (de)activates it too."""
     from hcflask.engine.actions import save_template, set_template_active
@@ -228,7 +229,7 @@ def update_template(key: str) -> Any:
 
 
 @bp.route("/templates/<key>/active", methods=["POST"])
-@token_required
+@permission_required("template.edit")
 def template_active(key: str) -> Any:
     """Activate or deactivate a template without sending its document."""
     from hcflask.engine.actions import set_template_active
@@ -242,7 +243,7 @@ def template_active(key: str) -> Any:
 
 
 @bp.route("/templates/<key>", methods=["DELETE"])
-@token_required
+@permission_required("template.edit")
 def delete_template(key: str) -> Any:
     """Its tests keep their snapshot; an active one is cancelled."""
     from hcflask.engine.actions import delete_template as delete
@@ -254,7 +255,7 @@ def delete_template(key: str) -> Any:
 
 
 @bp.route("/tests", methods=["POST"])
-@token_required
+@permission_required("test.start")
 def create_test() -> Any:
     from hcflask.engine.actions import start_test
 
@@ -273,7 +274,7 @@ def create_test() -> Any:
 
 
 @bp.route("/tests/<int:test_id>/cancel", methods=["POST"])
-@token_required
+@permission_required("test.cancel")
 def cancel_test(test_id: int) -> Any:
     from hcflask.engine.actions import cancel_test as cancel
 
@@ -286,7 +287,7 @@ def cancel_test(test_id: int) -> Any:
 
 
 @bp.route("/audit")
-@admin_reader
+@reader_required("audit.read")
 def audit() -> Any:
     limit = queries.int_arg(request.args, "limit", 200, high=1000)
     rows = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))

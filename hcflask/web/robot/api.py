@@ -20,7 +20,7 @@ from hcflask.extensions import db
 from hcflask.models import Alert, MetricBand, Queue, RobotState, Test, ValidationError, utcnow
 from hcflask.times import parse_time
 from hcflask.web.api import bp, json_body, text_field
-from hcflask.web.api.auth import token_required
+from hcflask.web.api.auth import permission_required
 from hcflask.web.queries import INT64_MAX, int_arg
 from hcflask.web.robot import stats
 from hcflask.web.robot.routes import date_range, event_query, exclusions, parse_day
@@ -88,12 +88,12 @@ def robot_replay() -> Any:
 
 
 @bp.route("/robot/switch", methods=["POST"])
-@token_required
+@permission_required("robot.switch")
 def robot_switch() -> Any:
     body = json_body({"enabled", "reason"})
     if not isinstance(body.get("enabled"), bool):
         raise ValidationError("enabled", "required: true or false")
-    set_enabled(body["enabled"], f"api:{g.api_user.username}", text_field(body, "reason"))
+    set_enabled(body["enabled"], g.api_user.username, text_field(body, "reason"))
     return jsonify(RobotState.get().to_dict())
 
 
@@ -116,7 +116,7 @@ def _when(body: dict[str, Any], key: str) -> datetime | None:
 
 
 @bp.route("/robot/bands/<int:band_id>/baseline", methods=["POST"])
-@token_required
+@permission_required("robot.baseline")
 def robot_pin(band_id: int) -> Any:
     """Pin the baseline to ``{"from": ..., "to": ...}``; both null: back to the first jobs."""
     band = db.session.get(MetricBand, band_id)
@@ -128,7 +128,7 @@ def robot_pin(band_id: int) -> Any:
         raise ValidationError("to" if end is None else "from", "give both from and to, or neither")
     if start and end and start >= end:
         raise ValidationError("to", "must be after from")
-    pin_baseline(band, start, end, f"api:{g.api_user.username}")
+    pin_baseline(band, start, end, g.api_user.username)
     return jsonify(band.to_dict())
 
 

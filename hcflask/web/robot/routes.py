@@ -38,7 +38,7 @@ from hcflask.models.rollup import COUNTS
 from hcflask.states import IN_FLIGHT, QueueStatus
 from hcflask.times import parse_time
 from hcflask.web import cost
-from hcflask.web.auth import admin_required
+from hcflask.web.auth import permission_required
 from hcflask.web.queries import int_arg
 from hcflask.web.robot import bp, stats
 
@@ -149,12 +149,12 @@ def _recent_alerts() -> list[Alert]:
 
 
 @bp.route("/robot/switch", methods=["POST"])
-@admin_required
+@permission_required("robot.switch")
 def switch() -> Any:
     form = SwitchForm()
     if form.validate_on_submit():
         enabled = request.form.get("enabled") == "1"
-        event = set_enabled(enabled, f"admin:{current_user.username}", form.reason.data or "")
+        event = set_enabled(enabled, current_user.username, form.reason.data or "")
         flash(f"Auto-exclusion is {'on' if enabled else 'off'}" + ("." if event else " (unchanged)."), "ok")
     else:
         flash("The form expired; try again.", "error")
@@ -162,7 +162,7 @@ def switch() -> Any:
 
 
 @bp.route("/robot/bands/<int:band_id>/baseline", methods=["POST"])
-@admin_required
+@permission_required("robot.baseline")
 def pin(band_id: int) -> Any:
     """Pin a band's baseline to a window (both empty: back to the first jobs)."""
     band = db.get_or_404(MetricBand, band_id)
@@ -179,7 +179,7 @@ def pin(band_id: int) -> Any:
     if (start is None) != (end is None) or (start and end and start >= end):
         flash("Give both ends of the baseline window (from before to), or neither.", "error")
     else:
-        pin_baseline(band, start, end, f"admin:{current_user.username}")
+        pin_baseline(band, start, end, current_user.username)
         flash(f"Baseline of {band.metric} ({band.template}) on {queue.name}: mean {band.mean}, σ {band.sigma}, "
               f"{band.points} points.", "ok")
     return redirect(url_for("ui.queue", name=queue.name))

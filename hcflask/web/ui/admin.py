@@ -13,7 +13,7 @@ from hcflask.backends import BACKEND_NAMES, OptionError, backend_class
 from hcflask.engine import actions
 from hcflask.extensions import db
 from hcflask.models import Queue, Template, User, ValidationError
-from hcflask.web.auth import admin_required
+from hcflask.web.auth import permission_required
 from hcflask.web.ui import bp
 from hcflask.web.ui.forms import ActionForm, QueueForm, ShowsErrors
 from hcflask.web.ui.routes import _actor, _render
@@ -55,7 +55,7 @@ def _queue_form(form: QueueForm, queue: Queue | None) -> Any:
 
 
 @bp.route("/queues/new", methods=["GET", "POST"])
-@admin_required
+@permission_required("queue.edit")
 def new_queue() -> Any:
     form = QueueForm()
     form.backend.choices = list(backends_here()[0])
@@ -73,7 +73,7 @@ def _live_queue(name: str) -> Queue:
 
 
 @bp.route("/queues/<name>/edit", methods=["GET", "POST"])
-@admin_required
+@permission_required("queue.edit")
 def edit_queue(name: str) -> Any:
     queue = _live_queue(name)
     form = QueueForm()
@@ -90,7 +90,7 @@ def edit_queue(name: str) -> Any:
 
 
 @bp.route("/queues/<name>/delete", methods=["POST"])
-@admin_required
+@permission_required("queue.edit")
 def delete_queue(name: str) -> Any:
     queue = _live_queue(name)
     if ActionForm().validate_on_submit():
@@ -103,7 +103,7 @@ def delete_queue(name: str) -> Any:
 
 
 @bp.route("/templates/<int:template_id>/delete", methods=["POST"])
-@admin_required
+@permission_required("template.edit")
 def delete_template(template_id: int) -> Any:
     row = db.get_or_404(Template, template_id)
     if ActionForm().validate_on_submit():
@@ -114,14 +114,14 @@ def delete_template(template_id: int) -> Any:
 
 
 @bp.route("/users")
-@admin_required
+@permission_required("user.manage")
 def users() -> Any:
     rows = list(db.session.scalars(select(User).order_by(User.username)))
     return _render("users.html", users=rows, form=ActionForm())
 
 
 @bp.route("/users/<int:user_id>/remove", methods=["POST"])
-@admin_required
+@permission_required("user.manage")
 def remove_user(user_id: int) -> Any:
     user = db.get_or_404(User, user_id)
     if ActionForm().validate_on_submit():
@@ -131,7 +131,21 @@ def remove_user(user_id: int) -> Any:
         except ValidationError as exc:
             flash(exc.reason, "error")
         else:
-            flash(f"Admin {name} removed, with their API tokens.", "ok")
+            flash(f"User {name} removed, with their API tokens.", "ok")
+    return redirect(url_for("ui.users"))
+
+
+@bp.route("/users/<int:user_id>/<any(disable, enable):what>", methods=["POST"])
+@permission_required("user.manage")
+def disable_user(user_id: int, what: str) -> Any:
+    user = db.get_or_404(User, user_id)
+    if ActionForm().validate_on_submit():
+        try:
+            actions.set_user_disabled(user, what == "disable", by=current_user)
+        except ValidationError as exc:
+            flash(exc.reason, "error")
+        else:
+            flash(f"User {user.username} {what}d.", "ok")
     return redirect(url_for("ui.users"))
 
 

@@ -18,7 +18,7 @@ from hcflask import __version__, catalog
 from hcflask.catalog import commission
 from hcflask.extensions import db
 from hcflask.models import Queue, ValidationError
-from hcflask.web.auth import admin_required
+from hcflask.web.auth import permission_required
 from hcflask.web.ui import bp
 from hcflask.web.ui.forms import ActionForm
 from hcflask.web.ui.reports import INLINE_CSS, _static
@@ -32,7 +32,7 @@ def render_file(data: dict[str, Any]) -> str:
 
 
 @bp.route("/queues/<name>/commission", methods=["POST"])
-@admin_required
+@permission_required("queue.commission")
 def commission_queue(name: str) -> Any:
     row = db.first_or_404(select(Queue).where(Queue.name == name, Queue.deleted_at.is_(None)))
     if not ActionForm().validate_on_submit():
