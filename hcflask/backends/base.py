@@ -117,6 +117,25 @@ class Status:
     cpu_seconds: float | None = None
 
 
+#: options every backend's queues accept (the engine reads them, not the batch system)
+COMMON_OPTIONS: Mapping[str, str] = {
+    "rse": "Rucio RSE expression whose replicas this queue's jobs read (template inputs; docs/data.md)",
+}
+#: longest RSE expression accepted
+RSE_MAX = 500
+
+
+def check_common_options(options: dict[str, Any]) -> None:
+    """``rse``: a non-empty expression without blanks at its ends (stored stripped)."""
+    if "rse" in options:
+        value = options["rse"]
+        if not isinstance(value, str) or not value.strip():
+            raise OptionError("rse", f"must be a Rucio RSE expression (text), got {value!r}")
+        if len(value) > RSE_MAX:
+            raise OptionError("rse", f"at most {RSE_MAX} characters, got {len(value)}")
+        options["rse"] = value.strip()
+
+
 class Backend(abc.ABC):
     """Adapter to one batch or workload system.
 
@@ -137,7 +156,8 @@ class Backend(abc.ABC):
     def option_schema(cls, limits: Mapping[str, int]) -> dict[str, Any]:
         """The JSON schema of the options (the OpenAPI document's); default: all text, none required."""
         return {"type": "object", "additionalProperties": False,
-                "properties": {key: {"type": "string", "description": text} for key, text in cls.options.items()}}
+                "properties": {key: {"type": "string", "description": text}
+                               for key, text in {**cls.options, **COMMON_OPTIONS}.items()}}
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any],
@@ -148,11 +168,13 @@ class Backend(abc.ABC):
         then and not at the first submission.  ``config`` is the backend's
         configuration section (where its commands live, for instance).
         """
-        unknown = sorted(set(options) - set(cls.options))
+        unknown = sorted(set(options) - set(cls.options) - set(COMMON_OPTIONS))
         if unknown:
-            known = ", ".join(sorted(cls.options)) or "none"
+            known = ", ".join(sorted({*cls.options, *COMMON_OPTIONS}))
             raise OptionError(unknown[0], f"unknown option for backend {cls.name!r} (known: {known})")
-        return dict(options)
+        cleaned = dict(options)
+        check_common_options(cleaned)
+        return cleaned
 
     @abc.abstractmethod
     def submit(self, spec: JobSpec) -> str:
