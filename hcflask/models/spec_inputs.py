@@ -58,7 +58,8 @@ def _files(check: Checker, value: Any) -> list[str]:
         return []
     for i, item in enumerate(value):
         if not isinstance(item, str) or not FILE_RE.fullmatch(item):
-            check.add(f"inputs.files[{i}]", f"not a root://, http(s)://, davs://, file:// URL or absolute path: {item!r}")
+            check.add(f"inputs.files[{i}]",
+                      f"not a root://, http(s)://, davs://, file:// URL or absolute path: {item!r}")
     return [str(item) for item in value]
 
 
