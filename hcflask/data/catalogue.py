@@ -112,7 +112,7 @@ def replicas(rucio: Any, dataset: str, rse: str, protocols: Sequence[str]) -> li
                       "adler32": str(replica.get("adler32") or "").lower(), "bytes": replica.get("bytes"),
                       "rse": at})
     if not files:
-        raise NoReplicas(f"no input replica at RSE {rse} ({', '.join(protocols)}) for dataset {dataset}")
+        raise NoReplicas(f"dataset {dataset} has no replica there readable by {', '.join(protocols)}")
     return sorted(files, key=lambda f: (f["name"], f["url"]))
 
 
