@@ -253,14 +253,14 @@ def add_rse(rucio: Any, rse: str, xrootd: XRootDServer) -> None:
 
 
 def load_dataset(rucio: Any, rse: str, scope: str, dataset: str, folder: Path, files: int = 10,
-                 size: int = 64 * 1024) -> list[Path]:
+                 size: int = 64 * 1024, prefix: str = "hc_input") -> list[Path]:
     """Write ``files`` random files, upload them to ``rse`` into ``scope:dataset`` (Rucio's upload client)."""
     from rucio.client.uploadclient import UploadClient
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(files):
-        path = folder / f"hc_input_{i:02d}.root"
+        path = folder / f"{prefix}_{i:02d}.root"
         path.write_bytes(os.urandom(size))
         paths.append(path)
     items = [{"path": str(p), "rse": rse, "did_scope": scope, "dataset_scope": scope, "dataset_name": dataset,

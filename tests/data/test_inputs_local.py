@@ -118,7 +118,8 @@ def test_xrootd_down_fails_stagein_naming_the_storage(tmp_path: Path, rucio_serv
 def test_corrupted_file_fails_on_its_checksum(tmp_path: Path, rucio_server: RucioServer, dataset: dict[str, Any],
                                               xrd_env: None) -> None:
     rucio = dataset["rucio"]
-    load_dataset(rucio, dataset["rse"], dataset["scope"], "hc_corrupt", tmp_path / "upload", files=1)
+    load_dataset(rucio, dataset["rse"], dataset["scope"], "hc_corrupt", tmp_path / "upload", files=1,
+                 prefix="hc_corrupt")
     name = next(iter(rucio.list_content(dataset["scope"], "hc_corrupt")))["name"]
     path = pfn_path(rucio, dataset["scope"], name, dataset["rse"])
     data = bytearray(path.read_bytes())
