@@ -129,11 +129,11 @@ def check_common_options(options: dict[str, Any]) -> None:
     """``rse``: a non-empty expression without blanks at its ends (stored stripped)."""
     if "rse" in options:
         value = options["rse"]
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str) or not value.strip(" \t\r\n"):
             raise OptionError("rse", f"must be a Rucio RSE expression (text), got {value!r}")
         if len(value) > RSE_MAX:
             raise OptionError("rse", f"at most {RSE_MAX} characters, got {len(value)}")
-        options["rse"] = value.strip()
+        options["rse"] = value.strip(" \t\r\n")
 
 
 class Backend(abc.ABC):
@@ -155,9 +155,10 @@ class Backend(abc.ABC):
     @classmethod
     def option_schema(cls, limits: Mapping[str, int]) -> dict[str, Any]:
         """The JSON schema of the options (the OpenAPI document's); default: all text, none required."""
-        return {"type": "object", "additionalProperties": False,
-                "properties": {key: {"type": "string", "description": text}
-                               for key, text in {**cls.options, **COMMON_OPTIONS}.items()}}
+        properties = {key: {"type": "string", "description": text} for key, text in cls.options.items()}
+        properties["rse"] = {"type": "string", "description": COMMON_OPTIONS["rse"], "maxLength": RSE_MAX,
+                             "pattern": "[^ \\t\\r\\n]"}
+        return {"type": "object", "additionalProperties": False, "properties": properties}
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any],

@@ -34,16 +34,16 @@ def check_inputs(check: Checker, raw: Any) -> dict[str, Any] | None:
         return None
     doc = check.mapping(raw, "inputs")
     check.unknown(doc, INPUT_KEYS, "inputs.")
-    dataset, files = doc.get("dataset"), doc.get("files")
-    out: dict[str, Any] = {"dataset": None, "files": None}
-    if (dataset is None) == (files is None):
+    out: dict[str, Any] = {}
+    if ("dataset" in doc) == ("files" in doc):
         check.add("inputs.dataset", "give a Rucio dataset (scope:name) or a list of files, exactly one of the two")
-    elif dataset is not None:
+    elif "dataset" in doc:
+        dataset = doc["dataset"]
         if not isinstance(dataset, str) or not DID_RE.fullmatch(dataset):
             check.add("inputs.dataset", f"must be a Rucio DID 'scope:name', got {dataset!r}")
         out["dataset"] = dataset
     else:
-        out["files"] = _files(check, files)
+        out["files"] = _files(check, doc["files"])
     if doc.get("access", "copy") not in ACCESS:
         check.add("inputs.access", f"must be one of {', '.join(ACCESS)}, got {doc.get('access')!r}")
     out["access"] = doc.get("access", "copy")
