@@ -166,3 +166,44 @@ def test_rucio_down_waits_with_one_alert_and_resumes(tmp_path: Path, rucio_serve
         assert {j.state for j in finished(test.id)} == {"succeeded"}
         alerts = db.session.scalars(select(Alert).where(Alert.kind == "catalogue")).all()
         assert len(alerts) == 1 and alerts[0].closed_at is not None
+
+
+def test_direct_access_payload_reads_the_urls(tmp_path: Path, rucio_server: RucioServer, dataset: dict[str, Any],
+                                              xrd_env: None) -> None:
+    script = """
+for u in $HC_INPUT_URLS; do echo "read $(xrdcp --nopbar "$u" - | wc -c) bytes from $u"; done
+[ -z "$HC_INPUT_FILES" ] && [ ! -d inputs ] && echo "hc-ok nothing copied"
+"""
+    app = data_app(tmp_path, rucio_server)
+    with app.app_context():
+        make_queue("site-a", rse=dataset["rse"])
+        template = make_template("direct", queues=["site-a"], script=script, max_jobs=1,
+                                 inputs=inputs_doc(dataset["did"], access="direct"))
+        test = make_test(template, app)
+        run_ticks(app, lambda: len(finished(test.id)) >= 1, timeout=60)
+        (job,) = finished(test.id)
+        assert job.state == "succeeded", job.failure_reason
+        out = (Path(job.workdir) / "stdout").read_text()
+        assert out.count("read 65536 bytes from root://127.0.0.1:") == 2, out
+        assert {m.name: m.value for m in job.metrics}["input_bytes"] == 2 * 65536
+
+
+def test_plain_files_without_rucio(tmp_path: Path, xrootd: XRootDServer, xrd_env: None) -> None:
+    """Inputs given as a root:// URL and a path: no Rucio configured, no checksum to verify."""
+    (xrootd.root / "plain").mkdir(exist_ok=True)
+    remote = xrootd.root / "plain" / "a.dat"
+    remote.write_bytes(b"x" * 1000)
+    remote.chmod(0o644)
+    local = tmp_path / "b.dat"
+    local.write_bytes(b"y" * 500)
+    app = make_app(tmp_path / "instance")
+    with app.app_context():
+        make_queue("site-a")
+        files = [f"{xrootd.url}/{remote}", str(local)]
+        template = make_template("plain", queues=["site-a"], script=READER, max_jobs=1,
+                                 inputs={"files": files, "files_per_job": 2})
+        test = make_test(template, app)
+        run_ticks(app, lambda: len(finished(test.id)) >= 1, timeout=60)
+        (job,) = finished(test.id)
+        assert job.state == "succeeded", job.failure_reason
+        assert {m.name: m.value for m in job.metrics}["input_bytes"] == 1500
