@@ -4,7 +4,8 @@ Generated bash (the wrapper stays bash + coreutils, plus the transfer tool
 of each scheme): ``copy`` fetches every file into ``inputs/`` of the work
 dir -- ``xrdcp`` for ``root://``, ``curl`` for ``http(s)://`` and
 ``davs://``, ``cp`` for a path -- checks its adler32 against the
-catalogue's (``xrdadler32``, else Python's zlib) and exports
+catalogue's (``xrdcp --cksum`` end to end; after curl or cp ``xrdadler32``,
+else Python's zlib) and exports
 ``HC_INPUT_FILES``; ``direct`` only exports ``HC_INPUT_URLS`` and the
 payload reads the URLs itself.
 
@@ -81,9 +82,11 @@ hc_in_bytes=0
 hc_in_files=""
 hc_in_start=$(date +%s.%N)
 for hc_i in "${!hc_in_urls[@]}"; do
-  hc_u=${hc_in_urls[$hc_i]}; hc_d="inputs/${hc_in_names[$hc_i]}"
+  hc_u=${hc_in_urls[$hc_i]}; hc_d="inputs/${hc_in_names[$hc_i]}"; hc_want=${hc_in_sums[$hc_i]}; hc_ck=()
   case "$hc_u" in
-    root://*) hc_cmd=(xrdcp --nopbar --force "$hc_u" "$hc_d") ;;
+    # xrdcp checks the adler32 itself (end to end, as Rucio's downloads do): no second read of the file
+    root://*) [ -n "$hc_want" ] && hc_ck=(--cksum "adler32:$hc_want") && hc_want=""
+              hc_cmd=(xrdcp --nopbar --force "${hc_ck[@]}" "$hc_u" "$hc_d") ;;
     http://*|https://*) hc_cmd=(curl --fail --silent --show-error --location -o "$hc_d" "$hc_u") ;;
     davs://*) hc_cmd=(curl --fail --silent --show-error --location -o "$hc_d" "https://${hc_u#davs://}") ;;
     *) hc_cmd=(cp -- "$hc_u" "$hc_d") ;;
@@ -91,11 +94,13 @@ for hc_i in "${!hc_in_urls[@]}"; do
   if ! hc_out=$(timeout -k 10 @TIMEOUT@ "${hc_cmd[@]}" 2>&1 < /dev/null); then
     hc_why=$(printf '%s\n' "$hc_out" | grep -v '^[[:space:]]*$' | tail -n 1 | tr -d '\r' | cut -c1-300)
     [ -n "$hc_why" ] || hc_why="no answer within @TIMEOUT@ s"
-    printf 'stage-in failed: %s from %s: %s: %s\n' "${hc_in_names[$hc_i]#*-}" "${hc_in_where[$hc_i]}" \
-      "${hc_cmd[0]}" "$hc_why" > @ERROR@
+    case "$hc_why" in  # xrdcp's words for a wrong checksum, in the words of the other tools
+      *"CheckSum error"*) hc_why="adler32 mismatch: expected ${hc_ck[1]#adler32:} ($hc_why)" ;;
+      *) hc_why="${hc_cmd[0]}: $hc_why" ;;
+    esac
+    printf 'stage-in failed: %s from %s: %s\n' "${hc_in_names[$hc_i]#*-}" "${hc_in_where[$hc_i]}" "$hc_why" > @ERROR@
     break
   fi
-  hc_want=${hc_in_sums[$hc_i]}
   if [ -n "$hc_want" ]; then
     hc_got=$(hc_adler32 "$hc_d" 2>&1)
     if [ "$hc_got" != "$hc_want" ]; then

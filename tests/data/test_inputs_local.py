@@ -128,14 +128,19 @@ def test_corrupted_file_fails_on_its_checksum(tmp_path: Path, rucio_server: Ruci
     app = data_app(tmp_path, rucio_server)
     with app.app_context():
         make_queue("site-a", rse=dataset["rse"])
-        template = make_template("reads", queues=["site-a"], script=READER, max_jobs=1,
-                                 inputs=inputs_doc(f"{dataset['scope']}:hc_corrupt", files_per_job=1))
-        test = make_test(template, app)
-        run_ticks(app, lambda: len(finished(test.id)) >= 1, timeout=60)
-        (job,) = finished(test.id)
-        assert job.state == "failed"
-        assert job.failure_reason.startswith(f"stage-in failed: {name} from {dataset['rse']}"), job.failure_reason
-        assert "adler32 mismatch: expected" in job.failure_reason
+        # over root:// xrdcp checks the sum end to end; over file:// (cp) the wrapper checks it after the copy
+        for protocol in ("root", "file"):
+            template = make_template(f"reads-{protocol}", queues=["site-a"], script=READER, max_jobs=1,
+                                     inputs=inputs_doc(f"{dataset['scope']}:hc_corrupt", files_per_job=1,
+                                                       protocols=[protocol]))
+            test = make_test(template, app)
+            run_ticks(app, lambda: len(finished(test.id)) >= 1, timeout=60)  # noqa: B023 - called at once
+            (job,) = finished(test.id)
+            assert job.state == "failed"
+            assert job.inputs[0]["url"].startswith("root://" if protocol == "root" else "/")
+            reason = job.failure_reason
+            assert reason.startswith(f"stage-in failed: {name} from {dataset['rse']}"), reason
+            assert "adler32 mismatch: expected" in reason, reason
 
 
 def test_rucio_down_waits_with_one_alert_and_resumes(tmp_path: Path, rucio_server: RucioServer,
