@@ -300,6 +300,12 @@ output_limit = 65536      # bytes of stdout/stderr shown per job
 [disk]
 # min_free_percent = 5    # below this, submission pauses with an alert
 
+[rucio]                   # input datasets (docs/data.md); needs pip install hcflask[data]
+# host = "https://rucio.example.org"
+# account = "hammercloud"
+# username = "hammercloud"
+# password_file = "/etc/hc/rucio.pw"
+
 [backends.local]
 # slots = 4               # jobs at once per local queue; default: number of cores
 

@@ -98,6 +98,7 @@ class Job(Model):
             "created_at": iso(self.created_at), "submitted_at": iso(self.submitted_at),
             "started_at": iso(self.started_at), "ended_at": iso(self.ended_at),
             "cpu_seconds": self.cpu_seconds, "metrics": {m.name: m.value for m in self.metrics},
+            "inputs": self.inputs,
         }
 
 
