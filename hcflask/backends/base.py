@@ -155,7 +155,8 @@ class Backend(abc.ABC):
     @classmethod
     def option_schema(cls, limits: Mapping[str, int]) -> dict[str, Any]:
         """The JSON schema of the options (the OpenAPI document's); default: all text, none required."""
-        properties = {key: {"type": "string", "description": text} for key, text in cls.options.items()}
+        properties: dict[str, dict[str, Any]] = {key: {"type": "string", "description": text}
+                                                 for key, text in cls.options.items()}
         properties["rse"] = {"type": "string", "description": COMMON_OPTIONS["rse"], "maxLength": RSE_MAX,
                              "pattern": "[^ \\t\\r\\n]"}
         return {"type": "object", "additionalProperties": False, "properties": properties}
