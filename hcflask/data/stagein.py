@@ -38,6 +38,20 @@ XRD_DEFAULTS = {"XRD_CONNECTIONRETRY": "2", "XRD_CONNECTIONWINDOW": "15", "XRD_R
                 "XRD_STREAMTIMEOUT": "120"}
 
 
+#: the metrics every job of a test with inputs records (name → unit), beside the workload's own
+METRICS = {"input_bytes": "B", "stagein_seconds": "s", "stagein_mb_per_s": "MB/s"}
+
+
+def metric_specs(snapshot: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The metrics of a test: its workload's, plus the stage-in's when it reads input data
+    (so the report, the comparison and the stored units know them)."""
+    specs = dict((snapshot.get("workload") or {}).get("metrics") or {})
+    if snapshot.get("inputs"):
+        for name, unit in METRICS.items():
+            specs.setdefault(name, {"pattern": "", "unit": unit, "reference": None})
+    return specs
+
+
 def _array(name: str, values: Sequence[str]) -> str:
     return f"{name}=({' '.join(shlex.quote(v) for v in values)})"
 

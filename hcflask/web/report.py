@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from hcflask.data.stagein import metric_specs
 from hcflask.extensions import db
 from hcflask.models import Job, JobMetric, MetricBand, Queue, Test, iso, utcnow
 from hcflask.states import JobState
@@ -75,7 +76,7 @@ def build(test: Test) -> dict[str, Any]:
     names = list(test.queue_names) + sorted(set(by_queue) - set(test.queue_names))
     queues = [_queue(test, name, rows.get(name), by_queue[name], metrics, cores) for name in names]
     plots = {key: histogram({q["queue"]: q["values"].get(key, []) for q in queues}) for key in BUILTIN}
-    for name in test.workload.get("metrics") or {}:
+    for name in metric_specs(test.snapshot):
         plots[f"metric {name}"] = histogram({q["queue"]: q["metric_values"].get(name, []) for q in queues})
     for q in queues:
         del q["values"], q["metric_values"]
@@ -121,7 +122,7 @@ def _queue(test: Test, name: str, queue: Queue | None, jobs: list[Job], metrics:
 def _metric_rows(test: Test, queue_id: int | None, values: dict[str, list[float]]) -> list[dict[str, Any]]:
     """Each workload metric's distribution, with its reference and band and how many fell outside."""
     rows = []
-    for name, spec in (test.workload.get("metrics") or {}).items():
+    for name, spec in metric_specs(test.snapshot).items():
         band = db.session.scalar(select(MetricBand).where(
             MetricBand.queue_id == queue_id, MetricBand.template == test.template_name, MetricBand.metric == name))
         ref = spec.get("reference") or {}

@@ -61,7 +61,14 @@ def test_ten_jobs_read_every_file_over_root(tmp_path: Path, rucio_server: RucioS
             assert metrics["input_bytes"] == 2 * 64 * 1024
             assert metrics["stagein_seconds"] > 0 and metrics["stagein_mb_per_s"] > 0
             assert "hc-ok read 2 files" in (Path(job.workdir) / "stdout").read_text()
+            assert {m.name: m.unit for m in job.metrics}["stagein_mb_per_s"] == "MB/s"
+        test_id = test.id
     print(f"\nfrom hc test start to the first job with input read: {first:.1f} s")
+    # the report has the stage-in throughput per queue like any metric
+    report = app.test_client().get(f"/api/v1/tests/{test_id}/report").get_json()
+    (queue,) = report["queues"]
+    rows = {row["metric"]: row for row in queue["metrics"]}
+    assert rows["stagein_mb_per_s"]["unit"] == "MB/s" and rows["stagein_mb_per_s"]["summary"]["n"] == 10
 
 
 def test_queue_without_replica_gets_no_job_and_a_note(tmp_path: Path, rucio_server: RucioServer,
