@@ -13,6 +13,7 @@ JSON and the self-contained HTML file, so the three always agree.
 """
 from __future__ import annotations
 
+import statistics
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,7 +87,7 @@ def build(test: Test) -> dict[str, Any]:
                  "cores_per_job": cores, "generated_at": iso(utcnow())},
         "queues": queues,
         "plots": {k: v for k, v in plots.items() if v},
-        "stress": _throughput(test, by_queue) if test.kind == "stress" else None,
+        "stress": _throughput(test, by_queue, metrics) if test.kind == "stress" else None,
     }
 
 
@@ -153,8 +154,12 @@ def peak(spans: list[tuple[datetime, datetime]], lo: datetime, hi: datetime) -> 
     return best
 
 
-def _throughput(test: Test, by_queue: dict[str, list[Job]]) -> list[dict[str, Any]]:
-    """Per ramp step and queue: jobs started per minute, in-flight reached against asked."""
+def _throughput(test: Test, by_queue: dict[str, list[Job]],
+                metrics: dict[int, dict[str, float]]) -> list[dict[str, Any]]:
+    """Per ramp step and queue: jobs started per minute, in-flight reached against asked; for a test
+    reading input data, the median stage-in MB/s per job of the jobs started in the step (the data-access
+    stress test's question: how many concurrent readers before the MB/s per job drops)."""
+    reads = bool(test.snapshot.get("inputs"))
     if test.started_at is None:
         return []
     ramp = test.snapshot["stress"]["ramp"]
@@ -169,8 +174,11 @@ def _throughput(test: Test, by_queue: dict[str, list[Job]]) -> list[dict[str, An
         minutes = max((hi - lo).total_seconds() / 60, 1e-9)
         per_queue = []
         for name, jobs in by_queue.items():
-            started = sum(1 for j in jobs if j.started_at and lo <= j.started_at < hi)
+            begun = [j for j in jobs if j.started_at and lo <= j.started_at < hi]
+            started = len(begun)
+            rates = [metrics[j.id]["stagein_mb_per_s"] for j in begun if "stagein_mb_per_s" in metrics.get(j.id, {})]
             per_queue.append({
+                **({"stagein_mb_per_s": round(statistics.median(rates), 3) if rates else None} if reads else {}),
                 "queue": name, "asked": step["in_flight"], "started": started,
                 "started_per_minute": round(started / minutes, 2),
                 "in_flight_reached": peak([(j.created_at, j.ended_at or now) for j in jobs], lo, hi),

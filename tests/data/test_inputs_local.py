@@ -219,3 +219,24 @@ def test_plain_files_without_rucio(tmp_path: Path, xrootd: XRootDServer, xrd_env
         (job,) = finished(test.id)
         assert job.state == "succeeded", job.failure_reason
         assert {m.name: m.value for m in job.metrics}["input_bytes"] == 1500
+
+
+def test_data_access_stress_test_reports_mb_per_s_per_ramp_step(tmp_path: Path, rucio_server: RucioServer,
+                                                                 dataset: dict[str, Any], xrd_env: None) -> None:
+    app = data_app(tmp_path, rucio_server)
+    with app.app_context():
+        make_queue("site-a", rse=dataset["rse"], slots=4)
+        template = make_template("readers", queues=["site-a"], script=READER, kind="stress",
+                                 stress={"ramp": [{"at": 0, "in_flight": 1}, {"at": 3, "in_flight": 3}],
+                                         "max_jobs": 6},
+                                 inputs=inputs_doc(dataset["did"]))
+        test = make_test(template, app)
+        run_ticks(app, lambda: len(finished(test.id)) >= 6, timeout=120)
+        test_id = test.id
+    report = app.test_client().get(f"/api/v1/tests/{test_id}/report").get_json()
+    steps = report["stress"]
+    assert [s["in_flight"] for s in steps] == [1, 3]
+    rates = [q["stagein_mb_per_s"] for s in steps for q in s["queues"]]
+    assert rates and all(r is None or r > 0 for r in rates) and any(r for r in rates)
+    page = app.test_client().get(f"/tests/{test_id}/report").get_data(as_text=True)
+    assert "stage-in MB/s per job (median)" in page
