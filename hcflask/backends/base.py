@@ -80,6 +80,10 @@ class JobSpec:
     #: that must render the wrapper themselves (e.g. to run in a pilot's cwd)
     payload: str = ""
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: the stage-in bash of the job's input files ('' without inputs; hcflask.data.stagein), for those too
+    stagein: str = ""
+    #: the Rucio dataset the inputs come from ('' for none or plain files): PanDA's prodDBlock
+    input_dataset: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

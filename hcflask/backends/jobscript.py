@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hcflask.data.stagein import STAGEIN_ERROR, read_into
+
 WRAPPER = "job.sh"
 RESULT = "result.json"
 STARTED = "started.json"
@@ -122,8 +124,8 @@ hc_keep {STDERR} < {STDERR}.pipe & hc_err=$!
 if [ "$hc_stagein_rc" -eq 0 ]; then
   {limit}bash ./payload.sh > {STDOUT}.pipe 2> {STDERR}.pipe < /dev/null
   hc_rc=$?
-else  # the payload does not run: its streams are closed empty
-  : > {STDOUT}.pipe; : > {STDERR}.pipe; hc_rc=$hc_stagein_rc
+else  # the payload does not run: stderr says why (where the backend keeps only the streams, as PanDA)
+  : > {STDOUT}.pipe; cat {STAGEIN_ERROR} > {STDERR}.pipe; hc_rc=$hc_stagein_rc
 fi
 times > {TIMES}
 {{ read -r _; read -r hc_cpu; }} < {TIMES}
@@ -168,8 +170,6 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 def read_result(workdir: Path) -> dict[str, Any] | None:
     """The wrapper's result, or None while the job has not finished (with its stage-in's outcome)."""
-    from hcflask.data.stagein import read_into
-
     result = read_json(workdir / RESULT)
     return None if result is None else read_into(workdir, result)
 

@@ -107,18 +107,21 @@ def build_spec(job: Job) -> JobSpec:
         "HC_TEMPLATE": job.test.template_name, "HC_JOB_NAME": job.name,
     }
     payload = jobscript.payload_script(workload)
+    inputs_doc = job.test.snapshot.get("inputs") or {}
+    staging = stagein.block(job.inputs, inputs_doc.get("access", "copy"))
     workdir = Path(job.workdir)
     walltime = None if backend_enforces_walltime(job.backend) else resources.walltime
     text = jobscript.render(
         payload=payload, env=env, workdir=workdir, walltime=walltime,
         output_cap=current_app.config["JOBS_OUTPUT_CAP"],
         header=f"# {job.name}: test {job.test_id} ({job.test.template_name}), queue {job.queue.name}\n",
-        stagein=stagein.block(job.inputs, (job.test.snapshot.get("inputs") or {}).get("access", "copy")),
+        stagein=staging,
     )
     script = jobscript.write(workdir, text)
     return JobSpec(
         job_id=job.id, name=job.name, queue=job.queue.name, queue_options=job.queue.options or {},
         workdir=workdir, script=script, resources=resources, payload=payload, env=env,
+        stagein=staging, input_dataset=str(inputs_doc.get("dataset") or ""),
     )
 
 

@@ -120,6 +120,7 @@ def test_xrootd_down_fails_stagein_naming_the_storage(tmp_path: Path, rucio_serv
             assert reason.startswith("stage-in failed: hc_input_"), reason
             assert f"from {dataset['rse']} (127.0.0.1:{xrootd.port}): xrdcp:" in reason, reason
             assert not (Path(job.workdir) / "stdout").read_text(), "the payload did not run"
+            assert (Path(job.workdir) / "stderr").read_text().strip() == reason
 
 
 def test_corrupted_file_fails_on_its_checksum(tmp_path: Path, rucio_server: RucioServer, dataset: dict[str, Any],
