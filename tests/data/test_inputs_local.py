@@ -172,6 +172,7 @@ def test_rucio_down_waits_with_one_alert_and_resumes(tmp_path: Path, rucio_serve
             assert len(alerts) == 1 and alerts[0].closed_at is None
             assert "Rucio" in alerts[0].title
             assert db.session.scalar(select(func.count()).select_from(Job)) == before, "submission waits"
+            assert 'hc_alerts_open{kind="catalogue"} 1' in app.test_client().get("/metrics").get_data(as_text=True)
             assert {j.state for j in finished(test.id)} == {"succeeded"}, "no job failed"
         finally:
             rucio_server.start()
