@@ -11,6 +11,7 @@ a site admin:
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -73,7 +74,9 @@ def client(config: Mapping[str, Any]) -> Any:
         return Client(rucio_host=host, auth_host=str(config.get("RUCIO_AUTH_HOST") or host),
                       account=str(config.get("RUCIO_ACCOUNT") or "root"), auth_type="userpass",
                       creds={"username": str(config.get("RUCIO_USERNAME") or ""), "password": password},
-                      timeout=float(config.get("RUCIO_TIMEOUT") or 30))
+                      timeout=float(config.get("RUCIO_TIMEOUT") or 30), user_agent="hcflask",
+                      # our log, not the client's own coloured handler (an outage is also one alert)
+                      logger=logging.getLogger("hcflask.rucio"))
     except RucioException as exc:
         raise CatalogueUnavailable(f"Rucio at {host}: {_text(exc)}") from exc
 
