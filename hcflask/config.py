@@ -63,6 +63,17 @@ DEFAULTS: dict[str, Any] = {
     "REPORTS_MAX_DAYS": 366,
     #: how long a process keeps the rollup sums of past days (they change only when a job is judged late)
     "REPORTS_CACHE_SECONDS": 300.0,
+    # the Rucio server input datasets are looked up in (docs/data.md); userpass auth
+    "RUCIO_HOST": "",
+    "RUCIO_AUTH_HOST": "",
+    "RUCIO_ACCOUNT": "root",
+    "RUCIO_USERNAME": "",
+    "RUCIO_PASSWORD": "",
+    "RUCIO_PASSWORD_FILE": "",
+    "RUCIO_TIMEOUT": 30.0,
+    #: a test's replica list is asked again after this long; after an outage, retried this often
+    "RUCIO_REFRESH_SECONDS": 3600.0,
+    "RUCIO_RETRY_SECONDS": 30.0,
     "SERVER_SECURE_COOKIES": False,
     "SERVER_LOGIN_LIMIT": "10 per minute",
 }
@@ -70,7 +81,8 @@ DEFAULTS: dict[str, Any] = {
 POSITIVE = ("SERVER_PORT", "SERVER_WORKERS", "SERVER_THREADS", "SCHEDULER_CORE_SECONDS",
             "SCHEDULER_SUBMISSION_SECONDS", "SCHEDULER_MONITOR_SECONDS", "RETENTION_INTERVAL_SECONDS",
             "JOBS_OUTPUT_LIMIT", "JOBS_PER_PAGE", "JOBS_OUTPUT_CAP", "RETENTION_JOBS_DAYS",
-            "RETENTION_FAILED_DAYS", "RETENTION_WORKDIRS_DAYS", "RETENTION_CHUNK", "REPORTS_MAX_DAYS")
+            "RETENTION_FAILED_DAYS", "RETENTION_WORKDIRS_DAYS", "RETENTION_CHUNK", "REPORTS_MAX_DAYS",
+            "RUCIO_TIMEOUT")
 UPPER = {"DISK_MIN_FREE_PERCENT": 100, "JOBS_PER_PAGE": 500, "SERVER_PORT": 65535}
 #: sections kept whole, as dictionaries
 DICT_SECTIONS: dict[str, dict[str, Any]] = {
@@ -289,6 +301,12 @@ output_limit = 65536      # bytes of stdout/stderr shown per job
 
 [disk]
 # min_free_percent = 5    # below this, submission pauses with an alert
+
+[rucio]                   # input datasets (docs/data.md); needs pip install hcflask[data]
+# host = "https://rucio.example.org"
+# account = "hammercloud"
+# username = "hammercloud"
+# password_file = "/etc/hc/rucio.pw"
 
 [backends.local]
 # slots = 4               # jobs at once per local queue; default: number of cores

@@ -80,6 +80,10 @@ class JobSpec:
     #: that must render the wrapper themselves (e.g. to run in a pilot's cwd)
     payload: str = ""
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: the stage-in bash of the job's input files ('' without inputs; hcflask.data.stagein), for those too
+    stagein: str = ""
+    #: the Rucio dataset the inputs come from ('' for none or plain files): PanDA's prodDBlock
+    input_dataset: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +121,25 @@ class Status:
     cpu_seconds: float | None = None
 
 
+#: options every backend's queues accept (the engine reads them, not the batch system)
+COMMON_OPTIONS: Mapping[str, str] = {
+    "rse": "Rucio RSE expression whose replicas this queue's jobs read (template inputs; docs/data.md)",
+}
+#: longest RSE expression accepted
+RSE_MAX = 500
+
+
+def check_common_options(options: dict[str, Any]) -> None:
+    """``rse``: a non-empty expression without blanks at its ends (stored stripped)."""
+    if "rse" in options:
+        value = options["rse"]
+        if not isinstance(value, str) or not value.strip(" \t\r\n"):
+            raise OptionError("rse", f"must be a Rucio RSE expression (text), got {value!r}")
+        if len(value) > RSE_MAX:
+            raise OptionError("rse", f"at most {RSE_MAX} characters, got {len(value)}")
+        options["rse"] = value.strip(" \t\r\n")
+
+
 class Backend(abc.ABC):
     """Adapter to one batch or workload system.
 
@@ -136,8 +159,11 @@ class Backend(abc.ABC):
     @classmethod
     def option_schema(cls, limits: Mapping[str, int]) -> dict[str, Any]:
         """The JSON schema of the options (the OpenAPI document's); default: all text, none required."""
-        return {"type": "object", "additionalProperties": False,
-                "properties": {key: {"type": "string", "description": text} for key, text in cls.options.items()}}
+        properties: dict[str, dict[str, Any]] = {key: {"type": "string", "description": text}
+                                                 for key, text in cls.options.items()}
+        properties["rse"] = {"type": "string", "description": COMMON_OPTIONS["rse"], "maxLength": RSE_MAX,
+                             "pattern": "[^ \\t\\r\\n]"}
+        return {"type": "object", "additionalProperties": False, "properties": properties}
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any],
@@ -148,11 +174,13 @@ class Backend(abc.ABC):
         then and not at the first submission.  ``config`` is the backend's
         configuration section (where its commands live, for instance).
         """
-        unknown = sorted(set(options) - set(cls.options))
+        unknown = sorted(set(options) - set(cls.options) - set(COMMON_OPTIONS))
         if unknown:
-            known = ", ".join(sorted(cls.options)) or "none"
+            known = ", ".join(sorted({*cls.options, *COMMON_OPTIONS}))
             raise OptionError(unknown[0], f"unknown option for backend {cls.name!r} (known: {known})")
-        return dict(options)
+        cleaned = dict(options)
+        check_common_options(cleaned)
+        return cleaned
 
     @abc.abstractmethod
     def submit(self, spec: JobSpec) -> str:

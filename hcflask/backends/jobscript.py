@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hcflask.data.stagein import STAGEIN_ERROR, read_into
+
 WRAPPER = "job.sh"
 RESULT = "result.json"
 STARTED = "started.json"
@@ -72,12 +74,16 @@ def render(
     walltime: int | None = None,
     header: str = "",
     output_cap: int = OUTPUT_CAP,
+    stagein: str = "",
 ) -> str:
     """The wrapper's text.
 
     ``workdir`` None means "the directory the wrapper is started in" (a
     PanDA pilot's own directory).  ``walltime`` makes the wrapper enforce
     the limit itself (TERM, then KILL 10 s later), for backends that do not.
+    ``stagein`` is bash that fetches the job's input files first
+    (:func:`hcflask.data.stagein.block`); when it sets ``hc_stagein_rc``
+    the payload does not run and the job exits with that code.
     """
     delimiter = "HC_PAYLOAD_" + secrets.token_hex(8)
     exports = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in sorted(env.items()))
@@ -98,6 +104,8 @@ printf '{{"host": "%s", "start": %s}}\\n' "$hc_host" "$hc_start" > {STARTED}
 cat > payload.sh <<'{delimiter}'
 {payload.rstrip()}
 {delimiter}
+hc_stagein_rc=0
+{stagein.rstrip()}
 hc_keep() {{  # stdin -> $1: the first {head_bytes} bytes, and the last {tail_bytes}+1 in $1.tail
   {{ head -c {head_bytes} > "$1"; tail -c {tail_bytes + 1} > "$1.tail"; }}
 }}
@@ -113,8 +121,12 @@ hc_join() {{  # $1 += its tail (cut to {tail_bytes} bytes after a marker); print
 rm -f {STDOUT}.pipe {STDERR}.pipe && mkfifo {STDOUT}.pipe {STDERR}.pipe || exit 91
 hc_keep {STDOUT} < {STDOUT}.pipe & hc_out=$!
 hc_keep {STDERR} < {STDERR}.pipe & hc_err=$!
-{limit}bash ./payload.sh > {STDOUT}.pipe 2> {STDERR}.pipe < /dev/null
-hc_rc=$?
+if [ "$hc_stagein_rc" -eq 0 ]; then
+  {limit}bash ./payload.sh > {STDOUT}.pipe 2> {STDERR}.pipe < /dev/null
+  hc_rc=$?
+else  # the payload does not run: stderr says why (where the backend keeps only the streams, as PanDA)
+  : > {STDOUT}.pipe; cat {STAGEIN_ERROR} > {STDERR}.pipe; hc_rc=$hc_stagein_rc
+fi
 times > {TIMES}
 {{ read -r _; read -r hc_cpu; }} < {TIMES}
 wait "$hc_out" "$hc_err"
@@ -157,8 +169,9 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def read_result(workdir: Path) -> dict[str, Any] | None:
-    """The wrapper's result, or None while the job has not finished."""
-    return read_json(workdir / RESULT)
+    """The wrapper's result, or None while the job has not finished (with its stage-in's outcome)."""
+    result = read_json(workdir / RESULT)
+    return None if result is None else read_into(workdir, result)
 
 
 def read_started(workdir: Path) -> dict[str, Any] | None:

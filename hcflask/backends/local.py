@@ -74,7 +74,8 @@ class LocalBackend(Backend):
     @classmethod
     def option_schema(cls, limits: Mapping[str, int]) -> dict[str, Any]:
         return {"type": "object", "additionalProperties": False,
-                "properties": {"slots": {"type": "integer", "minimum": 1, "maximum": limits["slots"]}}}
+                "properties": {**super().option_schema(limits)["properties"],
+                               "slots": {"type": "integer", "minimum": 1, "maximum": limits["slots"]}}}
 
     def _slots(self, options: Mapping[str, Any]) -> int:
         return int(options.get("slots") or self.config.get("slots") or os.cpu_count() or 1)

@@ -192,7 +192,7 @@ class PandaBackend(Backend):
         options = spec.queue_options
         res = spec.resources
         wrapper = render(payload=spec.payload, env=spec.env, workdir=None, walltime=res.walltime,
-                         header=f"# {spec.name} (PanDA queue {options['site']})\n")
+                         header=f"# {spec.name} (PanDA queue {options['site']})\n", stagein=spec.stagein)
         encoded = base64.b64encode(wrapper.encode()).decode()
         job = PandaJob()
         job.jobName = spec.name
@@ -208,6 +208,8 @@ class PandaBackend(Backend):
         job.maxWalltime = job.maxCpuCount = res.walltime
         if res.memory_mb:
             job.minRamCount, job.minRamUnit = res.memory_mb, "MB"
+        if spec.input_dataset:
+            job.prodDBlock = spec.input_dataset  # the input dataset, where PanDA keeps it (the files: the wrapper)
         job.destinationDBlock = f"{spec.name}.log"
         log = FileSpec()
         log.lfn, log.type, log.GUID = f"{spec.name}.log.tgz", "log", str(uuid.uuid4())

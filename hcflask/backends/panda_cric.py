@@ -58,7 +58,7 @@ def queues_from_cric(
         queues.append({
             "name": name,
             "status": STATUS.get(str(attrs.get("status", "online")).lower(), QueueStatus.OFFLINE),
-            "options": {**(options or {}), "site": name},
+            "options": {**(options or {}), "site": name, **_rse(attrs)},
             "description": description,
         })
     return queues
@@ -100,3 +100,19 @@ def import_cric(
             status.admin_set(created, queue["status"].value, actor="import-cric", reason="status in CRIC")
         lines.append(f"{queue['name']}: created ({queue['status'].value})")
     return lines
+
+
+def _rse(attrs: Mapping[str, Any]) -> dict[str, str]:
+    """The queue's input storage as an RSE expression (the ``rse`` option; docs/data.md).
+
+    CRIC's ``astorages.read_lan`` (the RSEs the queue reads from), else the
+    older ``ddm``/``ddmendpoint`` list; several become a union ``A|B``.
+    """
+    storages = attrs.get("astorages")
+    names: list[str] = []
+    if isinstance(storages, Mapping) and isinstance(storages.get("read_lan"), list):
+        names = [str(n) for n in storages["read_lan"] if n]
+    if not names:
+        legacy = attrs.get("ddmendpoint") or attrs.get("ddm") or ""
+        names = [n.strip() for n in str(legacy).split(",") if n.strip()] if isinstance(legacy, str) else []
+    return {"rse": "|".join(dict.fromkeys(names))} if names else {}

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from hcflask.backends import BackendUnavailable, Status, jobscript
+from hcflask.data.stagein import metric_specs
 from hcflask.engine.common import backend, by_backend, end_transaction, job_ref, log, my_host, record_health, tick
 from hcflask.engine.judge import judge
 from hcflask.extensions import db
@@ -62,7 +63,7 @@ def finish(job: Job, status: Status) -> None:
     job.ended_at = jobscript.to_datetime(result.get("end")) or status.ended_at or utcnow()
     job.cpu_seconds = status.cpu_seconds or jobscript.cpu_seconds(result)
     job.judged_at = utcnow()
-    units = {n: s.get("unit", "") for n, s in (job.test.workload.get("metrics") or {}).items()}
+    units = {n: s.get("unit", "") for n, s in metric_specs(job.test.snapshot).items()}
     for name, value in verdict.metrics.items():
         job.metrics.append(JobMetric(name=name, value=value, unit=units.get(name, "")))
     job.transition(verdict.state, status.native_state, note=verdict.reason)

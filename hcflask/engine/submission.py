@@ -17,6 +17,8 @@ from flask import current_app
 from sqlalchemy import func, or_, select
 
 from hcflask.backends import BackendUnavailable, JobSpec, Resources, SubmitError, jobscript
+from hcflask.data import plan as inputs
+from hcflask.data import stagein
 from hcflask.engine import stress
 from hcflask.engine.common import (
     backend,
@@ -75,16 +77,17 @@ def create_jobs() -> list[Job]:
         test_in_flight = sum(n for (t, _), n in in_flight.items() if t == test.id)
         for name in test.queue_names:
             queue = queues.get(name)
-            if queue is None or queue.status == QueueStatus.OFFLINE.value:
+            if queue is None or queue.status == QueueStatus.OFFLINE.value or not inputs.ready(test, queue):
                 continue
             key = (test.id, queue.id)
             if test.kind == "stress":
                 need = stress.jobs_needed(test, name, in_flight[key], totals[key], now)
             else:
                 need = jobs_needed(test.snapshot, in_flight[key], totals[key], test_in_flight)
-            for _ in range(need):
+            for i in range(need):
                 # a unique placeholder until the id (and so the real name) is known
-                job = Job(test=test, queue=queue, backend=queue.backend, name=f"new-{uuid.uuid4().hex}")
+                job = Job(test=test, queue=queue, backend=queue.backend, name=f"new-{uuid.uuid4().hex}",
+                          inputs=inputs.files_for(test, queue, totals[key] + i))
                 db.session.add(job)
                 db.session.flush()
                 job.name = f"hc-{instance}-{job.id}"
@@ -107,17 +110,21 @@ def build_spec(job: Job) -> JobSpec:
         "HC_WALLTIME": str(resources.walltime), "HC_GPUS": str(resources.gpus),
     }
     payload = jobscript.payload_script(workload)
+    inputs_doc = job.test.snapshot.get("inputs") or {}
+    staging = stagein.block(job.inputs, inputs_doc.get("access", "copy"))
     workdir = Path(job.workdir)
     walltime = None if backend_enforces_walltime(job.backend) else resources.walltime
     text = jobscript.render(
         payload=payload, env=env, workdir=workdir, walltime=walltime,
         output_cap=current_app.config["JOBS_OUTPUT_CAP"],
         header=f"# {job.name}: test {job.test_id} ({job.test.template_name}), queue {job.queue.name}\n",
+        stagein=staging,
     )
     script = jobscript.write(workdir, text)
     return JobSpec(
         job_id=job.id, name=job.name, queue=job.queue.name, queue_options=job.queue.options or {},
         workdir=workdir, script=script, resources=resources, payload=payload, env=env,
+        stagein=staging, input_dataset=str(inputs_doc.get("dataset") or ""),
     )
 
 
@@ -233,5 +240,6 @@ def submission_tick() -> dict[str, int]:
     cancelled = cancel_leftover_jobs()
     if not submission_allowed():
         return {"cancelled": cancelled, "created": 0, "submitted": 0, "paused": 1}
+    inputs.prepare()  # asks Rucio, outside any transaction, for what create_jobs hands out
     created = create_jobs()
     return {"cancelled": cancelled, "created": len(created), "submitted": submit_pending()}

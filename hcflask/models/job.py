@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, event, text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, event, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hcflask.extensions import Model
@@ -57,6 +57,8 @@ class Job(Model):
     submit_attempts: Mapped[int] = mapped_column(default=0)
     #: CPU seconds of the payload (the wrapper's ``times``, or Slurm's TotalCPU)
     cpu_seconds: Mapped[float | None]
+    #: the input files this job reads (hcflask.data): [{"name", "url", "adler32", "bytes", "rse"}], or None
+    inputs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
@@ -105,6 +107,7 @@ class Job(Model):
             "created_at": iso(self.created_at), "submitted_at": iso(self.submitted_at),
             "started_at": iso(self.started_at), "ended_at": iso(self.ended_at),
             "cpu_seconds": self.cpu_seconds, "metrics": {m.name: m.value for m in self.metrics},
+            "inputs": self.inputs,
         }
 
 

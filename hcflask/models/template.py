@@ -30,6 +30,8 @@ class Template(Model):
     #: ``functional`` or ``stress`` (then ``stress`` holds the ramp, max_jobs, abort_fail_rate)
     kind: Mapped[str] = mapped_column(String(16), default="functional")
     stress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: input data the jobs read (a Rucio dataset or files; models/spec_inputs.py), or None
+    inputs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -38,7 +40,7 @@ class Template(Model):
 
     DOCUMENT_FIELDS = (
         "name", "description", "queues", "lifetime", "jobs_in_flight", "max_jobs",
-        "max_running", "autoexclusion", "renew", "workload", "kind", "stress",
+        "max_running", "autoexclusion", "renew", "workload", "kind", "stress", "inputs",
     )
 
     @classmethod
@@ -56,8 +58,9 @@ class Template(Model):
     def to_document(self) -> dict[str, Any]:
         """The template as a file/API document (what a test snapshots)."""
         doc = {key: getattr(self, key) for key in self.DOCUMENT_FIELDS}
-        if doc["stress"] is None:
-            del doc["stress"]
+        for key in ("stress", "inputs"):
+            if doc[key] is None:
+                del doc[key]
         return doc
 
     def to_dict(self) -> dict[str, Any]:

@@ -34,6 +34,9 @@ class Test(Model):
     #: stress tests: queue name → why submitting to it stopped (abort_fail_rate)
     #: a server default, so rows written by code that predates the column still insert
     aborted: Mapped[dict[str, str]] = mapped_column(JSON, server_default="{}")
+    #: input data: queue name → why it gets no jobs ("no input replica at RSE X for queue Q"), a
+    #: configuration problem shown on the test, never a queue failure (hcflask.data)
+    input_notes: Mapped[dict[str, str]] = mapped_column(JSON, server_default="{}")
 
     template = relationship("Template", back_populates="tests")
     jobs = relationship("Job", back_populates="test", lazy="dynamic")
@@ -69,4 +72,5 @@ class Test(Model):
             "started_at": iso(self.started_at), "finished_at": iso(self.finished_at),
             "created_at": iso(self.created_at), "created_by": self.created_by, "note": self.note,
             "snapshot": self.snapshot, "kind": self.kind, "aborted": self.aborted or {},
+            "input_notes": self.input_notes or {},
         }

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from hcflask.data.stagein import metric_specs
 from hcflask.extensions import db
 from hcflask.models import Job, JobMetric, Queue, Test, ValidationError
 from hcflask.states import JobState
@@ -100,7 +101,7 @@ def parse(args: Mapping[str, str]) -> tuple[list[Side], str, int]:
                 _queues(queue, test)
         sides = [Side(t, queue) for t in tests]
     metric = (args.get("metric") or "").strip()
-    known = sorted(set(BUILTIN) | {m for t in tests for m in (t.workload.get("metrics") or {})})
+    known = sorted(set(BUILTIN) | {m for t in tests for m in metric_specs(t.snapshot)})
     if metric not in known:
         raise ValidationError("metric", f"one of {', '.join(known)}; got {metric!r}")
     seed = (args.get("seed") or "1").strip()
@@ -127,7 +128,7 @@ def values(side: Side, metric: str) -> list[float]:
 def unit_of(sides: list[Side], metric: str) -> str:
     if metric in BUILTIN:
         return BUILTIN[metric]
-    spec = (sides[-1].test.workload.get("metrics") or {}).get(metric) or {}
+    spec = metric_specs(sides[-1].test.snapshot).get(metric) or {}
     return str(spec.get("unit") or "")
 
 

@@ -13,12 +13,14 @@ JSON and the self-contained HTML file, so the three always agree.
 """
 from __future__ import annotations
 
+import statistics
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
+from hcflask.data.stagein import metric_specs
 from hcflask.extensions import db
 from hcflask.models import Job, JobMetric, MetricBand, Queue, Test, iso, utcnow
 from hcflask.signatures import signature
@@ -77,7 +79,7 @@ def build(test: Test) -> dict[str, Any]:
     queues = [_queue(test, name, rows.get(name), by_queue[name], metrics, cores) for name in names]
     plots = {key: _plot(histogram({q["queue"]: q["values"].get(key, []) for q in queues}), unit)
              for key, unit in BUILTIN.items()}
-    for name, spec in (test.workload.get("metrics") or {}).items():
+    for name, spec in metric_specs(test.snapshot).items():
         plots[f"metric {name}"] = _plot(histogram({q["queue"]: q["metric_values"].get(name, []) for q in queues}),
                                         spec.get("unit") or "")
     for q in queues:
@@ -88,7 +90,7 @@ def build(test: Test) -> dict[str, Any]:
                  "cores_per_job": cores, "generated_at": iso(utcnow())},
         "queues": queues,
         "plots": {k: v for k, v in plots.items() if v},
-        "stress": _throughput(test, by_queue) if test.kind == "stress" else None,
+        "stress": _throughput(test, by_queue, metrics) if test.kind == "stress" else None,
     }
 
 
@@ -136,7 +138,7 @@ def _queue(test: Test, name: str, queue: Queue | None, jobs: list[Job], metrics:
 def _metric_rows(test: Test, queue_id: int | None, values: dict[str, list[float]]) -> list[dict[str, Any]]:
     """Each workload metric's distribution, with its reference and band and how many fell outside."""
     rows = []
-    for name, spec in (test.workload.get("metrics") or {}).items():
+    for name, spec in metric_specs(test.snapshot).items():
         band = db.session.scalar(select(MetricBand).where(
             MetricBand.queue_id == queue_id, MetricBand.template == test.template_name, MetricBand.metric == name))
         ref = spec.get("reference") or {}
@@ -167,8 +169,12 @@ def peak(spans: list[tuple[datetime, datetime]], lo: datetime, hi: datetime) -> 
     return best
 
 
-def _throughput(test: Test, by_queue: dict[str, list[Job]]) -> list[dict[str, Any]]:
-    """Per ramp step and queue: jobs started per minute, in-flight reached against asked."""
+def _throughput(test: Test, by_queue: dict[str, list[Job]],
+                metrics: dict[int, dict[str, float]]) -> list[dict[str, Any]]:
+    """Per ramp step and queue: jobs started per minute, in-flight reached against asked; for a test
+    reading input data, the median stage-in MB/s per job of the jobs started in the step (the data-access
+    stress test's question: how many concurrent readers before the MB/s per job drops)."""
+    reads = bool(test.snapshot.get("inputs"))
     if test.started_at is None:
         return []
     ramp = test.snapshot["stress"]["ramp"]
@@ -183,8 +189,11 @@ def _throughput(test: Test, by_queue: dict[str, list[Job]]) -> list[dict[str, An
         minutes = max((hi - lo).total_seconds() / 60, 1e-9)
         per_queue = []
         for name, jobs in by_queue.items():
-            started = sum(1 for j in jobs if j.started_at and lo <= j.started_at < hi)
+            begun = [j for j in jobs if j.started_at and lo <= j.started_at < hi]
+            started = len(begun)
+            rates = [metrics[j.id]["stagein_mb_per_s"] for j in begun if "stagein_mb_per_s" in metrics.get(j.id, {})]
             per_queue.append({
+                **({"stagein_mb_per_s": round(statistics.median(rates), 3) if rates else None} if reads else {}),
                 "queue": name, "asked": step["in_flight"], "started": started,
                 "started_per_minute": round(started / minutes, 2),
                 "in_flight_reached": peak([(j.created_at, j.ended_at or now) for j in jobs], lo, hi),

@@ -282,7 +282,7 @@ def prometheus_text() -> str:
     lines += ["# HELP hc_alerts_open Open alerts by kind.", "# TYPE hc_alerts_open gauge"]
     open_by_kind = dict(db.session.execute(select(Alert.kind, func.count()).where(Alert.closed_at.is_(None))
                                            .group_by(Alert.kind)).all())
-    for kind in ("robot", "outage", "backend", "performance", "disk"):
+    for kind in ("robot", "outage", "backend", "performance", "disk", "catalogue"):
         lines.append(f'hc_alerts_open{{kind="{kind}"}} {open_by_kind.get(kind, 0)}')
     robot = RobotState.get()
     lines += ["# HELP hc_robot_enabled 1 when auto-exclusion is switched on.", "# TYPE hc_robot_enabled gauge",

@@ -23,7 +23,7 @@ FIELD_OF = {
     "workload.resources.walltime": "walltime", "workload.resources.gpus": "gpus",
     "workload.success.exit_code": "exit_code", "workload.success.must_match": "must_match",
     "workload.success.must_not_match": "must_not_match", "workload.metrics": "metrics",
-    "kind": "stress", "stress": "stress",
+    "kind": "stress", "stress": "stress", "inputs": "inputs",
 }
 
 
@@ -81,6 +81,9 @@ class TemplateForm(ShowsErrors):
     stress = TextAreaField("Stress test (YAML; empty: a functional test)",
                            description="ramp: [{at: 0, in_flight: 2}, {at: 300, in_flight: 10}]\n"
                                        "max_jobs: 200\nabort_fail_rate: 0.5")
+    inputs = TextAreaField("Input data (YAML; empty: the jobs read none)",
+                           description="dataset: 'scope:name'   # or files: [root://host//path, /gpfs/f]\n"
+                                       "files_per_job: 2\naccess: copy   # or direct\nprotocols: [root, davs, file]")
 
     def fill(self, doc: dict[str, Any]) -> None:
         """Put a template document into the form."""
@@ -100,6 +103,7 @@ class TemplateForm(ShowsErrors):
         metrics = workload.get("metrics") or {}
         self.metrics.data = yaml.safe_dump(metrics, sort_keys=False) if metrics else ""
         self.stress.data = yaml.safe_dump(doc["stress"], sort_keys=False) if doc.get("stress") else ""
+        self.inputs.data = yaml.safe_dump(doc["inputs"], sort_keys=False) if doc.get("inputs") else ""
 
     def document(self) -> dict[str, Any]:
         """The template document from the form (validated later)."""
@@ -111,8 +115,12 @@ class TemplateForm(ShowsErrors):
             stress = yaml.safe_load(self.stress.data or "") or None
         except yaml.YAMLError as exc:
             raise ValidationError("stress", f"not valid YAML: {' '.join(str(exc).split())}") from None
+        try:
+            inputs = yaml.safe_load(self.inputs.data or "") or None
+        except yaml.YAMLError as exc:
+            raise ValidationError("inputs", f"not valid YAML: {' '.join(str(exc).split())}") from None
         return {
-            "kind": "stress" if stress else "functional", "stress": stress,
+            "kind": "stress" if stress else "functional", "stress": stress, "inputs": inputs,
             "name": (self.name.data or "").strip(), "description": self.description.data or "",
             "queues": (self.queues.data or "").replace(",", " ").split(), "lifetime": self.lifetime.data,
             "jobs_in_flight": self.jobs_in_flight.data, "max_jobs": self.max_jobs.data,

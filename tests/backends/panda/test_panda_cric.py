@@ -65,3 +65,17 @@ def test_import_refuses_bad_options_and_bad_files_before_creating_anything(app, 
             import_cric(tmp_path / "broken.json")
         assert err.value.field == "file"
         assert db.session.scalars(select(Queue)).all() == []
+
+
+def test_rse_from_cric_storages():
+    """astorages.read_lan first (a union of RSEs), else the older ddm list; none: no rse option."""
+    export = {
+        "Q1": {"panda_resource": "Q1", "astorages": {"read_lan": ["SITE-A_DATADISK", "SITE-A_SCRATCHDISK"],
+                                                     "write_lan": ["SITE-A_SCRATCHDISK"]}},
+        "Q2": {"panda_resource": "Q2", "ddm": "SITE-B_DATADISK, SITE-B_LOCALGROUPDISK"},
+        "Q3": {"panda_resource": "Q3"},
+    }
+    options = {q["name"]: q["options"] for q in queues_from_cric(export)}
+    assert options["Q1"]["rse"] == "SITE-A_DATADISK|SITE-A_SCRATCHDISK"
+    assert options["Q2"]["rse"] == "SITE-B_DATADISK|SITE-B_LOCALGROUPDISK"
+    assert "rse" not in options["Q3"]

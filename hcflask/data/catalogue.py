@@ -1,0 +1,123 @@
+"""The data catalogue: a dataset's replicas at an RSE, from Rucio (``rucio-clients``).
+
+Two kinds of trouble are told apart, because they mean different things to
+a site admin:
+
+* :class:`CatalogueUnavailable` -- Rucio cannot be reached or fails: an
+  outage of the catalogue.  Submission waits, nothing is failed.
+* :class:`NoReplicas` -- Rucio answered, and this queue cannot be served
+  (no replica at its RSE, an unknown RSE expression or dataset): a
+  configuration problem of the test, never a failure of the queue.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+#: characters kept in a local file name (the rest become '_')
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.+\-]")
+
+
+class CatalogueUnavailable(Exception):
+    """Rucio did not answer (or failed): a data-catalogue outage."""
+
+
+class NoReplicas(Exception):
+    """Rucio answered: this queue has nothing to read (the message says why)."""
+
+
+def local_name(name: str) -> str:
+    """A file name safe in the job's scratch (Rucio names may hold '/')."""
+    return _UNSAFE.sub("_", name.rsplit("/", 1)[-1]) or "input"
+
+
+def storage_of(url: str) -> str:
+    """host:port of a URL ('' for a local path): the storage a failure names."""
+    parsed = urlparse(url)
+    return parsed.netloc if parsed.scheme not in ("", "file") else ""
+
+
+def _pick(pfns: Mapping[str, Mapping[str, Any]], protocols: Sequence[str]) -> tuple[str, str] | None:
+    """The PFN of the most wanted protocol: (url, rse)."""
+    ranked = sorted(pfns.items(), key=lambda item: protocols.index(urlparse(item[0]).scheme)
+                    if urlparse(item[0]).scheme in protocols else len(protocols))
+    for url, info in ranked:
+        if urlparse(url).scheme in protocols:
+            return url, str(info.get("rse", ""))
+    return None
+
+
+def plain_files(files: Sequence[str]) -> list[dict[str, Any]]:
+    """Inputs given as URLs or paths (no Rucio): no checksum, size unknown."""
+    out = []
+    for url in files:
+        path = urlparse(url).path if url.startswith("file://") else url
+        out.append({"name": local_name(Path(urlparse(path).path).name or path), "url": path,
+                    "adler32": "", "bytes": None, "rse": storage_of(path) or "local"})
+    return out
+
+
+def client(config: Mapping[str, Any]) -> Any:
+    """A Rucio client from ``[rucio]`` in hc.toml (no rucio.cfg needed)."""
+    from rucio.client import Client
+    from rucio.common.exception import RucioException
+
+    password = str(config.get("RUCIO_PASSWORD") or "")
+    if config.get("RUCIO_PASSWORD_FILE"):
+        password = Path(str(config["RUCIO_PASSWORD_FILE"])).read_text().strip()
+    host = str(config.get("RUCIO_HOST") or "")
+    try:
+        return Client(rucio_host=host, auth_host=str(config.get("RUCIO_AUTH_HOST") or host),
+                      account=str(config.get("RUCIO_ACCOUNT") or "root"), auth_type="userpass",
+                      creds={"username": str(config.get("RUCIO_USERNAME") or ""), "password": password},
+                      timeout=float(config.get("RUCIO_TIMEOUT") or 30), user_agent="hcflask",
+                      # our log, not the client's own coloured handler (an outage is also one alert)
+                      logger=logging.getLogger("hcflask.rucio"))
+    except RucioException as exc:
+        raise CatalogueUnavailable(f"Rucio at {host}: {_text(exc)}") from exc
+
+
+def replicas(rucio: Any, dataset: str, rse: str, protocols: Sequence[str]) -> list[dict[str, Any]]:
+    """The dataset's files that have a replica at ``rse``, sorted by name, one URL each.
+
+    Raises :class:`NoReplicas` when none is there, :class:`CatalogueUnavailable` when Rucio fails.
+    """
+    from rucio.common.exception import (
+        DataIdentifierNotFound,
+        InvalidRSEExpression,
+        RSENotFound,
+        RucioException,
+    )
+
+    scope, _, name = dataset.partition(":")
+    try:
+        found = list(rucio.list_replicas([{"scope": scope, "name": name}], rse_expression=rse,
+                                         schemes=list(protocols)))
+    except DataIdentifierNotFound as exc:
+        raise NoReplicas(f"dataset {dataset} not found in Rucio") from exc
+    except (InvalidRSEExpression, RSENotFound) as exc:
+        raise NoReplicas(f"RSE expression {rse!r} matches no RSE: {_text(exc)}") from exc
+    except (RucioException, OSError) as exc:
+        raise CatalogueUnavailable(f"Rucio list_replicas: {_text(exc)}") from exc
+    files = []
+    for replica in found:
+        chosen = _pick(replica.get("pfns") or {}, list(protocols))
+        if chosen is None:
+            continue
+        url, at = chosen
+        if url.startswith("file://"):
+            url = urlparse(url).path
+        files.append({"name": local_name(str(replica["name"])), "url": url,
+                      "adler32": str(replica.get("adler32") or "").lower(), "bytes": replica.get("bytes"),
+                      "rse": at})
+    if not files:
+        raise NoReplicas(f"dataset {dataset} has no replica there readable by {', '.join(protocols)}")
+    return sorted(files, key=lambda f: (f["name"], f["url"]))
+
+
+def _text(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__

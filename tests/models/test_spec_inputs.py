@@ -1,0 +1,61 @@
+"""The ``inputs`` section and the queue option ``rse``: normalised, or refused naming the field."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hcflask.backends import OptionError, backend_class
+from hcflask.models.spec import ValidationError, validate_template
+
+
+def doc(inputs: Any) -> dict[str, Any]:
+    return {"name": "t", "queues": ["q"], "workload": {"script": "true"}, "inputs": inputs}
+
+
+def test_a_dataset_gets_the_defaults() -> None:
+    out = validate_template(doc({"dataset": "mc23_13p6TeV:hc_test_input"}))["inputs"]
+    assert out == {"dataset": "mc23_13p6TeV:hc_test_input", "access": "copy", "files_per_job": 1,
+                   "protocols": ["root", "davs", "file"]}
+
+
+def test_no_inputs_is_none() -> None:
+    assert validate_template({**doc(None)})["inputs"] is None
+
+
+def test_plain_files() -> None:
+    out = validate_template(doc({"files": ["root://eos.example.org//eos/f1", "/gpfs/hc/f2"], "files_per_job": 2,
+                                 "access": "direct", "protocols": ["root", "file"]}))["inputs"]
+    assert out["files"] == ["root://eos.example.org//eos/f1", "/gpfs/hc/f2"] and "dataset" not in out
+
+
+@pytest.mark.parametrize(("inputs", "field", "words"), [
+    ({}, "inputs.dataset", "exactly one"),
+    ({"dataset": "a:b", "files": ["/x"]}, "inputs.dataset", "exactly one"),
+    ({"dataset": "no-scope"}, "inputs.dataset", "scope:name"),
+    ({"files": []}, "inputs.files", "list of 1 to"),
+    ({"files": ["relative/path"]}, "inputs.files[0]", "absolute path"),
+    ({"files": None}, "inputs.files", "list"),
+    ({"dataset": "a:b", "files_per_job": 0}, "inputs.files_per_job", "from 1 to"),
+    ({"dataset": "a:b", "files_per_job": 2.5}, "inputs.files_per_job", "whole number"),
+    ({"dataset": "a:b", "access": "stream"}, "inputs.access", "copy, direct"),
+    ({"dataset": "a:b", "protocols": ["gsiftp"]}, "inputs.protocols[0]", "unknown protocol"),
+    ({"dataset": "a:b", "protocols": ["root", "root"]}, "inputs.protocols", "twice"),
+    ({"dataset": "a:b", "rse": "X"}, "inputs.rse", "unknown key"),
+    ("a:b", "inputs", "table"),
+])
+def test_bad_inputs_name_the_field(inputs: Any, field: str, words: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        validate_template(doc(inputs))
+    assert (field, next(r for f, r in caught.value.errors if f == field)) in caught.value.errors
+    assert words in dict(caught.value.errors)[field]
+
+
+@pytest.mark.parametrize("backend", ["local", "panda"])
+def test_every_backend_takes_an_rse(backend: str) -> None:
+    options = {"site": "SITE"} if backend == "panda" else {}
+    cleaned = backend_class(backend).validate_options({**options, "rse": " XRD_DISK|TAPE "})
+    assert cleaned["rse"] == "XRD_DISK|TAPE"
+    with pytest.raises(OptionError) as caught:
+        backend_class(backend).validate_options({**options, "rse": "  "})
+    assert caught.value.field == "rse"
