@@ -31,12 +31,14 @@ EXAMPLES = int(os.environ.get("HC_SCHEMATHESIS_EXAMPLES", "12"))
 #: before ``from``, at most ``[reports] max_days`` apart), so a day pair each valid on its own may get
 #: the documented 400 naming ``from``.  Likewise /compare: ``tests`` must name existing tests with
 #: enough succeeded jobs, ``queues`` queues of that one test, ``metric`` one they report; a robot replay's
-#: ``to`` must follow ``from`` (at most 31 days, 500 passes) and ``set`` name a [robot] key.  Every other
+#: ``to`` must follow ``from`` (at most 31 days, 500 passes) and ``set`` name a [robot] key; a new Slurm
+#: queue's ``extra_args`` must be options sbatch itself would read (its getopt rules), and a
+#: new queue's name must be free (409).  Every other
 #: operation must accept all schema-valid input.
 CONFIG = """
 [[operations]]
-include-path-regex = "^/(overview/|compare$|robot/replay$)"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404"]
+include-path-regex = "^/(overview/|compare$|robot/replay$|queues$)"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404", "409"]
 """
 
 
