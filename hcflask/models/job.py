@@ -12,6 +12,10 @@ from hcflask.models.common import iso, utcnow
 from hcflask.states import JobState
 
 
+class FinalState(RuntimeError):
+    """A writer tried to move a job out of a final state (it decided on a stale read)."""
+
+
 class Job(Model):
     __tablename__ = "job"
     __table_args__ = (
@@ -51,6 +55,13 @@ class Job(Model):
     host: Mapped[str | None] = mapped_column(String(255))
     workdir: Mapped[str] = mapped_column(Text, default="")
     submit_attempts: Mapped[int] = mapped_column(default=0)
+    #: the process (``service_id``/pid) that last claimed the job for a backend call: reconcile
+    #: leaves a job claimed by its own process to that process's submission thread
+    claimed_by: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    #: grows on every write: each UPDATE of a job is ``... WHERE id = :id AND version = :seen``
+    #: (the mapper's ``version_id_col``), so a writer whose job changed under it is refused
+    #: (StaleDataError) and re-reads instead of acting on a state that is gone
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
     #: CPU seconds of the payload (the wrapper's ``times``, or Slurm's TotalCPU)
     cpu_seconds: Mapped[float | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -71,12 +82,20 @@ class Job(Model):
         back_populates="job", order_by="JobMetric.name", cascade="all, delete-orphan"
     )
 
+    __mapper_args__ = {"version_id_col": version}
+
     def transition(self, new: JobState, native_state: str | None = None, note: str = "") -> bool:
-        """Move to ``new`` and record the step; False if the state is unchanged."""
+        """Move to ``new`` and record the step; False if the state is unchanged.
+
+        A final state is never left (jobs move only forward, as Slurm's do): a
+        caller that decided on a state that is gone gets :class:`FinalState`.
+        """
         if native_state is not None:
             self.native_state = native_state
         if new.value == self.state:
             return False
+        if JobState(self.state).final:
+            raise FinalState(f"job {self.id} is already {self.state}: not moved to {new.value}")
         self.events.append(
             JobEvent(old_state=self.state, new_state=new.value, native_state=self.native_state, note=note)
         )
