@@ -24,7 +24,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import case, delete, event, func, insert, literal, select
+from sqlalchemy import case, delete, event, func, insert, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, attributes
 
@@ -273,7 +273,19 @@ def rebuild(session: Session, since: date | None = None, chunk: int = 5000, late
     totals are summed again from the day rows.  ``later_tables`` False leaves
     :class:`RollupTest` and :class:`Tally` alone (the migration that backfills
     the day rollups runs before those tables exist).
+
+    On PostgreSQL the rollup tables are locked (EXCLUSIVE: readers go on,
+    writers wait) for the rebuild's transaction.  A job being judged meanwhile
+    writes its counts in the same transaction as its state, so it waits too:
+    either it committed before the lock (the rebuild reads it final and counts
+    it once) or it commits after the rebuild (and adds itself once).  Without
+    the lock a job finalised between the DELETE and the SELECT counted twice.
+    The tables are locked in the order :func:`record` writes them (tail first),
+    so a writer and a rebuild never wait for each other in a circle.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        tables = [RollupTail, Rollup, RollupReason, RollupTotal] + ([RollupTest, Tally] if later_tables else [])
+        session.execute(text(f"LOCK TABLE {', '.join(m.__tablename__ for m in tables)} IN EXCLUSIVE MODE"))
     for model in (Rollup, RollupReason):
         session.execute(delete(model).where(model.day >= since) if since else delete(model))
     if not since and later_tables:  # every rollup is recounted from the rows that are left
