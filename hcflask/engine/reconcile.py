@@ -58,7 +58,7 @@ def reconcile_pending() -> dict[str, int]:
     if not jobs:
         return counts
     now = db_now()
-    ages = {job.id: now - job.updated_at for job in jobs}
+    ages = {job.id: now - job.updated_at for job in jobs}  # the claim wrote updated_at on the database's clock
     for job in jobs:
         job.claimed_by = f"{mine}/reconcile"[:128]
     end_transaction()  # the claim: a compare-and-set on each job's version

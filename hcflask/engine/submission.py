@@ -28,6 +28,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from hcflask.backends import BackendUnavailable, JobSpec, Resources, SubmitError, jobscript
 from hcflask.engine import fence, stress
+from hcflask.engine.clock import db_now
 from hcflask.engine.common import (
     backend,
     backend_enforces_walltime,
@@ -182,9 +183,10 @@ def _submit_to(name: str, jobs: list[Job]) -> int:
 
 def _submit_batch(adapter: Any, jobs: list[Job]) -> int:
     specs = []
+    now = db_now()  # the claim's time on the one clock: reconcile's MinJobAge proof reads it
     for job in jobs:
         job.submit_attempts += 1
-        job.claimed_by = claimant()
+        job.claimed_by, job.updated_at = claimant(), now
         specs.append(build_spec(job))
     end_transaction()  # the claim; the rows stay loaded at the version it wrote
     results = adapter.submit_many(specs)
