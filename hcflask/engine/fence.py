@@ -46,10 +46,21 @@ class Fenced(RuntimeError):
         self.test_id, self.epoch, self.host, self.at = test_id, epoch, host, at
 
 
-def hold() -> dict[int, int]:
-    """At the start of a tick: the tests this host drives now, and under which epoch."""
+def hold(kind: str) -> dict[int, int]:
+    """At the start of a tick of ``kind``: the tests this host drives now, and under which
+    epoch.  A test the previous tick of this kind held that another host took over meanwhile
+    (this host was paused, say, between two ticks, or its last write failed for another
+    reason) is reported as fenced here, so the host says so even if it had nothing to write."""
     held = {i: e for i, e in db.session.execute(select(Test.id, Test.epoch).where(Test.host == my_host()))}
     db.session.info[KEY] = (my_host(), held)
+    previous = current_app.extensions.setdefault("hc_held", {})
+    gone = {i: e for i, e in previous.get(kind, {}).items() if i not in held}
+    previous[kind] = held
+    if gone:
+        for test_id, owner, epoch, at in db.session.execute(select(
+                Test.id, Test.host, Test.epoch, Test.epoch_at).where(Test.id.in_(gone))):
+            if epoch > gone[test_id]:
+                report(Fenced(test_id, epoch, owner, at))
     return held
 
 

@@ -112,7 +112,7 @@ def poll_jobs(jobs: list[Job]) -> int:
 @tick("monitor")
 def monitor_tick() -> int:
     """One pass over every job in flight of this host's tests (fenced: see :mod:`fence`)."""
-    fence.hold()
+    fence.hold("monitor")
     jobs = db.session.scalars(
         select(Job).join(Test).where(
             Job.state.in_(WATCHED), Job.backend_id.is_not(None), Test.host == my_host()

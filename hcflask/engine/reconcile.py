@@ -46,7 +46,7 @@ LOST_REASON = ("lost while being submitted: the service stopped during the backe
 
 def reconcile_pending() -> dict[str, int]:
     """Decide every in-doubt job of this host's tests (see the module docstring)."""
-    fence.hold()
+    fence.hold("submission")
     mine = claimant()
     jobs = db.session.scalars(
         select(Job).join(Test).where(

@@ -269,7 +269,7 @@ def submission_tick() -> dict[str, int]:
     a crash), then submit every pending job (not while the disk is low)."""
     from hcflask.engine.reconcile import reconcile_pending  # it builds on this module
 
-    fence.hold()
+    fence.hold("submission")
     cancelled = cancel_leftover_jobs()
     if not submission_allowed():
         return {"cancelled": cancelled, "created": 0, "submitted": 0, "paused": 1}
