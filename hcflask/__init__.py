@@ -59,7 +59,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 def _engine_options(uri: str) -> dict[str, Any]:
     if uri.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True}
+    # a paused host (SIGSTOP, a frozen VM) must not hold row locks that keep another host from
+    # adopting its tests: PostgreSQL ends a session idle inside a transaction after 30 s
+    return {"pool_pre_ping": True, "connect_args": {"options": "-c idle_in_transaction_session_timeout=30000"}}
 
 
 def _sqlite_pragmas(app: Flask) -> None:

@@ -47,21 +47,3 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return naive_utc(value)
 
-
-def db_now() -> datetime:
-    """The database's clock, as naive UTC: the one clock every host agrees on.
-
-    PostgreSQL answers with its own ``clock_timestamp()``; SQLite has one host, and its clock is
-    that host's.  Used where two hosts compare times: the robot's pass time and the release
-    times it compares with (an admin's ``online`` written by a web host whose clock runs behind
-    would otherwise let evidence from before the release count again).
-    """
-    from hcflask.extensions import db
-
-    session = db.session
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy import text
-
-        value = session.execute(text("SELECT clock_timestamp() AT TIME ZONE 'UTC'")).scalar_one()
-        return value.replace(tzinfo=None)
-    return datetime.now(UTC).replace(tzinfo=None)

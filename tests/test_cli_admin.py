@@ -41,8 +41,8 @@ def test_help_shows_only_admin_commands(tmp_path: Path) -> None:
     for hidden in ("--env-file", "--app", "--debug"):
         assert hidden not in top, hidden
     commands = {line.split()[0] for line in top.split("Commands:")[1].splitlines() if line.startswith("  ")}
-    assert commands == {"catalog", "commission", "db", "init", "purge", "queue", "robot", "serve", "template", "test",
-                        "token", "user"}
+    assert commands == {"catalog", "commission", "db", "doctor", "init", "purge", "queue", "robot", "serve",
+                        "template", "test", "token", "user"}
     database = run_hc(tmp_path, "db", "--help").stdout
     commands = {line.split()[0] for line in database.split("Commands:")[1].splitlines() if line.strip()}
     assert commands == {"backup", "current", "history", "rollup", "upgrade"}

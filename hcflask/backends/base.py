@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -223,6 +223,12 @@ class Backend(abc.ABC):
         Used after a crash to adopt jobs whose submission was never
         recorded; ``backend_id`` of the refs passed in is empty.
         """
+
+    def proves_absent(self, age: timedelta) -> bool:
+        """True when a job :meth:`find_by_name` did not find, last claimed for submission
+        ``age`` ago, cannot have run: then it is submitted after a crash instead of ``lost``.
+        By default nothing is proved (a job may have run and left no trace)."""
+        return False
 
     def discover_queues(self) -> list[dict[str, Any]]:
         """Queues the batch system offers, as ``{"name": ..., "options": ...}``."""

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,10 @@ class LocalBackend(Backend):
 
     def find_by_name(self, jobs: Sequence[JobRef]) -> dict[str, str]:
         return {ref.name: ref.name for ref in jobs if self._read_marker(ref.workdir) is not None}
+
+    def proves_absent(self, age: timedelta) -> bool:
+        """The marker is written before the job starts: no marker, never started."""
+        return True
 
     # -- helpers ----------------------------------------------------------------
     def _status(self, ref: JobRef) -> Status:

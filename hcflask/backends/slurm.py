@@ -28,7 +28,8 @@ Config (``[backends.slurm]``): ``slurm_conf`` (default: ``$SLURM_CONF``),
 ``command_timeout`` (30 s), ``submit_retries`` (2), ``retry_delay`` (1 s,
 doubled each retry), ``cancel_running`` (false: only pending jobs are
 cancelled), ``accounting`` (``auto``, ``slurmdbd``, ``jobcomp``, ``none``), ``gpu_flag`` (``gpus`` or ``gres``),
-``name_lookback_days`` (7, for ``sacct --name`` after a crash).
+``name_lookback_days`` (7, for ``sacct --name`` after a crash), ``min_job_age`` (300: the cluster's
+MinJobAge, how long a job that was never seen in ``squeue -t all`` proves it never reached Slurm).
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ import pwd
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,8 @@ class SlurmBackend(Backend):
         self.accounting = str(cfg.get("accounting", "auto"))
         self.gpu_flag = str(cfg.get("gpu_flag", "gpus"))
         self.lookback_days = int(cfg.get("name_lookback_days", 7))
+        #: the cluster's MinJobAge: squeue -t all shows a finished job at least this long
+        self.min_job_age = float(cfg.get("min_job_age", 300))
         #: Slurm commands issued, by name (the benchmark reads it)
         self.calls: collections.Counter[str] = collections.Counter()
 
@@ -414,6 +418,12 @@ class SlurmBackend(Backend):
                     if proc.returncode == 0:
                         sp.collect_names(found, proc.stdout, set(chunk))
         return found
+
+
+    def proves_absent(self, age: timedelta) -> bool:
+        """Not in ``squeue -t all`` while younger than MinJobAge (a job that existed would still
+        be listed), or not in accounting where there is accounting: it never reached Slurm."""
+        return age.total_seconds() < self.min_job_age or self.accounting in ("slurmdbd", "jobcomp")
 
 
 def _user(uid: int | None) -> str | None:

@@ -5,7 +5,7 @@ is initialised, so ``hc <anything>`` on an empty folder just works; ``--help``
 and ``--version`` build no app and touch no file.  Errors are one line naming
 the field and the reason, with a non-zero exit.  Commands live in one module
 per area: :mod:`service` (init, serve, user, token),
-:mod:`templates` (template, test), :mod:`queues`, :mod:`robot`, :mod:`database`.
+:mod:`templates` (template, test), :mod:`queues`, :mod:`robot`, :mod:`database`, :mod:`doctor`.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from hcflask import __version__
 from hcflask.cli.catalog import catalog_group, commission_command
 from hcflask.cli.data import purge_command  # also adds `hc db rollup` to the db group
 from hcflask.cli.database import db_group
+from hcflask.cli.doctor import doctor_command
 from hcflask.cli.queues import queue_group
 from hcflask.cli.robot import robot_group
 from hcflask.cli.service import init_command, serve_command, token_group, user_group
@@ -28,7 +29,7 @@ from hcflask.cli.templates import template_group, test_group
 from hcflask.config import ConfigError, instance_path, write_initial
 
 COMMANDS = (init_command, serve_command, template_group, test_group, queue_group, user_group, token_group,
-            robot_group, db_group, purge_command, catalog_group, commission_command)
+            robot_group, db_group, purge_command, catalog_group, commission_command, doctor_command)
 
 
 def _make_app() -> Flask:

@@ -14,7 +14,8 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from hcflask.backends import OptionError, backend_class
-from hcflask.engine.hosts import check_host
+from hcflask.engine.clock import db_now
+from hcflask.engine.hosts import check_host, take_over
 from hcflask.extensions import db
 from hcflask.models import Conflict, Job, Queue, Template, Test, User, ValidationError, utcnow
 from hcflask.models.spec import validate_queue
@@ -216,7 +217,7 @@ def cancel_test(test: Test, actor: str, reason: str = "") -> None:
 def move_test(test: Test, host: str, actor: str) -> Test:
     """Move a test, and with it its jobs in flight, to another host (by name, as an adoption)."""
     old = test.host
-    test.host = check_host(host)
-    test.note = (test.note + "; " if test.note else "") + f"moved from {old or '-'} to {host} by {actor}"
+    if not take_over(test, check_host(host), db_now(), f"moved from {old or '-'} to {host} by {actor}"):
+        raise Conflict("host", f"test {test.id} changed hands while it was being moved: try again")
     db.session.commit()
     return test

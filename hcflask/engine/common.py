@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from flask import Flask, current_app
+from sqlalchemy.orm.exc import StaleDataError
 
 from hcflask.backends import Backend, JobRef, backend_class, get_backend
+from hcflask.engine import fence
+from hcflask.engine.clock import db_now
 from hcflask.extensions import db
-from hcflask.models import BackendHealth, Job, TickRun, utcnow
+from hcflask.models import BackendHealth, FinalState, Job, TickRun, utcnow
 
 log = logging.getLogger("hcflask.engine")
 T = TypeVar("T")
@@ -39,8 +42,13 @@ def by_backend(jobs: Iterable[Job]) -> dict[str, list[Job]]:
     return groups
 
 
-def my_host() -> str:
-    return str(current_app.config["HOST_NAME"])
+my_host = fence.my_host
+
+
+def claimant() -> str:
+    """Who claims a job for a backend call: this service and process (a restarted worker
+    of the same service is another claimant, so its reconcile looks up what the dead one held)."""
+    return f"{current_app.config['SERVICE_ID']}/{os.getpid()}"[:128]
 
 
 def job_ref(job: Job) -> JobRef:
@@ -92,19 +100,28 @@ def tick(name: str) -> Callable[[Callable[[], T]], Callable[[Flask], T | None]]:
     """Run a tick body inside the app context, time it and record a heartbeat.
 
     An exception is logged and recorded, never raised into the scheduler,
-    so one bad pass does not stop the loop.
+    so one bad pass does not stop the loop.  A pass that lost a race (a job
+    changed under it: its compare-and-set matched no row) or was fenced (its
+    tests were adopted) is rolled back and not an error: the next pass reads
+    again and decides again.
     """
 
     def decorate(body: Callable[[], T]) -> Callable[[Flask], T | None]:
         @functools.wraps(body)
         def run(app: Flask) -> T | None:
             with app.app_context():
-                started = utcnow()
+                started = db_now()
                 clock = time.monotonic()
                 error = ""
                 result: T | None = None
                 try:
                     result = body()
+                except fence.Fenced as exc:
+                    db.session.rollback()
+                    fence.report(exc)
+                except (StaleDataError, FinalState) as exc:
+                    db.session.rollback()
+                    log.warning("%s tick: a job changed under it (%s); dropped, read again next pass", name, exc)
                 except Exception as exc:  # noqa: BLE001 - the loop must go on
                     db.session.rollback()
                     error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]  # the log has the traceback
@@ -120,6 +137,6 @@ def tick(name: str) -> Callable[[Callable[[], T]], Callable[[Flask], T | None]]:
 def _heartbeat(name: str, started: Any, seconds: float, error: str) -> None:
     row = db.session.get(TickRun, (my_host(), name)) or TickRun(host=my_host(), name=name)
     row.pid = os.getpid()
-    row.started_at, row.finished_at, row.seconds, row.error = started, utcnow(), seconds, error
+    row.started_at, row.finished_at, row.seconds, row.error = started, db_now(), seconds, error
     db.session.add(row)
     db.session.commit()

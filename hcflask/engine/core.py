@@ -14,7 +14,6 @@ from hcflask.engine import stress
 from hcflask.engine.bands import flag_pass
 from hcflask.engine.common import log, my_host, tick
 from hcflask.engine.hosts import watch_hosts
-from hcflask.engine.reconcile import reconcile_pending
 from hcflask.engine.robot import robot_pass
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, Template, Test, match_queues, utcnow
@@ -96,9 +95,8 @@ def renew_templates() -> int:
 
 @tick("core")
 def core_tick() -> dict[str, int]:
+    # adopted tests' in-doubt jobs are decided by this host's submission tick (one thread per job)
     summary = watch_hosts()
-    if summary["adopted_tests"]:
-        summary.update(reconcile_pending())  # the dead host's in-doubt jobs, looked up by name
     summary.update({
         "ended": end_finished_tests(),
         "renewed": renew_templates(),

@@ -13,6 +13,11 @@ running tests raises a ``host`` alert; after ``[hosts] adopt_after`` seconds
 (0: never) the core's host adopts its tests, and with them their in-flight
 jobs, which are looked up by name through the crash-reconcile path, so no
 job is submitted twice.
+
+Every time here is the database's (:mod:`hcflask.engine.clock`), so hosts
+with skewed clocks agree on whose lease ran out.  Adoption bumps each
+test's epoch and every in-flight job's version: the old host's late writes
+match no row (:mod:`hcflask.engine.fence`).
 """
 from __future__ import annotations
 
@@ -25,11 +30,11 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import delete, or_, select, update
 
-from hcflask.engine import notify
+from hcflask.engine import clock, notify
 from hcflask.engine.alerts import close_alert, find_open, open_alerts, raise_alert
 from hcflask.engine.common import log, my_host
 from hcflask.extensions import db
-from hcflask.models import BackendHealth, Conflict, Host, Job, Test, ValidationError, utcnow
+from hcflask.models import BackendHealth, Conflict, Host, Job, Test, ValidationError
 from hcflask.states import IN_FLIGHT_JOB_STATES, TestState
 
 ACTIVE = [TestState.SCHEDULED.value, TestState.RUNNING.value]
@@ -66,12 +71,12 @@ def _stale_here(row: Host) -> bool:
 def claim(core: bool = False) -> Host:
     """Take or renew this service's lease on ``host_name``; HostTaken if another holds it."""
     name, me = my_host(), service_id()
-    now = utcnow()
+    now, skew = clock.offset()
     until = now + timedelta(seconds=float(current_app.config["HOSTS_LEASE_SECONDS"]))
     row = db.session.get(Host, name)
     if row is None:
         row = Host(name=name, service_id=me, pid=os.getpid(), started_at=now, heartbeat_at=now,
-                   lease_until=until, core=core)
+                   lease_until=until, core=core, clock_offset=skew)
         db.session.add(row)
         db.session.commit()
         return row
@@ -81,7 +86,8 @@ def claim(core: bool = False) -> Host:
             f"host_name {name!r} is held by another hc serve ({row.service_id}, heartbeat {age:.0f} s ago, "
             f"lease until {row.lease_until:%H:%M:%S} UTC): stop it, or give this one another host_name "
             "(HC_HOST_NAME)")
-    values: dict[str, Any] = {"heartbeat_at": now, "lease_until": until, "core": core, "pid": os.getpid()}
+    values: dict[str, Any] = {"heartbeat_at": now, "lease_until": until, "core": core, "pid": os.getpid(),
+                              "clock_offset": skew}
     if row.service_id != me:
         values.update(service_id=me, started_at=now)
     done = db.session.execute(update(Host).where(
@@ -106,7 +112,7 @@ def check_host(host: Any) -> str:
 
 def watch_hosts(now: datetime | None = None) -> dict[str, int]:
     """The core's look at the other hosts: alert on dead ones, adopt after ``adopt_after``."""
-    now = now or utcnow()
+    now = now or clock.db_now()
     adopt_after = float(current_app.config["HOSTS_ADOPT_AFTER"])
     counts = {"dead_hosts": 0, "adopted_tests": 0}
     dead = set()
@@ -125,7 +131,7 @@ def watch_hosts(now: datetime | None = None) -> dict[str, int]:
                       host.name, host.lease_until, len(tests))
             notify.enqueue(event, notify.event_data(event, title=alert.title, kind="host"))
         if adopt_after and host.lease_until and now - host.lease_until >= timedelta(seconds=adopt_after):
-            counts["adopted_tests"] += adopt(host.name, tests)
+            counts["adopted_tests"] += adopt(host.name, tests, now)
     for alert in open_alerts("host"):
         if alert.key.removeprefix("host:") not in dead:
             event = close_alert(alert, "the host answers again, or its tests have a live host")
@@ -142,16 +148,30 @@ def _driven_by(name: str) -> list[Test]:
     ).order_by(Test.id)))
 
 
-def adopt(name: str, tests: list[Test]) -> int:
+def adopt(name: str, tests: list[Test], now: datetime) -> int:
     """This host takes over ``tests`` of the dead host ``name`` (committed by the caller)."""
     me = my_host()
-    for test in tests:
-        test.host = me
-        test.note = (test.note + "; " if test.note else "") + f"adopted by {me} from {name} (lease ran out)"
+    taken = [t for t in tests if take_over(t, me, now, f"adopted by {me} from {name} (lease ran out)")]
     db.session.execute(delete(BackendHealth).where(BackendHealth.host == name))
     alert = find_open(f"host:{name}")
     if alert is not None:
-        alert.note(f"{me} adopted {len(tests)} tests")
-    log.warning("adopted %d tests of dead host %s: %s", len(tests), name, [t.id for t in tests])
-    return len(tests)
+        alert.note(f"{me} adopted {len(taken)} tests")
+    log.warning("adopted %d tests of dead host %s: %s", len(taken), name, [t.id for t in taken])
+    return len(taken)
+
+
+def take_over(test: Test, host: str, now: datetime, note: str) -> bool:
+    """Give ``test`` to ``host`` under a new epoch (a compare-and-set on the epoch read), and
+    bump the version of each of its jobs in flight, so whatever the previous host still holds
+    in memory is refused at its next write.  False if the test changed hands meanwhile."""
+    done = db.session.execute(update(Test).where(Test.id == test.id, Test.epoch == test.epoch).values(
+        host=host, epoch=Test.epoch + 1, epoch_at=now,
+        note=(test.note + "; " if test.note else "") + note).execution_options(synchronize_session=False))
+    if not done.rowcount:  # type: ignore[attr-defined]
+        return False
+    db.session.execute(update(Job).where(
+        Job.test_id == test.id, Job.state.in_([s.value for s in IN_FLIGHT_JOB_STATES]),
+    ).values(version=Job.version + 1).execution_options(synchronize_session=False))
+    db.session.refresh(test)
+    return True
 

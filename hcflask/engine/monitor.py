@@ -15,10 +15,11 @@ from sqlalchemy.orm import selectinload
 
 from hcflask.backends import BackendUnavailable, Status, jobscript
 from hcflask.data.stagein import metric_specs
+from hcflask.engine import fence
 from hcflask.engine.common import backend, by_backend, end_transaction, job_ref, log, my_host, record_health, tick
 from hcflask.engine.judge import judge
 from hcflask.extensions import db
-from hcflask.models import Job, JobMetric, Test, utcnow
+from hcflask.models import FinalState, Job, JobMetric, Test, utcnow
 from hcflask.states import JobState
 
 WATCHED = [JobState.SUBMITTED.value, JobState.QUEUED.value, JobState.RUNNING.value]
@@ -99,6 +100,8 @@ def poll_jobs(jobs: list[Job]) -> int:
             before = job.state
             try:
                 apply_status(job, status)
+            except FinalState:
+                raise  # decided on a state that is gone: the pass is dropped and read again
             except Exception:  # noqa: BLE001 - one odd job must not stop the others
                 log.exception("could not apply status %s to job %s", status, job.name)
                 continue
@@ -109,7 +112,8 @@ def poll_jobs(jobs: list[Job]) -> int:
 
 @tick("monitor")
 def monitor_tick() -> int:
-    """One pass over every job in flight of this host's tests."""
+    """One pass over every job in flight of this host's tests (fenced: see :mod:`fence`)."""
+    fence.hold("monitor")
     jobs = db.session.scalars(
         select(Job).join(Test).where(
             Job.state.in_(WATCHED), Job.backend_id.is_not(None), Test.host == my_host()

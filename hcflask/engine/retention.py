@@ -93,7 +93,8 @@ def _chunk_workdirs(now: datetime, size: int) -> int:
 
 
 def _chunk_jobs(now: datetime, size: int) -> int:
-    rows = db.session.execute(select(Job.id, Job.workdir, Job.state).where(old_jobs(now)).limit(size)).all()
+    rows = db.session.execute(select(Job.id, Job.workdir, Job.state, Job.test_id, Job.queue_id)
+                              .where(old_jobs(now)).limit(size)).all()
     ids = [r.id for r in rows]
     if ids:
         for row in rows:
@@ -101,7 +102,7 @@ def _chunk_jobs(now: datetime, size: int) -> int:
         db.session.execute(delete(JobMetric).where(JobMetric.job_id.in_(ids)))
         db.session.execute(delete(JobEvent).where(JobEvent.job_id.in_(ids)))
         db.session.execute(delete(Job).where(Job.id.in_(ids)).execution_options(synchronize_session=False))
-        add_purged(db.session(), [r.state for r in rows])
+        add_purged(db.session(), [r.state for r in rows], [(r.test_id, r.queue_id) for r in rows])
     db.session.commit()
     return len(ids)
 

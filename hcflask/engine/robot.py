@@ -33,12 +33,12 @@ from sqlalchemy import func, select
 
 from hcflask.engine import notify, snapshot, status
 from hcflask.engine.alerts import close_alert, find_open, open_alerts, raise_alert
+from hcflask.engine.clock import db_now
 from hcflask.engine.common import log
 from hcflask.engine.decide import Decisions, Move, Snapshot, decide
 from hcflask.engine.rules import Settings
 from hcflask.extensions import db
 from hcflask.models import Alert, BackendHealth, RobotEvent, RobotState, utcnow
-from hcflask.times import db_now
 
 OUTAGE_KEY = "outage"
 Pending = list[tuple[RobotEvent, dict[str, Any]]]

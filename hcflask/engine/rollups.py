@@ -23,7 +23,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import case, delete, event, func, insert, literal, select
+from sqlalchemy import case, delete, event, func, insert, literal, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, attributes
 
@@ -232,10 +232,23 @@ def job_rows(session: Session, states: Iterable[str] | None = None) -> int:
     return int(session.scalar(select(sum(parts, start=literal(0)))) or 0) if parts else 0
 
 
-def add_purged(session: Session, states: Iterable[str]) -> None:
-    """Retention deleted the rows of finished jobs in ``states`` (one entry per row)."""
+def add_purged(session: Session, states: Iterable[str],
+               tests: Iterable[tuple[int, int]] | None = None) -> None:
+    """Retention deleted the rows of finished jobs in ``states`` (one entry per row); with
+    ``tests`` (their (test id, queue id), in the same order) per test too, so a rebuild of a
+    test's counts (:func:`rebuild_tests`) adds back what retention took."""
+    states = list(states)
     for state, n in Counter(states).items():
         add_tally(session, PURGED[state], n)
+    if tests is not None:
+        for (test_id, queue_id, state), n in Counter(
+                (t, q, s) for (t, q), s in zip(tests, states, strict=True)).items():
+            add_tally(session, purged_test(test_id, queue_id, state), n)
+
+
+def purged_test(test_id: int, queue_id: int, state: str) -> str:
+    """The :class:`Tally` of one test × queue's finished jobs in ``state`` retention deleted."""
+    return f"{PURGED[state]}:test:{test_id}:{queue_id}"
 
 
 def _full(values: dict[str, float], columns: tuple[str, ...]) -> dict[str, Any]:
@@ -278,11 +291,24 @@ def rebuild(session: Session, since: date | None = None, chunk: int = 5000, late
     totals are summed again from the day rows.  ``later_tables`` False leaves
     :class:`RollupTest` and :class:`Tally` alone (the migration that backfills
     the day rollups runs before those tables exist).
+
+    On PostgreSQL the rollup tables are locked (EXCLUSIVE: readers go on,
+    writers wait) for the rebuild's transaction.  A job being judged meanwhile
+    writes its counts in the same transaction as its state, so it waits too:
+    either it committed before the lock (the rebuild reads it final and counts
+    it once) or it commits after the rebuild (and adds itself once).  Without
+    the lock a job finalised between the DELETE and the SELECT counted twice.
+    The tables are locked in the order :func:`record` writes them (tail first),
+    so a writer and a rebuild never wait for each other in a circle.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        tables = [RollupTail, Rollup, RollupReason, RollupTotal] + ([RollupTest, Tally] if later_tables else [])
+        session.execute(text(f"LOCK TABLE {', '.join(m.__tablename__ for m in tables)} IN EXCLUSIVE MODE"))
     for model in (Rollup, RollupReason):
         session.execute(delete(model).where(model.day >= since) if since else delete(model))
     if not since and later_tables:  # every rollup is recounted from the rows that are left
-        session.execute(delete(Tally).where(Tally.name.in_(list(PURGED.values()))))
+        session.execute(delete(Tally).where(or_(Tally.name.in_(list(PURGED.values())),
+                                                Tally.name.like("job_rows_purged:%:test:%"))))
     session.execute(delete(RollupTail))
     templates = {i: (s.get("name", "?"), cores_of(s)) for i, s in session.execute(select(Test.id, Test.snapshot))}
     ended = func.coalesce(Job.ended_at, Job.updated_at)
@@ -313,14 +339,23 @@ def rebuild(session: Session, since: date | None = None, chunk: int = 5000, late
 
 def rebuild_tests(session: Session, since: date | None = None) -> None:
     """Recount :class:`RollupTest` from the job rows: every test, or (``since``) the tests
-    with a job that ended since then; older tests keep their counts (retention may have
-    deleted their jobs)."""
+    with a job that ended since then, plus the jobs of theirs retention deleted (their
+    per-test tallies); older tests keep their counts."""
     ended = func.coalesce(Job.ended_at, Job.updated_at)
     tests = select(Job.test_id).distinct()
     if since:
         tests = tests.where(ended >= datetime.combine(since, time.min))
     session.execute(delete(RollupTest).where(RollupTest.test_id.in_(tests)) if since else delete(RollupTest))
     session.execute(insert(RollupTest).from_select(["test_id", "queue_id", *OUTCOMES], test_counts(tests)))
+    if since:
+        recounted = set(session.scalars(tests))
+        purged = []
+        for name, n in session.execute(select(Tally.name, Tally.n).where(Tally.name.like("job_rows_purged:%:test:%"))):
+            state, test_id, queue_id = name.split(":")[1], *map(int, name.split(":")[3:5])
+            if test_id in recounted and n:
+                purged.append({"test_id": test_id, "queue_id": queue_id,
+                               **{c: n * (c == OUTCOME_COLUMN[state]) for c in OUTCOMES}})
+        _upsert(session, RollupTest, purged, ("test_id", "queue_id"), OUTCOMES)
 
 
 def test_counts(tests: Any) -> Any:

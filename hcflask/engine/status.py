@@ -34,10 +34,10 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from hcflask.engine.clock import db_now
 from hcflask.extensions import db
 from hcflask.models import Queue, QueueClaim, QueueEvent, ValidationError
 from hcflask.states import QueueStatus
-from hcflask.times import db_now
 
 #: claim sources, highest priority first
 SOURCES = ("admin", "robot", "performance")

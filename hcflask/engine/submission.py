@@ -4,9 +4,18 @@ Two phases, each committed on its own: first the job rows are written
 (with their unique names), then the backends are asked to run them.  A
 crash between the two leaves ``pending`` rows that :mod:`reconcile` looks
 up by name, so no job is lost and none is submitted twice.
+
+A job is claimed before its backend call: ``submit_attempts`` and
+``claimed_by`` are written with a compare-and-set on the job's version
+(committed without expiring the loaded rows, so the version checked after the
+call is the claimed one).  Reconcile leaves jobs this process claimed alone,
+so within one host the two never act on the same job.  If the write after
+the call loses (the job changed, or the host was fenced), the submissions
+the row does not carry are cancelled: they are this host's, made too late.
 """
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import Counter
 from datetime import timedelta
@@ -15,17 +24,21 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm.exc import StaleDataError
 
 from hcflask.backends import BackendUnavailable, JobSpec, Resources, SubmitError, jobscript
 from hcflask.data import plan as inputs
 from hcflask.data import stagein
-from hcflask.engine import stress
+from hcflask.engine import fence, stress
+from hcflask.engine.clock import db_now
 from hcflask.engine.common import (
     backend,
     backend_enforces_walltime,
     by_backend,
+    claimant,
     end_transaction,
     job_ref,
+    log,
     my_host,
     record_health,
     tick,
@@ -140,6 +153,9 @@ def submit_pending(limit: int | None = None) -> int:
         select(Job).join(Test).where(
             Job.state == JobState.PENDING.value, Job.backend_id.is_(None),
             Test.state == TestState.RUNNING.value, Test.host == my_host(),
+            # never tried, or tried by this process; jobs another process claimed are in doubt:
+            # reconcile looks them up first
+            or_(Job.submit_attempts == 0, Job.claimed_by == claimant()),
         ).order_by(Job.id)
     )
     if limit is not None:
@@ -160,7 +176,8 @@ def _submit_to(name: str, jobs: list[Job]) -> int:
                     adopt(job, found[job.name], "found in the batch system by name after a failed submit")
             db.session.commit()
         batch = max(1, int(getattr(adapter, "submit_batch", 1)))
-        todo = [j for j in jobs if j.backend_id is None]
+        # decided on the state read now: the claim's compare-and-set holds it to that state
+        todo = [j for j in jobs if j.backend_id is None and j.state == JobState.PENDING.value]
         done = 0
         for start in range(0, len(todo), batch):
             done += _submit_batch(adapter, todo[start:start + batch])
@@ -176,10 +193,12 @@ def _submit_to(name: str, jobs: list[Job]) -> int:
 
 def _submit_batch(adapter: Any, jobs: list[Job]) -> int:
     specs = []
+    now = db_now()  # the claim's time on the one clock: reconcile's MinJobAge proof reads it
     for job in jobs:
         job.submit_attempts += 1
+        job.claimed_by, job.updated_at = claimant(), now
         specs.append(build_spec(job))
-    db.session.commit()
+    end_transaction()  # the claim; the rows stay loaded at the version it wrote
     results = adapter.submit_many(specs)
     done = 0
     unavailable: BackendUnavailable | None = None
@@ -193,10 +212,30 @@ def _submit_batch(adapter: Any, jobs: list[Job]) -> int:
             job.transition(JobState.FAILED, note=job.failure_reason)
         elif isinstance(result, BackendUnavailable):
             unavailable = result
-    db.session.commit()
+    try:
+        db.session.commit()
+    except (StaleDataError, fence.Fenced):
+        db.session.rollback()
+        _disown(adapter, [(j, r) for j, r in zip(jobs, results, strict=True) if isinstance(r, str)])
+        raise
     if unavailable is not None:
         raise unavailable
     return done
+
+
+def _disown(adapter: Any, submitted: list[tuple[Job, str]]) -> None:
+    """The rows of jobs this pass just submitted changed under it (another host adopted them,
+    or reconcile decided): cancel each submission its row does not carry, so no job runs twice."""
+    orphans = []
+    for job, backend_id in submitted:
+        db.session.refresh(job)
+        if job.backend_id != backend_id:
+            orphans.append(dataclasses.replace(job_ref(job), backend_id=backend_id))
+    end_transaction()
+    if orphans:
+        log.warning("cancelling %d submissions made after their jobs changed hands: %s", len(orphans),
+                    [(o.name, o.backend_id) for o in orphans])
+        adapter.cancel_many(orphans)
 
 
 def cancel_leftover_jobs() -> int:
@@ -236,10 +275,15 @@ def cancel_leftover_jobs() -> int:
 @tick("submission")
 def submission_tick() -> dict[str, int]:
     """One pass for this host: cancel the jobs of ended tests, write the rows
-    that are needed, then submit every pending job (not while the disk is low)."""
+    that are needed, decide the jobs in doubt (adopted from a dead host, or left by
+    a crash), then submit every pending job (not while the disk is low)."""
+    from hcflask.engine.reconcile import reconcile_pending  # it builds on this module
+
+    fence.hold("submission")
     cancelled = cancel_leftover_jobs()
     if not submission_allowed():
         return {"cancelled": cancelled, "created": 0, "submitted": 0, "paused": 1}
     inputs.prepare()  # asks Rucio, outside any transaction, for what create_jobs hands out
     created = create_jobs()
-    return {"cancelled": cancelled, "created": len(created), "submitted": submit_pending()}
+    doubt = reconcile_pending()
+    return {"cancelled": cancelled, "created": len(created), **doubt, "submitted": submit_pending()}

@@ -33,6 +33,9 @@ class Host(Model):
     lease_until: Mapped[datetime | None]
     #: the core role was held here at the last heartbeat
     core: Mapped[bool] = mapped_column(default=False)
+    #: this host's clock minus the database's at its last heartbeat, in seconds (leases use the
+    #: database's clock, so an offset changes nothing but is shown on /healthz and hc doctor)
+    clock_offset: Mapped[float] = mapped_column(default=0.0, server_default="0")
 
     def live(self, now: datetime) -> bool:
         return self.lease_until is not None and self.lease_until > now
@@ -43,6 +46,7 @@ class Host(Model):
             "name": self.name, "pid": self.pid, "live": self.live(now), "core": self.core,
             "started_at": iso(self.started_at), "heartbeat_at": iso(self.heartbeat_at),
             "heartbeat_age_seconds": None if age is None else round(age, 1), "lease_until": iso(self.lease_until),
+            "clock_offset_seconds": round(self.clock_offset or 0.0, 1),
         }
 
 

@@ -13,6 +13,10 @@ from hcflask.signatures import signature
 from hcflask.states import JobState
 
 
+class FinalState(RuntimeError):
+    """A writer tried to move a job out of a final state (it decided on a stale read)."""
+
+
 class Job(Model):
     __tablename__ = "job"
     __table_args__ = (
@@ -55,6 +59,13 @@ class Job(Model):
     host: Mapped[str | None] = mapped_column(String(255))
     workdir: Mapped[str] = mapped_column(Text, default="")
     submit_attempts: Mapped[int] = mapped_column(default=0)
+    #: the process (``service_id``/pid) that last claimed the job for a backend call: reconcile
+    #: leaves a job claimed by its own process to that process's submission thread
+    claimed_by: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    #: grows on every write: each UPDATE of a job is ``... WHERE id = :id AND version = :seen``
+    #: (the mapper's ``version_id_col``), so a writer whose job changed under it is refused
+    #: (StaleDataError) and re-reads instead of acting on a state that is gone
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
     #: CPU seconds of the payload (the wrapper's ``times``, or Slurm's TotalCPU)
     cpu_seconds: Mapped[float | None]
     #: the input files this job reads (hcflask.data): [{"name", "url", "adler32", "bytes", "rse"}], or None
@@ -77,12 +88,20 @@ class Job(Model):
         back_populates="job", order_by="JobMetric.name", cascade="all, delete-orphan"
     )
 
+    __mapper_args__ = {"version_id_col": version}
+
     def transition(self, new: JobState, native_state: str | None = None, note: str = "") -> bool:
-        """Move to ``new`` and record the step; False if the state is unchanged."""
+        """Move to ``new`` and record the step; False if the state is unchanged.
+
+        A final state is never left (jobs move only forward, as Slurm's do): a
+        caller that decided on a state that is gone gets :class:`FinalState`.
+        """
         if native_state is not None:
             self.native_state = native_state
         if new.value == self.state:
             return False
+        if JobState(self.state).final:
+            raise FinalState(f"job {self.id} is already {self.state}: not moved to {new.value}")
         if new in (JobState.FAILED, JobState.LOST, JobState.CANCELLED) and self.failure_reason:
             # every way a job fails goes through here, so every failed job has its signature; set
             # before the state, as loading the queue may flush and the flush counts the final state

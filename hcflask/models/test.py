@@ -24,6 +24,11 @@ class Test(Model):
     #: queue names resolved from the template's patterns when the test started
     queue_names: Mapped[list[str]] = mapped_column(JSON, default=list)
     host: Mapped[str | None] = mapped_column(String(255))
+    #: the fencing token of ``host``'s hold on this test: grows on every adoption and move,
+    #: and a host's tick writes only while the epoch it read is still the test's
+    epoch: Mapped[int] = mapped_column(default=1, server_default="1")
+    #: when (the database's clock) the current epoch began: the "adopted at" a fenced host logs
+    epoch_at: Mapped[datetime | None]
     start_at: Mapped[datetime] = mapped_column(default=utcnow)
     end_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,10 +1,13 @@
 """``/healthz``: is this host's scheduler alive, are its ticks fresh, do its backends answer?
 
 Read from the database (host leases, tick heartbeats, backend health, all
-keyed by host), so the answer is the same whichever gunicorn worker gives
+keyed by host), and aged by the database's clock, so the answer is the same
+whichever gunicorn worker -- or host, or ``--no-scheduler`` replica -- gives
 it.  HTTP 503 with the reasons when this host's scheduler is missing or one
 of its ticks is stale; HTTP 200 with ``"status": "degraded"`` while a
-backend does not answer; never a traceback.  With ``read_requires_login``
+backend does not answer, no host holds the core (scheduler) lock, or a
+host's clock is more than 30 s off the database's; never a traceback.
+``"core"`` says which host holds the core lock and how old its core ticks are.  With ``read_requires_login``
 an anonymous caller gets the status word only (a liveness answer).
 """
 from __future__ import annotations
@@ -17,8 +20,9 @@ from flask import Flask, current_app, jsonify
 from flask_login import current_user
 from sqlalchemy import select
 
+from hcflask.engine.clock import db_now, skew_problem
 from hcflask.extensions import db
-from hcflask.models import BackendHealth, Host, TickRun, utcnow
+from hcflask.models import BackendHealth, Host, TickRun
 
 log = logging.getLogger("hcflask.web")
 #: tick kinds every scheduler runs, and those only the core runs
@@ -50,7 +54,7 @@ def _grouped(rows: Any, key: str, now: datetime) -> dict[str, dict[str, Any]]:
 def report(app: Flask) -> dict[str, Any]:
     from hcflask.engine.scheduler import core_here, running_here
 
-    now = utcnow()
+    now = db_now()
     me = app.config["HOST_NAME"]
     hosts = {h.name: h for h in db.session.scalars(select(Host).order_by(Host.name))}
     ticks = _grouped(db.session.scalars(select(TickRun)), "name", now)
@@ -58,12 +62,21 @@ def report(app: Flask) -> dict[str, Any]:
     reasons = _scheduler_reasons(app, hosts.get(me), ticks.get(me, {}), now) if app.config["SCHEDULER_ENABLED"] else []
     down = [f"backend {name} does not answer: {b['error']}" for name, b in backends.get(me, {}).items()
             if not b["available"]]
+    core_host = next((h.name for h in hosts.values() if h.core and h.live(now)), None)
+    if core_host is None and any(h.live(now) for h in hosts.values()):
+        down.append("no live host holds the core (scheduler) lock")
+    elif core_host is None and not app.config["SCHEDULER_ENABLED"]:  # a web-only replica
+        down.append("no scheduler runs on any host (no live host lease)")
+    down += [p for h in hosts.values() if h.live(now) for p in [skew_problem(h.name, h.clock_offset or 0.0)] if p]
     status = "failing" if reasons else "degraded" if down else "ok"
+    core_ticks = ticks.get(core_host or "", {})
     return {
         "status": status, "reasons": reasons + down, "host": me,
         "scheduler_enabled": app.config["SCHEDULER_ENABLED"],
         "scheduler_in_this_process": running_here(app), "core_in_this_process": core_here(app),
-        "core_host": next((h.name for h in hosts.values() if h.core and h.live(now)), None),
+        "core_host": core_host,
+        "core": {"host": core_host, "ticks": {k: core_ticks[k]["age_seconds"] for k in CORE_TICKS if k in core_ticks}},
+        "database_time": now.isoformat(timespec="seconds") + "Z",
         "hosts": {name: h.to_dict(now) for name, h in hosts.items()},
         "ticks": ticks.get(me, {}), "backends": backends.get(me, {}),
         "ticks_by_host": ticks, "backends_by_host": backends,

@@ -12,6 +12,7 @@ import collections
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -169,3 +170,92 @@ def test_kill9_in_a_submission_burst(slurm: SlurmCluster, tmp_path: Path) -> Non
           f"{in_slurm_at_kill} jobs in Slurm at the kill, so {in_slurm_at_kill - killed_at} to adopt, "
           "plus one orphan); "
           f"after restart: {dict(states)}")
+
+
+SLOW_SBATCH = """#!/bin/bash
+# sbatch, slowed on both sides of the real call: a kill lands before Slurm got the job, or after
+touch "{marks}/sbatch.$$"
+sleep 0.3
+out=$({real} "$@"); rc=$?
+sleep 0.3
+echo "$out"
+exit $rc
+"""
+KILLS, BURST_JOBS = 50, 150
+
+
+def test_kill9_fifty_times_in_bursts_jobs_slurm_never_saw_are_submitted(slurm: SlurmCluster, tmp_path: Path) -> None:
+    """50 kill -9 of the service while sbatch runs (slowed to widen the window), a restart after
+    each: no job doubled, none lost that Slurm can prove it never saw (all rows are younger than
+    MinJobAge here), and the rollups equal the rows."""
+    instance, marks = tmp_path / "instance", tmp_path / "marks"
+    marks.mkdir()
+    real = shutil.which("sbatch")
+    assert real
+    wrapper = tmp_path / "sbatch"
+    wrapper.write_text(SLOW_SBATCH.format(marks=marks, real=real))
+    wrapper.chmod(0o755)
+    env = {**os.environ, "HC_INSTANCE": str(instance), "SLURM_CONF": str(slurm.conf), "HC_TICK_SECONDS": "1",
+           "HC_DEMO": "false", "HC_LOG_LEVEL": "INFO"}
+    service = Service(instance, env)
+    service.hc("init")
+    with (instance / "hc.toml").open("a") as fh:
+        fh.write(f'\n[backends.slurm]\nslurm_conf = "{slurm.conf}"\ncommand_timeout = 20\nretry_delay = 0.2\n'
+                 f'sbatch = "{wrapper}"\n')
+    service.hc("queue", "add", "sq", "--backend", "slurm", "-o", "partition=debug")
+    template = tmp_path / "burst.json"
+    template.write_text(json.dumps({
+        "name": "t-burst", "queues": ["sq"], "lifetime": 3600, "jobs_in_flight": 8, "max_jobs": BURST_JOBS,
+        "workload": {"script": "echo hc-ok value=42", "resources": {"cores": 1, "walltime": 120},
+                     "success": {"must_match": ["hc-ok"]}},
+    }))
+    service.hc("template", "import", str(template))
+    service.hc("test", "start", "t-burst")
+    log = tmp_path / "serve.log"
+    kills = 0
+    for kill in range(KILLS):
+        for mark in marks.iterdir():
+            mark.unlink()
+        service.start(log)
+        deadline = time.monotonic() + 60
+        while not any(marks.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not any(marks.iterdir()):
+            break  # every job written and submitted: nothing left to interrupt
+        time.sleep((kill % 7) * 0.1)  # 0 to 0.6 s into the call: before, during and after the real sbatch
+        service.kill()
+        kills += 1
+    service.start(log)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            rows = service.rows()
+            if len(rows) == BURST_JOBS and all(s in ("succeeded", "failed", "cancelled", "lost") for _, _, s in rows):
+                break
+            assert time.monotonic() < deadline, collections.Counter(s for _, _, s in rows)
+            time.sleep(1)
+    finally:
+        service.kill(signal.SIGTERM)
+    rows = service.rows()
+    prefix = rows[0][0].rsplit("-", 1)[0] + "-"
+    in_slurm = slurm_jobs(slurm, prefix)
+    names = collections.Counter(name for _, name in in_slurm)
+    doubled = [n for n, count in names.items() if count > 1]
+    states = collections.Counter(state for _, _, state in rows)
+    with contextlib.closing(sqlite3.connect(instance / "hc.sqlite", timeout=10)) as con:
+        submitted = collections.Counter(job for job, in con.execute(
+            "SELECT job_id FROM job_event WHERE new_state = 'submitted'"))
+        totals = dict(zip(("succeeded", "failed", "cancelled", "lost"), con.execute(
+            "SELECT SUM(succeeded), SUM(failed), SUM(cancelled), SUM(lost) FROM rollup_total").fetchone(),
+            strict=True))
+    text = log.read_text(errors="replace")
+    resubmitted = sum(int(n) for n in re.findall(r"'resubmitted': (\d+)", text))
+    adopted = sum(int(n) for n in re.findall(r"'adopted': (\d+)", text))
+    print(f"\n{kills} kill -9 in submission bursts; {len(rows)} rows, {len(in_slurm)} Slurm jobs; "
+          f"after restarts {adopted} adopted by name, {resubmitted} proven absent and submitted; "
+          f"final {dict(states)}; doubled {len(doubled)}")
+    assert kills >= KILLS * 0.8, f"only {kills} kills landed in a submission"
+    assert doubled == [] and max(submitted.values()) == 1, "a job was submitted twice"
+    assert states["lost"] == 0, "a job Slurm never saw was given up"
+    assert {name for _, name in in_slurm} == {name for name, _, _ in rows}
+    assert totals == {s: states[s] for s in totals}, (totals, states)

@@ -10,8 +10,9 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import func, select
 
 from hcflask.engine.retention import retention_tick
+from hcflask.engine.rollups import FINAL
 from hcflask.extensions import db
-from hcflask.models import Job, JobEvent, JobMetric, Queue, utcnow
+from hcflask.models import Job, JobEvent, JobMetric, Queue, RollupTest, utcnow
 from tests.conftest import make_app
 from tests.scale_history import new_job, setup
 
@@ -82,5 +83,27 @@ def test_retention_deletes_exactly_what_is_old(tmp_path: Path) -> None:
         old = (utcnow() - timedelta(days=200, minutes=1)).date().isoformat()
         lost = client.get(f"/api/v1/overview/jobs?from={old}&to={old}").get_json()["data"]
         assert (lost[0]["lost"], lost[0]["failed"]) == (1, 1)
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_rebuild_since_keeps_the_counts_of_a_long_test_retention_purged(tmp_path: Path) -> None:
+    """One long test whose first days retention purged: ``hc db rollup --rebuild`` (from the
+    first day retention left alone) recounts its recent jobs and keeps the purged ones."""
+    app = make_app(tmp_path / "instance")
+    build(app)
+    with app.app_context():
+        def counts() -> dict[tuple[int, int], tuple[int, ...]]:
+            db.session.expire_all()
+            return {(r.test_id, r.queue_id): (r.succeeded, r.failed, r.cancelled, r.lost)
+                    for r in db.session.scalars(select(RollupTest))}
+
+        before = counts()
+        assert list(before.values()) == [(3, 2, 1, 1)]
+        retention_tick(app)
+        assert db.session.scalar(select(func.count()).select_from(Job).where(Job.state.in_(FINAL))) == 3
+        rebuilt = app.test_cli_runner().invoke(args=["db", "rollup", "--rebuild"])
+        assert rebuilt.exit_code == 0 and "days from" in rebuilt.output, rebuilt.output
+        assert counts() == before
         db.session.remove()
         db.engine.dispose()
