@@ -10,7 +10,8 @@
   var OUTCOME = {"succeeded": "#1a7f37", "failed": "#c62828", "cancelled": "#98a2b3", "lost": "#b54708",
                  "in flight": "#175cd3"};
 
-  var ZONE = document.body.getAttribute("data-tz") || "UTC";
+  // the exported report inlines this script in <head>, where there is no <body> yet
+  var ZONE = (document.body && document.body.getAttribute("data-tz")) || "UTC";
   // sv-SE writes "2026-12-03 14:40": ISO order, 24-hour
   var STAMP = new Intl.DateTimeFormat("sv-SE", {timeZone: ZONE, year: "numeric", month: "2-digit", day: "2-digit",
                                                 hour: "2-digit", minute: "2-digit", hourCycle: "h23"});
