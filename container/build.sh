@@ -26,8 +26,10 @@ container/wheelhouse.sh
 mirror=$(container/apptainer-root.sh mirror)
 wheel=$(basename container/work/wheelhouse/hcflask-*.whl)
 version=$(echo "$wheel" | cut -d- -f2)
-# zstd at its highest level: ~10 % smaller than the default gzip, as fast to read
-squash=${HC_MKSQUASHFS_ARGS:--comp zstd -Xcompression-level 19}
+# gzip: every Apptainer and Singularity mounts it, also a setuid one on an older kernel
+# whose squashfs lacks zstd; HC_MKSQUASHFS_ARGS="-comp zstd -Xcompression-level 19" gives an
+# image ~10 % smaller for sites that can mount it (docs/container.md)
+squash=${HC_MKSQUASHFS_ARGS:--comp gzip}
 args=(build --force --mksquashfs-args "$squash" --build-arg "suite=$suite" --build-arg "mirror=$mirror"
       --build-arg "version=$version" "$@")
 

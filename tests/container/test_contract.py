@@ -99,6 +99,31 @@ def test_image_is_small(image: Path) -> None:
     assert image.stat().st_size <= MAX_IMAGE_MIB * 2**20, f"{image.stat().st_size / 2**20:.1f} MiB"
 
 
+#: squashfs compressor ids (the superblock's ``compression`` field)
+COMPRESSORS = {1: "gzip", 2: "lzma", 3: "lzo", 4: "xz", 5: "lz4", 6: "zstd"}
+
+
+def squashfs_compressor(sif: Path) -> str:
+    """The compressor of the image's squashfs partition, read from its superblock: the magic
+    ``hsqs``, then a block size that is a power of two whose log2 is the ``block_log`` field."""
+    data = sif.read_bytes()
+    start = 0
+    while (at := data.find(b"hsqs", start)) >= 0:
+        block_size = int.from_bytes(data[at + 12:at + 16], "little")
+        compression = int.from_bytes(data[at + 20:at + 22], "little")
+        block_log = int.from_bytes(data[at + 22:at + 24], "little")
+        if 4096 <= block_size <= 2**20 and block_size == 1 << block_log and compression in COMPRESSORS:
+            return COMPRESSORS[compression]
+        start = at + 1
+    raise AssertionError(f"{sif}: no squashfs superblock found")
+
+
+def test_image_is_gzip_so_every_site_can_mount_it(image: Path) -> None:
+    """A setuid Apptainer or Singularity mounts the squashfs with the kernel, and an older
+    kernel has no zstd; gzip every kernel reads (zstd stays an option: docs/container.md)."""
+    assert squashfs_compressor(image) == "gzip"
+
+
 def test_help_needs_no_instance_and_writes_nothing(runtime: Runtime, image: Path) -> None:
     """--help and --version without a bound instance folder: the text, no traceback, no file."""
     for args in (("--help",), ("--version",), ("queue", "--help")):
