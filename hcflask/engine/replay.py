@@ -69,9 +69,10 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
                                   f"got {pair!r}")
         kind = type(DEFAULTS[key])
         try:
-            values[key] = (raw.lower() in ("1", "true", "yes", "on")) if kind is bool else kind(raw)
+            values[key] = _flag(raw) if kind is bool else kind(raw)
         except ValueError:
-            raise ValidationError("set", f"{key}: expected a {kind.__name__}, got {raw!r}") from None
+            wanted = {bool: "true or false", int: "a whole number"}.get(kind, "a number")
+            raise ValidationError("set", f"{key}: expected {wanted}, got {raw!r}") from None
     try:
         check_config(values)
     except ConfigError as exc:
@@ -79,15 +80,24 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
     return values
 
 
+def _flag(raw: str) -> bool:
+    """true/false as hc.toml's environment overrides read them; anything else is an error."""
+    if raw.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(raw)
+    return raw.lower() in ("1", "true", "yes", "on")
+
+
 def plan_times(start: datetime, end: datetime, step: timedelta) -> list[datetime]:
+    """T1, T1+step, ... and T2 itself: the end is a pass too, on the step or not."""
     if end <= start:
         raise ValidationError("to", "must be after from")
     if end - start > MAX_RANGE:
         raise ValidationError("to", f"at most {MAX_RANGE.days} days after from")
-    count = int((end - start) / step) + 1
+    steps, rest = divmod(end - start, step)
+    count = steps + 1 + (1 if rest else 0)
     if count > MAX_PASSES:
         raise ValidationError("step", f"{count} passes; at most {MAX_PASSES} (use a longer step)")
-    return [start + i * step for i in range(count)]
+    return [*(start + i * step for i in range(steps + 1)), *([end] if rest else [])]
 
 
 def _active(query: Any, column_open: Any, column_closed: Any, now: datetime) -> Any:

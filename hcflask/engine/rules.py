@@ -12,6 +12,7 @@ overridable per template (``[robot.templates.<name>]``) and per queue
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,14 @@ DEFAULTS: dict[str, Any] = {k: v for k, v in DICT_SECTIONS["ROBOT"].items() if n
 #: keys that only make sense globally
 GLOBAL_ONLY = {"enabled", "outage_share", "outage_min_queues", "guard_window_hours", "outage_rollback",
                "action_timeout", "action_retries", "action_backoff_seconds"}
+#: the least value that keeps a setting meaning something: ``exclude_last = 0`` would silently
+#: switch its rule off (``[robot] enabled = false`` or a queue's ``autoexclusion = false`` do that)
+AT_LEAST: dict[str, int] = {"exclude_last": 1, "pair_first": 1, "pair_second": 1, "spread_last": 1,
+                            "spread_templates": 1, "recover_last": 1, "outage_min_queues": 1,
+                            "band_baseline": 2, "band_run": 1}
+#: settings that must be above 0 (a zero window sees no job; a zero band flags every value)
+ABOVE_ZERO = {"window_hours", "band_k", "action_timeout"}
+AT_MOST: dict[str, float] = {"outage_share": 1.0}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -168,6 +177,21 @@ def _check_values(values: Mapping[str, Any], where: str, allowed: set[str]) -> N
             raise ConfigError(f"{where}.{key}: expected a non-negative number, got {value!r}")
         if kind is int and not isinstance(value, int):
             raise ConfigError(f"{where}.{key}: expected a whole number, got {value!r}")
+        if kind in (int, float):
+            _check_range(key, value, where)
+
+
+def _check_range(key: str, value: float, where: str) -> None:
+    """The limits of :data:`AT_LEAST`, :data:`ABOVE_ZERO` and :data:`AT_MOST`: the same for hc.toml,
+    ``hc robot replay --set`` and the replay API."""
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}.{key}: expected a finite number, got {value:g}")
+    if key in AT_LEAST and value < AT_LEAST[key]:
+        raise ConfigError(f"{where}.{key}: must be at least {AT_LEAST[key]}, got {value:g}")
+    if key in ABOVE_ZERO and value <= 0:
+        raise ConfigError(f"{where}.{key}: must be greater than 0, got {value:g}")
+    if key in AT_MOST and value > AT_MOST[key]:
+        raise ConfigError(f"{where}.{key}: must be at most {AT_MOST[key]:g}, got {value:g}")
 
 
 def check_config(robot: Mapping[str, Any]) -> None:
