@@ -258,49 +258,52 @@ def write_initial(path: Path, environ: Mapping[str, str] | None = None) -> Path:
     if target.exists():
         return target
     database_line = (f"database_url = {_toml_string(url)}" if url else
-                     '# database_url = "postgresql+psycopg://hc@dbhost/hc"   # default: SQLite in this folder')
+                     '# database_url = "postgresql+psycopg://hc@dbhost/hc"   # e.g.; default: SQLite in this folder')
     host = "".join(c for c in socket.gethostname().split(".")[0].lower() if c.isalnum())[:12]
+    d, t, r = _default, _toml_value, DICT_SECTIONS["ROBOT"]
     text = f"""# hcflask instance configuration (see docs/admin.md "Configuration").
-# Every key can also be set with an HC_* environment variable.
+# Every key can also be set with an HC_* environment variable.  Every value
+# shown (set or commented out) is the default, unless its comment says "e.g.".
 secret_key = "{secrets.token_hex(32)}"
 # Job names are hc-<instance_name>-<job id>; keep it unique per batch system.
 instance_name = "{host or 'hc'}{secrets.token_hex(2)}"
 {database_line}
-read_requires_login = false
+read_requires_login = {d("READ_REQUIRES_LOGIN")}
 
 [server]
-bind = "127.0.0.1"
-port = 8080
-workers = 2
-# secure_cookies = true   # behind HTTPS: session cookies only over HTTPS
-# login_limit = "10 per minute"   # failed logins per client address (docs/api.md)
+bind = {d("SERVER_BIND")}
+port = {d("SERVER_PORT")}
+workers = {d("SERVER_WORKERS")}
+# threads = {d("SERVER_THREADS")}
+# secure_cookies = true   # e.g. behind HTTPS: session cookies only over HTTPS
+# login_limit = {d("SERVER_LOGIN_LIMIT")}   # failed logins per client address (docs/api.md)
 
 [scheduler]
-enabled = true
-core_seconds = 15
-submission_seconds = 5
-monitor_seconds = 5
+enabled = {d("SCHEDULER_ENABLED")}
+core_seconds = {d("SCHEDULER_CORE_SECONDS")}
+submission_seconds = {d("SCHEDULER_SUBMISSION_SECONDS")}
+monitor_seconds = {d("SCHEDULER_MONITOR_SECONDS")}
 
 [hosts]                   # several hosts on one PostgreSQL (docs/scale-out.md)
-# lease_seconds = 60      # a host whose heartbeat is older than this is dead
-# adopt_after = 600       # then a live host adopts its tests (0: never)
+# lease_seconds = {d("HOSTS_LEASE_SECONDS")}      # a host whose heartbeat is older than this is dead
+# adopt_after = {d("HOSTS_ADOPT_AFTER")}       # then a live host adopts its tests (0: never)
 
 [paths]
-# jobs = "/shared/hc/jobs" # job work dirs, on a filesystem the compute nodes see
+# jobs = "/shared/hc/jobs" # e.g. job work dirs, on a filesystem the compute nodes see
                           # (the database and the lock stay in this folder, on local disk)
 
 [jobs]
-cancel_running = false    # on test cancel/expiry, also cancel running jobs
-output_limit = 65536      # bytes of stdout/stderr shown per job
-# output_cap = 10485760  # bytes of stdout/stderr a job keeps (first and last half)
+cancel_running = {d("JOBS_CANCEL_RUNNING")}    # on test cancel/expiry, also cancel running jobs
+output_limit = {d("JOBS_OUTPUT_LIMIT")}      # bytes of stdout/stderr shown per job
+# output_cap = {d("JOBS_OUTPUT_CAP")}  # bytes of stdout/stderr a job keeps (first and last half)
 
 [retention]               # docs/scale.md; rollups (the plots) are kept forever
-# jobs_days = 90          # finished job rows, events and metrics
-# failed_days = 180       # failed and lost jobs are kept longer
-# workdirs_days = 14      # job work dirs
+# jobs_days = {d("RETENTION_JOBS_DAYS")}          # finished job rows, events and metrics
+# failed_days = {d("RETENTION_FAILED_DAYS")}       # failed and lost jobs are kept longer
+# workdirs_days = {d("RETENTION_WORKDIRS_DAYS")}      # job work dirs
 
 [disk]
-# min_free_percent = 5    # below this, submission pauses with an alert
+# min_free_percent = {d("DISK_MIN_FREE_PERCENT")}    # below this, submission pauses with an alert
 
 [rucio]                   # input datasets (docs/data.md); needs pip install hcflask[data]
 # host = "https://rucio.example.org"
@@ -309,18 +312,19 @@ output_limit = 65536      # bytes of stdout/stderr shown per job
 # password_file = "/etc/hc/rucio.pw"
 
 [backends.local]
-# slots = 4               # jobs at once per local queue; default: number of cores
+# slots = 4               # e.g.; jobs at once per local queue (default: the number of cores)
 
 [robot]                   # auto-exclusion (docs/robot.md); the defaults:
-# enabled = true          # the global switch (also: hc robot enable|disable)
-# window_hours = 4        # only jobs that ended this recently count
-# exclude_last = 3        # exclude when the last 3 jobs of one template failed
-# recover_last = 2        # recover when the last 2 of every driving template succeeded
-# flap_hours = 6          # anti-flapping after a recovery
-# outage_share = 0.3      # more than 30% of the queues a driving test judges (and at
-# outage_min_queues = 3   # least 3) failing or held out, with one failure signature:
+# enabled = {t(r["enabled"])}          # false: a hard off that the switch (hc robot enable|disable) cannot override
+# window_hours = {t(r["window_hours"])}        # only jobs that ended this recently count
+# exclude_last = {t(r["exclude_last"])}        # exclude when the last {r["exclude_last"]} jobs of one template failed
+# recover_last = {t(r["recover_last"])}        # recover when the last {r["recover_last"]} of every driving template succeeded
+# flap_hours = {t(r["flap_hours"])}          # anti-flapping after a recovery
+# outage_share = {t(r["outage_share"])}      # more than {r["outage_share"]:.0%} of the queues a driving test judges (and at
+# outage_min_queues = {t(r["outage_min_queues"])}   # least {r["outage_min_queues"]}) failing or held out, with one failure signature:
 #                         # an outage alert, no exclusions, that signature's rolled back
-# [robot.actions.slurm]   # what to do on exclude/recover/alert (default: record only)
+# action_retries = {t(r["action_retries"])}      # retries of a failed action, after {t(r["action_backoff_seconds"])} s, then twice as long
+# [robot.actions.slurm]   # e.g. what to do on exclude/recover/alert (default: record only)
 # exclude = [{{type = "command", argv = ["scontrol", "update", "PartitionName={{queue}}", "State=DRAIN"],
 #            undo = ["scontrol", "update", "PartitionName={{queue}}", "State=UP"]}}]
 # alert = [{{type = "webhook", url = "https://chat.example.org/hook"}}]
@@ -328,6 +332,22 @@ output_limit = 65536      # bytes of stdout/stderr shown per job
     target.write_text(text)
     target.chmod(0o600)
     return target
+
+
+def _default(key: str) -> str:
+    """``DEFAULTS[key]`` as hc.toml writes it: the generated file quotes the code, never a copy."""
+    return _toml_value(DEFAULTS[key])
+
+
+def _toml_value(value: Any) -> str:
+    """A value as an admin would type it in TOML (whole floats without ``.0``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str):
+        return _toml_string(value)
+    return str(value)
 
 
 def _toml_string(value: str) -> str:
