@@ -3,9 +3,10 @@ docs quote must say the same, so an admin never reads one number in the docs and
 
 What is checked: every ``key = value`` line (also commented out, ``# key = value``) of the generated
 hc.toml and of every ```` ```toml ```` block in docs/*.md whose section has defaults in the code
-(``config.DEFAULTS``, ``[robot]``, ``[limits]``), and the "| key | default |" rows of the docs'
-tables.  A line whose comment says "e.g." is an example, not a default; the per-template,
-per-queue and per-backend robot sections are overrides, never defaults.
+(``config.DEFAULTS``, ``[robot]``, ``[limits]``), the "| key | default |" rows of the docs'
+tables, and the "`key` (default)" of their prose.  A line whose comment says "e.g." is an
+example, not a default; the per-template, per-queue and per-backend robot sections are
+overrides, never defaults.
 """
 from __future__ import annotations
 
@@ -90,12 +91,38 @@ def table_defaults(path: Path) -> list[tuple[str, str, Any, Any]]:
     return found
 
 
+PROSE = re.compile(r"`(?:\[([a-z_.]+)\] )?([a-z_]+)` \((\d[\d.,]*)( %)?\)")
+
+
+def section_of(key: str) -> str | None:
+    """The one section whose default ``key`` names (prose often leaves the section out)."""
+    robot = config.DICT_SECTIONS["ROBOT"]
+    if key in robot and not isinstance(robot[key], dict):
+        return "robot"
+    owners = [flat.lower()[: -len(key) - 1] for flat in config.DEFAULTS if flat.lower().endswith(f"_{key}")]
+    return owners[0] if len(owners) == 1 else None
+
+
+def prose_defaults(path: Path) -> list[tuple[str, str, Any, Any]]:
+    """A default in the text: a key in backticks, then its value in parentheses ("30 %" too)."""
+    found = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        for match in PROSE.finditer(line):
+            section, key, raw, percent = match.groups()
+            section = section or section_of(key)
+            known, default = default_of(section, key) if section else (False, None)
+            if known:
+                value = float(raw.replace(",", "")) / (100 if percent else 1)
+                found.append((f"{path.name}:{number} [{section}]", key, value, default))
+    return found
+
+
 def every_doc_default() -> list[tuple[str, str, Any, Any]]:
     found = []
     for path in sorted(DOCS.glob("*.md")):
         for start, block in toml_blocks(path):
             found += quoted_defaults(block, path.name, start + 1)
-        found += table_defaults(path)
+        found += table_defaults(path) + prose_defaults(path)
     return found
 
 
@@ -126,7 +153,8 @@ def test_the_docs_quote_the_defaults_an_admin_looks_for() -> None:
     """The check above found what it is meant to check (a parser that finds nothing passes nothing)."""
     keys = {(place.split(":")[0], key) for place, key, _, _ in every_doc_default()}
     assert {("admin.md", "action_retries"), ("admin.md", "exclude_last"), ("admin.md", "port"),
-            ("operations.md", "action_retries"), ("scale.md", "jobs_days"), ("api.md", "walltime")} <= keys
+            ("operations.md", "action_retries"), ("scale.md", "jobs_days"), ("api.md", "walltime"),
+            ("robot.md", "outage_share"), ("operations.md", "core_seconds"), ("scale.md", "max_days")} <= keys
 
 
 def test_a_wrong_default_in_a_doc_is_found() -> None:
