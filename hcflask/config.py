@@ -306,10 +306,10 @@ output_limit = {d("JOBS_OUTPUT_LIMIT")}      # bytes of stdout/stderr shown per 
 # min_free_percent = {d("DISK_MIN_FREE_PERCENT")}    # below this, submission pauses with an alert
 
 [rucio]                   # input datasets (docs/data.md); needs pip install hcflask[data]
-# host = "https://rucio.example.org"
-# account = "hammercloud"
-# username = "hammercloud"
-# password_file = "/etc/hc/rucio.pw"
+# host = "https://rucio.example.org"   # e.g.; the REST server
+# account = "hammercloud"     # e.g. (default: root)
+# username = "hammercloud"    # e.g.; userpass authentication
+# password_file = "/etc/hc/rucio.pw"   # e.g.
 
 [backends.local]
 # slots = 4               # e.g.; jobs at once per local queue (default: the number of cores)
@@ -318,12 +318,15 @@ output_limit = {d("JOBS_OUTPUT_LIMIT")}      # bytes of stdout/stderr shown per 
 # enabled = {t(r["enabled"])}          # false: a hard off that the switch (hc robot enable|disable) cannot override
 # window_hours = {t(r["window_hours"])}        # only jobs that ended this recently count
 # exclude_last = {t(r["exclude_last"])}        # exclude when the last {r["exclude_last"]} jobs of one template failed
-# recover_last = {t(r["recover_last"])}        # recover when the last {r["recover_last"]} of every driving template succeeded
+# recover_last = {t(r["recover_last"])}        # recover when the last {r["recover_last"]} of every driving
+#                         # template succeeded
 # flap_hours = {t(r["flap_hours"])}          # anti-flapping after a recovery
-# outage_share = {t(r["outage_share"])}      # more than {r["outage_share"]:.0%} of the queues a driving test judges (and at
-# outage_min_queues = {t(r["outage_min_queues"])}   # least {r["outage_min_queues"]}) failing or held out, with one failure signature:
-#                         # an outage alert, no exclusions, that signature's rolled back
-# action_retries = {t(r["action_retries"])}      # retries of a failed action, after {t(r["action_backoff_seconds"])} s, then twice as long
+# outage_share = {t(r["outage_share"])}      # more than {r["outage_share"]:.0%} of the queues a driving test
+# outage_min_queues = {t(r["outage_min_queues"])}   # judges (and at least {r["outage_min_queues"]}) failing or held
+#                         # out with one failure signature: an outage alert, no
+#                         # exclusions, that signature's claims rolled back
+# action_retries = {t(r["action_retries"])}      # retries of a failed action, the first after
+#                         # {t(r["action_backoff_seconds"])} s, each next one twice as long
 # [robot.actions.slurm]   # e.g. what to do on exclude/recover/alert (default: record only)
 # exclude = [{{type = "command", argv = ["scontrol", "update", "PartitionName={{queue}}", "State=DRAIN"],
 #            undo = ["scontrol", "update", "PartitionName={{queue}}", "State=UP"]}}]

@@ -15,9 +15,13 @@ def naive_utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
+#: the years a person may type: the pages' day pickers and the API's patterns accept the same
+YEARS = (1970, 2999)
+
+
 def parse_time(value: Any, field: str) -> datetime:
     """An ISO time a person typed, as naive UTC (an offset or ``Z`` is converted; none
-    means UTC), between 1970 and 9000; else a :class:`ValidationError` naming ``field``."""
+    means UTC), in the years :data:`YEARS` (as the pages); else a :class:`ValidationError` naming ``field``."""
     from hcflask.models.spec import ValidationError
 
     text = str(value).strip()
@@ -25,8 +29,8 @@ def parse_time(value: Any, field: str) -> datetime:
         when = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" and text else text)
     except ValueError:
         raise ValidationError(field, f"expected an ISO date/time (2026-11-24T14:00), got {value!r}") from None
-    if not 1970 <= when.year <= 9000:
-        raise ValidationError(field, f"must be between 1970 and 9000, got {value!r}")
+    if not YEARS[0] <= when.year <= YEARS[1]:
+        raise ValidationError(field, f"must be in the years {YEARS[0]}-{YEARS[1]}, got {value!r}")
     return naive_utc(when) or when
 
 

@@ -134,7 +134,8 @@ def test_the_generated_config_quotes_the_code_defaults(tmp_path: Path) -> None:
     # every robot number an admin tunes first is there, and the file is valid TOML that loads
     keys = {key for _, key, _, _ in quoted}
     assert {"exclude_last", "recover_last", "window_hours", "action_retries", "port", "output_limit"} <= keys
-    assert config.load(tmp_path, environ={})["ROBOT"]["action_retries"] == config.DICT_SECTIONS["ROBOT"]["action_retries"]
+    loaded = config.load(tmp_path, environ={})["ROBOT"]["action_retries"]
+    assert loaded == config.DICT_SECTIONS["ROBOT"]["action_retries"]
 
 
 def test_the_generated_config_does_not_call_the_robot_setting_the_switch(tmp_path: Path) -> None:
