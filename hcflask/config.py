@@ -74,6 +74,10 @@ DEFAULTS: dict[str, Any] = {
     #: a test's replica list is asked again after this long; after an outage, retried this often
     "RUCIO_REFRESH_SECONDS": 3600.0,
     "RUCIO_RETRY_SECONDS": 30.0,
+    #: stage-out (docs/data.md): the rucio.cfg the jobs' ``rucio`` command uses (RUCIO_CONFIG; '' = the node's
+    #: own), and the scope of their output files ('' = user.<account>)
+    "RUCIO_JOB_CONFIG": "",
+    "RUCIO_OUTPUT_SCOPE": "",
     "SERVER_SECURE_COOKIES": False,
     "SERVER_LOGIN_LIMIT": "10 per minute",
 }
@@ -307,6 +311,8 @@ output_limit = 65536      # bytes of stdout/stderr shown per job
 # account = "hammercloud"
 # username = "hammercloud"
 # password_file = "/etc/hc/rucio.pw"
+# job_config = "/etc/hc/rucio-job.cfg"   # stage-out: the jobs' rucio.cfg (default: the node's own)
+# output_scope = "hc_outputs"           # stage-out scope (default: user.<account>)
 
 [backends.local]
 # slots = 4               # jobs at once per local queue; default: number of cores
