@@ -21,8 +21,8 @@ def ended_jobs(queue: str, rates: list[float], ago: timedelta) -> None:
     db.session.flush()
     where = db.session.scalar(select(Queue).where(Queue.name == queue))
     for i, rate in enumerate(rates):
-        job = Job(test_id=test.id, queue_id=where.id, backend="local", name=f"j-{queue}-{ago.seconds}-{i}", state="succeeded",
-                  started_at=utcnow() - ago - timedelta(seconds=5), ended_at=utcnow() - ago)
+        job = Job(test_id=test.id, queue_id=where.id, backend="local", name=f"j-{queue}-{ago.seconds}-{i}",
+                  state="succeeded", started_at=utcnow() - ago - timedelta(seconds=5), ended_at=utcnow() - ago)
         job.metrics = [JobMetric(name="stagein_mb_per_s", value=rate, unit="MB/s"),
                        JobMetric(name="input_bytes", value=1e6, unit="B")]
         db.session.add(job)
