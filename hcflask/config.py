@@ -74,6 +74,10 @@ DEFAULTS: dict[str, Any] = {
     #: a test's replica list is asked again after this long; after an outage, retried this often
     "RUCIO_REFRESH_SECONDS": 3600.0,
     "RUCIO_RETRY_SECONDS": 30.0,
+    #: stage-out (docs/data.md): the rucio.cfg the jobs' ``rucio`` command uses (RUCIO_CONFIG; '' = the node's
+    #: own), and the scope of their output files ('' = user.<account>)
+    "RUCIO_JOB_CONFIG": "",
+    "RUCIO_OUTPUT_SCOPE": "",
     "SERVER_SECURE_COOKIES": False,
     "SERVER_LOGIN_LIMIT": "10 per minute",
 }
@@ -310,6 +314,8 @@ output_limit = {d("JOBS_OUTPUT_LIMIT")}      # bytes of stdout/stderr shown per 
 # account = "hammercloud"     # e.g. (default: root)
 # username = "hammercloud"    # e.g.; userpass authentication
 # password_file = "/etc/hc/rucio.pw"   # e.g.
+# job_config = "/etc/hc/rucio-job.cfg"   # e.g.; stage-out: the jobs' rucio.cfg (default: the node's own)
+# output_scope = "hc_outputs"           # e.g.; stage-out scope (default: user.<account>)
 
 [backends.local]
 # slots = 4               # e.g.; jobs at once per local queue (default: the number of cores)

@@ -82,6 +82,8 @@ class JobSpec:
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     #: the stage-in bash of the job's input files ('' without inputs; hcflask.data.stagein), for those too
     stagein: str = ""
+    #: the stage-out bash run after the payload ('' without outputs; hcflask.data.stageout)
+    stageout: str = ""
     #: the Rucio dataset the inputs come from ('' for none or plain files): PanDA's prodDBlock
     input_dataset: str = ""
 

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hcflask.data import stageout
 from hcflask.data.stagein import STAGEIN_ERROR, read_into
 
 WRAPPER = "job.sh"
@@ -75,6 +76,7 @@ def render(
     header: str = "",
     output_cap: int = OUTPUT_CAP,
     stagein: str = "",
+    stageout: str = "",
 ) -> str:
     """The wrapper's text.
 
@@ -84,6 +86,8 @@ def render(
     ``stagein`` is bash that fetches the job's input files first
     (:func:`hcflask.data.stagein.block`); when it sets ``hc_stagein_rc``
     the payload does not run and the job exits with that code.
+    ``stageout`` is bash run after it (:func:`hcflask.data.stageout.block`),
+    which may change the exit code when writing back failed.
     """
     delimiter = "HC_PAYLOAD_" + secrets.token_hex(8)
     exports = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in sorted(env.items()))
@@ -133,6 +137,7 @@ wait "$hc_out" "$hc_err"
 rm -f {STDOUT}.pipe {STDERR}.pipe
 hc_cut_out=$(hc_join {STDOUT})
 hc_cut_err=$(hc_join {STDERR})
+{stageout.rstrip()}
 hc_end=$(date +%s.%N)
 hc_timeout=false
 [ -n "{limit}" ] && [ "$hc_rc" -eq {TIMEOUT_EXIT} ] && hc_timeout=true
@@ -169,9 +174,9 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def read_result(workdir: Path) -> dict[str, Any] | None:
-    """The wrapper's result, or None while the job has not finished (with its stage-in's outcome)."""
+    """The wrapper's result, or None while the job has not finished (with its stage-in's and stage-out's)."""
     result = read_json(workdir / RESULT)
-    return None if result is None else read_into(workdir, result)
+    return None if result is None else stageout.read_into(workdir, read_into(workdir, result))
 
 
 def read_started(workdir: Path) -> dict[str, Any] | None:

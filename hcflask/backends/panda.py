@@ -192,7 +192,8 @@ class PandaBackend(Backend):
         options = spec.queue_options
         res = spec.resources
         wrapper = render(payload=spec.payload, env=spec.env, workdir=None, walltime=res.walltime,
-                         header=f"# {spec.name} (PanDA queue {options['site']})\n", stagein=spec.stagein)
+                         header=f"# {spec.name} (PanDA queue {options['site']})\n", stagein=spec.stagein,
+                         stageout=spec.stageout)
         encoded = base64.b64encode(wrapper.encode()).decode()
         job = PandaJob()
         job.jobName = spec.name

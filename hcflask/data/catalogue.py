@@ -12,7 +12,9 @@ a site admin:
 from __future__ import annotations
 
 import logging
+import os
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,11 @@ from urllib.parse import urlparse
 
 #: characters kept in a local file name (the rest become '_')
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+\-]")
+
+
+#: this process's Rucio clients, by settings: one login, then its token, kept in memory
+_CLIENTS: dict[tuple[Any, ...], Any] = {}
+_LOCK = threading.Lock()
 
 
 class CatalogueUnavailable(Exception):
@@ -62,19 +69,40 @@ def plain_files(files: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def client(config: Mapping[str, Any]) -> Any:
-    """A Rucio client from ``[rucio]`` in hc.toml (no rucio.cfg needed)."""
-    from rucio.client import Client
-    from rucio.common.exception import RucioException
+    """This process's Rucio client for ``[rucio]`` in hc.toml (no rucio.cfg needed).
 
+    Made once per process and settings, not per lookup: a new client logs in
+    again whenever its token file (shared by every Rucio client of this user
+    and account on the host, and removed by tmp cleaners) is missing or holds
+    another identity's token.  The kept client renews its token itself when
+    Rucio answers 401 (expiry).
+    """
     password = str(config.get("RUCIO_PASSWORD") or "")
     if config.get("RUCIO_PASSWORD_FILE"):
         password = Path(str(config["RUCIO_PASSWORD_FILE"])).read_text().strip()
     host = str(config.get("RUCIO_HOST") or "")
+    settings = (os.getpid(), host, str(config.get("RUCIO_AUTH_HOST") or host),
+                str(config.get("RUCIO_ACCOUNT") or "root"), str(config.get("RUCIO_USERNAME") or ""), password,
+                float(config.get("RUCIO_TIMEOUT") or 30))
+    with _LOCK:
+        if settings not in _CLIENTS:
+            _CLIENTS[settings] = _login(*settings[1:])
+        return _CLIENTS[settings]
+
+
+def forget() -> None:
+    """Drop this process's clients (the next lookup logs in again): after a refused login, and in tests."""
+    with _LOCK:
+        _CLIENTS.clear()
+
+
+def _login(host: str, auth_host: str, account: str, username: str, password: str, timeout: float) -> Any:
+    from rucio.client import Client
+    from rucio.common.exception import RucioException
+
     try:
-        return Client(rucio_host=host, auth_host=str(config.get("RUCIO_AUTH_HOST") or host),
-                      account=str(config.get("RUCIO_ACCOUNT") or "root"), auth_type="userpass",
-                      creds={"username": str(config.get("RUCIO_USERNAME") or ""), "password": password},
-                      timeout=float(config.get("RUCIO_TIMEOUT") or 30), user_agent="hcflask",
+        return Client(rucio_host=host, auth_host=auth_host, account=account, auth_type="userpass",
+                      creds={"username": username, "password": password}, timeout=timeout, user_agent="hcflask",
                       # our log, not the client's own coloured handler (an outage is also one alert)
                       logger=logging.getLogger("hcflask.rucio"))
     except RucioException as exc:
@@ -87,6 +115,7 @@ def replicas(rucio: Any, dataset: str, rse: str, protocols: Sequence[str]) -> li
     Raises :class:`NoReplicas` when none is there, :class:`CatalogueUnavailable` when Rucio fails.
     """
     from rucio.common.exception import (
+        CannotAuthenticate,
         DataIdentifierNotFound,
         InvalidRSEExpression,
         RSENotFound,
@@ -101,6 +130,9 @@ def replicas(rucio: Any, dataset: str, rse: str, protocols: Sequence[str]) -> li
         raise NoReplicas(f"dataset {dataset} not found in Rucio") from exc
     except (InvalidRSEExpression, RSENotFound) as exc:
         raise NoReplicas(f"RSE expression {rse!r} matches no RSE: {_text(exc)}") from exc
+    except CannotAuthenticate as exc:
+        forget()  # a changed password or account: log in afresh next time
+        raise CatalogueUnavailable(f"Rucio list_replicas: {_text(exc)}") from exc
     except (RucioException, OSError) as exc:
         raise CatalogueUnavailable(f"Rucio list_replicas: {_text(exc)}") from exc
     files = []

@@ -43,12 +43,15 @@ METRICS = {"input_bytes": "B", "stagein_seconds": "s", "stagein_mb_per_s": "MB/s
 
 
 def metric_specs(snapshot: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The metrics of a test: its workload's, plus the stage-in's when it reads input data
-    (so the report, the comparison and the stored units know them)."""
+    """The metrics of a test: its workload's, plus the stage-in's when it reads input data and
+    the stage-out's when it writes back (so the report, the comparison and the stored units know them)."""
+    from hcflask.data.stageout import METRICS as OUTPUT_METRICS
+
     specs = dict((snapshot.get("workload") or {}).get("metrics") or {})
-    if snapshot.get("inputs"):
-        for name, unit in METRICS.items():
-            specs.setdefault(name, {"pattern": "", "unit": unit, "reference": None})
+    for section, metrics in (("inputs", METRICS), ("outputs", OUTPUT_METRICS)):
+        if snapshot.get(section):
+            for name, unit in metrics.items():
+                specs.setdefault(name, {"pattern": "", "unit": unit, "reference": None})
     return specs
 
 

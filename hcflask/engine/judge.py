@@ -27,7 +27,7 @@ from typing import Any
 
 from hcflask.backends.base import Status
 from hcflask.backends.jobscript import NO_RUNTIME_EXIT
-from hcflask.data import stagein
+from hcflask.data import stagein, stageout
 from hcflask.states import JobState
 
 #: the marker line of a probe that does not apply here, and its reason
@@ -98,11 +98,14 @@ def judge(
     values = extract_metrics(metrics_spec, stdout)
     values.update(status.metrics)
     values.update(stagein.metrics(result))
+    values.update(stageout.metrics(result))
     exit_code = int(result["exit_code"]) if result and "exit_code" in result else status.exit_code
     if status.state in (JobState.CANCELLED, JobState.LOST):
         return Verdict(status.state, status.reason or status.state.value, exit_code, values)
     if result and result.get("stagein_error"):  # the payload did not run: the storage is the reason
         return Verdict(JobState.FAILED, str(result["stagein_error"]), exit_code, values)
+    if result and result.get("stageout_error"):  # the payload did its part; writing back failed
+        return Verdict(JobState.FAILED, str(result["stageout_error"]), exit_code, values)
     if result and result.get("timeout"):
         walltime = int((workload.get("resources") or {}).get("walltime", 0))
         return Verdict(JobState.FAILED, f"timeout after {hms(walltime)}", exit_code, values)

@@ -28,7 +28,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from hcflask.backends import BackendUnavailable, JobSpec, Resources, SubmitError, jobscript
 from hcflask.data import plan as inputs
-from hcflask.data import stagein
+from hcflask.data import stagein, stageout
 from hcflask.engine import fence, stress
 from hcflask.engine.clock import db_now
 from hcflask.engine.common import (
@@ -125,19 +125,27 @@ def build_spec(job: Job) -> JobSpec:
     payload = jobscript.payload_script(workload)
     inputs_doc = job.test.snapshot.get("inputs") or {}
     staging = stagein.block(job.inputs, inputs_doc.get("access", "copy"))
+    outputs = job.test.snapshot.get("outputs")
+    writing = ""
+    if outputs:
+        staging += stageout.prologue(outputs)
+        writing = stageout.block(outputs, stageout.scope_of(outputs, current_app.config),
+                                 int(workload["success"].get("exit_code", 0)))
+        if current_app.config.get("RUCIO_JOB_CONFIG"):
+            env["RUCIO_CONFIG"] = str(current_app.config["RUCIO_JOB_CONFIG"])
     workdir = Path(job.workdir)
     walltime = None if backend_enforces_walltime(job.backend) else resources.walltime
     text = jobscript.render(
         payload=payload, env=env, workdir=workdir, walltime=walltime,
         output_cap=current_app.config["JOBS_OUTPUT_CAP"],
         header=f"# {job.name}: test {job.test_id} ({job.test.template_name}), queue {job.queue.name}\n",
-        stagein=staging,
+        stagein=staging, stageout=writing,
     )
     script = jobscript.write(workdir, text)
     return JobSpec(
         job_id=job.id, name=job.name, queue=job.queue.name, queue_options=job.queue.options or {},
         workdir=workdir, script=script, resources=resources, payload=payload, env=env,
-        stagein=staging, input_dataset=str(inputs_doc.get("dataset") or ""),
+        stagein=staging, stageout=writing, input_dataset=str(inputs_doc.get("dataset") or ""),
     )
 
 

@@ -28,7 +28,7 @@ TOP_INTS: dict[str, tuple[int, int]] = {
 }
 TOP_BOOLS: dict[str, bool] = {"autoexclusion": False, "renew": False}
 RESOURCE_INTS: dict[str, tuple[int, int]] = {"cores": (1, 1), "memory_mb": (0, 0), "walltime": (600, 1), "gpus": (0, 0)}
-TOP_KEYS = {"name", "description", "queues", "workload", "kind", "stress", "inputs", *TOP_INTS, *TOP_BOOLS}
+TOP_KEYS = {"name", "description", "queues", "workload", "kind", "stress", "inputs", "outputs", *TOP_INTS, *TOP_BOOLS}
 WORKLOAD_KEYS = {"script", "image", "command", "resources", "success", "metrics"}
 SUCCESS_KEYS = {"exit_code", "must_match", "must_not_match", "not_applicable_exit_code"}
 METRIC_KEYS = {"pattern", "unit", "reference"}
@@ -301,9 +301,10 @@ def validate_template(raw: Any, limits: Mapping[str, int] | None = None) -> dict
     else:
         out["workload"] = check_workload(check, doc["workload"])
     out["kind"], out["stress"] = check_kind(check, doc, out)
-    from hcflask.models.spec_inputs import check_inputs
+    from hcflask.models.spec_inputs import check_inputs, check_outputs
 
     out["inputs"] = check_inputs(check, doc.get("inputs"))
+    out["outputs"] = check_outputs(check, doc.get("outputs"))
     check.done()
     return out
 

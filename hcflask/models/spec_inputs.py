@@ -1,11 +1,14 @@
-"""The ``inputs`` section of a template (issue 22): the data every job reads.
+"""The ``inputs`` and ``outputs`` sections of a template (issue 22): the data every job
+reads, and the small file every job writes back to an RSE (optional stage-out).
 
 Part of the one validator (:func:`hcflask.models.spec.validate_template`
 calls :func:`check_inputs`), kept in its own module so spec.py stays one
 concern per screen.  Either a Rucio dataset (``scope:name``; the engine asks
 Rucio for its replicas at each queue's RSE) or a fixed list of ``files``
-(URLs or absolute paths, for sites without Rucio).  docs/data.md explains
-the fields.
+(URLs or absolute paths, for sites without Rucio).  ``outputs`` names the
+RSE a job's output file is uploaded to and the lifetime of its rule, so test
+outputs expire instead of filling the storage.  docs/data.md explains the
+fields.
 """
 from __future__ import annotations
 
@@ -26,6 +29,14 @@ DID_RE = re.compile(r"[A-Za-z0-9_.\-]{1,25}:[A-Za-z0-9_.\-/]{1,250}")
 FILE_RE = re.compile(r"(?:(?:root|https?|davs|file)://[^\s]+|/[^\s]*)")
 MAX_FILES_PER_JOB = 1000
 MAX_FILES = 10_000
+
+OUTPUT_KEYS = {"rse", "lifetime", "scope"}
+#: an RSE name as Rucio's generic schema allows it (upload goes to one RSE, not an expression)
+RSE_RE = re.compile(r"[A-Z0-9]+(?:[_-][A-Z0-9]+)*")
+SCOPE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,25}")
+DEFAULT_LIFETIME = 3600
+#: seconds a stage-out rule may live at most (test outputs are meant to expire)
+MAX_LIFETIME = 30 * 86400
 
 
 def check_inputs(check: Checker, raw: Any) -> dict[str, Any] | None:
@@ -83,6 +94,44 @@ def _protocols(check: Checker, value: Any) -> list[str]:
     if len(set(map(str, value))) != len(value):
         check.add("inputs.protocols", "lists a protocol twice")
     return [str(item) for item in value]
+
+
+def check_outputs(check: Checker, raw: Any) -> dict[str, Any] | None:
+    """The normalised ``outputs`` section, or None when the jobs write nothing back."""
+    if raw is None:
+        return None
+    from hcflask.models.spec import as_whole
+
+    doc = check.mapping(raw, "outputs")
+    check.unknown(doc, OUTPUT_KEYS, "outputs.")
+    rse = doc.get("rse")
+    if not isinstance(rse, str) or len(rse) > 100 or not RSE_RE.fullmatch(rse):
+        check.add("outputs.rse", f"required: an RSE name such as SITE-A_SCRATCHDISK (capitals, digits, - and _), "
+                                 f"got {rse!r}")
+    lifetime = as_whole(doc.get("lifetime", DEFAULT_LIFETIME))
+    if lifetime is None or not 60 <= lifetime <= MAX_LIFETIME:
+        check.add("outputs.lifetime", f"must be whole seconds from 60 to {MAX_LIFETIME}, got {doc.get('lifetime')!r}")
+    out: dict[str, Any] = {"rse": rse, "lifetime": lifetime or DEFAULT_LIFETIME}
+    if "scope" in doc:
+        if not isinstance(doc["scope"], str) or not SCOPE_RE.fullmatch(doc["scope"]):
+            check.add("outputs.scope", f"must be a Rucio scope (letters, digits, _ . -, at most 25), "
+                                       f"got {doc['scope']!r}")
+        out["scope"] = doc["scope"]
+    return out
+
+
+def outputs_schema() -> dict[str, Any]:
+    """The JSON schema of ``outputs`` (same boundaries as :func:`check_outputs`)."""
+    return {
+        "type": "object", "additionalProperties": False, "required": ["rse"],
+        "description": "stage-out: a small file per job uploaded to this RSE with a rule that expires "
+                       "(docs/data.md)",
+        "properties": {
+            "rse": {"type": "string", "maxLength": 100, "pattern": f"^{RSE_RE.pattern}$"},
+            "lifetime": {"type": "integer", "minimum": 60, "maximum": MAX_LIFETIME, "default": DEFAULT_LIFETIME},
+            "scope": {"type": "string", "pattern": f"^{SCOPE_RE.pattern}$"},
+        },
+    }
 
 
 def inputs_schema() -> dict[str, Any]:

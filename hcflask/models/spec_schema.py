@@ -20,7 +20,7 @@ from hcflask.models.spec import (
     TOP_BOOLS,
     TOP_INTS,
 )
-from hcflask.models.spec_inputs import inputs_schema
+from hcflask.models.spec_inputs import inputs_schema, outputs_schema
 
 _NON_BLANK = f"[^{BLANK.encode('unicode_escape').decode()}]"
 _BLANK_ONLY = f"^[{BLANK.encode('unicode_escape').decode()}]*$"
@@ -96,6 +96,7 @@ def template_schema(limits: Mapping[str, int]) -> dict[str, Any]:
         "kind": {"type": "string", "enum": list(KINDS), "default": "functional"},
         "stress": nullable(stress_schema(limits)),
         "inputs": {"oneOf": [{"type": "null"}, inputs_schema()]},
+        "outputs": {"oneOf": [{"type": "null"}, outputs_schema()]},
     }, ("name", "queues", "workload")), **kind_rules()}
 
 

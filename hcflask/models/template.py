@@ -32,6 +32,8 @@ class Template(Model):
     stress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: input data the jobs read (a Rucio dataset or files; models/spec_inputs.py), or None
     inputs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: the stage-out of every job (rse, lifetime, scope; models/spec_inputs.py), or None
+    outputs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -41,6 +43,7 @@ class Template(Model):
     DOCUMENT_FIELDS = (
         "name", "description", "queues", "lifetime", "jobs_in_flight", "max_jobs",
         "max_running", "autoexclusion", "renew", "workload", "kind", "stress", "inputs",
+        "outputs",
     )
 
     @classmethod
@@ -58,7 +61,7 @@ class Template(Model):
     def to_document(self) -> dict[str, Any]:
         """The template as a file/API document (what a test snapshots)."""
         doc = {key: getattr(self, key) for key in self.DOCUMENT_FIELDS}
-        for key in ("stress", "inputs"):
+        for key in ("stress", "inputs", "outputs"):
             if doc[key] is None:
                 del doc[key]
         return doc

@@ -7,6 +7,8 @@ except in CI (``CI=true``), where that is a failure.
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,3 +77,13 @@ def xrd_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Short XRootD client timeouts for the jobs (the local backend passes our environment on)."""
     for key, value in XRD_FAST.items():
         monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def rucio_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``rucio`` command of rucio-clients on the jobs' PATH (stage-out runs it; a job node has it
+    from its image or its own install, the test machine from hcflask's environment)."""
+    where = Path(sys.executable).parent
+    if not (where / "rucio").exists() and shutil.which("rucio") is None:
+        pytest.fail("the rucio command of rucio-clients is missing (pip install .[data])")
+    monkeypatch.setenv("PATH", f"{where}{os.pathsep}{os.environ.get('PATH', '')}")

@@ -2,10 +2,12 @@
 the real Rucio and XRootD servers of conftest.py (issue 22)."""
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from data_servers import RucioServer, XRootDServer, add_rse, load_dataset, pfn_path
 from flask import Flask
 from sqlalchemy import func, select
@@ -63,7 +65,13 @@ def test_ten_jobs_read_every_file_over_root(tmp_path: Path, rucio_server: RucioS
             assert "hc-ok read 2 files" in (Path(job.workdir) / "stdout").read_text()
             assert {m.name: m.unit for m in job.metrics}["stagein_mb_per_s"] == "MB/s"
         test_id = test.id
+        rates = [next(m.value for m in j.metrics if m.name == "stagein_mb_per_s") for j in jobs]
     print(f"\nfrom hc test start to the first job with input read: {first:.1f} s")
+    # /metrics: the queue's mean stage-in MB/s of the last hour, from these real stage-ins
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'hc_stagein_jobs{queue="site-a"} 10\n' in text
+    found = re.search(r'^hc_stagein_mb_per_s\{queue="site-a"\} (\S+)$', text, re.M)
+    assert found and float(found[1]) == pytest.approx(sum(rates) / len(rates), rel=1e-5)
     # the report has the stage-in throughput per queue like any metric
     report = app.test_client().get(f"/api/v1/tests/{test_id}/report").get_json()
     (queue,) = report["queues"]

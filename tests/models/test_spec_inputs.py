@@ -59,3 +59,28 @@ def test_every_backend_takes_an_rse(backend: str) -> None:
     with pytest.raises(OptionError) as caught:
         backend_class(backend).validate_options({**options, "rse": "  "})
     assert caught.value.field == "rse"
+
+
+def test_outputs_get_the_default_lifetime() -> None:
+    out = validate_template({**doc(None), "outputs": {"rse": "SITE-A_SCRATCHDISK"}})
+    assert out["outputs"] == {"rse": "SITE-A_SCRATCHDISK", "lifetime": 3600}
+    assert validate_template(doc(None))["outputs"] is None
+    scoped = validate_template({**doc(None), "outputs": {"rse": "X", "lifetime": 7200, "scope": "hc_out"}})
+    assert scoped["outputs"] == {"rse": "X", "lifetime": 7200, "scope": "hc_out"}
+
+
+@pytest.mark.parametrize(("outputs", "field", "words"), [
+    ({}, "outputs.rse", "required"),
+    ({"rse": "site-a disk"}, "outputs.rse", "RSE name"),
+    ({"rse": "A|B"}, "outputs.rse", "RSE name"),
+    ({"rse": "X", "lifetime": 10}, "outputs.lifetime", "from 60 to"),
+    ({"rse": "X", "lifetime": "1h"}, "outputs.lifetime", "whole seconds"),
+    ({"rse": "X", "lifetime": 10**9}, "outputs.lifetime", "from 60 to"),
+    ({"rse": "X", "scope": "a;b"}, "outputs.scope", "Rucio scope"),
+    ({"rse": "X", "dataset": "a:b"}, "outputs.dataset", "unknown key"),
+    ("X", "outputs", "table"),
+])
+def test_bad_outputs_name_the_field(outputs: Any, field: str, words: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        validate_template({**doc(None), "outputs": outputs})
+    assert words in dict(caught.value.errors)[field]

@@ -35,3 +35,18 @@ def test_inputs_from_the_form(admin_client: FlaskClient, app: Flask) -> None:
     response = admin_client.post("/templates/new", data=bad)
     text = response.get_data(as_text=True)
     assert response.status_code == 400 and "exactly one of the two" in text
+
+
+def test_outputs_from_the_form(admin_client: FlaskClient, app: Flask) -> None:
+    form = dict(FORM, outputs="rse: SITE-A_SCRATCHDISK\nlifetime: 7200\n",
+                csrf_token=csrf_token(admin_client, "/templates/new"))
+    assert admin_client.post("/templates/new", data=form).status_code == 302
+    with app.app_context():
+        template = db.session.scalars(select(Template).where(Template.name == "reads")).one()
+        assert template.outputs == {"rse": "SITE-A_SCRATCHDISK", "lifetime": 7200}
+        edit = admin_client.get(f"/templates/{template.id}/edit").get_data(as_text=True)
+        assert "rse: SITE-A_SCRATCHDISK" in edit
+    bad = dict(FORM, name="w2", outputs="rse: SITE-A_SCRATCHDISK\nlifetime: 5\n",
+               csrf_token=csrf_token(admin_client, "/templates/new"))
+    response = admin_client.post("/templates/new", data=bad)
+    assert response.status_code == 400 and "must be whole seconds from 60 to" in response.get_data(as_text=True)

@@ -14,6 +14,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import func, select
 from wtforms import StringField
 
+from hcflask.data import throughput
 from hcflask.engine.alerts import open_alerts
 from hcflask.engine.bands import pin_baseline
 from hcflask.engine.robot import set_enabled
@@ -279,6 +280,7 @@ def prometheus_text() -> str:
                          f'status="{status.value}"}} {int(queue.status == status.value)}')
     lines += rollup_lines()
     lines += cost.prometheus_lines(_label)
+    lines += throughput.prometheus_lines(_label)
     lines += ["# HELP hc_alerts_open Open alerts by kind.", "# TYPE hc_alerts_open gauge"]
     open_by_kind = dict(db.session.execute(select(Alert.kind, func.count()).where(Alert.closed_at.is_(None))
                                            .group_by(Alert.kind)).all())

@@ -24,6 +24,7 @@ FIELD_OF = {
     "workload.success.exit_code": "exit_code", "workload.success.must_match": "must_match",
     "workload.success.must_not_match": "must_not_match", "workload.metrics": "metrics",
     "kind": "stress", "stress": "stress", "inputs": "inputs",
+    "outputs": "outputs",
 }
 
 
@@ -84,6 +85,9 @@ class TemplateForm(ShowsErrors):
     inputs = TextAreaField("Input data (YAML; empty: the jobs read none)",
                            description="dataset: 'scope:name'   # or files: [root://host//path, /gpfs/f]\n"
                                        "files_per_job: 2\naccess: copy   # or direct\nprotocols: [root, davs, file]")
+    outputs = TextAreaField("Stage-out (YAML; empty: the jobs write nothing back)",
+                            description="rse: SITE-A_SCRATCHDISK\nlifetime: 3600   # seconds the rule lives\n"
+                                        "scope: hc_outputs   # optional")
 
     def fill(self, doc: dict[str, Any]) -> None:
         """Put a template document into the form."""
@@ -104,6 +108,7 @@ class TemplateForm(ShowsErrors):
         self.metrics.data = yaml.safe_dump(metrics, sort_keys=False) if metrics else ""
         self.stress.data = yaml.safe_dump(doc["stress"], sort_keys=False) if doc.get("stress") else ""
         self.inputs.data = yaml.safe_dump(doc["inputs"], sort_keys=False) if doc.get("inputs") else ""
+        self.outputs.data = yaml.safe_dump(doc["outputs"], sort_keys=False) if doc.get("outputs") else ""
 
     def document(self) -> dict[str, Any]:
         """The template document from the form (validated later)."""
@@ -119,8 +124,12 @@ class TemplateForm(ShowsErrors):
             inputs = yaml.safe_load(self.inputs.data or "") or None
         except yaml.YAMLError as exc:
             raise ValidationError("inputs", f"not valid YAML: {' '.join(str(exc).split())}") from None
+        try:
+            outputs = yaml.safe_load(self.outputs.data or "") or None
+        except yaml.YAMLError as exc:
+            raise ValidationError("outputs", f"not valid YAML: {' '.join(str(exc).split())}") from None
         return {
-            "kind": "stress" if stress else "functional", "stress": stress, "inputs": inputs,
+            "kind": "stress" if stress else "functional", "stress": stress, "inputs": inputs, "outputs": outputs,
             "name": (self.name.data or "").strip(), "description": self.description.data or "",
             "queues": (self.queues.data or "").replace(",", " ").split(), "lifetime": self.lifetime.data,
             "jobs_in_flight": self.jobs_in_flight.data, "max_jobs": self.max_jobs.data,

@@ -1,0 +1,44 @@
+"""The catalogue's Rucio client: one login per process, not one per replica lookup
+(counted in the real Rucio server's own token table)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from data_servers import RucioServer
+from test_inputs_local import data_app, inputs_doc
+
+from hcflask.data import catalogue, plan
+from tests.factories import make_queue, make_template, make_test
+
+
+def logins(rucio_server: RucioServer) -> int:
+    """Tokens Rucio has issued (each userpass login writes one row of its ``tokens`` table)."""
+    url = rucio_server.database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM tokens").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_one_login_for_many_lookups(tmp_path: Path, rucio_server: RucioServer, dataset: dict[str, Any]) -> None:
+    # every pass asks Rucio again (refresh 0): ten lookups for each of two queues
+    app = data_app(tmp_path, rucio_server, RUCIO_REFRESH_SECONDS=0.0)
+    with app.app_context():
+        make_queue("site-a", rse=dataset["rse"])
+        make_queue("site-b", rse=dataset["rse"])
+        template = make_template("reads", queues=["site-*"], script="true", max_jobs=0,
+                                 inputs=inputs_doc(dataset["did"]))
+        make_test(template, app)
+        token_file = Path(catalogue.client(app.config).token_file)
+        catalogue.forget()  # a fresh process
+        before = logins(rucio_server)
+        for _ in range(10):
+            # the client's token file is shared by every Rucio client of this user and account on the
+            # host (a stage-out job's, another instance's) and tmp cleaners remove it: the engine keeps its own
+            token_file.unlink(missing_ok=True)
+            plan.prepare()
+        assert len([a for a in plan._cache().values() if a.files]) == 2
+        assert logins(rucio_server) - before == 1
+
