@@ -29,8 +29,6 @@ PANDA_PIN=panda-client==2.2.0   # used by --relock only; the lock says which one
 # what panda-client's Client library imports (hcflask's panda backend uses nothing else); its
 # command-line tools' dependencies (typer, rich, pydantic, pygments: ~20 MB) stay out of the image
 PANDA_LIBRARY_DEPS=(certifi httpx)
-# the Rucio client of input data (hcflask[data]) and the `rucio` command a job's stage-out runs
-RUCIO_PIN=rucio-clients==41.5.1   # used by --relock only, like PANDA_PIN
 LOCK=container/requirements.lock
 WH=container/work/wheelhouse
 TOOLS=container/work/build-tools
@@ -70,13 +68,12 @@ if [ "${1:-}" = --relock ] || [ ! -s "$LOCK" ]; then
     trap 'rm -rf "$tmp"' EXIT
     echo "$PANDA_PIN" > "$tmp/panda.txt"
     build_panda "$tmp/panda.txt"
-    "${pipq[@]}" download "${target[@]}" -d "$tmp" "$wheel" "${PANDA_LIBRARY_DEPS[@]}" "$RUCIO_PIN" \
+    "${pipq[@]}" download "${target[@]}" -d "$tmp" "$wheel" "${PANDA_LIBRARY_DEPS[@]}" \
         2> >(grep -v "^WARNING: Location" >&2)
     {
         echo "# hcflask's run-time dependencies for the image (Python $PY), pinned with hashes."
         echo "# panda-client ships only an sdist: its line pins the sdist, which wheelhouse.sh builds into a wheel;"
         echo "# only the dependencies of its Client library (httpx) are here, not those of its command-line tools."
-        echo "# rucio-clients (hcflask[data]: input data, and the rucio command of stage-out) with all its dependencies."
         echo "# Regenerate with: container/wheelhouse.sh --relock"
         echo "$PANDA_PIN --hash=sha256:$(sha256sum "$SDIST/panda_client-${PANDA_PIN#*==}.tar.gz" | cut -d' ' -f1)"
         for f in "$tmp"/*.whl; do
