@@ -4,10 +4,12 @@ Read from the database (host leases, tick heartbeats, backend health, all
 keyed by host), and aged by the database's clock, so the answer is the same
 whichever gunicorn worker -- or host, or ``--no-scheduler`` replica -- gives
 it.  HTTP 503 with the reasons when this host's scheduler is missing or one
-of its ticks is stale; HTTP 200 with ``"status": "degraded"`` while a
-backend does not answer, no host holds the core (scheduler) lock, or a
-host's clock is more than 30 s off the database's; never a traceback.
-``"core"`` says which host holds the core lock and how old its core ticks are.  With ``read_requires_login``
+of its ticks is stale, and on every host while hosts are live but none holds
+the core lease ("no core for 55 s: node-b holds it, heartbeat 55 s old": no
+test starts or ends, the robot does not run); HTTP 200 with ``"status":
+"degraded"`` while a backend does not answer or a host's clock is more than
+30 s off the database's; never a traceback.  ``"core"`` says which host
+holds the core lease, its epoch, and how old its core ticks are.  With ``read_requires_login``
 an anonymous caller gets the status word only (a liveness answer).
 """
 from __future__ import annotations
@@ -20,9 +22,10 @@ from flask import Flask, current_app, jsonify
 from flask_login import current_user
 from sqlalchemy import select
 
+from hcflask.engine import corelease
 from hcflask.engine.clock import db_now, skew_problem
 from hcflask.extensions import db
-from hcflask.models import BackendHealth, Host, TickRun
+from hcflask.models import BackendHealth, CoreLease, Host, TickRun
 
 log = logging.getLogger("hcflask.web")
 #: tick kinds every scheduler runs, and those only the core runs
@@ -62,20 +65,22 @@ def report(app: Flask) -> dict[str, Any]:
     reasons = _scheduler_reasons(app, hosts.get(me), ticks.get(me, {}), now) if app.config["SCHEDULER_ENABLED"] else []
     down = [f"backend {name} does not answer: {b['error']}" for name, b in backends.get(me, {}).items()
             if not b["available"]]
-    core_host = next((h.name for h in hosts.values() if h.core and h.live(now)), None)
+    core_host, no_core = corelease.describe(now)
     if core_host is None and any(h.live(now) for h in hosts.values()):
-        down.append("no live host holds the core (scheduler) lock")
+        reasons.append(no_core)
     elif core_host is None and not app.config["SCHEDULER_ENABLED"]:  # a web-only replica
         down.append("no scheduler runs on any host (no live host lease)")
     down += [p for h in hosts.values() if h.live(now) for p in [skew_problem(h.name, h.clock_offset or 0.0)] if p]
     status = "failing" if reasons else "degraded" if down else "ok"
     core_ticks = ticks.get(core_host or "", {})
+    lease = db.session.get(CoreLease, corelease.ROW)
     return {
         "status": status, "reasons": reasons + down, "host": me,
         "scheduler_enabled": app.config["SCHEDULER_ENABLED"],
         "scheduler_in_this_process": running_here(app), "core_in_this_process": core_here(app),
         "core_host": core_host,
-        "core": {"host": core_host, "ticks": {k: core_ticks[k]["age_seconds"] for k in CORE_TICKS if k in core_ticks}},
+        "core": {"host": core_host, "lease": lease.to_dict(now) if lease else None,
+                 "ticks": {k: core_ticks[k]["age_seconds"] for k in CORE_TICKS if k in core_ticks}},
         "database_time": now.isoformat(timespec="seconds") + "Z",
         "hosts": {name: h.to_dict(now) for name, h in hosts.items()},
         "ticks": ticks.get(me, {}), "backends": backends.get(me, {}),
