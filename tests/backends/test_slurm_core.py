@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import collections
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -33,7 +35,7 @@ from hcflask.models import Alert, CoreLease, JobEvent, RobotState, RollupTest, T
 from tests.backends.test_slurm_hosts import ADOPT_AFTER, FINAL, LEASE, _count, _instance, _row_host, _rows, _slurm_jobs
 from tests.conftest import make_app
 from tests.factories import make_queue, make_template
-from tests.service import Served
+from tests.service import Relay, Served
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -75,11 +77,18 @@ class Watch:
         self.thread.join(10)
 
 
-def test_a_paused_core_loses_the_role_within_a_lease(slurm: SlurmCluster, postgres: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("cut", ["sigstop", "relay"])
+def test_a_paused_core_loses_the_role_within_a_lease(
+        slurm: SlurmCluster, postgres: Any, tmp_path: Path, cut: str) -> None:
+    """``sigstop``: node-b's process group is stopped.  ``relay``: node-b runs on, but its
+    database connections go through a relay that stops forwarding (a network cut that
+    leaves the sessions open)."""
     url = postgres.create_database()
+    relay = Relay(postgres.socket, Path(tempfile.mkdtemp(prefix="hc-relay-"))) if cut == "relay" else None
+    url_b = url.replace(f"host={postgres.socket}", f"host={relay.folder}") if relay else url
     shared = tmp_path / "shared" / "jobs"
     a_dir = _instance(tmp_path, "node-a", url, shared, slurm)
-    b_dir = _instance(tmp_path, "node-b", url, shared, slurm)
+    b_dir = _instance(tmp_path, "node-b", url_b, shared, slurm)
     app = make_app(a_dir, DATABASE_URL=url, HOST_NAME="node-a",
                    BACKENDS={"local": {}, "slurm": {"slurm_conf": str(slurm.conf)}, "panda": {}})
     env = {"SLURM_CONF": str(slurm.conf)}
@@ -100,7 +109,10 @@ def test_a_paused_core_loses_the_role_within_a_lease(slurm: SlurmCluster, postgr
         a.wait(lambda: a.health()[0] == 200, "node-a healthy before the pause", timeout=30)
         watch = Watch(a)
         before = _robot_ran_at(app)
-        os.killpg(b.pid, signal.SIGSTOP)
+        if relay is not None:
+            relay.pause()
+        else:
+            os.killpg(b.pid, signal.SIGSTOP)
         stopped = time.monotonic()
         a.wait(lambda: _lease(app) == ("node-a", 2), "node-a taking the core role", timeout=LEASE + 30)
         took = time.monotonic() - stopped
@@ -114,7 +126,10 @@ def test_a_paused_core_loses_the_role_within_a_lease(slurm: SlurmCluster, postgr
         adopted = time.monotonic() - stopped
         a.wait(lambda: a.health()[0] == 200, "node-a healthy as the core", timeout=30)
         time.sleep(1)
-        os.killpg(b.pid, signal.SIGCONT)
+        if relay is not None:
+            relay.resume()
+        else:
+            os.killpg(b.pid, signal.SIGCONT)
         paused = time.monotonic() - stopped
         b.wait(lambda: "fenced: this host (node-b) lost the core role it held at epoch 1" in b.text(),
                "node-b logging that it was fenced", timeout=60)
@@ -155,7 +170,8 @@ def test_a_paused_core_loses_the_role_within_a_lease(slurm: SlurmCluster, postgr
             [200] * len([t for t, _, _ in answers if t < LEASE - 1.5 or t > took + 0.5])
         assert took <= LEASE + 1 + 2, f"takeover {took:.1f} s after the pause (lease {LEASE} s, 1 s ticks)"
         assert "node-a" in core_runs
-        print(f"\nSIGSTOP of core node-b for {paused:.1f} s (lease {LEASE} s, adopt_after {ADOPT_AFTER} s, 1 s ticks): "
+        how = "SIGSTOP" if relay is None else "database cut (relay paused)"
+        print(f"\n{how} of core node-b for {paused:.1f} s (lease {LEASE} s, adopt_after {ADOPT_AFTER} s, 1 s ticks): "
               f"node-a core after {took:.1f} s, first robot pass after {first_pass:.1f} s, node-b's test adopted "
               f"after {adopted:.1f} s; node-a /healthz: {len(answers)} answers, {len(failing)} x 503 between "
               f"{min((t for t, _ in failing), default=0):.1f} s and {max((t for t, _ in failing), default=0):.1f} s "
@@ -164,10 +180,15 @@ def test_a_paused_core_loses_the_role_within_a_lease(slurm: SlurmCluster, postgr
     finally:
         if watch is not None:
             watch.stop()
+        if relay is not None:
+            relay.resume()
         for served in (a, b):
             if served.process is not None and served.process.poll() is None:
                 os.killpg(served.pid, signal.SIGCONT)
             served.stop()
         with app.app_context():
             db.engine.dispose()
+        if relay is not None:
+            relay.close()
+            shutil.rmtree(relay.folder, ignore_errors=True)
 
