@@ -12,7 +12,8 @@ other host became core, and nothing said so.  Now the role is one row,
   its core tick has been busy longer than the lease: a core that is only
   slow lets the role go too (logged once per stuck run);
 * when it has run out by the database's clock, any live host takes it at its
-  next core tick with a compare-and-set that bumps ``epoch``; it ends the old
+  next core tick (at once if the holder ran on this machine and its process
+  is gone) with a compare-and-set that bumps ``epoch``; it ends the old
   holder's PostgreSQL sessions (``pg_terminate_backend``, found by their
   ``application_name``) if that host's own lease ran out too, so no row lock
   of a paused transaction is left in the way, and raises a ``core`` alert
@@ -43,7 +44,7 @@ from sqlalchemy import event, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from hcflask.engine import clock, notify
+from hcflask.engine import clock, hosts, notify
 from hcflask.engine.alerts import close_alert, raise_alert
 from hcflask.extensions import db
 from hcflask.models import CoreLease, Host
@@ -156,7 +157,8 @@ class CoreRole:
             self.epoch = 1
             log.info("this host (%s) took the core role (epoch 1)", me)
             return True
-        if row.lease_until is not None and row.lease_until > now and row.service_id != service:
+        if (row.lease_until is not None and row.lease_until > now and row.service_id != service
+                and not hosts.stale_here(row.service_id)):  # a kill -9 and a restart need not wait
             db.session.rollback()
             return False
         before = (row.holder, row.service_id, row.epoch, row.lease_until)

@@ -4,6 +4,9 @@ commit fenced by its epoch, a core alert by the host that takes over, and /healt
 (the real processes, PostgreSQL and Slurm are in tests/backends/test_slurm_core.py)."""
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -92,3 +95,19 @@ def test_a_core_tick_stuck_past_the_lease_is_not_renewed_and_logged_once(
         assert role.renew(busy_seconds=1.0)
         db.session.expire_all()
         assert db.session.get_one(CoreLease, 1).lease_until > until
+
+
+def test_a_restart_after_kill_9_takes_the_role_at_once(app: Flask) -> None:
+    """The lease's holder ran on this machine and its process is gone: no need to wait for the lease."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with app.app_context():
+        now = utcnow()
+        db.session.add(CoreLease(id=1, holder="testhost", service_id=f"{socket.gethostname()}:{gone.pid}:dead",
+                                 epoch=4, lease_until=now + timedelta(seconds=60), renewed_at=now))
+        db.session.commit()
+        role = corelease.CoreRole()
+        assert role.acquire() and role.epoch == 5
+        db.session.execute(update(CoreLease).values(service_id=f"{socket.gethostname()}:{os.getpid()}:alive"))
+        db.session.commit()
+        assert not corelease.CoreRole().acquire(), "a live holder's lease was taken"
