@@ -62,7 +62,11 @@ def report(app: Flask) -> dict[str, Any]:
     hosts = {h.name: h for h in db.session.scalars(select(Host).order_by(Host.name))}
     ticks = _grouped(db.session.scalars(select(TickRun)), "name", now)
     backends = _grouped(db.session.scalars(select(BackendHealth)), "backend", now)
-    reasons = _scheduler_reasons(app, hosts.get(me), ticks.get(me, {}), now) if app.config["SCHEDULER_ENABLED"] else []
+    lease = db.session.get(CoreLease, corelease.ROW)
+    core_since = lease.taken_at if lease is not None and lease.holder == me and lease.lease_until and \
+        lease.lease_until > now else None
+    reasons = (_scheduler_reasons(app, hosts.get(me), ticks.get(me, {}), now, core_since)
+               if app.config["SCHEDULER_ENABLED"] else [])
     down = [f"backend {name} does not answer: {b['error']}" for name, b in backends.get(me, {}).items()
             if not b["available"]]
     core_host, no_core = corelease.describe(now)
@@ -73,7 +77,6 @@ def report(app: Flask) -> dict[str, Any]:
     down += [p for h in hosts.values() if h.live(now) for p in [skew_problem(h.name, h.clock_offset or 0.0)] if p]
     status = "failing" if reasons else "degraded" if down else "ok"
     core_ticks = ticks.get(core_host or "", {})
-    lease = db.session.get(CoreLease, corelease.ROW)
     return {
         "status": status, "reasons": reasons + down, "host": me,
         "scheduler_enabled": app.config["SCHEDULER_ENABLED"],
@@ -88,22 +91,28 @@ def report(app: Flask) -> dict[str, Any]:
     }
 
 
-def _scheduler_reasons(app: Flask, host: Host | None, ticks: dict[str, Any], now: datetime) -> list[str]:
-    """Why this host's scheduler cannot be trusted ([] when it can)."""
+def _scheduler_reasons(app: Flask, host: Host | None, ticks: dict[str, Any], now: datetime,
+                       core_since: datetime | None) -> list[str]:
+    """Why this host's scheduler cannot be trusted ([] when it can).  Its core ticks are
+    expected while it holds the core lease, and aged from when it took it at the oldest (a
+    host that just took over has not run them yet, or last ran them in an earlier stint)."""
     name = app.config["HOST_NAME"]
     if host is None:
         return [f"no scheduler has run on host {name}"]
     if not host.live(now):
         return [f"no scheduler on host {name}: its lease ran out at {host.lease_until:%Y-%m-%d %H:%M:%S} UTC"]
-    expected = {**TICKS, **(CORE_TICKS if host.core else {})}
+    expected = {**TICKS, **(CORE_TICKS if core_since is not None else {})}
     reasons = []
     for kind, key in expected.items():
         limit = max(float(app.config["SCHEDULER_STALE_SECONDS"]), 3 * float(app.config[key]))
         tick = ticks.get(kind)
+        core = (now - core_since).total_seconds() if kind in CORE_TICKS and core_since else None
         if tick is None or tick["age_seconds"] is None:
             started = (now - host.started_at).total_seconds() if host.started_at else 0
-            if started > limit:
-                reasons.append(f"{kind} tick has not run on {name} since the service started {started:.0f} s ago")
-        elif tick["age_seconds"] > limit:
+            if started > limit and (core is None or core > limit):
+                since, age = (("the service started", started) if core is None or started <= core
+                              else ("it took the core role", core))
+                reasons.append(f"{kind} tick has not run on {name} since {since} {age:.0f} s ago")
+        elif tick["age_seconds"] > limit and (core is None or core > limit):
             reasons.append(f"{kind} tick on {name} last finished {tick['age_seconds']:.0f} s ago (limit {limit:.0f} s)")
     return reasons
