@@ -68,6 +68,16 @@ def test_a_core_that_lost_its_lease_writes_nothing_and_says_so_once(
                       "(node-a took the core role at epoch 2); it writes nothing as core and is a plain host now"]
     core_tick(app)
     assert "lost the core role" not in capfd.readouterr().err
+    with other.app_context():  # the new core has not run its core ticks yet: not a failure, for a while
+        db.session.execute(update(Host).where(Host.name == "node-a").values(started_at=utcnow() - timedelta(hours=1)))
+        db.session.commit()
+    reasons = other.test_client().get("/healthz").get_json()["reasons"]
+    assert not [r for r in reasons if r.startswith(("core tick", "actions tick"))], reasons
+    with other.app_context():
+        db.session.execute(update(CoreLease).values(taken_at=utcnow() - timedelta(hours=1)))
+        db.session.commit()
+    reasons = other.test_client().get("/healthz").get_json()["reasons"]
+    assert "actions tick has not run on node-a since it took the core role 3600 s ago" in reasons, reasons
     other.extensions["hc_core_role"] = taker
     core_tick(other)  # the new core starts it, and closes the alert once testhost answers again
     with app.app_context():
