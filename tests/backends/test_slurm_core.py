@@ -87,8 +87,8 @@ def test_a_paused_core_loses_the_role_within_a_lease(
     relay = Relay(postgres.socket, Path(tempfile.mkdtemp(prefix="hc-relay-"))) if cut == "relay" else None
     url_b = url.replace(f"host={postgres.socket}", f"host={relay.folder}") if relay else url
     shared = tmp_path / "shared" / "jobs"
-    a_dir = _instance(tmp_path, "node-a", url, shared, slurm)
-    b_dir = _instance(tmp_path, "node-b", url_b, shared, slurm)
+    a_dir = _instance(tmp_path, "node-a", url, shared, slurm, name=f"core{cut}")
+    b_dir = _instance(tmp_path, "node-b", url_b, shared, slurm, name=f"core{cut}")
     app = make_app(a_dir, DATABASE_URL=url, HOST_NAME="node-a",
                    BACKENDS={"local": {}, "slurm": {"slurm_conf": str(slurm.conf)}, "panda": {}})
     env = {"SLURM_CONF": str(slurm.conf)}
@@ -147,7 +147,7 @@ def test_a_paused_core_loses_the_role_within_a_lease(
             actions.cancel_test(db.session.get_one(Test, on_b), actor="tests")
         a.wait(lambda: all(j.state in FINAL for j in _rows(app)), "every job final", timeout=120)
         rows = _rows(app)
-        in_slurm = _slurm_jobs(slurm, "hc-fence-")
+        in_slurm = _slurm_jobs(slurm, f"hc-core{cut}-")
         names = collections.Counter(name for _, name in in_slurm)
         assert [n for n, k in names.items() if k > 1] == [], "a job was submitted twice"
         owners = collections.Counter(j.backend_id for j in rows if j.backend_id)
