@@ -12,11 +12,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select, text
 
-from hcflask.engine import actions, corelease, hosts
+from hcflask.engine import actions, clock, corelease, hosts
 from hcflask.engine.core import core_tick
 from hcflask.engine.submission import create_jobs
 from hcflask.extensions import db
-from hcflask.models import Job, Queue, Template, Test, ValidationError
+from hcflask.models import Alert, Job, Queue, Template, Test, ValidationError
 from tests.conftest import kill_local_jobs, make_app
 from tests.factories import make_queue, make_template, run_ticks
 
@@ -55,7 +55,9 @@ def test_one_core_per_database_and_tests_driven_by_their_host(postgres: Any, tmp
         with one.app_context():
             role_one.release()  # a clean stop ends the lease: the next host takes it at once
         with two.app_context():
+            assert corelease.describe(clock.db_now())[1].startswith("no core: its last holder stopped")
             assert role_two.acquire() and role_two.epoch == 2
+            assert db.session.scalars(select(Alert)).all() == [], "a clean stop is not a core that stopped answering"
         with one.app_context():
             assert not role_one.acquire()
             role_one.epoch = 1  # as if it had slept through the takeover: every commit is refused

@@ -112,7 +112,9 @@ class CoreRole:
             if self.epoch is None:
                 return
             try:
-                db.session.execute(update(CoreLease).where(*self._mine()).values(lease_until=clock.db_now()))
+                # no holder: whoever takes it next raises no alert (nobody stopped answering)
+                db.session.execute(update(CoreLease).where(*self._mine()).values(
+                    holder="", lease_until=clock.db_now()))
                 db.session.commit()
             except DBAPIError:
                 db.session.rollback()
@@ -271,7 +273,8 @@ def describe(now: datetime) -> tuple[str | None, str]:
     """(the live core host or None, '' or the sentence saying why there is none) for /healthz and hc doctor."""
     row = db.session.get(CoreLease, ROW)
     if row is None or not row.holder:
-        return None, "no core: no host has taken the core role yet"
+        return None, ("no core: its last holder stopped and no host has taken the core role since" if row
+                      else "no core: no host has taken the core role yet")
     if row.lease_until is not None and row.lease_until > now:
         return row.holder, ""
     last = row.renewed_at or row.lease_until
