@@ -36,10 +36,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             f"secret_key is not set: run 'hc init' to create {path / hc_config.CONFIG_FILE}"
         )
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"] or f"sqlite:///{path / 'hc.sqlite'}"
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
-    app.config["JOBS_ROOT"] = app.config["PATHS_JOBS"] or str(path / "jobs")
     # shared by the workers of one ``hc serve`` (set by its master), else this process's own
     app.config.setdefault("SERVICE_ID", os.environ.get("HC_SERVICE_ID") or f"{os.getpid()}-{uuid.uuid4().hex}")
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(
+        app.config["SQLALCHEMY_DATABASE_URI"], app.config["HOST_NAME"], app.config["SERVICE_ID"]))
+    app.config["JOBS_ROOT"] = app.config["PATHS_JOBS"] or str(path / "jobs")
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
@@ -56,12 +57,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def _engine_options(uri: str) -> dict[str, Any]:
+def _engine_options(uri: str, host: str, service: str) -> dict[str, Any]:
     if uri.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    from hcflask.engine.corelease import application_name
+
     # a paused host (SIGSTOP, a frozen VM) must not hold row locks that keep another host from
-    # adopting its tests: PostgreSQL ends a session idle inside a transaction after 30 s
-    return {"pool_pre_ping": True, "connect_args": {"options": "-c idle_in_transaction_session_timeout=30000"}}
+    # adopting its tests: PostgreSQL ends a session idle inside a transaction after 30 s, and a
+    # host taking over the core role ends a dead core's sessions at once, found by their name
+    return {"pool_pre_ping": True, "connect_args": {
+        "options": "-c idle_in_transaction_session_timeout=30000",
+        "application_name": application_name(host, service)}}
 
 
 def _sqlite_pragmas(app: Flask) -> None:

@@ -7,6 +7,7 @@ service's log.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -214,3 +215,68 @@ class Hanging:
         self.sock.close()
         for conn in self.held:
             conn.close()
+
+
+class Relay:
+    """A Unix-socket relay in front of PostgreSQL that can stop forwarding: a network cut
+    between one host and the database that leaves its TCP sessions open (no iptables).
+
+    It listens in its own folder as ``.s.PGSQL.5432``, so a URL with ``host=<folder>``
+    goes through it.  :meth:`pause` stops moving bytes both ways (and answering new
+    connections); the connections stay open, so the host's driver just waits, as it
+    would for a cut cable.  :meth:`resume` moves the bytes again, and an upstream
+    connection the server ended meanwhile is then closed downstream too.
+    """
+
+    def __init__(self, upstream: Path, folder: Path) -> None:
+        self.upstream = str(upstream / ".s.PGSQL.5432")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.closing = False
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(folder / ".s.PGSQL.5432"))
+        self.sock.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._open, args=[client], daemon=True).start()
+
+    def _open(self, client: socket.socket) -> None:
+        self.flowing.wait()
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.connect(self.upstream)
+        for source, sink in ((client, server), (server, client)):
+            threading.Thread(target=self._pump, args=[source, sink], daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while not self.closing:
+                self.flowing.wait()
+                data = source.recv(65536)
+                self.flowing.wait()
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass  # one side is gone: close both below
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def pause(self) -> None:
+        self.flowing.clear()
+
+    def resume(self) -> None:
+        self.flowing.set()
+
+    def close(self) -> None:
+        self.closing = True
+        self.flowing.set()
+        self.sock.close()

@@ -12,12 +12,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select, text
 
-from hcflask.engine import actions, hosts
+from hcflask.engine import actions, clock, corelease, hosts
 from hcflask.engine.core import core_tick
-from hcflask.engine.lock import CoreLock
 from hcflask.engine.submission import create_jobs
 from hcflask.extensions import db
-from hcflask.models import Job, Queue, Template, Test, ValidationError
+from hcflask.models import Alert, Job, Queue, Template, Test, ValidationError
 from tests.conftest import kill_local_jobs, make_app
 from tests.factories import make_queue, make_template, run_ticks
 
@@ -48,21 +47,23 @@ def test_one_core_per_database_and_tests_driven_by_their_host(postgres: Any, tmp
     two = make_app(tmp_path / "two", DATABASE_URL=url, HOST_NAME="node-two")
     try:
         with one.app_context():
-            lock_one = CoreLock(db.engine)
+            role_one = corelease.CoreRole()
+            assert role_one.acquire() and role_one.acquire() and role_one.epoch == 1
         with two.app_context():
-            lock_two = CoreLock(db.engine)
-        assert lock_one.acquire() and lock_one.acquire()
-        with one.app_context():  # the holder's session never sits "idle in transaction"
-            states = db.session.execute(text(
-                "SELECT state FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )).scalars().all()
-            db.session.rollback()
-        assert "idle in transaction" not in states and states
-        assert not lock_two.acquire()
-        lock_one.release()
-        assert lock_two.acquire() and lock_two.held
-        assert not lock_one.acquire()
-        lock_two.release()
+            role_two = corelease.CoreRole()
+            assert not role_two.acquire()
+        with one.app_context():
+            role_one.release()  # a clean stop ends the lease: the next host takes it at once
+        with two.app_context():
+            assert corelease.describe(clock.db_now())[1].startswith("no core: its last holder stopped")
+            assert role_two.acquire() and role_two.epoch == 2
+            assert db.session.scalars(select(Alert)).all() == [], "a clean stop is not a core that stopped answering"
+        with one.app_context():
+            assert not role_one.acquire()
+            role_one.epoch = 1  # as if it had slept through the takeover: every commit is refused
+            assert not role_one.renew(0.0) and not role_one.held
+        with two.app_context():
+            role_two.release()
 
         with two.app_context():
             hosts.claim()  # what hc serve on node-two does first

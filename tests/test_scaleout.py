@@ -8,6 +8,7 @@ live on in their own sessions, as Slurm jobs would.
 """
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from sqlalchemy import func, select
 
 from hcflask.engine import actions
 from hcflask.extensions import db
-from hcflask.models import Alert, Host, Job, JobEvent, Test
+from hcflask.models import Alert, CoreLease, Host, Job, JobEvent, RobotState, Test, TickRun
 from tests.conftest import kill_local_jobs, make_app
 from tests.factories import make_queue, make_template
 from tests.service import Served, write_config
@@ -122,3 +123,48 @@ def test_init_on_postgresql_seeds_no_demo_and_leaves_no_sqlite(postgres: Any, tm
         listed = subprocess.run([*hc(), "template", "list"], env=env, capture_output=True, text=True, timeout=120)
         assert listed.returncode == 0 and ("demo" in listed.stdout) == bool(expected), listed.stdout
         assert not (instance / "hc.sqlite").exists()
+
+
+def test_a_slow_core_loses_the_role_and_writes_nothing_under_its_old_epoch(postgres: Any, tmp_path: Path) -> None:
+    """node-b is the core and only slow: its core tick waits on a table lock the test holds
+    (``LOCK TABLE robot_state``, a real way for a robot pass to hang) for longer than the
+    lease.  Its heartbeat stops renewing the core lease while the tick is stuck, node-a takes
+    the role, and when the lock goes node-b's pass finishes but its commit is refused."""
+    import psycopg
+    from sqlalchemy import make_url
+
+    url = postgres.create_database()
+    shared = tmp_path / "shared" / "jobs"
+    a_dir, b_dir = (_instance(tmp_path, h, url, shared) for h in ("node-a", "node-b"))
+    app = make_app(a_dir, DATABASE_URL=url, HOST_NAME="node-a")
+    a, b = Served(a_dir, workers=1), Served(b_dir, workers=1)
+    try:
+        b.start()
+        b.wait(lambda: b.health()[1].get("core_host") == "node-b", "node-b the core")
+        b.wait(lambda: _row(app, RobotState) is not None, "a robot pass on node-b")
+        a.start()
+        a.wait(lambda: _row(app, Host, name="node-a"), "node-a's lease")
+        with psycopg.connect(f"host={postgres.socket} user=postgres dbname={make_url(url).database}") as conn:
+            conn.execute("LOCK TABLE robot_state IN ACCESS EXCLUSIVE MODE")
+            locked = time.monotonic()
+            a.wait(lambda: (_row(app, CoreLease).holder, _row(app, CoreLease).epoch) == ("node-a", 2),
+                   "node-a taking the core role", timeout=3 * LEASE + 30)
+            took = time.monotonic() - locked
+            assert "core tick busy for" in b.text() and "longer than the core lease (4 s)" in b.text()
+            conn.rollback()
+        fenced = ("fenced: this host (node-b) lost the core role it held at epoch 1 "
+                  "(node-a took the core role at epoch 2)")
+        b.wait(lambda: fenced in b.text(), "node-b's stuck pass refused at its commit")
+        a.wait(lambda: _row(app, TickRun, host="node-a", name="core") is not None, "a core tick on node-a")
+        time.sleep(2)
+        lease = _row(app, CoreLease)
+        assert (lease.holder, lease.epoch) == ("node-a", 2), "node-b took the role back"
+        assert b.text().count("lost the core role") == 1
+        assert "core tick failed" not in b.text()
+        print(f"\nnode-b's core tick stuck on a table lock: node-a core after {took:.1f} s (lease {LEASE} s); "
+              "node-b's pass refused at its commit, logged once")
+    finally:
+        a.stop()
+        b.stop()
+        with app.app_context():
+            db.engine.dispose()

@@ -13,7 +13,7 @@ from hcflask.cli.common import clear_errors
 @with_appcontext
 @clear_errors
 def doctor_command() -> None:
-    """Check schema, core lock, host leases and clocks, ticks, stuck jobs, outbox, disk, backends."""
+    """Check schema, core lease, host leases and clocks, ticks, stuck jobs, outbox, disk, backends."""
     from hcflask.engine import doctor
 
     checks = doctor.run()

@@ -121,7 +121,7 @@ def run_once() -> None:
     """Run one robot pass and the band flagging now, and print what changed.
 
     Only where no core runs at the same time: it takes the core role (the
-    instance lock on SQLite, the database lock on PostgreSQL) for the pass.
+    instance lock on SQLite, the core lease on PostgreSQL) for the pass.
     """
     from hcflask.engine.bands import flag_pass
     from hcflask.engine.robot import robot_pass
@@ -136,11 +136,13 @@ def core_role() -> Iterator[None]:
     """Hold the core role for a moment, or fail with one line saying who has it."""
     from flask import current_app
 
-    from hcflask.engine.lock import CoreLock, InstanceLock
+    from hcflask.engine.corelease import CoreRole
+    from hcflask.engine.lock import InstanceLock
     from hcflask.extensions import db
 
-    core = CoreLock(db.engine)
-    local = None if core.shared else InstanceLock(Path(current_app.instance_path) / "scheduler.lock")
+    core = CoreRole()
+    local = None if db.engine.dialect.name == "postgresql" else InstanceLock(
+        Path(current_app.instance_path) / "scheduler.lock")
     if not (core.acquire() if local is None else local.acquire()):
         raise click.ClickException("the core runs in hc serve right now (it runs the robot every core tick); "
                                    "stop it or wait for its next pass")

@@ -2,7 +2,8 @@
 start due tests, and run the robot and the performance bands.
 
 With several processes against one database only the elected core runs it
-(see :mod:`hcflask.engine.scheduler`); the work that talks to a backend
+(see :mod:`hcflask.engine.scheduler`), and each of its commits is fenced by
+the core lease's epoch (:mod:`hcflask.engine.corelease`); the work that talks to a backend
 (cancelling the jobs of ended tests) belongs to the host that drives the
 test and runs in its submission tick.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from hcflask.engine import stress
+from hcflask.engine import corelease, stress
 from hcflask.engine.bands import flag_pass
 from hcflask.engine.common import log, my_host, tick
 from hcflask.engine.hosts import watch_hosts
@@ -94,9 +95,11 @@ def renew_templates() -> int:
 
 
 @tick("core")
+@corelease.fenced
 def core_tick() -> dict[str, int]:
     # adopted tests' in-doubt jobs are decided by this host's submission tick (one thread per job)
     summary = watch_hosts()
+    corelease.watch_core_alerts()
     summary.update({
         "ended": end_finished_tests(),
         "renewed": renew_templates(),

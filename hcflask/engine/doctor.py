@@ -16,11 +16,12 @@ from alembic.script import ScriptDirectory
 from flask import current_app
 from sqlalchemy import func, select
 
+from hcflask.engine import corelease
 from hcflask.engine.clock import db_now, skew_problem
 from hcflask.engine.common import backend
 from hcflask.engine.diskguard import low_filesystems
 from hcflask.extensions import db
-from hcflask.models import Delivery, Host, Job, Queue, Test, TickRun
+from hcflask.models import CoreLease, Delivery, Host, Job, Queue, Test, TickRun
 from hcflask.states import JobState, QueueStatus
 
 #: ticks every scheduler runs, and those only the core runs (config key of their interval)
@@ -66,11 +67,14 @@ def _schema(_now: datetime) -> Iterator[Check]:
 
 
 def _lock(now: datetime) -> Iterator[Check]:
-    core = [h for h in db.session.scalars(select(Host)) if h.core and h.live(now)]
-    if core:
-        yield Check("ok", "core lock", f"held by {core[0].name} (pid {core[0].pid})")
+    holder, no_core = corelease.describe(now)
+    if holder is not None:
+        host = db.session.get(Host, holder)
+        lease = db.session.get(CoreLease, corelease.ROW)
+        yield Check("ok", "core lease", f"held by {holder} (pid {host.pid if host else '?'}, "
+                    f"epoch {lease.epoch if lease else '?'})")
     else:
-        yield Check("FAIL", "core lock", "no live host holds it: no test starts or ends, the robot does not run")
+        yield Check("FAIL", "core lease", f"{no_core}: no test starts or ends, the robot does not run")
 
 
 def _hosts(now: datetime) -> Iterator[Check]:

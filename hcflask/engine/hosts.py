@@ -53,9 +53,9 @@ def service_id() -> str:
     return str(current_app.config["SERVICE_ID"])
 
 
-def _stale_here(row: Host) -> bool:
-    """The holder ran on this machine and its master process is gone."""
-    node, _, rest = row.service_id.partition(":")
+def stale_here(service: str) -> bool:
+    """The service ``service`` ran on this machine and its master process is gone."""
+    node, _, rest = service.partition(":")
     pid_text = rest.partition(":")[0]
     if node != socket.gethostname() or not pid_text.isdigit():
         return False
@@ -80,7 +80,7 @@ def claim(core: bool = False) -> Host:
         db.session.add(row)
         db.session.commit()
         return row
-    if row.service_id != me and row.live(now) and not _stale_here(row):
+    if row.service_id != me and row.live(now) and not stale_here(row.service_id):
         age = (now - row.heartbeat_at).total_seconds() if row.heartbeat_at else 0
         raise HostTaken(
             f"host_name {name!r} is held by another hc serve ({row.service_id}, heartbeat {age:.0f} s ago, "

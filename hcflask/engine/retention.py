@@ -18,6 +18,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import ColumnElement, and_, delete, func, literal_column, or_, select, update
 
+from hcflask.engine import corelease
 from hcflask.engine.common import tick
 from hcflask.engine.rollups import add_purged
 from hcflask.extensions import db
@@ -123,5 +124,6 @@ def purge(budget_seconds: float | None = 2.0, now: datetime | None = None) -> di
 
 
 @tick("retention")
+@corelease.fenced
 def retention_tick() -> dict[str, Any]:
     return purge(budget_seconds=float(current_app.config["RETENTION_BUDGET_SECONDS"]))

@@ -15,8 +15,8 @@ busy is logged once per stuck run, with how long it has been running.
 
 Submission and monitor ticks drive the tests whose ``host`` is this
 service's ``host_name``; the core, actions and retention ticks run only
-where the :class:`CoreLock` is held (always, on SQLite; one service per
-database, on PostgreSQL).
+where the core lease is held (:mod:`hcflask.engine.corelease`), and every
+commit they make is fenced by its epoch.
 """
 from __future__ import annotations
 
@@ -34,10 +34,10 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
-from hcflask.engine import hosts
+from hcflask.engine import corelease, hosts
 from hcflask.engine.common import log, tick
 from hcflask.engine.core import core_tick
-from hcflask.engine.lock import CoreLock, InstanceLock, LockUnsupported
+from hcflask.engine.lock import InstanceLock, LockUnsupported
 from hcflask.engine.monitor import monitor_tick
 from hcflask.engine.notify import deliver
 from hcflask.engine.reconcile import reconcile
@@ -49,12 +49,13 @@ from hcflask.extensions import db
 def core_if_elected(app: Flask) -> None:
     """The core tick, if this process holds (or can take) the core role."""
     with app.app_context():
-        elected = app.extensions["hc_core_lock"].acquire()
+        elected = app.extensions["hc_core_role"].acquire()
     if elected:
         core_tick(app)
 
 
 @tick("actions")
+@corelease.fenced
 def _deliver() -> dict[str, int]:
     return deliver()
 
@@ -72,10 +73,12 @@ def actions_if_core(app: Flask) -> None:
 
 
 def heartbeat(app: Flask) -> None:
-    """Renew this host's lease; a service that lost its host_name stops its ticks."""
+    """Renew this host's lease and its core lease; a service that lost its host_name stops its ticks."""
     with app.app_context():
         try:
-            hosts.claim(core=core_here(app))
+            role = app.extensions.get("hc_core_role")
+            core = bool(role is not None and role.renew(corelease.busy_seconds(app)))
+            hosts.claim(core=core)
         except hosts.HostTaken as exc:
             log.error("%s: stopping the scheduler in this worker", exc)
             app.extensions["hc_host_taken"] = str(exc)
@@ -149,7 +152,7 @@ def start(app: Flask) -> bool:
             app.extensions["hc_host_taken"] = str(exc)
             lock.release()
             return False
-        app.extensions["hc_core_lock"] = CoreLock(db.engine)
+        app.extensions["hc_core_role"] = corelease.CoreRole()
     reconcile(app)
     app.extensions["hc_scheduler"] = _scheduler(app)
     log.info("scheduler started (pid %s)", os.getpid())
@@ -157,7 +160,7 @@ def start(app: Flask) -> bool:
 
 
 def _scheduler(app: Flask) -> BackgroundScheduler:
-    runs = Runs()
+    runs = app.extensions["hc_runs"] = Runs()
     scheduler = BackgroundScheduler(
         executors={kind: ThreadPoolExecutor(1) for kind in TICKS},
         job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60},
@@ -201,10 +204,13 @@ def stop(app: Flask) -> None:
     if scheduler is not None:
         scheduler.shutdown(wait=True)
         log.info("scheduler stopped (pid %s)", os.getpid())
-    for key in ("hc_core_lock", "hc_scheduler_lock"):
-        lock = app.extensions.pop(key, None)
-        if lock is not None:
-            lock.release()
+    role = app.extensions.pop("hc_core_role", None)
+    if role is not None:
+        with app.app_context():
+            role.release()
+    lock = app.extensions.pop("hc_scheduler_lock", None)
+    if lock is not None:
+        lock.release()
 
 
 def running_here(app: Flask) -> bool:
@@ -212,5 +218,5 @@ def running_here(app: Flask) -> bool:
 
 
 def core_here(app: Flask) -> bool:
-    lock = app.extensions.get("hc_core_lock")
-    return bool(lock is not None and lock.held)
+    role = app.extensions.get("hc_core_role")
+    return bool(role is not None and role.held)

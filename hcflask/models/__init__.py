@@ -1,7 +1,7 @@
 """The database models, named by the domain words of docs/design.md."""
 from hcflask.models.audit import AuditEntry
 from hcflask.models.common import iso, utcnow
-from hcflask.models.health import BackendHealth, Host, TickRun
+from hcflask.models.health import BackendHealth, CoreLease, Host, TickRun
 from hcflask.models.job import FinalState, Job, JobEvent, JobMetric
 from hcflask.models.outbox import Delivery
 from hcflask.models.queue import Queue, QueueClaim, QueueEvent
@@ -13,8 +13,8 @@ from hcflask.models.test import Test
 from hcflask.models.user import ApiToken, User
 
 __all__ = [
-    "Alert", "ApiToken", "AuditEntry", "BackendHealth", "Conflict", "Delivery", "FinalState", "Host", "Job",
-    "JobEvent",
+    "Alert", "ApiToken", "AuditEntry", "BackendHealth", "Conflict", "CoreLease", "Delivery", "FinalState", "Host",
+    "Job", "JobEvent",
     "JobMetric", "MetricBand",
     "Queue", "QueueClaim", "QueueEvent", "RobotEvent", "RobotState", "Rollup", "RollupReason", "RollupTail",
     "RollupTest", "RollupTotal", "Tally", "Template", "Test",

@@ -89,3 +89,31 @@ class BackendHealth(Model):
             "host": self.host, "backend": self.backend, "available": self.available, "error": self.error,
             "down_since": iso(self.down_since), "checked_at": iso(self.checked_at),
         }
+
+
+class CoreLease(Model):
+    """The core role: one row (``id`` 1), held by one service until ``lease_until``.
+
+    A lease on the database's clock rather than a session lock, so a core that
+    pauses (SIGSTOP, a frozen VM, a cut network with its TCP session still
+    open) loses the role when its lease runs out: any live host then takes
+    it with a compare-and-set that bumps ``epoch``, and every write of the old
+    core's tick is refused by :mod:`hcflask.engine.corelease`.
+    """
+
+    __tablename__ = "core_lease"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255), default="")
+    service_id: Mapped[str] = mapped_column(String(64), default="")
+    #: the fencing token: grows by one at each change of holder (never on a renewal)
+    epoch: Mapped[int] = mapped_column(default=0)
+    lease_until: Mapped[datetime | None]
+    taken_at: Mapped[datetime | None]
+    renewed_at: Mapped[datetime | None]
+
+    def to_dict(self, now: datetime) -> dict[str, Any]:
+        left = (self.lease_until - now).total_seconds() if self.lease_until else None
+        return {"holder": self.holder or None, "epoch": self.epoch, "live": bool(left and left > 0),
+                "lease_until": iso(self.lease_until), "lease_left_seconds": None if left is None else round(left, 1),
+                "taken_at": iso(self.taken_at), "renewed_at": iso(self.renewed_at)}

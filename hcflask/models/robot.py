@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hcflask.extensions import Model, db
 from hcflask.models.common import iso, utcnow
 
-ALERT_KINDS = ("robot", "outage", "backend", "performance", "host")
+ALERT_KINDS = ("robot", "outage", "backend", "performance", "host", "core")
 
 
 class RobotState(Model):

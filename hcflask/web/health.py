@@ -4,10 +4,12 @@ Read from the database (host leases, tick heartbeats, backend health, all
 keyed by host), and aged by the database's clock, so the answer is the same
 whichever gunicorn worker -- or host, or ``--no-scheduler`` replica -- gives
 it.  HTTP 503 with the reasons when this host's scheduler is missing or one
-of its ticks is stale; HTTP 200 with ``"status": "degraded"`` while a
-backend does not answer, no host holds the core (scheduler) lock, or a
-host's clock is more than 30 s off the database's; never a traceback.
-``"core"`` says which host holds the core lock and how old its core ticks are.  With ``read_requires_login``
+of its ticks is stale, and on every host while hosts are live but none holds
+the core lease ("no core for 55 s: node-b holds it, heartbeat 55 s old": no
+test starts or ends, the robot does not run); HTTP 200 with ``"status":
+"degraded"`` while a backend does not answer or a host's clock is more than
+30 s off the database's; never a traceback.  ``"core"`` says which host
+holds the core lease, its epoch, and how old its core ticks are.  With ``read_requires_login``
 an anonymous caller gets the status word only (a liveness answer).
 """
 from __future__ import annotations
@@ -20,9 +22,10 @@ from flask import Flask, current_app, jsonify
 from flask_login import current_user
 from sqlalchemy import select
 
+from hcflask.engine import corelease
 from hcflask.engine.clock import db_now, skew_problem
 from hcflask.extensions import db
-from hcflask.models import BackendHealth, Host, TickRun
+from hcflask.models import BackendHealth, CoreLease, Host, TickRun
 
 log = logging.getLogger("hcflask.web")
 #: tick kinds every scheduler runs, and those only the core runs
@@ -59,12 +62,16 @@ def report(app: Flask) -> dict[str, Any]:
     hosts = {h.name: h for h in db.session.scalars(select(Host).order_by(Host.name))}
     ticks = _grouped(db.session.scalars(select(TickRun)), "name", now)
     backends = _grouped(db.session.scalars(select(BackendHealth)), "backend", now)
-    reasons = _scheduler_reasons(app, hosts.get(me), ticks.get(me, {}), now) if app.config["SCHEDULER_ENABLED"] else []
+    lease = db.session.get(CoreLease, corelease.ROW)
+    core_since = lease.taken_at if lease is not None and lease.holder == me and lease.lease_until and \
+        lease.lease_until > now else None
+    reasons = (_scheduler_reasons(app, hosts.get(me), ticks.get(me, {}), now, core_since)
+               if app.config["SCHEDULER_ENABLED"] else [])
     down = [f"backend {name} does not answer: {b['error']}" for name, b in backends.get(me, {}).items()
             if not b["available"]]
-    core_host = next((h.name for h in hosts.values() if h.core and h.live(now)), None)
+    core_host, no_core = corelease.describe(now)
     if core_host is None and any(h.live(now) for h in hosts.values()):
-        down.append("no live host holds the core (scheduler) lock")
+        reasons.append(no_core)
     elif core_host is None and not app.config["SCHEDULER_ENABLED"]:  # a web-only replica
         down.append("no scheduler runs on any host (no live host lease)")
     down += [p for h in hosts.values() if h.live(now) for p in [skew_problem(h.name, h.clock_offset or 0.0)] if p]
@@ -75,7 +82,8 @@ def report(app: Flask) -> dict[str, Any]:
         "scheduler_enabled": app.config["SCHEDULER_ENABLED"],
         "scheduler_in_this_process": running_here(app), "core_in_this_process": core_here(app),
         "core_host": core_host,
-        "core": {"host": core_host, "ticks": {k: core_ticks[k]["age_seconds"] for k in CORE_TICKS if k in core_ticks}},
+        "core": {"host": core_host, "lease": lease.to_dict(now) if lease else None,
+                 "ticks": {k: core_ticks[k]["age_seconds"] for k in CORE_TICKS if k in core_ticks}},
         "database_time": now.isoformat(timespec="seconds") + "Z",
         "hosts": {name: h.to_dict(now) for name, h in hosts.items()},
         "ticks": ticks.get(me, {}), "backends": backends.get(me, {}),
@@ -83,22 +91,28 @@ def report(app: Flask) -> dict[str, Any]:
     }
 
 
-def _scheduler_reasons(app: Flask, host: Host | None, ticks: dict[str, Any], now: datetime) -> list[str]:
-    """Why this host's scheduler cannot be trusted ([] when it can)."""
+def _scheduler_reasons(app: Flask, host: Host | None, ticks: dict[str, Any], now: datetime,
+                       core_since: datetime | None) -> list[str]:
+    """Why this host's scheduler cannot be trusted ([] when it can).  Its core ticks are
+    expected while it holds the core lease, and aged from when it took it at the oldest (a
+    host that just took over has not run them yet, or last ran them in an earlier stint)."""
     name = app.config["HOST_NAME"]
     if host is None:
         return [f"no scheduler has run on host {name}"]
     if not host.live(now):
         return [f"no scheduler on host {name}: its lease ran out at {host.lease_until:%Y-%m-%d %H:%M:%S} UTC"]
-    expected = {**TICKS, **(CORE_TICKS if host.core else {})}
+    expected = {**TICKS, **(CORE_TICKS if core_since is not None else {})}
     reasons = []
     for kind, key in expected.items():
         limit = max(float(app.config["SCHEDULER_STALE_SECONDS"]), 3 * float(app.config[key]))
         tick = ticks.get(kind)
+        core = (now - core_since).total_seconds() if kind in CORE_TICKS and core_since else None
         if tick is None or tick["age_seconds"] is None:
             started = (now - host.started_at).total_seconds() if host.started_at else 0
-            if started > limit:
-                reasons.append(f"{kind} tick has not run on {name} since the service started {started:.0f} s ago")
-        elif tick["age_seconds"] > limit:
+            if started > limit and (core is None or core > limit):
+                since, age = (("the service started", started) if core is None or started <= core
+                              else ("it took the core role", core))
+                reasons.append(f"{kind} tick has not run on {name} since {since} {age:.0f} s ago")
+        elif tick["age_seconds"] > limit and (core is None or core > limit):
             reasons.append(f"{kind} tick on {name} last finished {tick['age_seconds']:.0f} s ago (limit {limit:.0f} s)")
     return reasons

@@ -43,11 +43,14 @@ exec {real} "$@"
 """
 
 
-def _instance(base: Path, host: str, url: str, shared: Path, slurm: SlurmCluster, squeue: str = "") -> Path:
+def _instance(base: Path, host: str, url: str, shared: Path, slurm: SlurmCluster, squeue: str = "",
+              name: str = "fence") -> Path:
+    """A host's instance folder; ``name`` (the job name prefix hc-<name>-) is unique per test, since
+    Slurm keeps every job of the session's cluster in ``squeue -t all`` for MinJobAge."""
     instance = base / host
     extra = (f'[paths]\njobs = "{shared}"\n\n[backends.slurm]\nslurm_conf = "{slurm.conf}"\n'
              "command_timeout = 20\nretry_delay = 0.2\n" + (f'squeue = "{squeue}"\n' if squeue else ""))
-    write_config(instance, host_name=host, lease=LEASE, adopt_after=ADOPT_AFTER, instance_name="fence",
+    write_config(instance, host_name=host, lease=LEASE, adopt_after=ADOPT_AFTER, instance_name=name,
                  extra_top=f'database_url = "{url}"', extra=extra)
     return instance
 

@@ -6,11 +6,11 @@ from datetime import timedelta
 from flask import Flask
 from sqlalchemy import update
 
-from hcflask.engine import actions, hosts
+from hcflask.engine import actions, corelease, hosts
 from hcflask.engine.core import core_tick
 from hcflask.engine.submission import submission_tick
 from hcflask.extensions import db
-from hcflask.models import Host, Job, Test, utcnow
+from hcflask.models import CoreLease, Host, Job, Test, utcnow
 from tests.factories import make_queue, make_template
 
 
@@ -26,16 +26,17 @@ def _doctor(app: Flask) -> tuple[int, dict[str, str]]:
 
 def test_doctor_says_what_is_wrong_and_exits_non_zero(app: Flask) -> None:
     code, lines = _doctor(app)
-    assert code == 1 and lines["core lock"] == "FAIL" and lines["schema"] == "ok", lines
+    assert code == 1 and lines["core lease"] == "FAIL" and lines["schema"] == "ok", lines
     with app.app_context():
         hosts.claim(core=True)
+        assert corelease.CoreRole().acquire()
         make_queue("q1")
         test_id = actions.start_test(make_template(script="sleep 30"), actor="tests").id
         core_tick(app)
         submission_tick(app)
     code, lines = _doctor(app)
     assert code == 0, lines
-    assert {lines[k] for k in ("schema", "core lock", "host testhost", "tick testhost/submission", "stuck jobs",
+    assert {lines[k] for k in ("schema", "core lease", "host testhost", "tick testhost/submission", "stuck jobs",
                                "outbox", "disk", "backend local")} == {"ok"}, lines
     with app.app_context():  # the host's clock 10 min ahead of the database's: shown, not an error
         db.session.execute(update(Host).values(clock_offset=600.0))
@@ -46,8 +47,14 @@ def test_doctor_says_what_is_wrong_and_exits_non_zero(app: Flask) -> None:
         db.session.execute(update(Job).where(Job.test_id == test_id).values(
             state="running", started_at=utcnow() - timedelta(days=1)))
         db.session.execute(update(Host).values(lease_until=utcnow() - timedelta(seconds=1)))
+        db.session.execute(update(CoreLease).values(lease_until=utcnow() - timedelta(seconds=1)))
         db.session.commit()
         assert db.session.get_one(Test, test_id).state == "running"
     code, lines = _doctor(app)
     assert code == 1 and lines["stuck jobs"] == "FAIL" and lines["host testhost"] == "FAIL", lines
-    assert lines["core lock"] == "FAIL"
+    assert lines["core lease"] == "FAIL"
+    assert "no core for" in result_text(app) and "testhost holds it, heartbeat" in result_text(app)
+
+
+def result_text(app: Flask) -> str:
+    return app.test_cli_runner().invoke(args=["doctor"]).output

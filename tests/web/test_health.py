@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import update
 
-from hcflask.engine import hosts
+from hcflask.engine import corelease, hosts
 from hcflask.engine.common import record_health
 from hcflask.engine.core import core_tick
 from hcflask.engine.monitor import monitor_tick
@@ -23,7 +23,9 @@ def _beat(app: Flask) -> None:
     """What the scheduler does: renew the lease (as the core) and run each tick once."""
     with app.app_context():
         hosts.claim(core=True)
-    app.extensions["hc_core_lock"] = type("Held", (), {"held": True})()  # SQLite: the one scheduler is the core
+        role = corelease.CoreRole()
+        assert role.acquire()
+    app.extensions["hc_core_role"] = role
     for tick in (core_tick, submission_tick, monitor_tick, actions_if_core):
         tick(app)
 
