@@ -1,7 +1,7 @@
 """The core role as a lease: core_lease (holder, epoch, lease_until on the database's clock)
 
 Revision ID: c27core
-Revises: c20hosts
+Revises: c26stageout
 Create Date: 2026-12-03 15:40:00
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "c27core"
-down_revision = "c20hosts"
+down_revision = "c26stageout"
 branch_labels = None
 depends_on = None
 
