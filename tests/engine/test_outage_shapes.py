@@ -133,6 +133,14 @@ def test_the_denominator_is_the_queues_a_driving_test_judges(ctx: Flask) -> None
     same_as_replay(t0, t, timedelta(minutes=10))
 
 
+def flip(event: RobotEvent | None, at: datetime) -> None:
+    """The switch's log entry placed between the scenario's passes (they run on a clock ahead
+    of the wall clock), where the replay reads it."""
+    assert event is not None
+    event.time = at
+    db.session.commit()
+
+
 def test_switched_off_during_an_outage_nothing_moves_then_the_rollback_runs(ctx: Flask) -> None:
     queues = names(5)
     test = start(ctx, queues)
@@ -141,7 +149,7 @@ def test_switched_off_during_an_outage_nothing_moves_then_the_rollback_runs(ctx:
     jobs(test, ["q00"], False, t0, count=3, text=CVMFS)
     robot_pass(now=t0)
     assert excluded() == ["q00"]
-    set_enabled(False, "alice", "maintenance")
+    flip(set_enabled(False, "alice", "maintenance"), t0 + timedelta(minutes=5))
     t1 = t0 + timedelta(minutes=10)
     jobs(test, ["q00"], False, t1, text=CVMFS)
     jobs(test, ["q01", "q02"], False, t1, count=3, text=CVMFS)
@@ -150,10 +158,11 @@ def test_switched_off_during_an_outage_nothing_moves_then_the_rollback_runs(ctx:
     assert excluded() == ["q00"] and len(alerts()) == 1
     assert "auto-exclusion is switched off: 1 exclusions not rolled back (q00)" in alerts()[0].message
     assert RobotState.get().last_summary["q00"]["held"].startswith("would be rolled back")
-    set_enabled(True, "alice")
+    flip(set_enabled(True, "alice"), t1 + timedelta(minutes=5))
     t2 = t1 + timedelta(minutes=10)
     jobs(test, queues[:3], False, t2, text=CVMFS)
     assert robot_pass(now=t2)["rolled_back"] == 1 and excluded() == [] and rolled_back() == ["q00"]
+    same_as_replay(t0, t2, timedelta(minutes=10))  # the switch is taken from its log
 
 
 @pytest.mark.skipif(not shutil.which("faketime"), reason="libfaketime (Debian faketime) not installed")
