@@ -236,7 +236,8 @@ def test_data_access_stress_test_reports_mb_per_s_per_ramp_step(tmp_path: Path, 
     app = data_app(tmp_path, rucio_server)
     with app.app_context():
         make_queue("site-a", rse=dataset["rse"], slots=4)
-        template = make_template("readers", queues=["site-a"], script=READER, kind="stress",
+        # each reader lasts a second, so 6 jobs cannot all end within the first step (3 s, 1 in flight)
+        template = make_template("readers", queues=["site-a"], script=READER + "sleep 1\n", kind="stress",
                                  stress={"ramp": [{"at": 0, "in_flight": 1}, {"at": 3, "in_flight": 3}],
                                          "max_jobs": 6},
                                  inputs=inputs_doc(dataset["did"]))
