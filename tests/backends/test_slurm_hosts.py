@@ -4,7 +4,8 @@ group, squeue included) in the middle of its monitor tick, for longer than
 ``adopt_after``.  Host A adopts B's test; then B is continued (SIGCONT) and
 wakes up with the jobs it had loaded.  Its late writes are fenced: every
 Slurm job belongs to exactly one job row, the rollups equal the rows by final
-state, no job was submitted twice, and B logs that it was fenced.
+state, no job was submitted twice (a copy that B's frozen sbatch made after A submitted
+the job is B's fenced submission, and must be cancelled), and B logs that it was fenced.
 
 B's ``squeue`` is a wrapper around the real one that, while a flag file
 exists, says it started and waits a second: the barrier that lets the test
@@ -68,13 +69,16 @@ def _count(app: Any, test_id: int, states: tuple[str, ...]) -> int:
         return int(db.session.scalar(select(func.count()).where(Job.test_id == test_id, Job.state.in_(states))) or 0)
 
 
-def _slurm_jobs(slurm: SlurmCluster, prefix: str) -> list[tuple[str, str]]:
-    """(id, name) of every job Slurm saw under our names (plain cluster: squeue -t all)."""
+def _slurm_jobs(slurm: SlurmCluster, prefix: str, states: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """(id, name) of every job Slurm saw under our names (plain cluster: squeue -t all);
+    ``states`` gets each one's Slurm state."""
     seen = set()
-    for line in slurm.run("squeue", "-h", "-t", "all", "-o", "%i|%j").stdout.splitlines():
-        job_id, _, name = line.partition("|")
+    for line in slurm.run("squeue", "-h", "-t", "all", "-o", "%i|%j|%T").stdout.splitlines():
+        job_id, name, state = (line.split("|") + ["", ""])[:3]
         if name.startswith(prefix):
             seen.add((job_id, name))
+            if states is not None:
+                states[job_id] = state
     return sorted(seen)
 
 
@@ -126,12 +130,18 @@ def test_a_paused_host_wakes_up_fenced(slurm: SlurmCluster, postgres: Any, tmp_p
         time.sleep(3)  # a late write of node-b would land now
         rows = _rows(app)
         prefix = "hc-fence-"
-        in_slurm = _slurm_jobs(slurm, prefix)
-        names = collections.Counter(name for _, name in in_slurm)
-        assert [n for n, k in names.items() if k > 1] == [], "a job was submitted twice"
+        states: dict[str, str] = {}
+        in_slurm = _slurm_jobs(slurm, prefix, states)
         owners = collections.Counter(j.backend_id for j in rows if j.backend_id)
         assert max(owners.values()) == 1, "a Slurm job id on two rows"
-        assert {job_id for job_id, _ in in_slurm} == set(owners), "a Slurm job without exactly one row"
+        # SIGSTOP can freeze node-b's own sbatch mid-call: node-a then proves the job absent and
+        # submits it, and node-b's sbatch completes after SIGCONT.  That copy is node-b's fenced
+        # submission: it must be cancelled (issue 20: "found by name and cancelled"), never on a row
+        orphans = {job_id for job_id, _ in in_slurm} - set(owners)
+        assert all(states[job_id] == "CANCELLED" for job_id in orphans), {o: states[o] for o in orphans}
+        names = collections.Counter(name for job_id, name in in_slurm if job_id not in orphans)
+        assert [n for n, k in names.items() if k > 1] == [], "a job was submitted twice"
+        assert {job_id for job_id, _ in in_slurm} - orphans == set(owners), "a Slurm job without exactly one row"
         with app.app_context():
             events = collections.Counter((e.job_id, e.new_state) for e in db.session.scalars(select(JobEvent)))
             per_test = {(r.test_id, s): getattr(r, s) for r in db.session.scalars(select(RollupTest)) for s in FINAL}
