@@ -47,6 +47,17 @@ def make_app(instance: Path, **overrides: Any) -> Flask:
     return app
 
 
+def terminate(process: subprocess.Popen[bytes]) -> None:
+    """Stop a test server process: SIGTERM, then SIGKILL after 10 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 def kill_local_jobs(instance: Path) -> None:
     """Stop every local job a test left running (each runs in its own process group)."""
     for pidfile in instance.glob("jobs/*/*/pid"):

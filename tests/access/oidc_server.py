@@ -25,6 +25,8 @@ import requests
 from authlib.integrations.requests_client import OAuth2Session
 from joserfc.jwk import RSAKey
 
+from tests.conftest import terminate
+
 ROOT = Path(__file__).resolve().parents[1] / "oidc"
 PROVIDER = ROOT / "provider.mjs"
 RESOURCE = "urn:hcflask"
@@ -101,13 +103,8 @@ class OidcServer:
         raise AssertionError(f"oidc-provider did not answer:\n{self.log.read_text()}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        if self.process is not None:
+            terminate(self.process)
         self.process = None
 
     def rotate(self) -> None:
