@@ -73,6 +73,14 @@ def initialised(function: F) -> F:
     return clear_errors(wrapper)  # type: ignore[return-value]
 
 
+def with_web() -> None:
+    """Add the pages to this command's app (built without them: :func:`hcflask.create_app`,
+    ``web=False``), for a command that renders one, e.g. ``--html``."""
+    from hcflask import add_web
+
+    add_web(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
 def get_row(model: Any, field: str, value: Any, label: str) -> Any:
     row = db.session.scalar(select(model).where(getattr(model, field) == value))
     if row is None:
@@ -111,11 +119,11 @@ def _writes(ctx: click.Context) -> bool:
 def _audit(ctx: click.Context, status: int, reason: str) -> None:
     """A write attempt from the command line, by ``cli:<unix user>``: its command and arguments
     (never its options, which may hold a password), its exit status and why it failed."""
-    from hcflask.access.accounts import cli_actor
-    from hcflask.web.security import record
-
     if not _writes(ctx):
         return
+    from hcflask.access.accounts import cli_actor  # here: a reading command never imports the web
+    from hcflask.web.security import record
+
     arguments = [str(ctx.params[p.name]) for p in ctx.command.params
                  if isinstance(p, click.Argument) and p.name and ctx.params.get(p.name) is not None]
     if status:

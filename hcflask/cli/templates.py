@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from hcflask import documents
 from hcflask.access.accounts import cli_actor
-from hcflask.cli.common import confirm, get_row, initialised, table, utc, yes_option
+from hcflask.cli.common import confirm, get_row, initialised, table, utc, with_web, yes_option
 from hcflask.extensions import db
 from hcflask.models import Template, Test, ValidationError
 from hcflask.states import TestState
@@ -199,6 +199,7 @@ def test_report(test_id: int, html: Path | None, as_json: bool) -> None:
 
     test = get_row(Test, "id", test_id, "test")
     if html is not None:
+        with_web()  # the page's template and its filters
         try:
             html.write_text(render_file(test))
         except OSError as exc:
