@@ -56,7 +56,8 @@ def build(instance: Path, hc: str, per_day: int) -> int:
     return int(test_id)
 
 
-def measure(hc: str, instance: Path, test_id: int, runs: int) -> list[tuple[str, float, float, float, float, float]]:
+def measure(hc: str, instance: Path, test_id: int, runs: int,
+            warmup: int = 2) -> list[tuple[str, float, float, float, float, float]]:
     """hyperfine's mean, min and max wall time and mean CPU time (user + system) of every command, in
     seconds: on a busy machine the wall time includes waiting for a core, the CPU time does not."""
     rows = []
@@ -68,7 +69,7 @@ def measure(hc: str, instance: Path, test_id: int, runs: int) -> list[tuple[str,
             if check.returncode != 0:
                 raise SystemExit(f"{label} failed ({check.returncode}): {check.stderr.strip()}")
             out = Path(tmp) / "result.json"
-            subprocess.run(["hyperfine", "--warmup", "2", "--runs", str(runs), "--style", "none", "-N",
+            subprocess.run(["hyperfine", "--warmup", str(warmup), "--runs", str(runs), "--style", "none", "-N",
                             "--export-json", str(out), " ".join(argv)], env=env, check=True,
                            stdout=subprocess.DEVNULL, timeout=600)
             result = json.loads(out.read_text())["results"][0]
@@ -79,7 +80,8 @@ def measure(hc: str, instance: Path, test_id: int, runs: int) -> list[tuple[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hc", default=str(Path(sys.executable).parent / "hc"), help="the hc to time")
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--per-day", type=int, default=2000, help="jobs per day of history")
     args = parser.parse_args()
     if shutil.which("hyperfine") is None:
@@ -88,13 +90,15 @@ def main() -> None:
     try:
         instance = base / "instance"
         test_id = build(instance, args.hc, args.per_day)
-        rows = measure(args.hc, instance, test_id, args.runs)
+        rows = measure(args.hc, instance, test_id, args.runs, args.warmup)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print(f"{'command':<20} {'mean s':>7} {'min s':>7} {'max s':>7} {'cpu s':>7} {'goal s':>7}  meets")
     for label, mean, low, high, cpu, goal in rows:
-        print(f"{label:<20} {mean:7.3f} {low:7.3f} {high:7.3f} {cpu:7.3f} {goal:7.1f}  {'yes' if mean <= goal else 'NO'}")
-    print(f"({args.runs} runs each after 2 warm-ups, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f})")
+        meets = "yes" if mean <= goal else "NO"
+        print(f"{label:<20} {mean:7.3f} {low:7.3f} {high:7.3f} {cpu:7.3f} {goal:7.1f}  {meets}")
+    print(f"({args.runs} runs each after {args.warmup} warm-ups, {os.cpu_count()} cores, "
+          f"load {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":
