@@ -69,6 +69,24 @@ def test_a_reading_command_imports_neither_the_web_nor_alembic(tmp_path: Path) -
     assert "hcflask.cli.templates" not in modules and "hcflask.cli.robot" not in modules
 
 
+def test_the_text_report_reads_without_the_pages_and_is_not_audited(tmp_path: Path) -> None:
+    """``hc test report`` only reads: it imported the pages for the HTML file it was not asked
+    for, and was recorded in the audit log as an admin's write."""
+    assert traced(tmp_path, "test", "start", "demo")[0].returncode == 0
+    done, modules = traced(tmp_path, "test", "report", "1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[:2] == ["queue", "jobs"]
+    assert not modules & (HEAVY - {"yaml"}) and "hcflask.web.security" not in modules, modules & HEAVY
+    from hcflask import create_app
+    from hcflask.models import AuditEntry
+
+    app = create_app({"INSTANCE_PATH": tmp_path / "inst"})
+    with app.app_context():
+        actions = [e.action for e in db.session.scalars(db.select(AuditEntry))]
+        db.session.remove()
+    assert actions == ["test start"]
+
+
 def test_the_html_report_adds_the_web_when_it_needs_it(tmp_path: Path) -> None:
     assert traced(tmp_path, "test", "start", "demo")[0].returncode == 0
     done, modules = traced(tmp_path, "test", "report", "1", "--html", str(tmp_path / "r.html"))

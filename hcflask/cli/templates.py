@@ -195,10 +195,11 @@ def test_report(test_id: int, html: Path | None, as_json: bool) -> None:
     import json
 
     from hcflask.web import report
-    from hcflask.web.ui.reports import render_file
 
     test = get_row(Test, "id", test_id, "test")
     if html is not None:
+        from hcflask.web.ui.reports import render_file  # the pages' code: only for the HTML file
+
         with_web()  # the page's template and its filters
         try:
             html.write_text(render_file(test))
