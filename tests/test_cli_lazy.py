@@ -100,7 +100,8 @@ def test_the_html_report_adds_the_web_when_it_needs_it(tmp_path: Path) -> None:
 def test_every_command_loads_with_the_help_hc_help_shows(name: str) -> None:
     command = load(name)
     assert command.name == name
-    assert COMMANDS[name][1] == inspect.cleandoc(command.help or "").split("\n\n")[0].replace("\n", " ")
+    first = inspect.cleandoc(command.help or "").split("\n\n")[0].replace("\n", " ")
+    assert COMMANDS[name][1] == first, f"hcflask/cli/__init__.py COMMANDS[{name!r}]: its help is now {first!r}"
 
 
 def every_command_path() -> list[tuple[str, ...]]:

@@ -39,7 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "template": ("hcflask.cli.templates:template_group", "Templates: the test types (files in YAML, TOML or JSON)."),
     "test": ("hcflask.cli.templates:test_group", "Tests: runs of a template."),
     "queue": ("hcflask.cli.queues:queue_group", "Queues: where test jobs run."),
-    "user": ("hcflask.cli.service:user_group", "Admins of the web UI."),
+    "user": ("hcflask.cli.service:user_group",
+             "Users of the web UI and the API, and their roles (viewer, operator, admin)."),
     "token": ("hcflask.cli.service:token_group", "API tokens (for writes through /api/v1)."),
     "robot": ("hcflask.cli.robot:robot_group", "Auto-exclusion: switch it, see its verdicts, run one pass."),
     # from cli.data, which adds `hc db rollup` to the group of cli.database

@@ -94,9 +94,12 @@ def table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> None:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
-def utc(value: datetime | None) -> str:
-    """A stored (UTC) time to the minute, or '-' (the table headers say UTC)."""
-    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+def utc(value: datetime | str | None, missing: str = "-") -> str:
+    """A time as pages and reports show it too (``2026-12-03 08:25:02 UTC``), or ``missing``;
+    the CLI stays UTC (a display zone is a web user's setting)."""
+    from hcflask.times import shown
+
+    return shown(value, missing=missing)
 
 
 #: ``--yes`` of the commands that delete something (they ask first without it)

@@ -157,7 +157,7 @@ def test_list(state: str | None, limit: int) -> None:
         query = query.where(Test.state == state)
     rows = [(t.id, t.state, t.template_name, t.host or "", utc(t.start_at), utc(t.finished_at or t.end_at))
             for t in db.session.scalars(query)]
-    table(rows, ("id", "state", "template", "host", "start (UTC)", "end (UTC)"))
+    table(rows, ("id", "state", "template", "host", "start", "end"))
 
 
 @test_group.command("cancel")
