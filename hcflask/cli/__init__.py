@@ -13,6 +13,20 @@ a command's module is imported only when that command runs (Click's lazy
 group), ``--help`` and ``--version`` import neither Flask nor SQLAlchemy, and
 the app a command builds has no web (:func:`hcflask.create_app`, ``web=False``).
 ``bench/bench_cli.py`` measures it (docs/operations.md).
+
+Adding a command:
+
+* a subcommand of an existing group (``hc queue show``) is a function decorated
+  ``@queue_group.command("show")`` in that group's module, nothing else: the
+  module is imported when its group runs, so its subcommands come with it;
+* a new top-level command or group is one entry in :data:`COMMANDS`: its name,
+  ``"module:attribute"`` and the first paragraph of its help (what ``hc --help``
+  shows without importing it; tests/test_cli_lazy.py fails, naming the entry,
+  when the two differ);
+* what only one command needs (the web, Alembic, ``requests``, a backend) is
+  imported inside that command's function, not at the top of the module: every
+  command of the group pays for the module's imports (tests/test_cli_lazy.py
+  checks that ``hc queue list`` imports none of them).
 """
 from __future__ import annotations
 
@@ -80,7 +94,8 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
-        rows = [(name, click.utils.make_default_short_help(COMMANDS[name][1], limit))
+        # an unloaded command's help is shortened as Click shortens a loaded one's
+        rows = [(name, click.Command(name, help=COMMANDS[name][1]).get_short_help_str(limit))
                 for name in self.list_commands(ctx) if name in COMMANDS]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
