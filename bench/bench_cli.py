@@ -9,8 +9,10 @@ templates), then runs each command under ``hyperfine`` (Debian package
 whether the mean meets it.
 
 Run from a checkout: ``python bench/bench_cli.py`` (``--hc PATH`` to time
-another installation's ``hc``, ``--runs N``).  The table goes in
-docs/operations.md ("How fast the hc command is").
+another installation's ``hc``, ``--runs N``).  ``--baseline PATH`` times a
+second ``hc`` (an older version) too, each command right after the other's, so
+both see the same load, and ``--markdown`` prints the table of
+docs/operations.md ("How fast the hc command is") instead of plain text.
 """
 from __future__ import annotations
 
@@ -56,30 +58,62 @@ def build(instance: Path, hc: str, per_day: int) -> int:
     return int(test_id)
 
 
-def measure(hc: str, instance: Path, test_id: int, runs: int) -> list[tuple[str, float, float, float, float]]:
-    """hyperfine's mean, min and max of every command, in seconds."""
-    rows = []
+#: one command's figures: label, mean, min and max wall time, mean CPU time (s), goal (s)
+Row = tuple[str, float, float, float, float, float]
+
+
+def measure(hcs: list[str], instance: Path, test_id: int, runs: int, warmup: int = 2) -> list[list[Row]]:
+    """For each ``hc`` of ``hcs``, hyperfine's mean, min and max wall time and mean CPU time (user +
+    system) of every command, in seconds: on a busy machine the wall time includes waiting for a
+    core, the CPU time does not.  Each command is timed for every ``hc`` in turn, so they share
+    the machine's load."""
+    rows: list[list[Row]] = [[] for _ in hcs]
     env = {**os.environ, "HC_INSTANCE": str(instance)}
     with tempfile.TemporaryDirectory() as tmp:
         for label, args, goal in COMMANDS:
-            argv = [hc, *(a.format(test=test_id) for a in args)]
-            check = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
-            if check.returncode != 0:
-                raise SystemExit(f"{label} failed ({check.returncode}): {check.stderr.strip()}")
-            out = Path(tmp) / "result.json"
-            subprocess.run(["hyperfine", "--warmup", "2", "--runs", str(runs), "--style", "none", "-N",
-                            "--export-json", str(out), " ".join(argv)], env=env, check=True,
-                           stdout=subprocess.DEVNULL, timeout=600)
-            result = json.loads(out.read_text())["results"][0]
-            rows.append((label, result["mean"], result["min"], result["max"], goal))
+            for hc, out_rows in zip(hcs, rows, strict=True):
+                argv = [hc, *(a.format(test=test_id) for a in args)]
+                check = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+                if check.returncode != 0:
+                    raise SystemExit(f"{hc}: {label} failed ({check.returncode}): {check.stderr.strip()}")
+                out = Path(tmp) / "result.json"
+                subprocess.run(["hyperfine", "--warmup", str(warmup), "--runs", str(runs), "--style", "none", "-N",
+                                "--export-json", str(out), " ".join(argv)], env=env, check=True,
+                               stdout=subprocess.DEVNULL, timeout=1200)
+                result = json.loads(out.read_text())["results"][0]
+                out_rows.append((label, result["mean"], result["min"], result["max"],
+                                 result["user"] + result["system"], goal))
     return rows
+
+
+def text_table(rows: list[Row]) -> None:
+    print(f"{'command':<20} {'mean s':>7} {'min s':>7} {'max s':>7} {'cpu s':>7} {'goal s':>7}  meets")
+    for label, mean, low, high, cpu, goal in rows:
+        meets = "yes" if mean <= goal else "NO"
+        print(f"{label:<20} {mean:7.3f} {low:7.3f} {high:7.3f} {cpu:7.3f} {goal:7.1f}  {meets}")
+
+
+def markdown_table(after: list[Row], before: list[Row] | None) -> None:
+    """The table of docs/operations.md: wall time as mean (min–max), and the CPU time."""
+    def cells(row: Row) -> str:
+        return f"{row[1]:.3f} s ({row[2]:.3f}–{row[3]:.3f}) | {row[4]:.3f} s"
+
+    head = ("| command | goal | " + ("before: mean (min–max) | before: CPU | " if before else "")
+            + "after: mean (min–max) | after: CPU |")
+    print(head)
+    print("|---" * (head.count("|") - 1) + "|")
+    for i, row in enumerate(after):
+        print(f"| `{row[0]}` | {row[5]:.1f} s | " + (cells(before[i]) + " | " if before else "") + cells(row) + " |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hc", default=str(Path(sys.executable).parent / "hc"), help="the hc to time")
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--per-day", type=int, default=2000, help="jobs per day of history")
+    parser.add_argument("--baseline", help="an older hc to time too, for a before and after")
+    parser.add_argument("--markdown", action="store_true", help="print the table of docs/operations.md")
     args = parser.parse_args()
     if shutil.which("hyperfine") is None:
         raise SystemExit("hyperfine is not installed (Debian: apt-get install hyperfine)")
@@ -87,13 +121,21 @@ def main() -> None:
     try:
         instance = base / "instance"
         test_id = build(instance, args.hc, args.per_day)
-        rows = measure(args.hc, instance, test_id, args.runs)
+        hcs = [args.hc, *([args.baseline] if args.baseline else [])]
+        after, *before = measure(hcs, instance, test_id, args.runs, args.warmup)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    print(f"{'command':<20} {'mean s':>7} {'min s':>7} {'max s':>7} {'goal s':>7}  meets")
-    for label, mean, low, high, goal in rows:
-        print(f"{label:<20} {mean:7.3f} {low:7.3f} {high:7.3f} {goal:7.1f}  {'yes' if mean <= goal else 'NO'}")
-    print(f"({args.runs} runs each after 2 warm-ups, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f})")
+    if args.markdown:
+        markdown_table(after, before[0] if before else None)
+    elif before:
+        print(f"before ({args.baseline}):")
+        text_table(before[0])
+        print(f"\nafter ({args.hc}):")
+        text_table(after)
+    else:
+        text_table(after)
+    print(f"({args.runs} runs each after {args.warmup} warm-ups, {os.cpu_count()} cores, "
+          f"load {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

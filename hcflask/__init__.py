@@ -4,6 +4,10 @@
 reading configuration: no network, no threads, no sleeps.  The scheduler is
 started by ``hc serve`` (see :mod:`hcflask.engine.scheduler`), and the
 instance folder is initialised by :func:`hcflask.instance.ensure`.
+
+Nothing heavy is imported at module level: ``hc --version`` and ``hc --help``
+import this package, and every ``hc`` run is a new process that pays for what it
+imports (docs/operations.md, "How fast the hc command is").
 """
 from __future__ import annotations
 
@@ -11,18 +15,27 @@ import os
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
 __version__ = "0.1.0"
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    """Application factory: defaults → instance/hc.toml → HC_* → ``test_config``."""
+def create_app(test_config: Mapping[str, Any] | None = None, *, web: bool = True) -> Flask:
+    """Application factory: defaults → instance/hc.toml → HC_* → ``test_config``.
+
+    ``web=False`` is the app of one ``hc`` command: the database and the engine, but no pages,
+    API, login or CSRF, and Alembic only when the schema is behind (:func:`migrations`).  The
+    web's blueprints import most of the code, so leaving them out is most of what makes a
+    command start fast; :func:`add_web` adds them to such an app when a command renders a page.
+    """
+    from flask import Flask
+
     from hcflask import config as hc_config
     from hcflask.engine.rules import check_config
-    from hcflask.extensions import csrf, db, login_manager, migrate
+    from hcflask.extensions import db
 
     test_config = dict(test_config or {})
     path = Path(test_config.pop("INSTANCE_PATH", None) or hc_config.instance_path())
@@ -43,18 +56,44 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config["JOBS_ROOT"] = app.config["PATHS_JOBS"] or str(path / "jobs")
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
-    login_manager.init_app(app)
-    csrf.init_app(app)
 
-    from hcflask import cli, models  # noqa: F401 - models register their tables
+    from hcflask import models  # noqa: F401 - models register their tables
     from hcflask.engine import rollups  # noqa: F401 - the rollup writer hooks every flush
-    from hcflask.web import register_blueprints
 
-    register_blueprints(app)
-    cli.register(app)
+    if web:
+        from hcflask import cli
+
+        migrations(app)
+        add_web(app)
+        cli.register(app)  # ``flask --app hcflask <command>`` and app.test_cli_runner()
     _sqlite_pragmas(app)
     return app
+
+
+def add_web(app: Flask) -> None:
+    """The pages, API and login: at start for a served app, on demand for an ``hc`` command's
+    (``hc test report --html`` renders the report's template, with its filters)."""
+    if "hc_web" in app.extensions:
+        return
+    from hcflask.extensions import csrf, login_manager
+    from hcflask.web import register_blueprints
+
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    register_blueprints(app)
+    app.extensions["hc_web"] = True
+
+
+def migrations(app: Flask) -> str:
+    """Flask-Migrate (and so Alembic) on ``app``, once; returns the migrations folder.
+
+    Alembic takes a third of a command's start-up, and a command on a database at the newest
+    schema never needs it (:func:`hcflask.instance.ensure` checks that without Alembic)."""
+    if "migrate" not in app.extensions:
+        from hcflask.extensions import db, migrate
+
+        migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
+    return str(app.extensions["migrate"].directory)
 
 
 def _engine_options(uri: str, host: str, service: str) -> dict[str, Any]:

@@ -1,15 +1,17 @@
-"""Extensions, created unbound here and bound to the app in ``create_app``."""
+"""Extensions, created unbound here and bound to the app in ``create_app``.
+
+The database is made at import; the others (Alembic through Flask-Migrate, the login, CSRF and
+the rate limiter) on first use, so an ``hc`` command that touches neither the schema nor the web
+never imports them (``from hcflask.extensions import csrf`` still works: see ``__getattr__``).
+"""
 from __future__ import annotations
 
+import threading
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app, request
-from flask_limiter import Limiter
-from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase, registry
 
@@ -36,9 +38,17 @@ if TYPE_CHECKING:
     Model = Base
 else:
     Model = db.Model
-migrate = Migrate()
-login_manager = LoginManager()
-csrf = CSRFProtect()
+
+if TYPE_CHECKING:
+    from flask_limiter import Limiter
+    from flask_login import LoginManager
+    from flask_migrate import Migrate
+    from flask_wtf import CSRFProtect
+
+    migrate: Migrate
+    login_manager: LoginManager
+    csrf: CSRFProtect
+    limiter: Limiter
 
 
 def _client_key() -> str:
@@ -46,4 +56,32 @@ def _client_key() -> str:
     return f"{current_app.config['INSTANCE_NAME']}:{request.remote_addr or '-'}"
 
 
-limiter = Limiter(key_func=_client_key, storage_uri="memory://", default_limits=[])
+_making = threading.Lock()
+
+
+def _make(name: str) -> Any:
+    if name == "migrate":
+        from flask_migrate import Migrate
+
+        return Migrate()
+    if name == "login_manager":
+        from flask_login import LoginManager
+
+        return LoginManager()
+    if name == "csrf":
+        from flask_wtf import CSRFProtect
+
+        return CSRFProtect()
+    from flask_limiter import Limiter
+
+    return Limiter(key_func=_client_key, storage_uri="memory://", default_limits=[])
+
+
+def __getattr__(name: str) -> Any:
+    """``migrate``, ``login_manager``, ``csrf`` and ``limiter``: made once, on first use (PEP 562)."""
+    if name not in ("migrate", "login_manager", "csrf", "limiter"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _making:  # two threads of a worker asking at once get the same object
+        if name not in globals():
+            globals()[name] = _make(name)
+    return globals()[name]

@@ -8,13 +8,19 @@ into PostgreSQL (a shared scale-out database gets it only with
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flask import Flask
-from flask_migrate import upgrade
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from hcflask.extensions import db
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+#: ``revision = "x"`` and ``down_revision = "y"`` (or a tuple, for a merge) of a migration file
+REVISION = re.compile(r"^(down_revision|revision)\b[^=\n]*=(.*)$", re.M)
 
 DEMO_TEMPLATE = {
     "name": "demo",
@@ -76,13 +82,44 @@ def ensure(app: Flask, demo: bool | None = None) -> bool:
     Path(app.instance_path, "logs").mkdir(parents=True, exist_ok=True)
     with app.app_context():
         fresh = not inspect(db.engine).has_table("alembic_version")
-        upgrade(directory=app.extensions["migrate"].directory)
+        if fresh or not at_newest_schema():
+            from flask_migrate import upgrade
+
+            from hcflask import migrations
+
+            upgrade(directory=migrations(app))
         if demo is None:
             demo = app.config["DEMO"] and db.engine.dialect.name != "postgresql"
         if not (fresh and demo):
             return False
         seed_demo()
         return True
+
+
+def schema_heads(versions: Path) -> set[str] | None:
+    """The newest revision(s) of the migration files, read as text (no Alembic, no import of
+    them: that costs a command more than its own work); None when a file cannot be read so."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in versions.glob("*.py"):
+        found = dict(REVISION.findall(path.read_text()))
+        names = re.findall(r"[\"']([^\"']+)[\"']", found.get("revision", ""))
+        if len(names) != 1 or "down_revision" not in found:
+            return None
+        revisions.add(names[0])
+        parents.update(re.findall(r"[\"']([^\"']+)[\"']", found["down_revision"]))
+    return (revisions - parents) or None
+
+
+def at_newest_schema() -> bool:
+    """Does the database stand at the newest revision?  Only a yes skips Alembic's upgrade; any
+    doubt (a file not read, a database ahead, behind or on a branch) runs it."""
+    from hcflask import _migrations_dir
+
+    heads = schema_heads(_migrations_dir() / "versions")
+    current = set(db.session.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    db.session.rollback()  # leave no read transaction open on SQLite before the command's writes
+    return heads is not None and current == heads
 
 
 def seed_demo() -> None:

@@ -1,7 +1,14 @@
-"""The one time boundary of the database: naive UTC in every column."""
+"""Times: naive UTC in every column, one way to read a time a person typed, one way to show one.
+
+Pages, reports and CLI output show every time in one shape, :data:`SHOWN`:
+``2026-12-03 08:25:02 UTC``, or in a signed-in user's display zone the same
+with that zone's abbreviation (``2026-12-03 09:25:02 CET``), so a time never
+stands without its zone.  The API and JSON outputs keep ISO 8601 with ``Z``
+(:func:`hcflask.models.common.iso`).
+"""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import DateTime
@@ -13,6 +20,35 @@ def naive_utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is None:
         return value
     return value.astimezone(UTC).replace(tzinfo=None)
+
+
+#: how pages, reports and the CLI show a time (``%Z``: ``UTC``, ``CET``, ``CEST``, ...)
+SHOWN = "%Y-%m-%d %H:%M:%S %Z"
+
+
+def shown(value: datetime | str | None, zone: str = "", missing: str = "–") -> str:
+    """A time as every page, report and CLI line shows it: ``2026-12-03 08:25:02 UTC``.
+
+    ``value`` is a stored time (naive UTC, or aware) or an ISO string from a report's data
+    (``2026-12-03T08:25:02Z``); ``zone`` an IANA name to show it in (``''``, or a name this
+    machine does not know: UTC); ``missing`` stands for None or ''."""
+    if value is None or value == "":
+        return missing
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(_zone(zone)).strftime(SHOWN)
+
+
+def _zone(name: str) -> tzinfo:
+    if not name or name == "UTC":
+        return UTC
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
 
 
 #: the years a person may type: the pages' day pickers and the API's patterns accept the same

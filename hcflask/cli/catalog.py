@@ -12,7 +12,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from hcflask import catalog
-from hcflask.cli.common import initialised, table
+from hcflask.cli.common import initialised, table, with_web
 from hcflask.extensions import db
 from hcflask.models import Template, ValidationError
 from hcflask.states import JobState
@@ -180,6 +180,7 @@ def commission_command(queue: str, probes: str | None, runs: int, timeout: int, 
     if html is not None:
         from hcflask.web.ui.commission import render_file
 
+        with_web()  # the page's template and its filters
         try:
             html.write_text(render_file(data))
         except OSError as exc:

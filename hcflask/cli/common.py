@@ -42,7 +42,7 @@ def clear_errors(function: F) -> F:
 
 #: commands that only read (or only serve, or copy the database): every other one is audited
 READ_COMMANDS = {"list", "show", "export", "status", "replay", "init", "serve", "report", "current", "history",
-                 "backup"}
+                 "backup", "signatures"}
 
 
 def initialised(function: F) -> F:
@@ -73,6 +73,14 @@ def initialised(function: F) -> F:
     return clear_errors(wrapper)  # type: ignore[return-value]
 
 
+def with_web() -> None:
+    """Add the pages to this command's app (built without them: :func:`hcflask.create_app`,
+    ``web=False``), for a command that renders one, e.g. ``--html``."""
+    from hcflask import add_web
+
+    add_web(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
 def get_row(model: Any, field: str, value: Any, label: str) -> Any:
     row = db.session.scalar(select(model).where(getattr(model, field) == value))
     if row is None:
@@ -86,9 +94,12 @@ def table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> None:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
-def utc(value: datetime | None) -> str:
-    """A stored (UTC) time to the minute, or '-' (the table headers say UTC)."""
-    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+def utc(value: datetime | str | None, missing: str = "-") -> str:
+    """A time as pages and reports show it too (``2026-12-03 08:25:02 UTC``), or ``missing``;
+    the CLI stays UTC (a display zone is a web user's setting)."""
+    from hcflask.times import shown
+
+    return shown(value, missing=missing)
 
 
 #: ``--yes`` of the commands that delete something (they ask first without it)
@@ -111,11 +122,11 @@ def _writes(ctx: click.Context) -> bool:
 def _audit(ctx: click.Context, status: int, reason: str) -> None:
     """A write attempt from the command line, by ``cli:<unix user>``: its command and arguments
     (never its options, which may hold a password), its exit status and why it failed."""
-    from hcflask.access.accounts import cli_actor
-    from hcflask.web.security import record
-
     if not _writes(ctx):
         return
+    from hcflask.access.accounts import cli_actor  # here: a reading command never imports the web
+    from hcflask.web.security import record
+
     arguments = [str(ctx.params[p.name]) for p in ctx.command.params
                  if isinstance(p, click.Argument) and p.name and ctx.params.get(p.name) is not None]
     if status:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 from flask import current_app
 
-from hcflask.cli.common import initialised, table
+from hcflask.cli.common import initialised, table, utc
 from hcflask.cli.database import db_group
 from hcflask.extensions import db
 from hcflask.models import utcnow
@@ -44,7 +44,7 @@ def purge_command(dry_run: bool) -> None:
     from hcflask.engine.retention import plan, purge
 
     if dry_run:
-        table([(what, n, f"before {cutoff:%Y-%m-%d %H:%M}") for what, n, cutoff in plan()],
+        table([(what, n, f"before {utc(cutoff)}") for what, n, cutoff in plan()],
               ("would delete", "count", "ended"))
         return
     done = purge(budget_seconds=None)

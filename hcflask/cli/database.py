@@ -23,7 +23,9 @@ def db_group() -> None:
 
 
 def _directory() -> str:
-    return str(current_app.extensions["migrate"].directory)
+    from hcflask import migrations
+
+    return migrations(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 @db_group.command("upgrade")

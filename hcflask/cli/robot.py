@@ -42,7 +42,7 @@ def status(as_json: bool) -> None:
                      + (f": {state.reason}" if state.reason else ""))
     word = "on" if state.enabled and in_config else "off"
     click.echo(f"auto-exclusion: {word}" + (f" ({'; '.join(notes)})" if notes else ""))
-    click.echo(f"last pass: {utc(state.last_run_at) + ' UTC' if state.last_run_at else 'never'}")
+    click.echo(f"last pass: {utc(state.last_run_at, 'never')}")
     for alert in alerts:
         click.echo(f"ALERT [{alert.kind}] {alert.title}: {alert.message}")
     for name, row in sorted((state.last_summary or {}).items()):
@@ -173,9 +173,9 @@ def replay_cmd(start: str, end: str, step: str, sets: tuple[str, ...], as_json: 
     for row in result["passes"]:
         for kind in ("excluded", "recovered", "rolled_back"):
             for move in row[kind]:
-                click.echo(f"{row['time']}  {kind:<11} {move['queue']:<24} {move['reason']}")
+                click.echo(f"{utc(row['time'])}  {kind:<11} {move['queue']:<24} {move['reason']}")
         for alert in row["alerts"]:
-            click.echo(f"{row['time']}  alert {alert['event']:<5} {alert['message']}")
+            click.echo(f"{utc(row['time'])}  alert {alert['event']:<5} {alert['message']}")
     totals = result["totals"]
     click.echo(f"{len(result['passes'])} passes: excluded={totals['excluded']} recovered={totals['recovered']} "
                f"rolled_back={totals['rolled_back']} alerts={totals['alerts']}; "

@@ -177,7 +177,7 @@ def user_list() -> None:
     """List the users: role, where they sign in, disabled or not, their number of API tokens."""
     rows = [(u.username, u.role, u.source, "disabled" if u.disabled else "", utc(u.created_at), len(u.tokens))
             for u in db.session.scalars(select(User).order_by(User.username))]
-    table(rows, ("username", "role", "source", "state", "created (UTC)", "tokens"))
+    table(rows, ("username", "role", "source", "state", "created", "tokens"))
 
 
 @user_group.command("remove")
@@ -198,8 +198,8 @@ def user_remove(username: str, yes: bool) -> None:
 @initialised
 def token_list() -> None:
     """List API tokens (never the tokens themselves)."""
-    rows = [(t.id, t.user.username, t.name, t.scope, t.state, str(t.created_at)[:19], str(t.expires_at or "")[:19],
-             str(t.last_used_at or "")[:19]) for t in db.session.scalars(select(ApiToken).order_by(ApiToken.id))]
+    rows = [(t.id, t.user.username, t.name, t.scope, t.state, utc(t.created_at), utc(t.expires_at, "never"),
+             utc(t.last_used_at)) for t in db.session.scalars(select(ApiToken).order_by(ApiToken.id))]
     table(rows, ("id", "user", "name", "scope", "state", "created", "expires", "last used"))
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from hcflask import documents
 from hcflask.access.accounts import cli_actor
-from hcflask.cli.common import confirm, get_row, initialised, table, utc, yes_option
+from hcflask.cli.common import confirm, get_row, initialised, table, utc, with_web, yes_option
 from hcflask.extensions import db
 from hcflask.models import Template, Test, ValidationError
 from hcflask.states import TestState
@@ -157,7 +157,7 @@ def test_list(state: str | None, limit: int) -> None:
         query = query.where(Test.state == state)
     rows = [(t.id, t.state, t.template_name, t.host or "", utc(t.start_at), utc(t.finished_at or t.end_at))
             for t in db.session.scalars(query)]
-    table(rows, ("id", "state", "template", "host", "start (UTC)", "end (UTC)"))
+    table(rows, ("id", "state", "template", "host", "start", "end"))
 
 
 @test_group.command("cancel")
@@ -195,10 +195,12 @@ def test_report(test_id: int, html: Path | None, as_json: bool) -> None:
     import json
 
     from hcflask.web import report
-    from hcflask.web.ui.reports import render_file
 
     test = get_row(Test, "id", test_id, "test")
     if html is not None:
+        from hcflask.web.ui.reports import render_file  # the pages' code: only for the HTML file
+
+        with_web()  # the page's template and its filters
         try:
             html.write_text(render_file(test))
         except OSError as exc:

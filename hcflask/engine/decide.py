@@ -38,6 +38,7 @@ from typing import Any
 
 from hcflask.engine.rules import Outcome, Series, Settings, Verdict, judge_queue
 from hcflask.signatures import signature
+from hcflask.times import shown
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -249,7 +250,7 @@ def _raise(out: Decisions, snap: Snapshot, settings: Settings, standing: Mapping
     faces = len(set(standing.values()))
     out.outage = "raise"
     out.outage_message = (f"central outage suspected: {len(standing)} of {active} judged queues failing or held out "
-                          f"since {started:%Y-%m-%d %H:%M} UTC; most common failure: {common or 'unknown'}"
+                          f"since {shown(started)}; most common failure: {common or 'unknown'}"
                           + (f" ({faces} different failures)" if faces > 1 else ""))
     if not cfg["outage_rollback"]:
         return
@@ -274,9 +275,9 @@ def _held(queue: QueueView, failure: str, snap: Snapshot, settings: Settings, ou
     if outage:
         return "outage guard: not excluded"
     if last_close is not None and snap.now - last_close < guard:
-        return f"held: an outage alert closed at {last_close:%H:%M} UTC; exclusions wait one guard window"
+        return f"held: an outage alert closed at {shown(last_close)}; exclusions wait one guard window"
     if groups[failure] >= int(settings.base["outage_min_queues"]) and snap.now - since[queue.name] < guard:
         until = since[queue.name] + guard
         return (f"suspicion hold: {groups[failure]} queues failing or held out with '{failure}'; "
-                f"excluded from {until:%H:%M} UTC if still failing and no outage")
+                f"excluded from {shown(until)} if still failing and no outage")
     return ""

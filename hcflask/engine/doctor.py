@@ -56,7 +56,9 @@ def run() -> list[Check]:
 
 
 def _schema(_now: datetime) -> Iterator[Check]:
-    heads = set(ScriptDirectory(current_app.extensions["migrate"].directory).get_heads())
+    from hcflask import migrations  # Alembic's own answer here, not instance.at_newest_schema's reading
+
+    heads = set(ScriptDirectory(migrations(current_app._get_current_object())).get_heads())  # type: ignore[attr-defined]
     with db.engine.connect() as connection:
         current = set(MigrationContext.configure(connection).get_current_heads())
     if current == heads:

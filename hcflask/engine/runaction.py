@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from hcflask.backends import BackendUnavailable
 from hcflask.backends.runner import run
 
@@ -77,6 +75,8 @@ def run_action(config: Mapping[str, Any], entry: Mapping[str, Any], data: Mappin
 
 def _post(entry: Mapping[str, Any], data: Mapping[str, Any], timeout: float) -> tuple[bool, str]:
     """One POST; retries are the outbox's business.  The message names the host only."""
+    import requests  # here: every hc command checks [robot] actions through this module, few post
+
     url = str(entry["url"])
     host = shown(entry)
     headers = {str(k): str(v) for k, v in (entry.get("headers") or {}).items()}

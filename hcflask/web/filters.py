@@ -1,12 +1,12 @@
 """Jinja filters for times, durations and states."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime
 
 from flask import Flask, g, has_request_context
 
 from hcflask.models import utcnow
+from hcflask.times import shown
 
 
 def display_zone() -> str:
@@ -18,21 +18,15 @@ def display_zone() -> str:
     return str(getattr(current_user, "timezone", "") or "") if current_user.is_authenticated else ""
 
 
-def tz_label() -> str:
-    return display_zone() or "UTC"
+def when(value: datetime | str | None) -> str:
+    """A time on a page, in the display zone and naming it: ``2026-12-03 09:25:02 CET``
+    (:func:`hcflask.times.shown`)."""
+    return shown(value, display_zone())
 
 
-def when(value: datetime | None) -> str:
-    """A stored (naive UTC) time in the display zone, to the second."""
-    if not value:
-        return "–"
-    zone = display_zone()
-    if zone:
-        try:
-            value = value.replace(tzinfo=UTC).astimezone(ZoneInfo(zone))
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    return value.strftime("%Y-%m-%d %H:%M:%S")
+def utc(value: datetime | str | None) -> str:
+    """A time in a report, which stays UTC whoever reads it: ``2026-12-03 08:25:02 UTC``."""
+    return shown(value)
 
 
 def duration(start: datetime | None, end: datetime | None = None) -> str:
@@ -67,8 +61,8 @@ def may(action: str) -> bool:
 
 def register(app: Flask) -> None:
     app.jinja_env.filters["when"] = when
+    app.jinja_env.filters["utc"] = utc
     app.jinja_env.filters["duration"] = duration
     app.jinja_env.globals["now"] = utcnow
     app.jinja_env.globals["queue_status"] = queue_status
     app.jinja_env.globals["may"] = may
-    app.jinja_env.globals["tz_label"] = tz_label

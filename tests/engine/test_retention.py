@@ -59,7 +59,9 @@ def test_retention_deletes_exactly_what_is_old(tmp_path: Path) -> None:
     assert dry.exit_code == 0, dry.output
     assert [line.split("  ")[0] for line in dry.output.splitlines()[1:]] == [
         "jobs (succeeded, cancelled)", "jobs (failed, lost)", "work dirs"], dry.output
-    assert [int(line.split()[-4]) for line in dry.output.splitlines()[1:]] == [2, 2, 6]
+    # the count, then "before 2026-12-03 08:25:02 UTC" (times as everywhere)
+    assert [int(line.split()[-5]) for line in dry.output.splitlines()[1:]] == [2, 2, 6]
+    assert all(line.endswith(" UTC") for line in dry.output.splitlines()[1:]), dry.output
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Job)) == len(CASES), "dry run deleted"
         client: FlaskClient = app.test_client()
