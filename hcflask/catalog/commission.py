@@ -95,7 +95,8 @@ def start(queue_name: str, names: list[str] | None = None, runs: int = 1, timeou
         test.end_at = now + timedelta(seconds=timeout)
         test.note = f"commissioning {key} of {queue.name} by {actor}"
         if host is not None:
-            test.host, test.queue_names = host, [queue.name]
+            test.host = host
+            test.set_queues([queue])
             test.state, test.started_at = TestState.RUNNING.value, now
         db.session.add(test)
     db.session.commit()

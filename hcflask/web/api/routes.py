@@ -16,6 +16,7 @@ from hcflask.web import queries
 from hcflask.web.api import bp, json_body, text_field
 from hcflask.web.api.auth import check_read_access, permission_required, reader_required
 from hcflask.web.api.openapi import document
+from hcflask.web.history import queue_refs
 
 csrf.exempt(bp)  # token-authenticated, no cookies: CSRF does not apply
 
@@ -88,8 +89,9 @@ def list_objects(kind: str) -> Any:
     items = [row.to_dict() for row in result.items]
     if kind == "tests":
         counts = queries.counts_by_test([t.id for t in result.items])
-        for item in items:
+        for item, test in zip(items, result.items, strict=True):
             item["jobs"] = counts[item["id"]].to_dict()
+            item["queue_refs"] = [ref.to_dict() for ref in queue_refs(test)] if test.queue_names else []
             item.pop("snapshot")
     return jsonify({"items": items, "total": result.total, "page": page, "per_page": per_page,
                     "pages": result.pages})
@@ -112,9 +114,12 @@ def get_template(key: str) -> Any:
 @bp.route("/tests/<int:test_id>")
 def get_test(test_id: int) -> Any:
     test = _one(Test, str(test_id))
-    per_queue = {name: c.to_dict() for name, c in queries.counts_by_queue(test.id).items()}
+    counts = queries.counts_by_queue(test.id)
+    refs = queue_refs(test) if test.queue_names else []
+    per_queue = {ref.name: counts[ref.id or 0].to_dict() for ref in refs}
     return jsonify({**test.to_dict(), "jobs": queries.counts_by_test([test.id])[test.id].to_dict(),
-                    "queues_jobs": per_queue, "stress": stress.progress(test)})
+                    "queue_refs": [ref.to_dict() for ref in refs], "queues_jobs": per_queue,
+                    "stress": stress.progress(test)})
 
 
 @bp.route("/jobs/<int:job_id>")
