@@ -1,10 +1,11 @@
 """The rules of queue and template names, in one place for the CLI, the API and the forms.
 
 A name is ASCII only: it goes into batch job names, environment variables,
-file names and URLs, and SQLite's ``lower()`` (behind the case-insensitive
-unique index) folds ASCII only, so a non-ASCII name could not be kept unique
-without regard to case.  Two names that differ only in case are one name, as
-an admin reads them.  ``<name>.deleted-<id>`` is reserved: deleting a queue
+file names and URLs, and case folding beyond ASCII differs between Python,
+SQLite and PostgreSQL, so a non-ASCII name could not be kept unique without
+regard to case everywhere.  Two names that differ only in case are one name, as
+an admin reads them: the ``name_key`` column (the lower-case name) of queues
+and templates is unique in the database, whatever path writes the row.  ``<name>.deleted-<id>`` is reserved: deleting a queue
 with history renames its row so (engine/actions.py), and a queue already
 holding that name would make the deletion fail half-way.  Errors echo at
 most :data:`SHOWN` characters of what was given, so a 5,000-character name
@@ -14,8 +15,6 @@ from __future__ import annotations
 
 import re
 from typing import Any
-
-from sqlalchemy import ColumnElement, func
 
 #: patterns are used with ``fullmatch`` here and as ``^...$`` in the OpenAPI schemas
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
@@ -55,9 +54,9 @@ def name_problem(value: Any) -> str | None:
     return None
 
 
-def same_name(column: Any, name: str) -> ColumnElement[bool]:
-    """SQL: ``column`` holds ``name`` without regard to case (what the unique index on lower(name) keeps one)."""
-    return func.lower(column) == name.lower()
+def name_key(name: str) -> str:
+    """A name without regard to case: what ``name_key`` columns hold, unique (names are ASCII)."""
+    return name.lower()
 
 
 def deleted_name(name: str, ident: int) -> str:

@@ -145,27 +145,31 @@ def _live_queue(key: str) -> Queue:
     return queue
 
 
-@bp.route("/queues/<key>", methods=["PUT"])
+@bp.route("/queues/<key>", methods=["PUT", "PATCH"])
 @permission_required("queue.edit")
 def update_queue(key: str) -> Any:
-    """Options, description and autoexclusion; the name and backend stay."""
+    """Options, description, autoexclusion, and the name (a rename keeps the queue's history); the backend stays."""
     from hcflask.engine.actions import update_queue as update
+    from hcflask.engine.queue_names import rename_queue
 
     body = json_body(QUEUE_KEYS)
     queue = _live_queue(key)
-    for field in ("name", "backend"):
-        if field in body and body[field] != getattr(queue, field):
-            raise Conflict(field, "cannot be changed (templates and the job history refer to it)")
+    if "backend" in body and body["backend"] != queue.backend:
+        raise Conflict("backend", "cannot be changed (the queue's jobs ran there): create another queue")
+    new_name = body.pop("name", queue.name)
     body = {"options": queue.options, "description": queue.description, "autoexclusion": queue.autoexclusion,
             **body}
     try:
-        return jsonify(update(queue, body["options"], body["description"], body["autoexclusion"]).to_dict())
+        update(queue, body["options"], body["description"], body["autoexclusion"])
     except ValidationError as exc:
         if exc.status == 400 and all(field.startswith("options.") for field, _ in exc.errors):
             # options valid for some backend but not this queue's: a clash with the queue, as the schema
             # (which cannot know the queue's backend) documents
             raise Conflict(exc.field, f"{exc.reason} (for this {queue.backend} queue)", exc.errors[1:]) from None
         raise
+    if new_name != queue.name:
+        rename_queue(queue, new_name if isinstance(new_name, str) else "", _actor())
+    return jsonify(queue.to_dict())
 
 
 @bp.route("/queues/<key>", methods=["DELETE"])
