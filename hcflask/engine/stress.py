@@ -36,8 +36,9 @@ def max_jobs(snapshot: dict[str, Any]) -> int:
 
 
 def elapsed(test: Test, now: datetime | None = None) -> float:
+    """Seconds since the start, up to the end once the test ended (an old test's page stays as it was)."""
     start = test.started_at or test.start_at
-    return max(0.0, ((now or utcnow()) - start).total_seconds())
+    return max(0.0, ((test.finished_at or now or utcnow()) - start).total_seconds())
 
 
 def step_index(ramp: list[dict[str, int]], seconds: float) -> int:
