@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from hcflask.extensions import db
 from hcflask.models import Queue, Test
+from hcflask.states import TestState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,10 +53,20 @@ def _rows(ids: list[int]) -> dict[int, Queue]:
     return cache
 
 
+def _planned(test: Test) -> list[QueueRef]:
+    """A test that has not started: its template's names and patterns; while it is still to start, a
+    name that is a queue's now is that queue (it will run there).  One that ended unstarted ran nowhere."""
+    patterns = [str(p) for p in test.snapshot.get("queues") or []]
+    live: dict[str, Queue] = {}
+    if test.state == TestState.SCHEDULED.value:
+        live = {q.name: q for q in db.session.scalars(Queue.live().where(Queue.name.in_(patterns)))}
+    return [QueueRef(live[p].id, p, p, live[p].status) if p in live else QueueRef(None, p) for p in patterns]
+
+
 def queue_refs(test: Test) -> list[QueueRef]:
-    """The test's queues by id and their name then; a test not started yet: its template's patterns."""
+    """The test's queues by id and their name then; a test not started yet: see :func:`_planned`."""
     if not test.queue_names:
-        return [QueueRef(None, str(p)) for p in test.snapshot.get("queues") or []]
+        return _planned(test)
     ids = list(test.queue_ids or [])
     rows = _rows([i for i in ids if i is not None])
     refs = []

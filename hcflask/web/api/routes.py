@@ -150,13 +150,15 @@ def _live_queue(key: str) -> Queue:
 def update_queue(key: str) -> Any:
     """Options, description, autoexclusion, and the name (a rename keeps the queue's history); the backend stays."""
     from hcflask.engine.actions import update_queue as update
-    from hcflask.engine.queue_names import rename_queue
+    from hcflask.engine.queue_names import check_name, rename_queue
 
     body = json_body(QUEUE_KEYS)
     queue = _live_queue(key)
     if "backend" in body and body["backend"] != queue.backend:
         raise Conflict("backend", "cannot be changed (the queue's jobs ran there): create another queue")
     new_name = body.pop("name", queue.name)
+    if new_name != queue.name:  # checked before anything is written: a refused name changes nothing
+        check_name(new_name, Queue, queue)
     body = {"options": queue.options, "description": queue.description, "autoexclusion": queue.autoexclusion,
             **body}
     try:
@@ -168,7 +170,7 @@ def update_queue(key: str) -> Any:
             raise Conflict(exc.field, f"{exc.reason} (for this {queue.backend} queue)", exc.errors[1:]) from None
         raise
     if new_name != queue.name:
-        rename_queue(queue, new_name if isinstance(new_name, str) else "", _actor())
+        rename_queue(queue, new_name, _actor())
     return jsonify(queue.to_dict())
 
 

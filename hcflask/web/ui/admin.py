@@ -75,8 +75,10 @@ def _live_queue(name: str) -> Queue:
 def _save_edit(queue: Queue, name: str, options: dict[str, Any], description: str, autoexclusion: bool,
                actor: str) -> Queue:
     """The edit form's one save: the settings, then the name when it changed (its history follows)."""
-    from hcflask.engine.queue_names import rename_queue
+    from hcflask.engine.queue_names import check_name, rename_queue
 
+    if name != queue.name:  # before anything is written: a refused name changes nothing
+        check_name(name, Queue, queue)
     actions.update_queue(queue, options, description, autoexclusion)
     if name != queue.name:
         rename_queue(queue, name, actor)
