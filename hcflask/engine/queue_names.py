@@ -25,7 +25,8 @@ def check_name(name: str, model: type[Queue] | type[Template], row: Queue | Temp
     if problem:
         raise ValidationError("name", problem)
     kind = model.__name__.lower()
-    clash = db.session.scalar(select(model).where(model.name_key == name_key(name)))
+    clash: Queue | Template | None = db.session.scalar(  # type: ignore[assignment]
+        select(model).where(model.name_key == name_key(name)))
     if clash is not None and clash is not row:
         same = "" if clash.name == name else f" ({clash.name}: names are the same without regard to case)"
         raise Conflict("name", f"a {kind} named {shown(name)} exists already{same}")

@@ -3,11 +3,12 @@
 A name is ASCII only: it goes into batch job names, environment variables,
 file names and URLs, and case folding beyond ASCII differs between Python,
 SQLite and PostgreSQL, so a non-ASCII name could not be kept unique without
-regard to case everywhere.  Two names that differ only in case are one name, as
-an admin reads them: the ``name_key`` column (the lower-case name) of queues
-and templates is unique in the database, whatever path writes the row.  ``<name>.deleted-<id>`` is reserved: deleting a queue
-with history renames its row so (engine/actions.py), and a queue already
-holding that name would make the deletion fail half-way.  Errors echo at
+regard to case everywhere.  Two names that differ only in case are one name,
+as an admin reads them: the ``name_key`` column (the lower-case name) of
+queues and templates is unique in the database, whatever path writes the row.
+``<name>.deleted-<id>`` is reserved: deleting a queue with history renames its
+row so (engine/queue_names.py), and a queue already holding that name would
+make the deletion fail.  Errors echo at
 most :data:`SHOWN` characters of what was given, so a 5,000-character name
 does not flood a page or a terminal.
 """

@@ -130,7 +130,8 @@ def _queue(test: Test, ref: QueueRef, queue: Queue | None, jobs: list[Job], metr
             for metric, value in metrics.get(job.id, {}).items():
                 metric_values[metric].append(value)
     return {
-        "queue": name, "queue_id": ref.id, "deleted": ref.deleted, "label": ref.label, "jobs": len(jobs), "states": dict(states), "judged": judged,
+        "queue": name, "queue_id": ref.id, "deleted": ref.deleted, "label": ref.label,
+        "jobs": len(jobs), "states": dict(states), "judged": judged,
         "succeeded": states[JobState.SUCCEEDED.value],
         "success_rate": round(states[JobState.SUCCEEDED.value] / judged, 4) if judged else None,
         "failure_reasons": [{"reason": r, "count": n} for r, n in reasons.most_common(10)],

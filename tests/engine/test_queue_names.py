@@ -158,7 +158,7 @@ def test_rename_keeps_history_on_every_path(app: Flask, runner: FlaskCliRunner, 
         assert db.session.scalar(select(Template).where(Template.name == "exact")).queues == ["site-d", "site-*"]
         test = db.session.scalar(select(Test))
     page = admin_client.get("/queues/site-d").get_data(as_text=True)
-    assert "j-site-a" in page or f"/jobs/" in page
+    assert "j-site-a" in page or "/jobs/" in page
     test_page = admin_client.get(f"/tests/{test.id}").get_data(as_text=True)
     assert "site-a (now site-d)" in test_page and f'href="/queues/id/{queue_id}"' in test_page
     code, body = _api(admin_client, api_token, "GET", f"/api/v1/tests/{test.id}")

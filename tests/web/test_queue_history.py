@@ -15,7 +15,8 @@ from hcflask.models import Job, Test
 from tests.factories import make_queue, make_template, make_test, run_ticks
 
 #: the one part of a report that is meant to change: when it was generated
-GENERATED = re.compile(r'(?<="generated_at": ")[^"]*(?=")|(?<="generated_at":")[^"]*(?=")|(?<=<dt>generated</dt><dd>)[^<]*(?=<)')
+GENERATED = re.compile(r'(?<="generated_at": ")[^"]*(?=")|(?<="generated_at":")[^"]*(?=")'
+                       r'|(?<=<dt>generated</dt><dd>)[^<]*(?=<)')
 
 
 def _same(text: str) -> str:
