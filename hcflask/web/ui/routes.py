@@ -231,7 +231,7 @@ def queue(name: str) -> Any:
     form = QueueStatusForm(status=row.status)
     claims = sorted(active_claims([row.id]).get(row.id, []), key=lambda c: SOURCES.index(c.source))
     return _render("queue.html", queue=row, jobs=jobs, events=events, health=health, form=form, claims=claims,
-                   commissionings=commission.latest(row.name))
+                   commissionings=commission.latest(row))
 
 
 @bp.route("/queues/<name>/status", methods=["POST"])
