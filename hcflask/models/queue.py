@@ -22,7 +22,7 @@ class Queue(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     #: the name without regard to case, unique: ``SITE-A`` and ``site-a`` are one name (models/names.py)
-    name_key: Mapped[str] = mapped_column(String(128), unique=True, index=True)
+    name_key: Mapped[str] = mapped_column(String(128), unique=True, index=True, server_default="")
     backend: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default=QueueStatus.ONLINE.value)
     autoexclusion: Mapped[bool] = mapped_column(default=True)

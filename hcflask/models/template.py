@@ -20,7 +20,7 @@ class Template(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     #: the name without regard to case, unique: ``SITE-A`` and ``site-a`` are one name (models/names.py)
-    name_key: Mapped[str] = mapped_column(String(128), unique=True, index=True)
+    name_key: Mapped[str] = mapped_column(String(128), unique=True, index=True, server_default="")
     description: Mapped[str] = mapped_column(Text, default="")
     queues: Mapped[list[str]] = mapped_column(JSON, default=list)
     lifetime: Mapped[int] = mapped_column(default=86400)

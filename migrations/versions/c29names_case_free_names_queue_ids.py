@@ -53,25 +53,21 @@ def _queue_ids(bind):
 
 
 def upgrade():
+    # plain ADD COLUMN (NOT NULL with a default) and CREATE INDEX: SQLite need not copy the tables,
+    # which it could not do for queue anyway (jobs, claims and bands point at it)
     for table in ("queue", "template"):
-        with op.batch_alter_table(table) as batch_op:
-            batch_op.add_column(sa.Column("name_key", sa.String(128), nullable=True))
+        op.add_column(table, sa.Column("name_key", sa.String(128), server_default="", nullable=False))
     bind = op.get_bind()
     _keys(bind, "queue")
     _keys(bind, "template")
     for table in ("queue", "template"):
-        with op.batch_alter_table(table) as batch_op:
-            batch_op.alter_column("name_key", existing_type=sa.String(128), nullable=False)
-            batch_op.create_index(batch_op.f(f"ix_{table}_name_key"), ["name_key"], unique=True)
-    with op.batch_alter_table("test") as batch_op:
-        batch_op.add_column(sa.Column("queue_ids", sa.JSON(), server_default="[]", nullable=False))
+        op.create_index(op.f(f"ix_{table}_name_key"), table, ["name_key"], unique=True)
+    op.add_column("test", sa.Column("queue_ids", sa.JSON(), server_default="[]", nullable=False))
     _queue_ids(bind)
 
 
 def downgrade():
-    with op.batch_alter_table("test") as batch_op:
-        batch_op.drop_column("queue_ids")
+    op.drop_column("test", "queue_ids")
     for table in ("template", "queue"):
-        with op.batch_alter_table(table) as batch_op:
-            batch_op.drop_index(batch_op.f(f"ix_{table}_name_key"))
-            batch_op.drop_column("name_key")
+        op.drop_index(op.f(f"ix_{table}_name_key"), table_name=table)
+        op.drop_column(table, "name_key")
