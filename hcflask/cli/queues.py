@@ -10,7 +10,8 @@ from sqlalchemy import select
 from hcflask.access.accounts import cli_actor
 from hcflask.cli.common import confirm, initialised, table, yes_option
 from hcflask.extensions import db
-from hcflask.models import Queue, ValidationError
+from hcflask.models import Queue, ValidationError, messages
+from hcflask.models.spec import from_text
 from hcflask.states import QueueStatus
 
 
@@ -20,16 +21,17 @@ def queue_group() -> None:
 
 
 def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; a command line has only text, so a value of ASCII digits is a number."""
+    """``KEY=VALUE`` pairs; a command line has only text, so a value written as a whole number
+    (``4``, ``-1``) is a number, checked by the backend as the API and the form check it."""
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValidationError("option", f"expected KEY=VALUE, got {pair!r}")
+            raise ValidationError("options", messages.options_shape(pair))
         if key == "extra_args":
             options.setdefault(key, []).append(value)
         else:
-            options[key] = int(value) if value.isascii() and value.isdigit() else value
+            options[key] = from_text(value)
     return options
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from hcflask.extensions import Model
 from hcflask.models.common import iso, utcnow
 from hcflask.models.spec import validate_template
+from hcflask.models.spec_export import ORDER, export_document
 
 
 class Template(Model):
@@ -40,11 +41,7 @@ class Template(Model):
 
     tests = relationship("Test", back_populates="template", order_by="Test.id.desc()", lazy="dynamic")
 
-    DOCUMENT_FIELDS = (
-        "name", "description", "queues", "lifetime", "jobs_in_flight", "max_jobs",
-        "max_running", "autoexclusion", "renew", "workload", "kind", "stress", "inputs",
-        "outputs",
-    )
+    DOCUMENT_FIELDS = ORDER
 
     @classmethod
     def from_document(cls, raw: Any) -> Template:
@@ -65,6 +62,10 @@ class Template(Model):
             if doc[key] is None:
                 del doc[key]
         return doc
+
+    def to_file(self) -> dict[str, Any]:
+        """The template as ``hc template export`` writes it: only what applies, in the schema's order."""
+        return export_document(self.to_document())
 
     def to_dict(self) -> dict[str, Any]:
         return {
