@@ -8,7 +8,7 @@ import click
 from sqlalchemy import select
 
 from hcflask.access.accounts import cli_actor
-from hcflask.cli.common import confirm, initialised, table, yes_option
+from hcflask.cli.common import confirm, get_row, initialised, table, yes_option
 from hcflask.extensions import db
 from hcflask.models import Queue, ValidationError, messages
 from hcflask.models.spec import from_text
@@ -132,6 +132,20 @@ def queue_list(status: str | None) -> None:
              " ".join(f"{k}={v}" for k, v in sorted((q.options or {}).items())))
             for q in db.session.scalars(query)]
     table(rows, ("name", "backend", "status", "autoexcl", "options"))
+
+
+@queue_group.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="print it as JSON")
+@initialised
+def queue_show(name: str, as_json: bool) -> None:
+    """Describe a queue: status and its claims, options, tests on it, recent jobs and events, the robot's view."""
+    import json
+
+    from hcflask.cli.describe import queue_facts, queue_lines
+
+    facts = queue_facts(get_row(Queue, "name", name, "queue"))
+    click.echo(json.dumps(facts, indent=2) if as_json else "\n".join(queue_lines(facts)))
 
 
 @queue_group.command("edit")

@@ -17,7 +17,7 @@ from hcflask.backends import OptionError, backend_class
 from hcflask.engine.clock import db_now
 from hcflask.engine.hosts import check_host, take_over
 from hcflask.extensions import db
-from hcflask.models import Conflict, Job, Queue, Template, Test, User, ValidationError, utcnow
+from hcflask.models import Conflict, Job, Queue, Template, Test, User, ValidationError, match_queues, messages, utcnow
 from hcflask.models.spec import validate_queue
 from hcflask.states import IN_FLIGHT_JOB_STATES, QueueStatus, TestState
 
@@ -187,14 +187,33 @@ def set_user_disabled(user: User, disabled: bool, by: User | None = None) -> Non
     db.session.commit()
 
 
-def start_test(template: Template, actor: str, start_at: datetime | None = None, host: str | None = None) -> Test:
+def unmatched_queues(patterns: list[str]) -> list[str]:
+    """The names and patterns of ``patterns`` that match no queue (deleted ones do not count)."""
+    names = list(db.session.scalars(Queue.live().with_only_columns(Queue.name)))
+    return [pattern for pattern in patterns if not match_queues([pattern], names)]
+
+
+def queue_warnings(document: Mapping[str, Any]) -> list[str]:
+    """What to tell whoever saves a template whose queues (some or all) do not exist: it is saved
+    (the queues may come later), but a test runs only on queues that exist when it starts."""
+    return [f"queues: {messages.pattern_matches_nothing(p)}" for p in unmatched_queues(list(document["queues"]))]
+
+
+def start_test(template: Template, actor: str, start_at: datetime | None = None, host: str | None = None,
+               refuse_unmatched: bool = False) -> Test:
     """A new test of ``template``; the core tick starts it when it is due.
 
     ``host`` assigns the test to one service (scale-out): a known host, or
-    this one; by default the core's host drives it.
+    this one; by default the core's host drives it.  ``refuse_unmatched``
+    (the CLI, the API and the pages): a template none of whose queues
+    exists is refused now, in words, rather than scheduled to end in
+    ``error`` at the next tick.
     """
     if not template.active:
         raise Conflict("template", f"template {template.name!r} is deactivated")
+    if refuse_unmatched and len(unmatched_queues(template.queues)) == len(template.queues):
+        raise Conflict("queues", f"{messages.no_queue_matches(template.queues)}: a test of {template.name} "
+                                 "would end in error (add a queue, or change the template's queues)")
     if host is not None:
         check_host(host)
     test = Test.from_template(template, start_at=start_at, created_by=actor)

@@ -25,18 +25,27 @@ NOT_FOR_STRESS = ("jobs_in_flight", "max_jobs", "max_running", "autoexclusion", 
 def export_document(doc: dict[str, Any]) -> dict[str, Any]:
     """``doc`` (validated) as a file shows it; :func:`validate_template` of the result gives ``doc`` back."""
     skip = set(NOT_FOR_STRESS) if doc.get("kind") == "stress" else {"stress"}
-    out = {key: doc[key] for key in ORDER if key in doc and key not in skip and doc[key] is not None}
+    out = {key: doc[key] for key in ORDER if key in doc and key not in skip}
     if "workload" in out:
         out["workload"] = _workload(out["workload"])
-    return out
+    return _without_empty(out)
+
+
+def _without_empty(value: Any) -> Any:
+    """No null, no empty text, list or table: the validator reads an absent key the same way
+    (a null ``abort_fail_rate``, an empty ``must_match``, no ``description``)."""
+    if isinstance(value, dict):
+        kept = {key: _without_empty(item) for key, item in value.items()}
+        return {key: item for key, item in kept.items() if item not in (None, "", [], {})}
+    if isinstance(value, list):
+        return [_without_empty(item) for item in value]
+    return value
 
 
 def _workload(workload: dict[str, Any]) -> dict[str, Any]:
-    """A script, or an image and its command: the other two are left out, as are no metrics."""
+    """A script, or an image and its command: the other two are left out."""
     out = {key: workload[key] for key in WORKLOAD_ORDER if key in workload}
     for key in ("script", "image", "command"):
         if isinstance(out.get(key), str) and not out[key].strip(BLANK):
             del out[key]
-    if not out.get("metrics"):
-        out.pop("metrics", None)
     return out
