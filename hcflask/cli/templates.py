@@ -27,17 +27,11 @@ def _read(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _import(path: Path, replace: bool) -> Template:
-    from hcflask.engine.actions import queue_warnings, save_template
+def _warn(template: Template) -> None:
+    from hcflask.engine.actions import queue_warnings
 
-    doc = _read(path)
-    existing = db.session.scalar(select(Template).where(Template.name == doc.get("name")))
-    if existing is not None and not replace:
-        raise ValidationError("name", f"a template named {existing.name!r} exists already (use import)")
-    template = save_template(doc, existing)
     for warning in queue_warnings(template.to_document()):
         click.echo(f"Warning: {warning}", err=True)
-    return template
 
 
 @template_group.command("add")
@@ -45,8 +39,15 @@ def _import(path: Path, replace: bool) -> Template:
 @initialised
 def template_add(file: Path) -> None:
     """Create a template from FILE (fails if the name exists)."""
-    template = _import(file, replace=False)
+    from hcflask.engine.actions import save_template
+
+    doc = _read(file)
+    existing = db.session.scalar(select(Template).where(Template.name == doc.get("name")))
+    if existing is not None:
+        raise ValidationError("name", f"a template named {existing.name!r} exists already (use import)")
+    template = save_template(doc)
     click.echo(f"template {template.name} created (id {template.id})")
+    _warn(template)
 
 
 @template_group.command("validate")
@@ -82,12 +83,11 @@ def template_validate(files: tuple[Path, ...]) -> None:
 @initialised
 def template_import(file: Path) -> None:
     """Create or update a template from FILE (by its name); a deactivated one is activated again."""
-    from hcflask.engine.actions import set_template_active
+    from hcflask.engine.actions import import_template
 
-    template = _import(file, replace=True)
-    again = not template.active
-    set_template_active(template, True)
-    click.echo(f"template {template.name} saved (id {template.id})" + (", active again" if again else ""))
+    template, done = import_template(_read(file))
+    click.echo(f"template {template.name} {done} (id {template.id})")
+    _warn(template)
 
 
 def _set_active(name: str, active: bool) -> None:

@@ -144,6 +144,19 @@ def save_template(document: Any, template: Template | None = None) -> Template:
     return template
 
 
+def import_template(document: Any) -> tuple[Template, str]:
+    """``hc template import`` and the import page: create the template, or replace the one of the
+    same name, from a file's document; a deactivated one is activated again.  Returns it and what
+    was done ("created", "saved", "saved, active again")."""
+    if not isinstance(document, Mapping):
+        raise ValidationError("file", "expected a mapping (field: value) at the top level")
+    existing = db.session.scalar(select(Template).where(Template.name == document.get("name")))
+    template = save_template(document, existing)
+    again = not template.active
+    set_template_active(template, True)
+    return template, ("saved" if existing else "created") + (", active again" if again else "")
+
+
 def set_template_active(template: Template, active: bool) -> bool:
     """(De)activate a template; True if that changed it.  A deactivated template
     starts no test and does not renew; its running tests go on."""

@@ -79,8 +79,11 @@ def _write(summary: str, body: dict[str, Any] | None, *, created: bool = False, 
                                     "finished, a partition the batch system does not know)")},
     }
     if body is not None:
-        operation["requestBody"] = {"required": not optional_body,
-                                    "content": {"application/json": {"schema": body}}}
+        # the same body as YAML or TOML, by its Content-Type (web/api/__init__.py BODY_TYPES)
+        operation["requestBody"] = {"required": not optional_body, "content": {
+            media: {"schema": body} for media in ("application/json", "application/yaml", "application/toml")}}
+        operation["responses"]["415"] = _error("a Content-Type other than application/json, application/yaml "
+                                               "or application/toml")
     if path_id is not None:
         operation["parameters"] = [path_id]
     return operation
