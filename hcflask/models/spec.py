@@ -55,7 +55,7 @@ def as_whole(value: Any) -> int | None:
 
 
 #: text that means a whole number where only text can be typed (a command line, a form field)
-WHOLE_TEXT = re.compile(r"-?[0-9]{1,18}")
+WHOLE_TEXT = re.compile(r"-?[0-9]{1,100}")
 
 
 def from_text(text: str) -> int | str:
