@@ -32,8 +32,8 @@ class ImportForm(FlaskForm):
                                                   "writes it")
     text = TextAreaField("Or paste the document", description="name: my-test\nqueues: [site-a]\n"
                                                               "workload:\n  script: echo hc-ok")
-    format = SelectField("Format", choices=[("auto", "from the file name (pasted text: YAML or JSON)"),
-                                            ("yaml", "YAML"), ("toml", "TOML"), ("json", "JSON")])
+    format = SelectField("Format", choices=["auto", "yaml", "toml", "json"],
+                         description="auto: from the file name's suffix; pasted text: YAML (which reads JSON too)")
 
 
 def flash_warnings(template: Template) -> None:
