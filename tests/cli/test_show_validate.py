@@ -97,7 +97,8 @@ def test_queue_show_and_test_show_describe_them(app: Flask, runner: FlaskCliRunn
     shown = runner.invoke(args=["queue", "show", "local"])
     assert shown.exit_code == 0, shown.output
     text = shown.output
-    for words in ("Name:           local", "Backend:        local", "Status:         offline", "Options:        slots=2",
+    for words in ("Name:           local", "Backend:        local", "Status:         offline",
+                  "Options:        slots=2",
                   "  admin    offline   by admin since", ": disk full", f"  {test_id:<6} t1 (running)",
                   "Robot:          failing (3 failures in a row); t1=success", "Recent jobs:", "succeeded",
                   "online -> offline by admin: disk full"):

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskCliRunner, FlaskClient
+from flask.testing import FlaskClient, FlaskCliRunner
 
 from hcflask.models import messages
 from tests.conftest import csrf_token

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Response, flash, g, redirect, request, url_for
+from flask import Response, flash, g, redirect, url_for
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import SelectField, TextAreaField
@@ -46,7 +46,7 @@ def _source(form: ImportForm) -> tuple[str, str, str]:
     """The document's text, its format and what to call it in errors."""
     upload = form.file.data
     chosen = form.format.data or "auto"
-    if upload is not None and getattr(upload, "filename", ""):
+    if upload is not None and getattr(upload, "filename", None):
         name = Path(upload.filename).name[:200]
         data = upload.read(MAX_FILE + 1)
         fmt = chosen if chosen != "auto" else documents.format_of(Path(name))
