@@ -8,14 +8,26 @@ same wherever it is made; tests/models/test_messages.py holds them to it.
 """
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 #: how backend options look, shown with every error about their shape
 OPTIONS_EXAMPLE = "'slots: 4' in YAML or JSON, -o slots=4 on the command line"
 
 
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 64
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict = 2, 4, 4
+
+
+def shown(value: Any) -> str:
+    """What was given, as Python writes it, cut short: a 5,000-character text or a YAML document
+    of nested aliases is echoed in a few dozen characters, not whole."""
+    return _SHOWN.repr(value)
+
+
 def whole_number(raw: Any) -> str:
-    return f"must be a whole number, got {raw!r}"
+    return f"must be a whole number, got {shown(raw)}"
 
 
 def at_least(low: int, value: int) -> str:
@@ -33,7 +45,7 @@ def not_mapping() -> str:
 
 def options_shape(raw: Any) -> str:
     """Backend options that are not ``option: value`` pairs (a list, text, ``slots=1`` in YAML)."""
-    return f"must be option: value pairs, e.g. {OPTIONS_EXAMPLE}; got {raw!r}"
+    return f"must be option: value pairs, e.g. {OPTIONS_EXAMPLE}; got {shown(raw)}"
 
 
 def not_text() -> str:
@@ -41,7 +53,7 @@ def not_text() -> str:
 
 
 def not_flag(raw: Any) -> str:
-    return f"must be true or false, got {raw!r}"
+    return f"must be true or false, got {shown(raw)}"
 
 
 def required(what: str = "") -> str:

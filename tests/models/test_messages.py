@@ -97,3 +97,13 @@ def test_an_emptied_number_field_is_its_default(admin_client: FlaskClient, app: 
     page = admin_client.post("/templates/new", data={"csrf_token": csrf_token(admin_client, "/templates/new"),
                                                      **TEMPLATE_FORM, "cores": ""})
     assert page.status_code == 302, _errors(page.get_data(as_text=True))
+
+
+def test_what_was_given_is_echoed_short() -> None:
+    """A long text, or a YAML document of nested aliases (cheap to parse, huge to print), is cut short."""
+    nested: list[Any] = [1, 2, 3]
+    for _ in range(40):
+        nested = [nested] * 9
+    assert len(messages.whole_number(nested)) < 200
+    assert len(messages.options_shape("x" * 5000)) < 200
+    assert messages.whole_number("abc") == "must be a whole number, got 'abc'"
