@@ -30,9 +30,20 @@ def _from_tests() -> dict[str, tuple[str, str]]:
                     and isinstance(node.value.value, str) and "workload" in node.value.value):
                 continue
             text = node.value.value
-            name = f"{path.relative_to(ROOT)}:{getattr(node.targets[0], 'id', '?')}"
-            found[name] = (text, "toml" if "[workload]" in text else "yaml")
+            fmt = "toml" if "[workload]" in text else "yaml"
+            if _valid(text, fmt):  # not the broken ones tests give to see them refused
+                found[f"{path.relative_to(ROOT)}:{getattr(node.targets[0], 'id', '?')}"] = (text, fmt)
     return found
+
+
+def _valid(text: str, fmt: str) -> bool:
+    from hcflask.models import ValidationError
+
+    try:
+        validate_template(documents.parse(text, fmt))
+    except ValidationError:
+        return False
+    return True
 
 
 def _from_docs() -> dict[str, tuple[str, str]]:
