@@ -93,17 +93,19 @@ def test_facts(test: Test) -> dict[str, Any]:
     """Everything ``hc test show`` says about ``test``."""
     from hcflask.engine import stress
     from hcflask.web import queries
+    from hcflask.web.history import queue_refs
 
+    refs = queue_refs(test) if test.queue_names else []  # by id: a queue deleted or renamed since shows as it was
     per_queue = queries.counts_by_queue(test.id)
     total = queries.counts_by_test([test.id])[test.id]
     jobs = list(db.session.scalars(select(Job).where(Job.test_id == test.id).order_by(Job.id.desc()).limit(RECENT)))
     summary = RobotState.get().last_summary or {}
-    robot = {name: (summary.get(name) or {}).get("templates", {}).get(test.template_name)
-             for name in test.queue_names or []}
+    robot = {r.label: (summary.get(r.current) or {}).get("templates", {}).get(test.template_name)
+             for r in refs if r.current}
     return {
-        **{k: v for k, v in test.to_dict().items() if k != "snapshot"}, "queues_matched": test.queue_names or [],
+        **{k: v for k, v in test.to_dict().items() if k != "snapshot"}, "queues_matched": [r.label for r in refs],
         "patterns": test.snapshot.get("queues", []), "jobs": total.to_dict(),
-        "queues_jobs": {name: c.to_dict() for name, c in sorted(per_queue.items())},
+        "queues_jobs": {r.label: per_queue[r.id].to_dict() for r in refs if r.id in per_queue},
         "stress": stress.progress(test), "recent_jobs": [_job(j) for j in jobs],
         "robot": {name: outcome for name, outcome in robot.items() if outcome},
     }
