@@ -46,8 +46,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.kills < 1 or args.repeat < 1:
         parser.error("--kills and --repeat must be at least 1")
-    print(f"| run | kills landed | rows | Slurm jobs | adopted | proven absent, submitted | doubled | final | wall (s) |"
-          f" result |\n|--:|--:|--:|--:|--:|--:|--:|---|--:|---|")
+    print("| run | kills landed | rows | Slurm jobs | adopted | proven absent, submitted | doubled | final |"
+          " wall (s) | result |\n|--:|--:|--:|--:|--:|--:|--:|---|--:|---|")
     failed = []
     for number in range(1, args.repeat + 1):
         figures, wall, ok, output = run(args.kills)

@@ -153,6 +153,7 @@ def test_find_by_name(backend: SlurmBackend, tmp_path: Path) -> None:
     wait_final(backend, [ref(s, i) for s, i in zip(specs, ids, strict=True)])
 
 
+@pytest.mark.slow
 def test_controller_outage_then_resume(backend: SlurmBackend, slurm: SlurmCluster, tmp_path: Path) -> None:
     spec = make_spec(tmp_path / "a", "hc-test-outage", "sleep 4; echo done")
     job = ref(spec, backend.submit(spec))
