@@ -28,11 +28,14 @@ for script in install-*.sh; do
     packages[$script]="$(cat "$logs/$script.apt" 2>/dev/null || true)"
 done
 
+note_time() {  # for .ci/run's table of times
+    [ -z "${HC_CI_TIMES:-}" ] || printf '%s\t%s\n' "$1" "$2" >> "$HC_CI_TIMES.install"
+}
 declare -A pids=()
 start() {  # run one script in the background, its output in its log
     local script=$1
-    ( SECONDS=0; bash "$script" > "$logs/$script.log" 2>&1; rc=$?
-      echo "$SECONDS" > "$logs/$script.seconds"; exit $rc ) &
+    ( SECONDS=0; rc=0; bash "$script" > "$logs/$script.log" 2>&1 || rc=$?
+      echo "$SECONDS" > "$logs/$script.seconds"; exit "$rc" ) &
     pids[$script]=$!
 }
 failed=0
@@ -40,12 +43,12 @@ finish() {  # wait for the started scripts, show their output and time
     local script
     for script in install-*.sh; do
         [ -n "${pids[$script]:-}" ] || continue
-        if ! wait "${pids[$script]}"; then
-            echo "== .ci/$script FAILED" >&2
-            failed=1
-        fi
-        echo "== .ci/$script ($(cat "$logs/$script.seconds" 2>/dev/null || echo '?') s)"
+        outcome=""
+        wait "${pids[$script]}" || { outcome=" FAILED"; failed=1; }
+        seconds="$(cat "$logs/$script.seconds" 2>/dev/null || echo '?')"
+        echo "== .ci/$script ($seconds s)$outcome"
         cat "$logs/$script.log"
+        note_time "  .ci/$script" "$seconds"
     done
     pids=()
 }
@@ -59,6 +62,7 @@ if [ -n "$wanted" ]; then
     # shellcheck disable=SC2086 # one package a word
     if apt_install $wanted; then
         echo "== apt-get install: $(echo $wanted | wc -w) packages ($SECONDS s)"
+        note_time "  apt-get install ($(echo $wanted | wc -w) packages)" "$SECONDS"
     else
         echo "== apt-get install FAILED: $wanted" >&2
         finish
