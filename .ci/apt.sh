@@ -2,21 +2,43 @@
 # are missing, quietly, without letting their services start system-wide
 # (the tests start their own daemons under temporary folders).
 #
-# Every install-*.sh calls apt_install FIRST (with no package if it needs
-# none), so install.sh can ask each script for its packages and install them
-# all in ONE apt-get call: with HC_APT_COLLECT=<file>, apt_install appends
-# the missing packages to <file> and ends the script there.
+# Every install-*.sh calls apt_install first (with no package if it needs
+# none), after apt_build if its next step builds on some packages, so
+# install.sh can ask each script for its packages and install them in two
+# apt-get calls: a small one of the build packages, after which those
+# scripts start, and one of all the rest meanwhile.  With HC_APT_COLLECT=<file>
+# apt_build appends its missing packages to <file>.build, apt_install to
+# <file>, and ends the script.  With HC_APT_DEFERRED set, apt_install leaves
+# its packages to install.sh, which installs them at the same time.
 export DEBIAN_FRONTEND=noninteractive
 
-apt_install() {
-    local missing=() p
+_missing() {
+    local p
     for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
     done
+}
+
+apt_build() {  # packages the script's next step (a build) needs
     if [ -n "${HC_APT_COLLECT:-}" ]; then
-        [ "${#missing[@]}" -eq 0 ] || printf '%s\n' "${missing[@]}" >> "$HC_APT_COLLECT"
+        _missing "$@" >> "$HC_APT_COLLECT.build"
+        return 0
+    fi
+    apt_get_install "$@"
+}
+
+apt_install() {  # packages the tests need
+    if [ -n "${HC_APT_COLLECT:-}" ]; then
+        _missing "$@" >> "$HC_APT_COLLECT"
         exit 0
     fi
+    [ -z "${HC_APT_DEFERRED:-}" ] || return 0
+    apt_get_install "$@"
+}
+
+apt_get_install() {
+    local missing
+    mapfile -t missing < <(_missing "$@")
     [ "${#missing[@]}" -gt 0 ] || return 0
     # other apt users (engineers, unattended upgrades) get waited for, not failed on
     local apt=(apt-get -o DPkg::Lock::Timeout=600)

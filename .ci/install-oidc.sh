@@ -7,7 +7,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/apt.sh"
 # shellcheck disable=SC2046 # no word, or two package names
-apt_install $(command -v npm > /dev/null || echo nodejs npm)
+apt_build $(command -v npm > /dev/null || echo nodejs npm)
+apt_install
 cd "$here/../tests/oidc"
 if [ ! -f node_modules/oidc-provider/package.json ] \
     || [ "$(node -p "require('./node_modules/oidc-provider/package.json').version")" != 9.13.3 ]; then

@@ -7,10 +7,12 @@
 # then skip the missing parts (and fail in CI, where CI=true).
 #
 # Fast on a fresh machine: each script's Debian packages are collected first
-# (apt.sh's HC_APT_COLLECT) and installed in ONE apt-get call; the scripts
-# that need no package (their pip or npm step) run meanwhile, the others
-# right after it, side by side.  Each script's output goes to its own log,
-# shown when it ends; the first failure fails the whole.
+# (apt.sh's HC_APT_COLLECT) and installed in two apt-get calls: the few a
+# script's own build step needs (apt_build: Apache's apxs for the PanDA
+# server's mod_wsgi), then all the others, while those builds and the
+# scripts that need no package (Rucio's virtualenv, npm) run.  The
+# apt-only scripts run last (then quick).  Each script's output goes to its
+# own log, shown when it ends; any failure fails the whole.
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ "$(id -u)" != 0 ]; then
@@ -22,10 +24,11 @@ source ./apt.sh
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
 
-declare -A packages=()
+declare -A packages=() builds=()
 for script in install-*.sh; do
     HC_APT_COLLECT="$logs/$script.apt" bash "$script"
     packages[$script]="$(cat "$logs/$script.apt" 2>/dev/null || true)"
+    builds[$script]="$(cat "$logs/$script.apt.build" 2>/dev/null || true)"
 done
 
 note_time() {  # for .ci/run's table of times
@@ -53,24 +56,31 @@ finish() {  # wait for the started scripts, show their output and time
     pids=()
 }
 
-for script in install-*.sh; do
-    [ -n "${packages[$script]}" ] || start "$script"
-done
-wanted="$(printf '%s\n' "${packages[@]}" | sort -u | grep . || true)"
-if [ -n "$wanted" ]; then
+apt_step() {  # one apt-get call for these packages (words), timed
+    local wanted=$1 what=$2
+    [ -n "$wanted" ] || return 0
     SECONDS=0
     # shellcheck disable=SC2086 # one package a word
-    if apt_install $wanted; then
-        echo "== apt-get install: $(echo $wanted | wc -w) packages ($SECONDS s)"
-        note_time "  apt-get install ($(echo $wanted | wc -w) packages)" "$SECONDS"
+    if apt_get_install $wanted; then
+        echo "== apt-get install, $what: $(echo $wanted | wc -w) packages ($SECONDS s)"
+        note_time "  apt-get install, $what ($(echo $wanted | wc -w) packages)" "$SECONDS"
+        unset HC_APT_UPDATE  # the lists are fresh now
     else
         echo "== apt-get install FAILED: $wanted" >&2
         finish
         exit 1
     fi
-fi
+}
+
+apt_step "$(printf '%s\n' "${builds[@]}" | sort -u | grep . || true)" "for builds"
+for script in install-*.sh; do  # builds, and scripts with no package: the rest is installed meanwhile
+    if [ -n "${builds[$script]}" ] || [ -z "${packages[$script]}" ]; then
+        HC_APT_DEFERRED=1 start "$script"
+    fi
+done
+apt_step "$(printf '%s\n' "${packages[@]}" | sort -u | grep . || true)" "the rest"
 for script in install-*.sh; do
-    [ -z "${packages[$script]}" ] || start "$script"
+    [ -n "${pids[$script]:-}" ] || start "$script"
 done
 finish
 exit "$failed"
