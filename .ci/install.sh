@@ -72,11 +72,12 @@ apt_step() {  # one apt-get call for these packages (words), timed
     fi
 }
 
+for script in install-*.sh; do  # no package at all: right away
+    [ -n "${builds[$script]}${packages[$script]}" ] || start "$script"
+done
 apt_step "$(printf '%s\n' "${builds[@]}" | sort -u | grep . || true)" "for builds"
-for script in install-*.sh; do  # builds, and scripts with no package: the rest is installed meanwhile
-    if [ -n "${builds[$script]}" ] || [ -z "${packages[$script]}" ]; then
-        HC_APT_DEFERRED=1 start "$script"
-    fi
+for script in install-*.sh; do  # the builds: their other packages are installed meanwhile
+    [ -z "${builds[$script]}" ] || HC_APT_DEFERRED=1 start "$script"
 done
 apt_step "$(printf '%s\n' "${packages[@]}" | sort -u | grep . || true)" "the rest"
 for script in install-*.sh; do
