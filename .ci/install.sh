@@ -20,6 +20,10 @@ if [ "$(id -u)" != 0 ]; then
          "run 'sudo bash .ci/install.sh' once for the full suite" >&2
     exit 0
 fi
+# one at a time: `tox p` starts this in two environments at once, and two
+# builds of one virtualenv would spoil it (the second finds everything done)
+exec 9> "${HC_CI_LOCK:-/tmp/hcflask-ci-install.lock}"  # another path: tests/test_ci.py
+flock 9
 source ./apt.sh
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT

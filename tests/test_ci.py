@@ -4,7 +4,7 @@ table of times that ends .ci/run.
 install.sh is run for real on a copy of .ci with three small install scripts; ``apt-get`` and
 ``dpkg-query`` are stand-ins on $PATH (a fake, because installing Debian packages for a test is
 neither quick nor repeatable), which log what they were asked, in order, with the scripts' own
-steps.  apt.sh's policy-rc.d goes to a temporary path.
+steps.  apt.sh's policy-rc.d and install.sh's lock go to temporary paths.
 """
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ def run_install(ci: Path, **env: str) -> tuple[subprocess.CompletedProcess[str],
     events = ci.parent / "events"
     done = subprocess.run(["bash", str(ci / "install.sh")], capture_output=True, text=True, timeout=60, env={
         **os.environ, "PATH": f"{ci.parent / 'bin'}:{os.environ['PATH']}", "EVENTS": str(events),
-        "STATE": str(ci.parent / "state"), "HC_POLICY_RC_D": str(ci.parent / "policy-rc.d"), **env})
+        "STATE": str(ci.parent / "state"), "HC_POLICY_RC_D": str(ci.parent / "policy-rc.d"),
+        "HC_CI_LOCK": str(ci.parent / "lock"), **env})
     return done, events.read_text().splitlines() if events.exists() else []
 
 
