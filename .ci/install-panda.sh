@@ -9,7 +9,8 @@ VENV="${HC_TEST_PANDA_VENV:-/opt/hc-panda/venv}"
 
 source "$(dirname "$0")/apt.sh"
 # apache2-dev: mod_wsgi (a dependency of panda-server) builds against apxs
-apt_install postgresql-15 openssl apache2-dev
+apt_build apache2-dev
+apt_install postgresql-15 openssl
 
 if PANDA_BEHIND_REAL_LB=1 "$VENV/bin/python" -c "import pandaserver.server, pandaclient.Client, psycopg2, gunicorn" 2>/dev/null; then
     exit 0

@@ -1,9 +1,10 @@
 #!/bin/bash
-# The real Rucio and XRootD servers the data tests start (tests/data/): Debian's
-# XRootD 5.5 server and client (xrdcp, xrdfs, xrdadler32) and the Rucio server
-# in its OWN virtualenv (it pins SQLAlchemy 2.0.x, as the PanDA server has its
-# own).  Idempotent: a working venv is kept.  Nothing is started here; the
-# pytest fixtures start PostgreSQL, XRootD (as the xrootd user) and Rucio.
+# The real Rucio server the data tests start (tests/data/), in its OWN
+# virtualenv (it pins SQLAlchemy 2.0.x, as the PanDA server has its own).
+# Needs no Debian package to install (psycopg's binary wheel brings libpq),
+# so install.sh runs it while apt-get works; XRootD and PostgreSQL come from
+# .ci/install-xrootd.sh.  Idempotent: a working venv is kept.  Nothing is
+# started here; the pytest fixtures start PostgreSQL, XRootD and Rucio.
 set -euo pipefail
 VENV="${HC_TEST_RUCIO_VENV:-/opt/hc-rucio/venv}"
 RUCIO_VERSION="41.5.1"
@@ -11,7 +12,7 @@ RUCIO_VERSION="41.5.1"
 CHECK="import importlib.util as u, psycopg, gunicorn; assert u.find_spec('rucio.web.rest.flaskapi.v1.main')"
 
 source "$(dirname "$0")/apt.sh"
-apt_install postgresql-15 xrootd-server xrootd-client
+apt_install  # none: see above
 
 if "$VENV/bin/python" -c "$CHECK" 2>/dev/null; then
     exit 0

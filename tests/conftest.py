@@ -209,3 +209,18 @@ def mpi_installed() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail("mpicc is missing: .ci/install-probes.sh installs OpenMPI")
         pytest.skip("mpicc is missing (Debian openmpi-bin and libopenmpi-dev, .ci/install-probes.sh)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the files with a test marked ``slow`` go first.
+
+    tox runs ``--dist loadfile --no-loadscope-reorder``: a file stays on one worker (its module
+    fixtures start once) and files are handed out in this order.  xdist's own order (most tests
+    first) left the files of one or two long tests (the kill -9 soak, the OpenAPI fuzzing, the
+    clock skew) for the end, each running alone while the other workers sat idle.  Only the order
+    changes, on every worker the same, and never without xdist.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: files stay whole, in their order

@@ -38,6 +38,7 @@ def keep() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_the_benchmark_measures_every_page_and_reuses_a_kept_month(keep: Path) -> None:
     kinds = "sqlite" if missing() and not os.environ.get("CI") else "sqlite,postgres"
     first = bench("--db", kinds, "--keep", str(keep))

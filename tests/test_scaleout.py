@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
@@ -49,6 +50,7 @@ def _row(app: Flask, model: Any, **where: Any) -> Any:
         return db.session.scalar(query)
 
 
+@pytest.mark.slow
 def test_kill_9_of_a_host_alert_adoption_and_every_job_judged_once(postgres: Any, tmp_path: Path) -> None:
     url = postgres.create_database()
     shared = tmp_path / "shared" / "jobs"
@@ -125,6 +127,7 @@ def test_init_on_postgresql_seeds_no_demo_and_leaves_no_sqlite(postgres: Any, tm
         assert not (instance / "hc.sqlite").exists()
 
 
+@pytest.mark.slow
 def test_a_slow_core_loses_the_role_and_writes_nothing_under_its_old_epoch(postgres: Any, tmp_path: Path) -> None:
     """node-b is the core and only slow: its core tick waits on a table lock the test holds
     (``LOCK TABLE robot_state``, a real way for a robot pass to hang) for longer than the

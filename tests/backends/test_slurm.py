@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -153,28 +154,52 @@ def test_find_by_name(backend: SlurmBackend, tmp_path: Path) -> None:
     wait_final(backend, [ref(s, i) for s, i in zip(specs, ids, strict=True)])
 
 
+@pytest.mark.slow
 def test_controller_outage_then_resume(backend: SlurmBackend, slurm: SlurmCluster, tmp_path: Path) -> None:
+    """Every call refused with BackendUnavailable while slurmctld is down, the job finishing
+    meanwhile, and everything as before once it is back.
+
+    Each refused call spends Slurm's own connection retries (about 4 s; submit, with its retries and
+    name look-ups, about 13 s), so the calls are made side by side, as the engine's ticks do: the
+    outage costs the longest one, not their sum (80 s in CI when made one after another)."""
     spec = make_spec(tmp_path / "a", "hc-test-outage", "sleep 4; echo done")
     job = ref(spec, backend.submit(spec))
+    late = make_spec(tmp_path / "b", "hc-test-outage-late", "echo late")
+    deadline = time.monotonic() + 30  # running before the outage, so it ends during it
+    while backend.poll_many([job])[job.backend_id].state is not JobState.RUNNING:
+        assert time.monotonic() < deadline, "the job did not start"
+        time.sleep(0.2)
     slurm.stop_controller()
     try:
-        with pytest.raises(BackendUnavailable, match="Unable to contact slurm controller"):
-            backend.poll_many([job])
-        late = make_spec(tmp_path / "b", "hc-test-outage-late", "echo late")
-        started = time.monotonic()
-        with pytest.raises(BackendUnavailable):
-            backend.submit(late)
-        assert time.monotonic() - started < 60
-        with pytest.raises(BackendUnavailable):
-            backend.find_by_name([ref(late)])
-        with pytest.raises(BackendUnavailable):
-            backend.cancel_many([job])
-        # an outage does not block creating a queue, but sbatch still parses the options itself
-        assert SlurmBackend.validate_options({"partition": "debug"}, slurm.backend_config)
-        with pytest.raises(OptionError, match="not an sbatch option"):
-            SlurmBackend.validate_options({"partition": "debug", "extra_args": ["--bogus"]},
-                                          slurm.backend_config)
-        time.sleep(5)  # the job finishes while nobody can ask
+        def submit_refused() -> float:
+            """Seconds until submit gave up (it must, with BackendUnavailable)."""
+            started = time.monotonic()
+            with pytest.raises(BackendUnavailable):
+                backend.submit(late)
+            return time.monotonic() - started
+
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            poll = pool.submit(backend.poll_many, [job])
+            submit = pool.submit(submit_refused)
+            find = pool.submit(backend.find_by_name, [ref(late)])
+            cancel = pool.submit(backend.cancel_many, [job])
+            # an outage does not block creating a queue, but sbatch still parses the options itself
+            valid = pool.submit(SlurmBackend.validate_options, {"partition": "debug"}, slurm.backend_config)
+            with pytest.raises(OptionError, match="not an sbatch option"):
+                SlurmBackend.validate_options({"partition": "debug", "extra_args": ["--bogus"]},
+                                              slurm.backend_config)
+            with pytest.raises(BackendUnavailable, match="Unable to contact slurm controller"):
+                poll.result()
+            assert submit.result() < 60
+            for refused in (find, cancel):
+                with pytest.raises(BackendUnavailable):
+                    refused.result()
+            assert valid.result()
+        # the job finishes while nobody can ask (its wrapper writes result.json last)
+        deadline = time.monotonic() + 60
+        while not (spec.workdir / "result.json").exists():
+            assert time.monotonic() < deadline, "the job did not finish during the outage"
+            time.sleep(0.2)
     finally:
         slurm.start_controller()
     statuses = wait_final(backend, [job])

@@ -50,6 +50,7 @@ def test_accounting_path(slurm_accounting: SlurmCluster, tmp_path: Path) -> None
     assert found == {r.name: r.backend_id for r in refs}
 
 
+@pytest.mark.slow
 def test_node_failure(slurm_accounting: SlurmCluster, tmp_path: Path) -> None:
     """For real: slurmd dies under a running job and stays away past SlurmdTimeout (10 s here)."""
     cluster = slurm_accounting

@@ -181,13 +181,22 @@ sleep 0.3
 echo "$out"
 exit $rc
 """
-KILLS, BURST_JOBS = 50, 150
+#: kill -9 rounds: 10 in the suite, enough to land before, during and after the real sbatch (the
+#: pause into the call cycles through 7 steps); bench/bench_crash_soak.py runs the 50-round soak
+#: through this same test (HC_TEST_KILLS=50)
+KILLS = int(os.environ.get("HC_TEST_KILLS", "10"))
+#: three jobs per round: every round finds a submission left to interrupt
+BURST_JOBS = 3 * KILLS
 
 
-def test_kill9_fifty_times_in_bursts_jobs_slurm_never_saw_are_submitted(slurm: SlurmCluster, tmp_path: Path) -> None:
-    """50 kill -9 of the service while sbatch runs (slowed to widen the window), a restart after
-    each: no job doubled, none lost that Slurm can prove it never saw (all rows are younger than
-    MinJobAge here), and the rollups equal the rows."""
+def test_kill9_in_bursts_jobs_slurm_never_saw_are_submitted(slurm: SlurmCluster, tmp_path: Path) -> None:
+    """``KILLS`` kill -9 of the service while sbatch runs (slowed to widen the window), a restart
+    after each: no job doubled, none lost that Slurm can prove it never saw (all rows are younger
+    than MinJobAge here), and the rollups equal the rows.
+
+    The suite runs 10 rounds, each kill at one of 7 points of the call (0 to 0.6 s into it), so
+    every point is hit at least once; the 50-round soak is ``python3 bench/bench_crash_soak.py``
+    (this test with ``HC_TEST_KILLS=50``), kept out of CI for its four minutes."""
     instance, marks = tmp_path / "instance", tmp_path / "marks"
     marks.mkdir()
     real = shutil.which("sbatch")

@@ -125,6 +125,7 @@ def _jobs(test_id: int, queue: str | None = None) -> list[Job]:
     return list(db.session.scalars(query.order_by(Job.id)))
 
 
+@pytest.mark.slow
 def test_ramp_is_followed_and_the_test_completes_at_max_jobs(campaign: dict[str, Any]) -> None:
     with campaign["app"].app_context():
         test = db.session.get_one(Test, campaign["ids"]["ramp"])

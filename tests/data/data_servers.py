@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 RUCIO_VENV = Path(os.environ.get("HC_TEST_RUCIO_VENV", "/opt/hc-rucio/venv"))
-INSTALL = ".ci/install-rucio.sh"
+INSTALL = ".ci/install-xrootd.sh, .ci/install-rucio.sh"
 PASSWORD = "hc-rucio-secret"
 USERNAME = "ddmlab"
 #: XRootD client settings for tests: a dead server fails in seconds, not minutes

@@ -61,6 +61,7 @@ def test_gradual_outage_with_a_different_text_on_every_job(ctx: Flask) -> None:
     same_as_replay(figures["t0"], figures["end"], timedelta(minutes=10))  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_slow_outage_is_caught_by_the_standing_budget(ctx: Flask) -> None:
     """30 queues, 2 more failing every 40 min for 11 h, a pass every 20 min: the guard window
     (1 h) never holds more than 8, so before the budget all 30 were excluded and no alert came."""

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from hcflask.engine import actions
@@ -94,6 +95,7 @@ def test_kill_9_between_an_alerts_commit_and_its_delivery(postgres: Any, tmp_pat
             db.engine.dispose()
 
 
+@pytest.mark.slow
 def test_kill_9_during_the_action_runs_it_again_with_the_same_delivery_id(tmp_path: Path) -> None:
     """At least once, honestly: the service dies while the action runs; after the claim's hold
     (twice the action's timeout plus 5 s) the restarted service claims it again, as attempt 2."""

@@ -23,6 +23,7 @@ from tests.conftest import make_app
 from tests.scale_history import close, direct_counts, finish, new_job, rollup_counts, setup
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_randomised_history_rollups_equal_direct_count(app: Flask, seed: int) -> None:
     """Judged, cancelled and lost jobs over 250 days, flushed in random batches, with
@@ -31,6 +32,7 @@ def test_randomised_history_rollups_equal_direct_count(app: Flask, seed: int) ->
     randomised_history(app, seed)
 
 
+@pytest.mark.slow
 def test_randomised_history_on_postgres(postgres: Any, tmp_path: Path) -> None:
     """The same on PostgreSQL (its own upsert dialect)."""
     app = make_app(tmp_path / "instance", DATABASE_URL=postgres.create_database())
@@ -206,6 +208,7 @@ with app.app_context():
 """
 
 
+@pytest.mark.slow
 def test_two_processes_writing_the_same_rollup_lose_no_count(postgres: Any, tmp_path: Path) -> None:
     """Two real processes add 150 failed jobs each to the same queue × template × day
     at once: the upserts leave 300, not one writer's count."""

@@ -103,6 +103,7 @@ def test_kill_9_of_the_scheduler_worker_moves_it_and_same_host_name_is_refused(i
         service.stop()
 
 
+@pytest.mark.slow
 def test_a_hanging_webhook_delays_no_tick_and_is_delivered_once_it_answers(instance: Path) -> None:
     hook = Hanging()
     write_config(instance, extra=(

@@ -65,6 +65,7 @@ def admin_page(browser_context: Any, service: Any) -> Iterator[tuple[Any, Record
     page.close()
 
 
+@pytest.mark.slow
 def test_create_edit_and_delete_a_queue(admin_page: tuple[Any, Recorder], service: Any) -> None:
     page, rec = admin_page
     page.goto(f"{service.url}/queues")

@@ -32,6 +32,7 @@ def _completed(page: Any, test_id: int) -> int:
     return int(page.locator(f'tr[data-test="{test_id}"] td.num.ok').first.inner_text())
 
 
+@pytest.mark.slow
 def test_admin_runs_a_test_from_the_browser(browser_context: Any, service: Any) -> None:
     page = browser_context.new_page()
     dialogs: list[str] = []

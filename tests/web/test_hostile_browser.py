@@ -86,6 +86,7 @@ def _visit(page: Any, url: str) -> str:
     return str(page.locator("body").inner_text())
 
 
+@pytest.mark.slow
 def test_no_hostile_string_runs_anywhere(browser_context: Any, service: Service, hostile: dict[str, Any]) -> None:
     page = browser_context.new_page()
     dialogs: list[str] = []

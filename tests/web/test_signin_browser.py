@@ -56,6 +56,7 @@ def post(page: Any, service: Service, path: str) -> int:
     return int(page.request.post(f"{service.url}{path}", form={"csrf_token": token}, max_redirects=0).status)
 
 
+@pytest.mark.slow
 def test_roles_from_the_providers_groups(browser_context: Any, sso_service: tuple[Service, Any]) -> None:
     service, provider = sso_service
     template = service.instance.parent / "sso.json"

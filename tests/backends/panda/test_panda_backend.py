@@ -143,6 +143,7 @@ def test_a_refusing_server_is_an_outage_not_a_failed_job(panda, tmp_path):
     assert isinstance(backend.submit_many([good])[0], str)
 
 
+@pytest.mark.slow
 def test_server_down_is_an_outage_then_everything_resumes(panda, tmp_path):
     backend = PandaBackend()
     spec = make_spec(tmp_path, panda.queue_options(), "sleep 8; echo survived")

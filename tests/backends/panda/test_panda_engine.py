@@ -103,6 +103,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.0, 1.0])
 def test_kill_9_during_submission_never_submits_twice(app: Flask, panda, delay: float) -> None:  # noqa: ANN001
     with app.app_context():
