@@ -27,7 +27,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from hcflask import create_app
 from hcflask.engine import actions
@@ -44,8 +44,10 @@ def populate(queues: int, jobs: int, templates: int) -> None:
     rng = random.Random(42)  # noqa: S311 - reproducible data, not crypto
     now = utcnow()
     names = [f"q{i:03d}" for i in range(queues)]
-    db.session.execute(insert(Queue), [{"name": n, "backend": "local", "status": "online", "autoexclusion": True,
+    db.session.execute(insert(Queue), [{"name": n, "name_key": n.lower(), "backend": "local", "status": "online",
+                                        "autoexclusion": True,
                                         "options": {}, "description": "", "created_at": now} for n in names])
+    made = list(db.session.scalars(select(Queue).order_by(Queue.name)))
     tests = []
     for t in range(templates):
         template = actions.save_template({
@@ -53,7 +55,8 @@ def populate(queues: int, jobs: int, templates: int) -> None:
             "workload": {"script": "echo hc-ok value=1", "metrics": {"value": r"value=(?P<value>[0-9.]+)"}},
         })
         test = Test.from_template(template, start_at=now - timedelta(hours=5))
-        test.state, test.queue_names, test.host = "running", names, "bench"
+        test.state, test.host = "running", "bench"
+        test.set_queues(made)
         test.started_at = now - timedelta(hours=5)
         db.session.add(test)
         tests.append(test)

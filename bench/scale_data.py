@@ -31,7 +31,8 @@ TestRow = tuple[int, str, int, int | None]
 def queues_and_templates(queues: int, templates: int) -> tuple[list[int], list[Any]]:
     now = utcnow()
     names = [f"SITE{i:03d}_q" for i in range(queues)]
-    db.session.execute(insert(Queue), [{"name": n, "backend": "local", "status": "online", "autoexclusion": True,
+    db.session.execute(insert(Queue), [{"name": n, "name_key": n.lower(), "backend": "local", "status": "online",
+                                        "autoexclusion": True,
                                         "options": {}, "description": "", "created_at": now - timedelta(days=400)}
                                        for n in names])
     made = [actions.save_template({
@@ -43,12 +44,13 @@ def queues_and_templates(queues: int, templates: int) -> tuple[list[int], list[A
     return list(db.session.scalars(select(Queue.id).order_by(Queue.id))), made
 
 
-def tests_for(day: datetime, templates: list[Any], running: bool, names: list[str]) -> list[TestRow]:
+def tests_for(day: datetime, templates: list[Any], running: bool, names: list[str],
+              ids: list[int]) -> list[TestRow]:
     rows = []
     for template in templates:
         test = Test.from_template(template, start_at=day, created_by="bench")
         test.state = "running" if running else "completed"
-        test.started_at, test.queue_names, test.host = day, names, "bench"
+        test.started_at, test.queue_names, test.queue_ids, test.host = day, names, ids, "bench"
         test.finished_at = None if running else day + timedelta(days=1)
         db.session.add(test)
         rows.append(test)
@@ -141,7 +143,7 @@ def generate(days: int, per_day: int, queues: int, templates: int) -> dict[str, 
     next_id = 1
     for d in range(days - 1, -1, -1):
         day = today - timedelta(days=d)
-        tests = tests_for(day, made, running=d == 0, names=names)
+        tests = tests_for(day, made, running=d == 0, names=names, ids=queue_ids)
         count = per_day if d else int(per_day * (now - day).total_seconds() / 86400)
         rows: list[dict[str, Any]] = []
         outcomes: list[Outcome] = []

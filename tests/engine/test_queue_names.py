@@ -4,14 +4,20 @@ that never leaves a half-deleted queue; renames that keep a queue's history.  Re
 the real CLI runner, the real pages and API."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
+from hcflask.engine import actions
 from hcflask.extensions import db
 from hcflask.models import AuditEntry, Job, Queue, QueueClaim, Template, Test, utcnow
 from hcflask.states import JobState
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, make_app
 from tests.factories import make_queue, make_template, template_doc
 
 AUTH = "Bearer {}"
@@ -105,12 +111,9 @@ def test_names_are_unique_without_regard_to_case(app: Flask, runner: FlaskCliRun
         assert [t.name for t in db.session.scalars(select(Template))] == ["probe"]
         # the database keeps it so too, whatever path writes the row
         db.session.add(Queue(name="SITE-a", backend="local", options={}))
-        try:
+        with pytest.raises(IntegrityError, match="name_key"):
             db.session.commit()
-            raise AssertionError("the unique name_key index let a second site-a in")
-        except Exception as exc:  # noqa: BLE001 - the driver's IntegrityError
-            assert "name_key" in str(exc)
-            db.session.rollback()
+        db.session.rollback()
     # a case change of a queue's own name is a rename, not a clash
     assert runner.invoke(args=["queue", "rename", "site-a", "SITE-A"]).exit_code == 0
 
@@ -167,3 +170,28 @@ def test_rename_keeps_history_on_every_path(app: Flask, runner: FlaskCliRunner, 
         entries = {(e.via, e.action, e.target) for e in db.session.scalars(select(AuditEntry))}
     assert {("cli", "queue rename", "site-a site-b"), ("api", "PATCH /api/v1/queues/site-b", "{'key': 'site-b'}"),
             ("ui", "POST /queues/site-c/edit", "{'name': 'site-c'}")} <= entries
+
+
+def test_the_database_keeps_names_unique_without_regard_to_case_on_postgres(postgres: Any, tmp_path: Path) -> None:
+    """The same unique ``name_key`` index on PostgreSQL, whatever path writes the row; and a deletion's
+    one write (claim, mark and reserved name together) goes through there too."""
+    app = make_app(tmp_path / "instance", DATABASE_URL=postgres.create_database())
+    try:
+        with app.app_context():
+            queue = _with_history("site-a")
+            for model, name in ((Queue, "SITE-A"), (Template, "T-SITE-A")):
+                row = Queue(name=name, backend="local", options={}) if model is Queue else \
+                    Template.from_document(template_doc(name, ["site-a"]))
+                db.session.add(row)
+                with pytest.raises(IntegrityError, match="name_key"):
+                    db.session.commit()
+                db.session.rollback()
+            assert actions.delete_queue(queue, "tests").endswith(f"stays under site-a.deleted-{queue.id}")
+            row = db.session.get(Queue, queue.id)
+            assert (row.status, row.name_key, row.deleted_at is not None) == (
+                "offline", f"site-a.deleted-{queue.id}", True)
+            make_queue("SITE-A")  # the name is free again, in any case
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()

@@ -83,7 +83,7 @@ def test_create_edit_and_delete_a_queue(admin_page: tuple[Any, Recorder], servic
     assert "2" in page.locator("dl.kv", has_text="option slots").inner_text()
 
     page.click("#edit-queue")
-    assert page.locator("#name").get_attribute("readonly") is not None
+    assert page.locator("#name").get_attribute("readonly") is None  # a new name renames the queue
     page.fill("#options", "slots: many")
     page.click("#save-queue")
     assert "must be a whole number" in page.locator(".row", has=page.locator("#options")).inner_text()
@@ -92,21 +92,22 @@ def test_create_edit_and_delete_a_queue(admin_page: tuple[Any, Recorder], servic
     rec.errors.clear()
     page.fill("#options", "slots: 3")
     page.fill("#description", "edited in the browser")
+    page.fill("#name", "browser-r")
     page.click("#save-queue")
-    page.wait_for_url(re.compile(r"/queues/browser-q$"))
+    page.wait_for_url(re.compile(r"/queues/browser-r$"))
     assert "edited in the browser" in page.locator("main").inner_text()
 
     # Dismissed: nothing happens.  Accepted: the queue is gone from the list.
     rec.answer = False
     page.click("#delete-queue")
-    assert rec.confirms[-1].startswith("confirm: Delete queue browser-q?")
-    assert page.url.endswith("/queues/browser-q")
-    assert "Queue browser-q saved." in page.locator(".flash.ok").inner_text()  # the page did not change
+    assert rec.confirms[-1].startswith("confirm: Delete queue browser-r?")
+    assert page.url.endswith("/queues/browser-r")
+    assert "Queue browser-r saved." in page.locator(".flash.ok").inner_text()  # the page did not change
     rec.answer = True
     page.click("#delete-queue")
     page.wait_for_url(re.compile(r"/queues$"))
-    assert "queue browser-q deleted" in page.locator(".flash.ok").inner_text()
-    assert page.locator("#queues a", has_text="browser-q").count() == 0
+    assert "queue browser-r deleted" in page.locator(".flash.ok").inner_text()
+    assert page.locator("#queues a", has_text="browser-r").count() == 0
     assert rec.errors == [] and rec.failed == [], (rec.errors, rec.failed)
 
 
