@@ -86,3 +86,50 @@ def test_c23auth_keeps_admins_admins(tmp_path: Path) -> None:
         assert users == {"root": ("admin", "local", False, ""), "reader": ("viewer", "local", False, "")}
         entry = db.session.scalars(select(AuditEntry)).one()
         assert (entry.via, entry.reason) == ("", "")
+
+
+def _c29(app: Any) -> None:
+    """Rows written before c29names: two queues that differ only in case, a deleted queue whose name a
+    new one took, a test on each, one test that never started."""
+    from hcflask.models import Queue, Template, Test
+
+    made = datetime(2026, 3, 1, 12)
+    with app.app_context():
+        directory = app.extensions["migrate"].directory
+        upgrade(directory=directory, revision="c27core")
+        base = {"backend": "local", "status": "online", "autoexclusion": True, "options": {}, "description": "",
+                "created_at": made}
+        put("queue", [{"id": 1, "name": "site-a.deleted-1", **base, "deleted_at": made},
+                      {"id": 2, "name": "site-a", **base, "deleted_at": None},
+                      {"id": 3, "name": "SITE-A", **base, "deleted_at": None}])
+        put("template", [{"id": 1, "name": "t1", "description": "", "queues": ["site-a"], "lifetime": 60,
+                          "jobs_in_flight": 1, "max_jobs": 0, "max_running": 0, "autoexclusion": False,
+                          "renew": False, "workload": {}, "active": True, "created_at": made, "updated_at": made}])
+        snap = {"name": "t1", "workload": {"resources": {"cores": 1}}}
+        put("test", [{"id": n, "template_id": 1, "state": state, "queue_names": names, "created_by": "",
+                      "note": "", "start_at": made, "end_at": made, "created_at": made, "snapshot": snap}
+                     for n, state, names in ((1, "completed", ["site-a"]), (2, "completed", ["site-a", "SITE-A"]),
+                                             (3, "cancelled", []))])
+        put("job", [{"id": n, "test_id": test, "queue_id": queue, "name": f"hc-old-{n}", "backend": "local",
+                     "state": "succeeded", "failure_reason": "", "native_state": "", "native_reason": "",
+                     "workdir": "", "submit_attempts": 1, "created_at": made, "updated_at": made,
+                     "started_at": made, "ended_at": made} for n, test, queue in ((1, 1, 1), (2, 2, 2))])
+        db.session.commit()
+        upgrade(directory=directory, revision="c29names")
+        keys = {q.id: q.name_key for q in db.session.scalars(select(Queue))}
+        assert keys == {1: "site-a.deleted-1", 2: "site-a", 3: "site-a#3"}
+        assert db.session.scalar(select(Template.name_key)) == "t1"
+        ids = {t.id: t.queue_ids for t in db.session.scalars(select(Test))}
+        # test 1 ran on the queue deleted since, test 2 on the queue that took its name (and SITE-A)
+        assert ids == {1: [1], 2: [2, 3], 3: []}
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_c29names_backfills_keys_and_queue_ids(tmp_path: Path) -> None:
+    _c29(create_app({"INSTANCE_PATH": tmp_path, "SECRET_KEY": "x", "DEMO": False}))
+
+
+def test_c29names_on_postgres(postgres: Any, tmp_path: Path) -> None:
+    _c29(create_app({"INSTANCE_PATH": tmp_path, "SECRET_KEY": "x", "DEMO": False,
+                     "DATABASE_URL": postgres.create_database()}))

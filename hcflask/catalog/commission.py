@@ -95,7 +95,8 @@ def start(queue_name: str, names: list[str] | None = None, runs: int = 1, timeou
         test.end_at = now + timedelta(seconds=timeout)
         test.note = f"commissioning {key} of {queue.name} by {actor}"
         if host is not None:
-            test.host, test.queue_names = host, [queue.name]
+            test.host = host
+            test.set_queues([queue])
             test.state, test.started_at = TestState.RUNNING.value, now
         db.session.add(test)
     db.session.commit()
@@ -267,13 +268,17 @@ def _stress(test: Test) -> dict[str, Any] | None:
             "distributions": queue.get("distributions", {}), "steps": built["stress"] or []}
 
 
-def latest(queue_name: str, limit: int = 5, scan: int = 1000) -> list[dict[str, Any]]:
+def latest(queue: Queue, limit: int = 5, scan: int = 1000) -> list[dict[str, Any]]:
     """The queue's last commissionings (key, when, how many probes) for its page, from the
-    newest ``scan`` commissioning tests (a test's note changes when it ends; its snapshot does not)."""
+    newest ``scan`` commissioning tests (a test's note changes when it ends; its snapshot does not).
+    A started test is the queue's by id (a deleted queue's commissionings never pass to a new
+    queue of the same name); one not started yet by the name it will run on."""
     found: dict[str, dict[str, Any]] = {}
     for test in db.session.scalars(select(Test).where(Test.created_by.like(f"{TAG}%"))
                                    .order_by(Test.id.desc()).limit(scan)):
-        if test.snapshot.get("queues") != [queue_name]:
+        ours = test.queue_ids == [queue.id] if test.queue_ids else (
+            test.state == TestState.SCHEDULED.value and test.snapshot.get("queues") == [queue.name])
+        if not ours:
             continue
         key = test.created_by.removeprefix(TAG)
         row = found.setdefault(key, {"key": key, "created_at": iso(test.created_at), "probes": 0})

@@ -11,6 +11,7 @@ from hcflask.access.accounts import cli_actor
 from hcflask.cli.common import confirm, initialised, table, yes_option
 from hcflask.extensions import db
 from hcflask.models import Queue, ValidationError
+from hcflask.models.names import shown
 from hcflask.states import QueueStatus
 
 
@@ -167,10 +168,24 @@ def queue_remove(name: str, yes: bool) -> None:
     click.echo(delete_queue(queue, cli_actor()))
 
 
+@queue_group.command("rename")
+@click.argument("old")
+@click.argument("new")
+@initialised
+def queue_rename(old: str, new: str) -> None:
+    """Rename queue OLD to NEW; its jobs, tests, claims and history go with it.
+
+    Templates that name OLD exactly are changed to NEW; patterns stay as they are.
+    """
+    from hcflask.engine.queue_names import rename_queue
+
+    click.echo(rename_queue(_live(old), new, cli_actor()))
+
+
 def _live(name: str) -> Queue:
     queue = db.session.scalar(Queue.live().where(Queue.name == name))
     if queue is None:
-        raise click.ClickException(f"queue: no such queue {name!r}")
+        raise click.ClickException(f"queue: no such queue {shown(name)}")
     return queue
 
 

@@ -72,9 +72,11 @@ def prepare() -> None:
         del cache[key]  # ended tests
     if not tests:
         return
-    options = {q.name: q.options or {} for q in db.session.scalars(select(Queue))}
-    todo = [(t.id, t.snapshot["inputs"], name, str(options.get(name, {}).get("rse") or ""))
-            for t in tests for name in t.queue_names if _stale(cache.get((t.id, name)))]
+    options = {q.id: q.options or {} for q in db.session.scalars(select(Queue))}
+    # keyed by the name each queue had when its test started (Test.name_of), its options read by id
+    todo = [(t.id, t.snapshot["inputs"], name, str(options.get(ident, {}).get("rse") or ""))
+            for t in tests for ident, name in zip(t.queue_ids or [], t.queue_names, strict=False)
+            if _stale(cache.get((t.id, name)))]
     if not todo:
         return
     end_transaction()
@@ -146,7 +148,7 @@ def ready(test: Test, queue: Queue) -> bool:
     """May this test submit to this queue now (always, without inputs)?"""
     if not test.snapshot.get("inputs"):
         return True
-    answer = _cache().get((test.id, queue.name))
+    answer = _cache().get((test.id, test.name_of(queue.id, queue.name)))
     return answer is not None and bool(answer.files)
 
 
@@ -155,6 +157,6 @@ def files_for(test: Test, queue: Queue, index: int) -> list[dict[str, Any]] | No
     inputs = test.snapshot.get("inputs")
     if not inputs:
         return None
-    files = _cache()[(test.id, queue.name)].files
+    files = _cache()[(test.id, test.name_of(queue.id, queue.name))].files
     per_job = int(inputs.get("files_per_job") or 1)
     return [files[(index * per_job + i) % len(files)] for i in range(min(per_job, len(files)))]

@@ -12,12 +12,15 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from hcflask.backends import OptionError, backend_class
 from hcflask.engine.clock import db_now
 from hcflask.engine.hosts import check_host, take_over
+from hcflask.engine.queue_names import check_name, mark_deleted
 from hcflask.extensions import db
 from hcflask.models import Conflict, Job, Queue, Template, Test, User, ValidationError, utcnow
+from hcflask.models.names import shown
 from hcflask.models.spec import validate_queue
 from hcflask.states import IN_FLIGHT_JOB_STATES, QueueStatus, TestState
 
@@ -29,13 +32,12 @@ def create_queue(name: str, backend: str, options: Mapping[str, Any] | None = No
     """A new queue, its backend options validated now rather than at first submit."""
     body = validate_queue({"name": name, "backend": backend, "options": dict(options or {}),
                            "description": description, "autoexclusion": autoexclusion})
-    if db.session.scalar(select(Queue).where(Queue.name == name)):
-        raise Conflict("name", f"a queue named {name!r} exists already")
+    check_name(name, Queue)
     cleaned = validate_queue_options(backend, body["options"])
     queue = Queue(name=name, backend=backend, options=cleaned, description=description,
                   autoexclusion=autoexclusion, status=QueueStatus.ONLINE.value)
     db.session.add(queue)
-    db.session.commit()
+    _commit_named(queue.name, "queue")
     return queue
 
 
@@ -58,8 +60,9 @@ def delete_queue(queue: Queue, actor: str) -> str:
     """Delete a queue, keeping its job history; refused while any of its jobs is in flight.
 
     A queue without jobs goes for good.  One with history stays as a hidden,
-    offline row renamed ``<name>.deleted-<id>``, so its jobs keep their queue
-    and the name is free for a new queue.  Returns what was done, in words.
+    offline row renamed ``<name>.deleted-<id>`` (engine/queue_names.py: one write,
+    or a 409 before any), so its jobs keep their queue and the name is free for
+    a new queue.  Returns what was done, in words.
     """
     in_flight = db.session.execute(select(Job.id, Job.test_id).where(
         Job.queue_id == queue.id, Job.state.in_([s.value for s in IN_FLIGHT_JOB_STATES])
@@ -75,14 +78,7 @@ def delete_queue(queue: Queue, actor: str) -> str:
         db.session.delete(queue)
         db.session.commit()
         return f"queue {name} deleted"
-    from hcflask.engine import status as owner
-
-    owner.admin_set(queue, QueueStatus.OFFLINE.value, actor, f"queue deleted by {actor}")
-    db.session.refresh(queue)
-    queue.deleted_at = utcnow()
-    queue.name = f"{name}.deleted-{queue.id}"
-    db.session.commit()
-    return f"queue {name} deleted; its job history stays under {queue.name}"
+    return mark_deleted(queue, actor)
 
 
 def _referenced(queue: Queue) -> list[str]:
@@ -135,13 +131,23 @@ def save_template(document: Any, template: Template | None = None) -> Template:
         template = Template.from_document(doc)
     else:
         template.update_from(doc)
-    clash = db.session.scalar(select(Template).where(Template.name == template.name))
-    if clash is not None and clash is not template:
+    try:
+        check_name(template.name, Template, template)
+    except ValidationError:
         db.session.rollback()
-        raise Conflict("name", f"a template named {template.name!r} exists already")
+        raise
     db.session.add(template)
-    db.session.commit()
+    _commit_named(template.name, "template")
     return template
+
+
+def _commit_named(name: str, kind: str) -> None:
+    """Commit a new or renamed row; another writer taking the name first is a 409, as the check's."""
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("name", f"a {kind} named {shown(name)} exists already") from None
 
 
 def set_template_active(template: Template, active: bool) -> bool:

@@ -26,9 +26,9 @@ def start_due_tests() -> int:
     due = db.session.scalars(select(Test).where(
         Test.state == TestState.SCHEDULED.value, Test.start_at <= now,
     )).all()
-    names = [q.name for q in db.session.scalars(Queue.live().order_by(Queue.name))]
+    live = {q.name: q for q in db.session.scalars(Queue.live().order_by(Queue.name))}
     for test in due:
-        test.queue_names = match_queues(test.snapshot["queues"], names)
+        test.set_queues([live[name] for name in match_queues(test.snapshot["queues"], list(live))])
         test.host = test.host or my_host()
         if not test.queue_names:
             test.state, test.finished_at = TestState.ERROR.value, now
@@ -69,10 +69,11 @@ def _all_jobs_judged(test: Test) -> bool:
         select(func.count()).where(Job.test_id == test.id, Job.state.in_(IN_FLIGHT))
     )
     queues = db.session.scalars(select(Queue).where(
-        Queue.name.in_(test.queue_names), Queue.status != QueueStatus.OFFLINE.value
+        Queue.id.in_(test.queue_ids), Queue.status != QueueStatus.OFFLINE.value
     )).all()
     limit = stress.max_jobs(test.snapshot)
-    return not in_flight and all(rows.get(q.id, 0) >= limit for q in queues if q.name not in (test.aborted or {}))
+    return not in_flight and all(rows.get(q.id, 0) >= limit for q in queues
+               if test.name_of(q.id, q.name) not in (test.aborted or {}))
 
 
 def renew_templates() -> int:

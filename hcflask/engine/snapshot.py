@@ -49,11 +49,15 @@ def driving_tests(settings: Settings, since: datetime, now: datetime) -> dict[in
 def expected_templates(tests: Iterable[Test], now: datetime) -> dict[str, set[str]]:
     """Queue name -> the driving templates running on it at ``now``."""
     expected: dict[str, set[str]] = defaultdict(set)
-    for test in tests:
-        if test.started_at is not None and test.started_at <= now and (test.finished_at is None
-                                                                        or test.finished_at > now):
-            for name in test.queue_names:
-                expected[name].add(test.template_name)
+    running = [t for t in tests if t.started_at is not None and t.started_at <= now
+               and (t.finished_at is None or t.finished_at > now)]
+    # a test holds its queues by id: a queue renamed since is covered under its name now
+    ids = {i for t in running for i in t.queue_ids or []}
+    names = dict(db.session.execute(select(Queue.id, Queue.name).where(Queue.id.in_(ids))).all()) if ids else {}
+    for test in running:
+        for i, name in enumerate(test.queue_names):
+            ident = test.queue_ids[i] if i < len(test.queue_ids or []) else 0
+            expected[names.get(ident, name)].add(test.template_name)
     return expected
 
 

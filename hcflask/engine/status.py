@@ -74,6 +74,8 @@ class Plan:
     #: rows that depend on the outcome (old, new status), such as the outbox rows of the
     #: caller's event: they commit with the claim, or not at all
     then: Callable[[str, str], Sequence[Any]] | None = None
+    #: other columns of the queue row written by the same compare-and-set (a deletion's mark and name)
+    row: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -119,7 +121,7 @@ def _write(seen: Seen, plan: Plan, now: datetime) -> str | None:
     remaining = [c for c in seen.claims if id(c) not in released]
     new = derive([*remaining, *(QueueClaim(**a) for a in plan.add)])
     changed = new != seen.status
-    values: dict[str, Any] = {"version": Queue.version + 1, "status": new}
+    values: dict[str, Any] = {**plan.row, "version": Queue.version + 1, "status": new}
     if changed:
         values["status_changed_at"] = now
     result = db.session.execute(update(Queue).where(Queue.id == seen.queue_id, Queue.version == seen.version)

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from hcflask.extensions import db
-from hcflask.models import Job, Queue, Test, utcnow
+from hcflask.models import Job, Test, utcnow
 from hcflask.states import FINAL_JOB_STATES, IN_FLIGHT, JobState
 
 #: the abort rule looks at this many of a queue's first judged jobs (fewer if max_jobs is smaller)
@@ -36,8 +36,9 @@ def max_jobs(snapshot: dict[str, Any]) -> int:
 
 
 def elapsed(test: Test, now: datetime | None = None) -> float:
+    """Seconds since the start, up to the end once the test ended (an old test's page stays as it was)."""
     start = test.started_at or test.start_at
-    return max(0.0, ((now or utcnow()) - start).total_seconds())
+    return max(0.0, ((test.finished_at or now or utcnow()) - start).total_seconds())
 
 
 def step_index(ramp: list[dict[str, int]], seconds: float) -> int:
@@ -79,12 +80,13 @@ def check_aborts(tests: list[Test]) -> list[tuple[int, str]]:
 
 def _first_judged(test: Test, window: int) -> dict[str, list[tuple[str, str]]]:
     rows = db.session.execute(
-        select(Queue.name, Job.state, Job.failure_reason).join(Job.queue)
+        select(Job.queue_id, Job.state, Job.failure_reason)
         .where(Job.test_id == test.id, Job.state.in_(JUDGED))
         .order_by(Job.ended_at, Job.id)
     )
     out: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for name, state, reason in rows:
+    for queue_id, state, reason in rows:
+        name = test.name_of(queue_id, str(queue_id))  # ``aborted`` is keyed by the name then
         if len(out[name]) < window:
             out[name].append((state, reason))
     return out
@@ -99,22 +101,23 @@ def progress(test: Test) -> dict[str, Any] | None:
     ramp = stress["ramp"]
     index = step_index(ramp, elapsed(test) if test.started_at else -1.0)
     step = ramp[index] if index >= 0 else {"at": 0, "in_flight": 0}  # before the first step: nothing
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for name, state, n in db.session.execute(
-        select(Queue.name, Job.state, func.count()).join(Job.queue).where(Job.test_id == test.id)
-        .group_by(Queue.name, Job.state)
+    counts: dict[int, Counter[str]] = defaultdict(Counter)
+    for queue_id, state, n in db.session.execute(
+        select(Job.queue_id, Job.state, func.count()).where(Job.test_id == test.id)
+        .group_by(Job.queue_id, Job.state)
     ):
-        counts[name][state] += n
+        counts[queue_id][state] += n
     aborted = test.aborted or {}
+    # by id, each queue under the name it had when the test started (a re-created name starts empty)
     queues = [{
         "queue": name,
-        "judged": sum(counts[name][s] for s in FINAL),
-        "in_flight": sum(counts[name][s] for s in IN_FLIGHT),
-        "failed": sum(counts[name][s] for s in (JobState.FAILED.value, JobState.LOST.value)),
+        "judged": sum(counts[ident][s] for s in FINAL),
+        "in_flight": sum(counts[ident][s] for s in IN_FLIGHT),
+        "failed": sum(counts[ident][s] for s in (JobState.FAILED.value, JobState.LOST.value)),
         "max_jobs": stress["max_jobs"],
         "asked": 0 if name in aborted else step["in_flight"],
         "aborted": aborted.get(name),
-    } for name in test.queue_names]
+    } for ident, name in zip(test.queue_ids or [], test.queue_names, strict=False)]
     return {
         "step": {"index": index, "of": len(ramp), **step,
                  "next_at": ramp[index + 1]["at"] if index + 1 < len(ramp) else None},

@@ -77,7 +77,7 @@ def create_jobs() -> list[Job]:
     ).all()
     if not tests:
         return []
-    queues = {q.name: q for q in db.session.scalars(select(Queue))}
+    queues = {q.id: q for q in db.session.scalars(select(Queue))}
     ids = [t.id for t in tests]
     in_flight = _counts(ids, IN_FLIGHT)
     totals = _counts(ids, None)
@@ -88,9 +88,11 @@ def create_jobs() -> list[Job]:
     created: list[Job] = []
     for test in tests:
         test_in_flight = sum(n for (t, _), n in in_flight.items() if t == test.id)
-        for name in test.queue_names:
-            queue = queues.get(name)
-            if queue is None or queue.status == QueueStatus.OFFLINE.value or not inputs.ready(test, queue):
+        # by id: a queue deleted meanwhile (and its name taken by a new one) gets nothing more of this test
+        for queue_id, name in zip(test.queue_ids or [], test.queue_names, strict=False):
+            queue = queues.get(queue_id)
+            if (queue is None or queue.deleted_at is not None or queue.status == QueueStatus.OFFLINE.value
+                    or not inputs.ready(test, queue)):
                 continue
             key = (test.id, queue.id)
             if test.kind == "stress":

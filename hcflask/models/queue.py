@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Select, String, Text, select
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from hcflask.extensions import Model
 from hcflask.models.common import iso, utcnow
+from hcflask.models.names import name_key as fold_name
 from hcflask.states import QueueStatus
 
 
@@ -20,6 +21,8 @@ class Queue(Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
+    #: the name without regard to case, unique: ``SITE-A`` and ``site-a`` are one name (models/names.py)
+    name_key: Mapped[str] = mapped_column(String(128), unique=True, index=True, server_default="")
     backend: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default=QueueStatus.ONLINE.value)
     autoexclusion: Mapped[bool] = mapped_column(default=True)
@@ -34,6 +37,12 @@ class Queue(Model):
     #: set when an admin deletes a queue that has job history: the row stays
     #: (renamed, offline) so its jobs keep their queue; nothing lists it any more
     deleted_at: Mapped[datetime | None]
+
+    @validates("name")
+    def _keep_key(self, _key: str, name: str) -> str:
+        """Every write of the name writes its case-free key too (the unique index keeps it one)."""
+        self.name_key = fold_name(name)
+        return name
 
     events: Mapped[list[QueueEvent]] = relationship(
         back_populates="queue", order_by="QueueEvent.id.desc()", cascade="all, delete-orphan"

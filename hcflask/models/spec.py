@@ -16,9 +16,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-#: patterns are used with ``fullmatch`` here and as ``^...$`` in the OpenAPI schemas
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
-NAME_RULE = "letters, digits, '_', '.', '-', starting with a letter or digit (at most 128)"
+from hcflask.models.names import NAME_RE, NAME_RULE, name_problem
+
 QUEUE_PATTERN_RE = re.compile(r"[A-Za-z0-9_.\-*?\[\]!]{1,128}")
 #: "blank" means only these (the same set in Python and in the schemas' ECMA regexes)
 BLANK = " \t\r\n"
@@ -156,10 +155,10 @@ class Checker:
         return value
 
     def name(self, value: Any, field: str = "name") -> str:
-        if value in (None, ""):
-            self.add(field, f"required; {NAME_RULE}")
-        elif not isinstance(value, str) or not NAME_RE.fullmatch(value):
-            self.add(field, f"{value!r} is not a valid name: {NAME_RULE}")
+        """A queue's or template's name (the rules: models/names.py)."""
+        problem = name_problem(value)
+        if problem:
+            self.add(field, problem)
         return value if isinstance(value, str) else ""
 
     def regex(self, pattern: Any, field: str) -> re.Pattern[str] | None:

@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from hcflask.extensions import Model
 from hcflask.models.common import iso, utcnow
+from hcflask.models.names import name_key as fold_name
 from hcflask.models.spec import validate_template
 
 
@@ -18,6 +19,8 @@ class Template(Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
+    #: the name without regard to case, unique: ``SITE-A`` and ``site-a`` are one name (models/names.py)
+    name_key: Mapped[str] = mapped_column(String(128), unique=True, index=True, server_default="")
     description: Mapped[str] = mapped_column(Text, default="")
     queues: Mapped[list[str]] = mapped_column(JSON, default=list)
     lifetime: Mapped[int] = mapped_column(default=86400)
@@ -39,6 +42,12 @@ class Template(Model):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     tests = relationship("Test", back_populates="template", order_by="Test.id.desc()", lazy="dynamic")
+
+    @validates("name")
+    def _keep_key(self, _key: str, name: str) -> str:
+        """Every write of the name writes its case-free key too (the unique index keeps it one)."""
+        self.name_key = fold_name(name)
+        return name
 
     DOCUMENT_FIELDS = (
         "name", "description", "queues", "lifetime", "jobs_in_flight", "max_jobs",

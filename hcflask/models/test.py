@@ -21,8 +21,12 @@ class Test(Model):
     state: Mapped[str] = mapped_column(String(16), default=TestState.SCHEDULED.value, index=True)
     #: the template document as it was when the test was created
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
-    #: queue names resolved from the template's patterns when the test started
+    #: queue names resolved from the template's patterns when the test started: the names *then*,
+    #: which its pages keep showing after a queue is renamed or deleted
     queue_names: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: the ids of those queues, in the same order: the test's history is attached to them, never to a
+    #: name (a new queue given a deleted one's name starts empty); see engine/history.py
+    queue_ids: Mapped[list[int]] = mapped_column(JSON, default=list, server_default="[]")
     host: Mapped[str | None] = mapped_column(String(255))
     #: the fencing token of ``host``'s hold on this test: grows on every adoption and move,
     #: and a host's tick writes only while the epoch it read is still the test's
@@ -54,8 +58,20 @@ class Test(Model):
         return cls(
             template=template, snapshot=doc, start_at=start,
             end_at=start + timedelta(seconds=doc["lifetime"]), created_by=created_by,
-            state=TestState.SCHEDULED.value, queue_names=[],
+            state=TestState.SCHEDULED.value, queue_names=[], queue_ids=[],
         )
+
+    def set_queues(self, queues: list[Any]) -> None:
+        """The queues this test runs on, by id (its history) and by name (as they are called now)."""
+        self.queue_ids = [q.id for q in queues]
+        self.queue_names = [q.name for q in queues]
+
+    def name_of(self, queue_id: int, fallback: str) -> str:
+        """The name queue ``queue_id`` had when this test started (keys ``aborted``, ``input_notes``)."""
+        for ident, name in zip(self.queue_ids or [], self.queue_names or [], strict=False):
+            if ident == queue_id:
+                return str(name)
+        return fallback
 
     @property
     def template_name(self) -> str:
@@ -73,6 +89,7 @@ class Test(Model):
         return {
             "id": self.id, "template_id": self.template_id, "template": self.template_name,
             "state": self.state, "host": self.host, "queues": self.queue_names,
+            "queue_ids": self.queue_ids or [],
             "start_at": iso(self.start_at), "end_at": iso(self.end_at),
             "started_at": iso(self.started_at), "finished_at": iso(self.finished_at),
             "created_at": iso(self.created_at), "created_by": self.created_by, "note": self.note,

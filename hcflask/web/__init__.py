@@ -76,6 +76,7 @@ def warm(app: Flask) -> None:
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.orm import configure_mappers
 
+    from hcflask.web import cost
     from hcflask.web.robot import stats
 
     configure_mappers()
@@ -83,7 +84,11 @@ def warm(app: Flask) -> None:
         app.jinja_env.get_template(name)
     with app.app_context():
         try:
-            stats.warm()
+            start, end = stats.last_days()  # the default /overview month, summed into this process's cache
+            stats.jobs_per_day(start, end)
+            stats.heatmap(start, end)
+            stats.availability(start, end)
+            cost.by_queue_template(start, end)
         except SQLAlchemyError as exc:
             logging.getLogger("hcflask.web").warning("report sums not prepared at start: %s", exc)
         finally:

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from hcflask.data.stagein import metric_specs
 from hcflask.extensions import db
-from hcflask.models import Job, JobMetric, Queue, Test, ValidationError
+from hcflask.models import Job, JobMetric, Test, ValidationError
 from hcflask.states import JobState
 from hcflask.web.distributions import bootstrap_difference, summary
 from hcflask.web.report import BUILTIN, job_values
@@ -113,8 +113,9 @@ def parse(args: Mapping[str, str]) -> tuple[list[Side], str, int]:
 def values(side: Side, metric: str) -> list[float]:
     """The metric's values over the side's succeeded jobs, newest last."""
     query = select(Job).where(Job.test_id == side.test.id, Job.state == JobState.SUCCEEDED.value)
-    if side.queue:
-        query = query.join(Job.queue).where(Queue.name == side.queue)
+    if side.queue:  # the queue the test knew by that name, by id: a re-created name is another queue
+        ids = dict(zip(side.test.queue_names or [], side.test.queue_ids or [], strict=False))
+        query = query.where(Job.queue_id == ids.get(side.queue, 0))
     jobs = list(db.session.scalars(query.order_by(Job.id.desc()).limit(MAX_VALUES)))[::-1]
     if metric not in BUILTIN:
         rows = db.session.execute(select(JobMetric.job_id, JobMetric.value).where(

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from hcflask.extensions import db
 from hcflask.models import Queue, Rollup, RollupTotal, utcnow
 from hcflask.states import QueueStatus
+from hcflask.web.robot.stats import last_days, rollup_sums, status_intervals
 
 
 def share(core_seconds: float, cpus: int | None, seconds: float) -> float | None:
@@ -39,8 +40,6 @@ def _span(start: date, end: date) -> float:
 def by_queue_template(start: date, end: date) -> list[dict[str, Any]]:
     """Core-hours per queue × template over the days [start, end], with the share of capacity
     (from the report sums, which keep past days per process)."""
-    from hcflask.web.robot.stats import rollup_sums
-
     queues = {q.id: q for q in db.session.scalars(select(Queue))}
     span = _span(start, end)
     rows = []
@@ -81,7 +80,6 @@ def by_day(start: date, end: date, queue: Queue) -> list[dict[str, Any]]:
 
 def balance(start: date, end: date) -> list[dict[str, Any]]:
     """Per queue: hours spent excluded over [start, end] and the test core-hours spent on it then."""
-    from hcflask.web.robot.stats import status_intervals
 
     lo = datetime.combine(start, time.min)
     hi = min(datetime.combine(end, time.min) + timedelta(days=1), utcnow())
@@ -113,7 +111,6 @@ def cost_of(kind: str, start: date | None = None, end: date | None = None,
             queue: Queue | None = None) -> list[dict[str, Any]]:
     """For the page includes: ``overview`` (queue × template), ``queue`` (one queue by day) or
     ``balance`` (the robot's), over [start, end] (default: the last 30 days)."""
-    from hcflask.web.robot.stats import last_days
 
     first, end = last_days(end)
     start = start or first

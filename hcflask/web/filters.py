@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Flask, g, has_request_context
+from flask import Flask, has_request_context
 
 from hcflask.models import utcnow
 from hcflask.times import shown
@@ -39,18 +39,6 @@ def duration(start: datetime | None, end: datetime | None = None) -> str:
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
-def queue_status(name: str) -> str | None:
-    """The status of the queue called ``name``, or None when no queue has that name
-    (a template's pattern, or a deleted queue): read once per request."""
-    if "hc_queue_status" not in g:
-        from hcflask.extensions import db
-        from hcflask.models import Queue
-
-        g.hc_queue_status = {q.name: q.status for q in db.session.scalars(Queue.live())}
-    status: str | None = g.hc_queue_status.get(name)
-    return status
-
-
 def may(action: str) -> bool:
     """Show a write's button?  To a user whose role allows it; to anonymous visitors too
     (the button leads to the login page, as it always has)."""
@@ -60,9 +48,11 @@ def may(action: str) -> bool:
 
 
 def register(app: Flask) -> None:
+    from hcflask.web.history import queue_refs
+
+    app.jinja_env.globals["queue_refs"] = queue_refs
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["utc"] = utc
     app.jinja_env.filters["duration"] = duration
     app.jinja_env.globals["now"] = utcnow
-    app.jinja_env.globals["queue_status"] = queue_status
     app.jinja_env.globals["may"] = may

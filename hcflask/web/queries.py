@@ -73,18 +73,19 @@ def counts_by_test(test_ids: Iterable[int]) -> dict[int, Counts]:
     return out
 
 
-def counts_by_queue(test_id: int) -> dict[str, Counts]:
-    """One test's job counts per queue name (finished from the rollup, in flight live)."""
-    out: dict[str, Counts] = defaultdict(Counts)
-    finished = db.session.execute(select(Queue.name, *(getattr(RollupTest, c) for c in OUTCOMES))
-                                  .join(Queue, Queue.id == RollupTest.queue_id).where(RollupTest.test_id == test_id))
-    for name, *numbers in finished:
+def counts_by_queue(test_id: int) -> dict[int, Counts]:
+    """One test's job counts per queue id (finished from the rollup, in flight live): by id, so a
+    queue's history stays its own when it is renamed, or deleted and its name taken again."""
+    out: dict[int, Counts] = defaultdict(Counts)
+    finished = db.session.execute(select(RollupTest.queue_id, *(getattr(RollupTest, c) for c in OUTCOMES))
+                                  .where(RollupTest.test_id == test_id))
+    for queue_id, *numbers in finished:
         for state, n in zip(OUTCOMES, numbers, strict=True):
-            out[name].add(state, n)
-    for name, state, n in db.session.execute(
-            select(Queue.name, Job.state, func.count()).join(Job.queue)
-            .where(Job.test_id == test_id, Job.state.in_(IN_FLIGHT)).group_by(Queue.name, Job.state)):
-        out[name].add(state, n)
+            out[queue_id].add(state, n)
+    for queue_id, state, n in db.session.execute(
+            select(Job.queue_id, Job.state, func.count())
+            .where(Job.test_id == test_id, Job.state.in_(IN_FLIGHT)).group_by(Job.queue_id, Job.state)):
+        out[queue_id].add(state, n)
     return out
 
 
@@ -168,14 +169,30 @@ def jobs_query(args: Mapping[str, str]) -> Select[Any]:
     """Jobs filtered by ``state`` (comma list), ``queue`` (name), ``test``, ``template`` (name)."""
     query = _by_state(select(Job).order_by(Job.id.desc()), Job.state, args, JobState).options(
         selectinload(Job.queue), selectinload(Job.metrics))  # what to_dict and the tables show: no N+1
-    if args.get("queue"):
-        query = query.join(Job.queue).where(Queue.name == args["queue"])
     if args.get("test"):
-        query = query.where(Job.test_id == int_arg(args, "test", 0, high=INT64_MAX))
+        test_id = int_arg(args, "test", 0, high=INT64_MAX)
+        query = query.where(Job.test_id == test_id)
+        if args.get("queue"):  # within a test, the queue by the name it had then (web/history.py)
+            query = query.where(Job.queue_id == _queue_of_test(test_id, args["queue"]))
+    elif args.get("queue"):
+        query = query.where(Job.queue_id == _live_queue_id(args["queue"]))
     if args.get("template"):
         query = query.where(Job.template_id == select(Template.id).where(Template.name == args["template"])
                             .scalar_subquery())
     return query
+
+
+def _live_queue_id(name: str) -> int:
+    """The id of the queue called ``name`` now (0, matching nothing, if none): a deleted queue's
+    history does not pass to a new queue that took its name."""
+    return db.session.scalar(select(Queue.id).where(Queue.name == name, Queue.deleted_at.is_(None))) or 0
+
+
+def _queue_of_test(test_id: int, name: str) -> int:
+    """The id of the queue that test ``test_id`` knew as ``name`` (0 if none)."""
+    test = db.session.get(Test, test_id)
+    ids = dict(zip(test.queue_names or [], test.queue_ids or [], strict=False)) if test else {}
+    return int(ids.get(name, 0))
 
 
 def tests_query(args: Mapping[str, str]) -> Select[Any]:
@@ -183,7 +200,7 @@ def tests_query(args: Mapping[str, str]) -> Select[Any]:
     if args.get("template"):
         query = query.join(Test.template).where(Template.name == args["template"])
     if args.get("queue"):
-        query = query.where(Test.id.in_(select(Job.test_id).join(Job.queue).where(Queue.name == args["queue"])))
+        query = query.where(Test.id.in_(select(Job.test_id).where(Job.queue_id == _live_queue_id(args["queue"]))))
     return query
 
 

@@ -23,10 +23,12 @@ from sqlalchemy import select
 from hcflask.data.stagein import metric_specs
 from hcflask.extensions import db
 from hcflask.models import Job, JobMetric, MetricBand, Queue, Test, iso, utcnow
+from hcflask.models.names import original_name
 from hcflask.signatures import signature
 from hcflask.states import JobState
 from hcflask.web.cost import share
 from hcflask.web.distributions import histogram, summary
+from hcflask.web.history import QueueRef, queue_refs
 
 JUDGED = (JobState.SUCCEEDED.value, JobState.FAILED.value, JobState.LOST.value)
 #: the distributions every report shows, with their unit
@@ -67,20 +69,30 @@ def _metrics(test: Test) -> dict[int, dict[str, float]]:
 
 
 def build(test: Test) -> dict[str, Any]:
-    """The whole report as plain data (the JSON of the API)."""
+    """The whole report as plain data (the JSON of the API).
+
+    Jobs are grouped by their queue's id and each queue is shown by the name it had when the test
+    started (web/history.py): deleting, renaming or re-creating a queue never changes an old report.
+    """
     cores = int(test.workload["resources"].get("cores", 1))
-    rows = {q.name: q for q in db.session.scalars(select(Queue).where(Queue.name.in_(test.queue_names)))}
     jobs = _jobs(test)
     metrics = _metrics(test)
-    by_queue: dict[str, list[Job]] = defaultdict(list)
+    by_queue: dict[int, list[Job]] = defaultdict(list)
     for job in jobs:
-        by_queue[job.queue.name].append(job)
-    names = list(test.queue_names) + sorted(set(by_queue) - set(test.queue_names))
-    queues = [_queue(test, name, rows.get(name), by_queue[name], metrics, cores) for name in names]
-    plots = {key: _plot(histogram({q["queue"]: q["values"].get(key, []) for q in queues}), unit)
+        by_queue[job.queue_id].append(job)
+    refs = queue_refs(test) if test.queue_names else []
+    listed = {r.id for r in refs}
+    rows = {q.id: q for q in db.session.scalars(select(Queue).where(Queue.id.in_(listed | set(by_queue))))}
+    for ident in sorted(set(by_queue) - listed):  # jobs on a queue the test did not list (not expected)
+        row = rows[ident]
+        refs.append(QueueRef(ident, original_name(row.name), None if row.deleted_at else row.name,
+                             deleted=row.deleted_at is not None))
+    queues = [_queue(test, ref, rows.get(ref.id or 0), by_queue.get(ref.id or 0, []), metrics, cores)
+              for ref in refs]
+    plots = {key: _plot(histogram({q["label"]: q["values"].get(key, []) for q in queues}), unit)
              for key, unit in BUILTIN.items()}
     for name, spec in metric_specs(test.snapshot).items():
-        plots[f"metric {name}"] = _plot(histogram({q["queue"]: q["metric_values"].get(name, []) for q in queues}),
+        plots[f"metric {name}"] = _plot(histogram({q["label"]: q["metric_values"].get(name, []) for q in queues}),
                                         spec.get("unit") or "")
     for q in queues:
         del q["values"], q["metric_values"]
@@ -90,7 +102,7 @@ def build(test: Test) -> dict[str, Any]:
                  "cores_per_job": cores, "generated_at": iso(utcnow())},
         "queues": queues,
         "plots": {k: v for k, v in plots.items() if v},
-        "stress": _throughput(test, by_queue, metrics) if test.kind == "stress" else None,
+        "stress": _throughput(test, refs, by_queue, metrics) if test.kind == "stress" else None,
     }
 
 
@@ -99,8 +111,9 @@ def _plot(hist: dict[str, Any] | None, unit: str) -> dict[str, Any] | None:
     return {**hist, "unit": unit} if hist else None
 
 
-def _queue(test: Test, name: str, queue: Queue | None, jobs: list[Job], metrics: dict[int, dict[str, float]],
+def _queue(test: Test, ref: QueueRef, queue: Queue | None, jobs: list[Job], metrics: dict[int, dict[str, float]],
            cores: int) -> dict[str, Any]:
+    name = ref.name
     states = Counter(j.state for j in jobs)
     judged = sum(states[s] for s in JUDGED)
     # by signature, so a failure whose text names the node is one row, not one per node
@@ -117,7 +130,8 @@ def _queue(test: Test, name: str, queue: Queue | None, jobs: list[Job], metrics:
             for metric, value in metrics.get(job.id, {}).items():
                 metric_values[metric].append(value)
     return {
-        "queue": name, "jobs": len(jobs), "states": dict(states), "judged": judged,
+        "queue": name, "queue_id": ref.id, "deleted": ref.deleted, "label": ref.label,
+        "jobs": len(jobs), "states": dict(states), "judged": judged,
         "succeeded": states[JobState.SUCCEEDED.value],
         "success_rate": round(states[JobState.SUCCEEDED.value] / judged, 4) if judged else None,
         "failure_reasons": [{"reason": r, "count": n} for r, n in reasons.most_common(10)],
@@ -169,7 +183,7 @@ def peak(spans: list[tuple[datetime, datetime]], lo: datetime, hi: datetime) -> 
     return best
 
 
-def _throughput(test: Test, by_queue: dict[str, list[Job]],
+def _throughput(test: Test, refs: list[QueueRef], by_queue: dict[int, list[Job]],
                 metrics: dict[int, dict[str, float]]) -> list[dict[str, Any]]:
     """Per ramp step and queue: jobs started per minute, in-flight reached against asked; for a test
     reading input data, the median stage-in MB/s per job of the jobs started in the step (the data-access
@@ -188,13 +202,14 @@ def _throughput(test: Test, by_queue: dict[str, list[Job]],
             break
         minutes = max((hi - lo).total_seconds() / 60, 1e-9)
         per_queue = []
-        for name, jobs in by_queue.items():
+        for ref in refs:
+            jobs = by_queue.get(ref.id or 0, [])
             begun = [j for j in jobs if j.started_at and lo <= j.started_at < hi]
             started = len(begun)
             rates = [metrics[j.id]["stagein_mb_per_s"] for j in begun if "stagein_mb_per_s" in metrics.get(j.id, {})]
             per_queue.append({
                 **({"stagein_mb_per_s": round(statistics.median(rates), 3) if rates else None} if reads else {}),
-                "queue": name, "asked": step["in_flight"], "started": started,
+                "queue": ref.name, "label": ref.label, "asked": step["in_flight"], "started": started,
                 "started_per_minute": round(started / minutes, 2),
                 "in_flight_reached": peak([(j.created_at, j.ended_at or now) for j in jobs], lo, hi),
                 "running_reached": peak([(j.started_at, j.ended_at or now) for j in jobs if j.started_at], lo, hi),

@@ -14,7 +14,7 @@ from flask import current_app
 from hcflask import __version__
 from hcflask.backends import BACKEND_NAMES, OptionError, backend_class
 from hcflask.models.spec import current_limits
-from hcflask.models.spec_schema import nullable, queue_schema, template_schema
+from hcflask.models.spec_schema import name_schema, nullable, queue_schema, template_schema
 from hcflask.states import JobState, QueueStatus, TestState
 from hcflask.web.queries import INT64_MAX
 
@@ -205,13 +205,14 @@ def _admin_paths(template: dict[str, Any], key: dict[str, Any], limits: dict[str
                    "properties": {"active": active}}
     options = {"oneOf": list(_backend_options().values())}
     queue_change = {"type": "object", "additionalProperties": False, "properties": {
-        "options": options, "description": nullable({"type": "string", "maxLength": limits["text"]}),
-        "autoexclusion": {"type": "boolean"}}}
+        "name": name_schema(), "options": options,
+        "description": nullable({"type": "string", "maxLength": limits["text"]}), "autoexclusion": {"type": "boolean"}}}
+    change = _write("change a queue's name (its history follows it), backend options, description or "
+                    "autoexclusion; what is left out stays (not its backend; options that do not suit the queue's "
+                    "backend, another backend, a name taken without regard to case: 409)", queue_change, path_id=key)
     return {
         "/queues/{key}": {
-            "put": _write("change a queue's backend options, description or autoexclusion (not its name or "
-                          "backend; options that do not suit the queue's backend, another name or backend: 409)",
-                          queue_change, path_id=key),
+            "put": change, "patch": change,
             "delete": _write("delete a queue; its job history stays (409 naming the jobs while any is in flight)",
                              None, path_id=key)},
         "/templates": {

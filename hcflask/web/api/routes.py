@@ -16,6 +16,7 @@ from hcflask.web import queries
 from hcflask.web.api import bp, json_body, text_field
 from hcflask.web.api.auth import check_read_access, permission_required, reader_required
 from hcflask.web.api.openapi import document
+from hcflask.web.history import queue_refs
 
 csrf.exempt(bp)  # token-authenticated, no cookies: CSRF does not apply
 
@@ -88,8 +89,9 @@ def list_objects(kind: str) -> Any:
     items = [row.to_dict() for row in result.items]
     if kind == "tests":
         counts = queries.counts_by_test([t.id for t in result.items])
-        for item in items:
+        for item, test in zip(items, result.items, strict=True):
             item["jobs"] = counts[item["id"]].to_dict()
+            item["queue_refs"] = [ref.to_dict() for ref in queue_refs(test)] if test.queue_names else []
             item.pop("snapshot")
     return jsonify({"items": items, "total": result.total, "page": page, "per_page": per_page,
                     "pages": result.pages})
@@ -112,9 +114,12 @@ def get_template(key: str) -> Any:
 @bp.route("/tests/<int:test_id>")
 def get_test(test_id: int) -> Any:
     test = _one(Test, str(test_id))
-    per_queue = {name: c.to_dict() for name, c in queries.counts_by_queue(test.id).items()}
+    counts = queries.counts_by_queue(test.id)
+    refs = queue_refs(test) if test.queue_names else []
+    per_queue = {ref.name: counts[ref.id or 0].to_dict() for ref in refs}
     return jsonify({**test.to_dict(), "jobs": queries.counts_by_test([test.id])[test.id].to_dict(),
-                    "queues_jobs": per_queue, "stress": stress.progress(test)})
+                    "queue_refs": [ref.to_dict() for ref in refs], "queues_jobs": per_queue,
+                    "stress": stress.progress(test)})
 
 
 @bp.route("/jobs/<int:job_id>")
@@ -140,27 +145,33 @@ def _live_queue(key: str) -> Queue:
     return queue
 
 
-@bp.route("/queues/<key>", methods=["PUT"])
+@bp.route("/queues/<key>", methods=["PUT", "PATCH"])
 @permission_required("queue.edit")
 def update_queue(key: str) -> Any:
-    """Options, description and autoexclusion; the name and backend stay."""
+    """Options, description, autoexclusion, and the name (a rename keeps the queue's history); the backend stays."""
     from hcflask.engine.actions import update_queue as update
+    from hcflask.engine.queue_names import check_name, rename_queue
 
     body = json_body(QUEUE_KEYS)
     queue = _live_queue(key)
-    for field in ("name", "backend"):
-        if field in body and body[field] != getattr(queue, field):
-            raise Conflict(field, "cannot be changed (templates and the job history refer to it)")
+    if "backend" in body and body["backend"] != queue.backend:
+        raise Conflict("backend", "cannot be changed (the queue's jobs ran there): create another queue")
+    new_name = body.pop("name", queue.name)
+    if new_name != queue.name:  # checked before anything is written: a refused name changes nothing
+        check_name(new_name, Queue, queue)
     body = {"options": queue.options, "description": queue.description, "autoexclusion": queue.autoexclusion,
             **body}
     try:
-        return jsonify(update(queue, body["options"], body["description"], body["autoexclusion"]).to_dict())
+        update(queue, body["options"], body["description"], body["autoexclusion"])
     except ValidationError as exc:
         if exc.status == 400 and all(field.startswith("options.") for field, _ in exc.errors):
             # options valid for some backend but not this queue's: a clash with the queue, as the schema
             # (which cannot know the queue's backend) documents
             raise Conflict(exc.field, f"{exc.reason} (for this {queue.backend} queue)", exc.errors[1:]) from None
         raise
+    if new_name != queue.name:
+        rename_queue(queue, new_name, _actor())
+    return jsonify(queue.to_dict())
 
 
 @bp.route("/queues/<key>", methods=["DELETE"])

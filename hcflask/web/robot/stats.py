@@ -102,17 +102,6 @@ def last_days(end: date | None = None, days: int = REPORT_DAYS) -> tuple[date, d
     return end - timedelta(days=days - 1), end
 
 
-def warm() -> None:
-    """Sum the past days of the default /overview month into this process's cache."""
-    from hcflask.web import cost
-
-    start, end = last_days()
-    jobs_per_day(start, end)
-    heatmap(start, end)
-    availability(start, end)
-    cost.by_queue_template(start, end)
-
-
 def in_flight_by_queue() -> dict[int, int]:
     """Jobs not finished yet, per queue (through the state index: a few hundred rows at most)."""
     return dict(db.session.execute(select(Job.queue_id, func.count()).where(Job.state.in_(IN_FLIGHT))

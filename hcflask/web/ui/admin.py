@@ -72,6 +72,19 @@ def _live_queue(name: str) -> Queue:
     return db.first_or_404(Queue.live().where(Queue.name == name))
 
 
+def _save_edit(queue: Queue, name: str, options: dict[str, Any], description: str, autoexclusion: bool,
+               actor: str) -> Queue:
+    """The edit form's one save: the settings, then the name when it changed (its history follows)."""
+    from hcflask.engine.queue_names import check_name, rename_queue
+
+    if name != queue.name:  # before anything is written: a refused name changes nothing
+        check_name(name, Queue, queue)
+    actions.update_queue(queue, options, description, autoexclusion)
+    if name != queue.name:
+        rename_queue(queue, name, actor)
+    return queue
+
+
 @bp.route("/queues/<name>/edit", methods=["GET", "POST"])
 @permission_required("queue.edit")
 def edit_queue(name: str) -> Any:
@@ -81,9 +94,9 @@ def edit_queue(name: str) -> Any:
     if not form.is_submitted():
         form.fill(queue)
     elif form.validate():
-        done = saved(form, lambda: actions.update_queue(
-            queue, form.options_dict(), form.description.data or "", bool(form.autoexclusion.data)),
-            "Queue {row.name} saved.", "ui.queue", name=lambda q: q.name)
+        done = saved(form, lambda: _save_edit(queue, form.name.data or "", form.options_dict(),
+                                              form.description.data or "", bool(form.autoexclusion.data), _actor()),
+                     "Queue {row.name} saved.", "ui.queue", name=lambda q: q.name)
         if done is not None:
             return done
     return _queue_form(form, queue)

@@ -210,6 +210,14 @@ def queues() -> Any:
     return _render("queues.html", queues=rows, in_flight=in_flight)
 
 
+@bp.route("/queues/id/<int:queue_id>")
+def queue_by_id(queue_id: int) -> Any:
+    """A queue by id, the link pages about history use: it follows a rename, and a deleted queue's
+    leads to its kept row, never to a new queue that took its name."""
+    row = db.get_or_404(Queue, queue_id)
+    return redirect(url_for("ui.queue", name=row.name))
+
+
 @bp.route("/queues/<name>")
 def queue(name: str) -> Any:
     row = db.first_or_404(select(Queue).where(Queue.name == name))
@@ -223,7 +231,7 @@ def queue(name: str) -> Any:
     form = QueueStatusForm(status=row.status)
     claims = sorted(active_claims([row.id]).get(row.id, []), key=lambda c: SOURCES.index(c.source))
     return _render("queue.html", queue=row, jobs=jobs, events=events, health=health, form=form, claims=claims,
-                   commissionings=commission.latest(row.name))
+                   commissionings=commission.latest(row))
 
 
 @bp.route("/queues/<name>/status", methods=["POST"])
