@@ -7,6 +7,12 @@ recorded a partition's CPUs (``Queue.cpus``) the cost is also shown as a
 share of that partition's capacity over the same time.  On /robot, each
 queue's hours spent excluded stand next to the test core-hours that kept
 it watched, so the operator sees both sides of the balance.
+
+The robot's report sums (:mod:`hcflask.web.robot.stats`) are imported inside
+the functions that use them: importing that package registers the robot's
+views and, through them, the whole API, which imports :mod:`hcflask.web.report`;
+that module imports this one for :func:`share`, so ``hc test report`` (which
+has no web) would import half a module (tests/test_cli_lazy.py).
 """
 from __future__ import annotations
 
@@ -20,7 +26,6 @@ from sqlalchemy import select
 from hcflask.extensions import db
 from hcflask.models import Queue, Rollup, RollupTotal, utcnow
 from hcflask.states import QueueStatus
-from hcflask.web.robot.stats import last_days, rollup_sums, status_intervals
 
 
 def share(core_seconds: float, cpus: int | None, seconds: float) -> float | None:
@@ -40,6 +45,8 @@ def _span(start: date, end: date) -> float:
 def by_queue_template(start: date, end: date) -> list[dict[str, Any]]:
     """Core-hours per queue × template over the days [start, end], with the share of capacity
     (from the report sums, which keep past days per process)."""
+    from hcflask.web.robot.stats import rollup_sums  # here: see the module's docstring
+
     queues = {q.id: q for q in db.session.scalars(select(Queue))}
     span = _span(start, end)
     rows = []
@@ -80,6 +87,7 @@ def by_day(start: date, end: date, queue: Queue) -> list[dict[str, Any]]:
 
 def balance(start: date, end: date) -> list[dict[str, Any]]:
     """Per queue: hours spent excluded over [start, end] and the test core-hours spent on it then."""
+    from hcflask.web.robot.stats import status_intervals  # here: see the module's docstring
 
     lo = datetime.combine(start, time.min)
     hi = min(datetime.combine(end, time.min) + timedelta(days=1), utcnow())
@@ -111,6 +119,7 @@ def cost_of(kind: str, start: date | None = None, end: date | None = None,
             queue: Queue | None = None) -> list[dict[str, Any]]:
     """For the page includes: ``overview`` (queue × template), ``queue`` (one queue by day) or
     ``balance`` (the robot's), over [start, end] (default: the last 30 days)."""
+    from hcflask.web.robot.stats import last_days  # here: see the module's docstring
 
     first, end = last_days(end)
     start = start or first
