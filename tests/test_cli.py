@@ -44,7 +44,7 @@ def write(tmp_path: Path, name: str, text: str) -> str:
 def test_import_yaml_and_toml_then_export_round_trip(runner: FlaskCliRunner, tmp_path: Path) -> None:
     result = runner.invoke(args=["template", "import", write(tmp_path, "t.yaml", GOOD_YAML)])
     assert result.exit_code == 0, result.output
-    assert "template demo2 saved" in result.output
+    assert "template demo2 created" in result.output
     result = runner.invoke(args=["template", "add", write(tmp_path, "t.toml", GOOD_TOML)])
     assert result.exit_code == 0, result.output
     listed = runner.invoke(args=["template", "list"]).output

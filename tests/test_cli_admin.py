@@ -117,6 +117,7 @@ def test_queue_remove_refuses_jobs_in_flight_and_keeps_history(app: Flask, runne
 def test_template_deactivate_import_reactivates_and_remove(app: Flask, runner: FlaskCliRunner,
                                                             tmp_path: Path) -> None:
     with app.app_context():
+        make_queue("q1")  # a test of a template matching no queue is refused
         make_template("t1")
     assert "t1 is deactivated" in runner.invoke(args=["template", "deactivate", "t1"]).output
     assert "already was" in runner.invoke(args=["template", "deactivate", "t1"]).output

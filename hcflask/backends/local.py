@@ -58,18 +58,19 @@ class LocalBackend(Backend):
     @classmethod
     def validate_options(cls, options: Mapping[str, Any],
                          config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        from hcflask.models import messages
         from hcflask.models.spec import as_whole, current_limits
 
         cleaned = super().validate_options(options, config)
         if "slots" in cleaned:
             slots, high = as_whole(cleaned["slots"]), current_limits()["slots"]
             if slots is None:
-                raise OptionError("slots", f"must be a whole number, got {cleaned['slots']!r}")
+                raise OptionError("slots", messages.whole_number(cleaned["slots"]))
             cleaned["slots"] = slots
             if slots < 1:
-                raise OptionError("slots", "must be at least 1")
+                raise OptionError("slots", messages.at_least(1, slots))
             if slots > high:
-                raise OptionError("slots", f"must be at most {high} (limits.slots), got {slots}")
+                raise OptionError("slots", messages.at_most(high, "slots", slots))
         return cleaned
 
     @classmethod

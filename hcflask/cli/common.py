@@ -42,7 +42,7 @@ def clear_errors(function: F) -> F:
 
 #: commands that only read (or only serve, or copy the database): every other one is audited
 READ_COMMANDS = {"list", "show", "export", "status", "replay", "init", "serve", "report", "current", "history",
-                 "backup", "signatures"}
+                 "backup", "signatures", "validate"}
 
 
 def initialised(function: F) -> F:

@@ -8,10 +8,11 @@ import click
 from sqlalchemy import select
 
 from hcflask.access.accounts import cli_actor
-from hcflask.cli.common import confirm, initialised, table, yes_option
+from hcflask.cli.common import confirm, get_row, initialised, table, yes_option
 from hcflask.extensions import db
-from hcflask.models import Queue, ValidationError
+from hcflask.models import Queue, ValidationError, messages
 from hcflask.models.names import shown
+from hcflask.models.spec import from_text
 from hcflask.states import QueueStatus
 
 
@@ -21,16 +22,17 @@ def queue_group() -> None:
 
 
 def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; a command line has only text, so a value of ASCII digits is a number."""
+    """``KEY=VALUE`` pairs; a command line has only text, so a value written as a whole number
+    (``4``, ``-1``) is a number, checked by the backend as the API and the form check it."""
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValidationError("option", f"expected KEY=VALUE, got {pair!r}")
+            raise ValidationError("options", messages.options_shape(pair))
         if key == "extra_args":
             options.setdefault(key, []).append(value)
         else:
-            options[key] = int(value) if value.isascii() and value.isdigit() else value
+            options[key] = from_text(value)
     return options
 
 
@@ -131,6 +133,20 @@ def queue_list(status: str | None) -> None:
              " ".join(f"{k}={v}" for k, v in sorted((q.options or {}).items())))
             for q in db.session.scalars(query)]
     table(rows, ("name", "backend", "status", "autoexcl", "options"))
+
+
+@queue_group.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="print it as JSON")
+@initialised
+def queue_show(name: str, as_json: bool) -> None:
+    """Describe a queue: status and its claims, options, tests on it, recent jobs and events, the robot's view."""
+    import json
+
+    from hcflask.cli.describe import queue_facts, queue_lines
+
+    facts = queue_facts(get_row(Queue, "name", name, "queue"))
+    click.echo(json.dumps(facts, indent=2) if as_json else "\n".join(queue_lines(facts)))
 
 
 @queue_group.command("edit")

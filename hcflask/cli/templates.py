@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from sqlalchemy import select
@@ -19,16 +20,18 @@ def template_group() -> None:
     """Templates: the test types (files in YAML, TOML or JSON)."""
 
 
-def _import(path: Path, replace: bool) -> Template:
-    from hcflask.engine.actions import save_template
-
+def _read(path: Path) -> dict[str, Any]:
     doc = documents.load(path)
     if not isinstance(doc, dict):
         raise ValidationError("file", f"{path}: expected a mapping at the top level")
-    existing = db.session.scalar(select(Template).where(Template.name == doc.get("name")))
-    if existing is not None and not replace:
-        raise ValidationError("name", f"a template named {existing.name!r} exists already (use import)")
-    return save_template(doc, existing)
+    return doc
+
+
+def _warn(template: Template) -> None:
+    from hcflask.engine.actions import queue_warnings
+
+    for warning in queue_warnings(template.to_document()):
+        click.echo(f"Warning: {warning}", err=True)
 
 
 @template_group.command("add")
@@ -36,8 +39,43 @@ def _import(path: Path, replace: bool) -> Template:
 @initialised
 def template_add(file: Path) -> None:
     """Create a template from FILE (fails if the name exists)."""
-    template = _import(file, replace=False)
+    from hcflask.engine.actions import save_template
+
+    doc = _read(file)
+    existing = db.session.scalar(select(Template).where(Template.name == doc.get("name")))
+    if existing is not None:
+        raise ValidationError("name", f"a template named {existing.name!r} exists already (use import)")
+    template = save_template(doc)
     click.echo(f"template {template.name} created (id {template.id})")
+    _warn(template)
+
+
+@template_group.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@initialised
+def template_validate(files: tuple[Path, ...]) -> None:
+    """Check template FILES as import would, writing nothing: every error of every file, and
+    the queues that match nothing; exit status 1 if any file has an error."""
+    from hcflask.engine.actions import queue_warnings
+    from hcflask.models import validate_template
+
+    bad = 0
+    for path in files:
+        try:
+            doc = validate_template(_read(path))
+        except ValidationError as exc:
+            bad += 1
+            for field, reason in exc.errors:
+                click.echo(f"{path}: {field}: {reason}")
+            continue
+        existing = db.session.scalar(select(Template.id).where(Template.name == doc["name"]))
+        would = f"import replaces template {doc['name']} (id {existing})" if existing else \
+            f"import creates template {doc['name']}"
+        click.echo(f"{path}: ok ({would})")
+        for warning in queue_warnings(doc):
+            click.echo(f"{path}: warning: {warning}")
+    if bad:
+        raise click.ClickException(f"{bad} of {len(files)} file(s) invalid; nothing was written")
 
 
 @template_group.command("import")
@@ -45,12 +83,11 @@ def template_add(file: Path) -> None:
 @initialised
 def template_import(file: Path) -> None:
     """Create or update a template from FILE (by its name); a deactivated one is activated again."""
-    from hcflask.engine.actions import set_template_active
+    from hcflask.engine.actions import import_template
 
-    template = _import(file, replace=True)
-    again = not template.active
-    set_template_active(template, True)
-    click.echo(f"template {template.name} saved (id {template.id})" + (", active again" if again else ""))
+    template, done = import_template(_read(file))
+    click.echo(f"template {template.name} {done} (id {template.id})")
+    _warn(template)
 
 
 def _set_active(name: str, active: bool) -> None:
@@ -97,7 +134,8 @@ def template_remove(name: str, yes: bool) -> None:
 def template_list() -> None:
     """List templates."""
     rows = [
-        (t.id, t.name, "yes" if t.active else "no", ",".join(t.queues), t.jobs_in_flight,
+        (t.id, t.name, "yes" if t.active else "no", ",".join(t.queues),
+         "ramp" if t.kind == "stress" else t.jobs_in_flight,
          "yes" if t.autoexclusion else "no", "yes" if t.renew else "no")
         for t in db.session.scalars(select(Template).order_by(Template.name))
     ]
@@ -110,7 +148,7 @@ def template_list() -> None:
 @initialised
 def template_show(name: str, fmt: str) -> None:
     """Print a template as a document."""
-    click.echo(documents.dump(get_row(Template, "name", name, "name").to_document(), fmt), nl=False)
+    click.echo(documents.dump(get_row(Template, "name", name, "name").to_file(), fmt), nl=False)
 
 
 @template_group.command("export")
@@ -121,7 +159,7 @@ def template_show(name: str, fmt: str) -> None:
 def template_export(name: str, output: Path | None, fmt: str | None) -> None:
     """Write a template to a file (or stdout), ready for git and import."""
     fmt = fmt or (documents.format_of(output) if output else "yaml")
-    text = documents.dump(get_row(Template, "name", name, "name").to_document(), fmt)
+    text = documents.dump(get_row(Template, "name", name, "name").to_file(), fmt)
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -142,7 +180,8 @@ def test_start(template: str, host: str | None) -> None:
     """Start a test of TEMPLATE now."""
     from hcflask.engine.actions import start_test
 
-    test = start_test(get_row(Template, "name", template, "template"), actor=cli_actor(), host=host)
+    test = start_test(get_row(Template, "name", template, "template"), actor=cli_actor(), host=host,
+                      refuse_unmatched=True)
     click.echo(f"test {test.id} of {template} scheduled (starts at the next core tick)")
 
 
@@ -151,13 +190,33 @@ def test_start(template: str, host: str | None) -> None:
 @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
 @initialised
 def test_list(state: str | None, limit: int) -> None:
-    """List tests, newest first (end: when it ended, or when it is planned to)."""
+    """List tests, newest first (end: when it ended, or when it is planned to; note: why it ended so)."""
     query = select(Test).order_by(Test.id.desc()).limit(limit)
     if state:
         query = query.where(Test.state == state)
-    rows = [(t.id, t.state, t.template_name, t.host or "", utc(t.start_at), utc(t.finished_at or t.end_at))
-            for t in db.session.scalars(query)]
-    table(rows, ("id", "state", "template", "host", "start", "end"))
+    rows = [(t.id, t.state, t.template_name, t.host or "", utc(t.start_at), utc(t.finished_at or t.end_at),
+             _short(t.note or "")) for t in db.session.scalars(query)]
+    table(rows, ("id", "state", "template", "host", "start", "end", "note"))
+
+
+def _short(text: str, width: int = 60) -> str:
+    """A note on one table line (``hc test show`` has it whole)."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[:width - 1] + "…"
+
+
+@test_group.command("show")
+@click.argument("test_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="print it as JSON")
+@initialised
+def test_show(test_id: int, as_json: bool) -> None:
+    """Describe a test: state and why, times, queues matched, job counts per queue, recent jobs, the robot's view."""
+    import json
+
+    from hcflask.cli.describe import test_facts, test_lines
+
+    facts = test_facts(get_row(Test, "id", test_id, "test"))
+    click.echo(json.dumps(facts, indent=2) if as_json else "\n".join(test_lines(facts)))
 
 
 @test_group.command("cancel")

@@ -19,7 +19,7 @@ from hcflask.engine.clock import db_now
 from hcflask.engine.hosts import check_host, take_over
 from hcflask.engine.queue_names import check_name, mark_deleted
 from hcflask.extensions import db
-from hcflask.models import Conflict, Job, Queue, Template, Test, User, ValidationError, utcnow
+from hcflask.models import Conflict, Job, Queue, Template, Test, User, ValidationError, match_queues, messages, utcnow
 from hcflask.models.names import shown
 from hcflask.models.spec import validate_queue
 from hcflask.states import IN_FLIGHT_JOB_STATES, QueueStatus, TestState
@@ -150,6 +150,19 @@ def _commit_named(name: str, kind: str) -> None:
         raise Conflict("name", f"a {kind} named {shown(name)} exists already") from None
 
 
+def import_template(document: Any) -> tuple[Template, str]:
+    """``hc template import`` and the import page: create the template, or replace the one of the
+    same name, from a file's document; a deactivated one is activated again.  Returns it and what
+    was done ("created", "saved", "saved, active again")."""
+    if not isinstance(document, Mapping):
+        raise ValidationError("file", "expected a mapping (field: value) at the top level")
+    existing = db.session.scalar(select(Template).where(Template.name == document.get("name")))
+    template = save_template(document, existing)
+    again = not template.active
+    set_template_active(template, True)
+    return template, ("saved" if existing else "created") + (", active again" if again else "")
+
+
 def set_template_active(template: Template, active: bool) -> bool:
     """(De)activate a template; True if that changed it.  A deactivated template
     starts no test and does not renew; its running tests go on."""
@@ -193,14 +206,33 @@ def set_user_disabled(user: User, disabled: bool, by: User | None = None) -> Non
     db.session.commit()
 
 
-def start_test(template: Template, actor: str, start_at: datetime | None = None, host: str | None = None) -> Test:
+def unmatched_queues(patterns: list[str]) -> list[str]:
+    """The names and patterns of ``patterns`` that match no queue (deleted ones do not count)."""
+    names = list(db.session.scalars(Queue.live().with_only_columns(Queue.name)))
+    return [pattern for pattern in patterns if not match_queues([pattern], names)]
+
+
+def queue_warnings(document: Mapping[str, Any]) -> list[str]:
+    """What to tell whoever saves a template whose queues (some or all) do not exist: it is saved
+    (the queues may come later), but a test runs only on queues that exist when it starts."""
+    return [f"queues: {messages.pattern_matches_nothing(p)}" for p in unmatched_queues(list(document["queues"]))]
+
+
+def start_test(template: Template, actor: str, start_at: datetime | None = None, host: str | None = None,
+               refuse_unmatched: bool = False) -> Test:
     """A new test of ``template``; the core tick starts it when it is due.
 
     ``host`` assigns the test to one service (scale-out): a known host, or
-    this one; by default the core's host drives it.
+    this one; by default the core's host drives it.  ``refuse_unmatched``
+    (the CLI, the API and the pages): a template none of whose queues
+    exists is refused now, in words, rather than scheduled to end in
+    ``error`` at the next tick.
     """
     if not template.active:
         raise Conflict("template", f"template {template.name!r} is deactivated")
+    if refuse_unmatched and len(unmatched_queues(template.queues)) == len(template.queues):
+        raise Conflict("queues", f"{messages.no_queue_matches(template.queues)}: a test of {template.name} "
+                                 "would end in error (add a queue, or change the template's queues)")
     if host is not None:
         check_host(host)
     test = Test.from_template(template, start_at=start_at, created_by=actor)

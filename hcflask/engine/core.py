@@ -17,7 +17,7 @@ from hcflask.engine.common import log, my_host, tick
 from hcflask.engine.hosts import watch_hosts
 from hcflask.engine.robot import robot_pass
 from hcflask.extensions import db
-from hcflask.models import Job, Queue, Template, Test, match_queues, utcnow
+from hcflask.models import Job, Queue, Template, Test, match_queues, messages, utcnow
 from hcflask.states import IN_FLIGHT, QueueStatus, TestState
 
 
@@ -32,7 +32,7 @@ def start_due_tests() -> int:
         test.host = test.host or my_host()
         if not test.queue_names:
             test.state, test.finished_at = TestState.ERROR.value, now
-            test.note = f"no queue matches {', '.join(test.snapshot['queues'])}"
+            test.note = messages.no_queue_matches(test.snapshot["queues"])
             continue
         test.state, test.started_at = TestState.RUNNING.value, now
         log.info("test %s (%s) started on %d queues", test.id, test.template_name, len(test.queue_names))

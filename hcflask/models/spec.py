@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from hcflask.models import messages
 from hcflask.models.names import NAME_RE, NAME_RULE, name_problem
 
 QUEUE_PATTERN_RE = re.compile(r"[A-Za-z0-9_.\-*?\[\]!]{1,128}")
@@ -49,6 +50,16 @@ def as_whole(value: Any) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value if isinstance(value, int) else None
+
+
+#: text that means a whole number where only text can be typed (a command line, a form field)
+WHOLE_TEXT = re.compile(r"-?[0-9]{1,100}")
+
+
+def from_text(text: str) -> int | str:
+    """What was typed, as the validator should see it: ``4`` and ``-1`` as numbers, so they are
+    checked as numbers (``must be at least 1, got -1``); anything else as the text it is."""
+    return int(text) if WHOLE_TEXT.fullmatch(text) else text
 
 
 class ValidationError(ValueError):
@@ -116,7 +127,7 @@ class Checker:
     def mapping(self, value: Any, field: str) -> Mapping[str, Any]:
         """A table; an absent key should be passed as ``{}`` (null is not a table)."""
         if not isinstance(value, Mapping):
-            self.add(field, "must be a table/mapping")
+            self.add(field, messages.not_mapping())
             return {}
         return value
 
@@ -125,21 +136,21 @@ class Checker:
         raw = doc.get(key, default)
         value = as_whole(raw)
         if value is None:
-            self.add(field, f"must be a whole number, got {raw!r}")
+            self.add(field, messages.whole_number(raw))
             return default
         high = self.limits[limit or key]
         if value < low:
-            self.add(field, f"must be at least {low}, got {value}")
+            self.add(field, messages.at_least(low, value))
             return default
         if value > high:
-            self.add(field, f"must be at most {high} (limits.{limit or key}), got {value}")
+            self.add(field, messages.at_most(high, limit or key, value))
             return default
         return value
 
     def flag(self, doc: Mapping[str, Any], key: str, default: bool) -> bool:
         value = doc.get(key, default)
         if not isinstance(value, bool):
-            self.add(key, f"must be true or false, got {value!r}")
+            self.add(key, messages.not_flag(value))
             return default
         return value
 
@@ -148,7 +159,7 @@ class Checker:
         if value is None and nullable:
             return ""
         if not isinstance(value, str):
-            self.add(field, "must be text")
+            self.add(field, messages.not_text())
             return ""
         if len(value) > self.limits[limit]:
             self.add(field, f"at most {self.limits[limit]} characters, got {len(value)}")
@@ -308,6 +319,13 @@ def validate_template(raw: Any, limits: Mapping[str, int] | None = None) -> dict
     return out
 
 
+def _options(check: Checker, value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        check.add("options", messages.options_shape(value))
+        return {}
+    return dict(value)
+
+
 def validate_queue(raw: Any) -> dict[str, Any]:
     """A queue body (API, form, CLI): known keys, exact types; backend options are checked by the backend."""
     check = Checker()
@@ -319,7 +337,7 @@ def validate_queue(raw: Any) -> dict[str, Any]:
         check.add("backend", "required: local, slurm or panda")
     out = {
         "name": check.name(doc.get("name")), "backend": backend if isinstance(backend, str) else "",
-        "options": dict(check.mapping(doc.get("options", {}), "options")),
+        "options": _options(check, doc.get("options", {})),
         "description": check.text(doc, "description", "description", nullable=True),
         "autoexclusion": check.flag(doc, "autoexclusion", True),
     }
@@ -353,6 +371,10 @@ def check_kind(check: Checker, doc: Mapping[str, Any], out: Mapping[str, Any]) -
     for key, what in (("autoexclusion", "drives auto-exclusion"), ("renew", "renews")):
         if out.get(key) is True:
             check.add(key, f"must be false: a stress test never {what}")
+    for key, instead in (("jobs_in_flight", "stress.ramp"), ("max_jobs", "stress.max_jobs"),
+                         ("max_running", "stress.ramp")):
+        if key in doc and out.get(key) != TOP_INTS[key][0]:
+            check.add(key, f"does not apply to kind: stress (use {instead})")
     if "stress" not in doc:
         check.add("stress", "required for kind: stress (ramp, max_jobs)")
         return kind, None

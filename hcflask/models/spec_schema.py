@@ -20,6 +20,7 @@ from hcflask.models.spec import (
     TOP_BOOLS,
     TOP_INTS,
 )
+from hcflask.models.spec_export import ORDER
 from hcflask.models.spec_inputs import inputs_schema, outputs_schema
 
 _NON_BLANK = f"[^{BLANK.encode('unicode_escape').decode()}]"
@@ -85,19 +86,21 @@ def workload_schema(limits: Mapping[str, int]) -> dict[str, Any]:
 
 
 def template_schema(limits: Mapping[str, int]) -> dict[str, Any]:
-    return {**_obj({
+    properties = {
         "name": name_schema(),
         "description": nullable(_text(limits["text"])),
+        "kind": {"type": "string", "enum": list(KINDS), "default": "functional"},
         "queues": {"type": "array", "minItems": 1, "maxItems": limits["queues"],
                    "items": {"type": "string", "pattern": f"^{QUEUE_PATTERN_RE.pattern}$"}},
         **_ints(TOP_INTS, limits),
         **{key: {"type": "boolean", "default": default} for key, default in TOP_BOOLS.items()},
-        "workload": workload_schema(limits),
-        "kind": {"type": "string", "enum": list(KINDS), "default": "functional"},
         "stress": nullable(stress_schema(limits)),
+        "workload": workload_schema(limits),
         "inputs": {"oneOf": [{"type": "null"}, inputs_schema()]},
         "outputs": {"oneOf": [{"type": "null"}, outputs_schema()]},
-    }, ("name", "queues", "workload")), **kind_rules()}
+    }
+    # the properties in the order files and exports use (models/spec_export.py)
+    return {**_obj({key: properties[key] for key in ORDER}, ("name", "queues", "workload")), **kind_rules()}
 
 
 def stress_schema(limits: Mapping[str, int]) -> dict[str, Any]:
@@ -113,12 +116,15 @@ def stress_schema(limits: Mapping[str, int]) -> dict[str, Any]:
 
 
 def kind_rules() -> dict[str, Any]:
-    """A functional template has no stress section; a stress one has it, and neither drives the robot nor renews."""
+    """A functional template has no stress section; a stress one has it, neither drives the robot nor
+    renews, and leaves the top-level in-flight numbers at their defaults."""
     return {"oneOf": [
         {"properties": {"kind": {"enum": ["functional"]}, "stress": {"type": "null"}}},
         {"required": ["kind", "stress"], "properties": {
             "kind": {"enum": ["stress"]}, "stress": {"type": "object"},
-            "autoexclusion": {"enum": [False]}, "renew": {"enum": [False]}}},
+            "autoexclusion": {"enum": [False]}, "renew": {"enum": [False]},
+            # the ramp and stress.max_jobs say these; only their defaults are allowed
+            **{key: {"enum": [TOP_INTS[key][0]]} for key in ("jobs_in_flight", "max_jobs", "max_running")}}},
     ]}
 
 

@@ -12,6 +12,7 @@ from hcflask.extensions import Model
 from hcflask.models.common import iso, utcnow
 from hcflask.models.names import name_key as fold_name
 from hcflask.models.spec import validate_template
+from hcflask.models.spec_export import ORDER, export_document
 
 
 class Template(Model):
@@ -49,11 +50,7 @@ class Template(Model):
         self.name_key = fold_name(name)
         return name
 
-    DOCUMENT_FIELDS = (
-        "name", "description", "queues", "lifetime", "jobs_in_flight", "max_jobs",
-        "max_running", "autoexclusion", "renew", "workload", "kind", "stress", "inputs",
-        "outputs",
-    )
+    DOCUMENT_FIELDS = ORDER
 
     @classmethod
     def from_document(cls, raw: Any) -> Template:
@@ -74,6 +71,10 @@ class Template(Model):
             if doc[key] is None:
                 del doc[key]
         return doc
+
+    def to_file(self) -> dict[str, Any]:
+        """The template as ``hc template export`` writes it: only what applies, in the schema's order."""
+        return export_document(self.to_document())
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -8,11 +8,10 @@ share of that partition's capacity over the same time.  On /robot, each
 queue's hours spent excluded stand next to the test core-hours that kept
 it watched, so the operator sees both sides of the balance.
 
-The robot's report sums (:mod:`hcflask.web.robot.stats`) are imported inside
-the functions that use them: importing that package registers the robot's
-views and, through them, the whole API, which imports :mod:`hcflask.web.report`;
-that module imports this one for :func:`share`, so ``hc test report`` (which
-has no web) would import half a module (tests/test_cli_lazy.py).
+The report sums come from :mod:`hcflask.web.robot.stats`, imported inside the
+functions: that module sits in the robot blueprint's package, whose import
+loads its pages, which the CLI's text report must not pay for.  (stats does
+not import this module: the start-up warm-up that needs both is ``web.warm``.)
 """
 from __future__ import annotations
 
@@ -45,7 +44,7 @@ def _span(start: date, end: date) -> float:
 def by_queue_template(start: date, end: date) -> list[dict[str, Any]]:
     """Core-hours per queue × template over the days [start, end], with the share of capacity
     (from the report sums, which keep past days per process)."""
-    from hcflask.web.robot.stats import rollup_sums  # here: see the module's docstring
+    from hcflask.web.robot.stats import rollup_sums  # see the module's docstring
 
     queues = {q.id: q for q in db.session.scalars(select(Queue))}
     span = _span(start, end)
@@ -87,10 +86,11 @@ def by_day(start: date, end: date, queue: Queue) -> list[dict[str, Any]]:
 
 def balance(start: date, end: date) -> list[dict[str, Any]]:
     """Per queue: hours spent excluded over [start, end] and the test core-hours spent on it then."""
-    from hcflask.web.robot.stats import status_intervals  # here: see the module's docstring
 
     lo = datetime.combine(start, time.min)
     hi = min(datetime.combine(end, time.min) + timedelta(days=1), utcnow())
+    from hcflask.web.robot.stats import status_intervals
+
     excluded = status_intervals(QueueStatus.EXCLUDED.value, lo, hi)
     spent: dict[str, float] = defaultdict(float)
     for row in by_queue_template(start, end):
@@ -119,7 +119,8 @@ def cost_of(kind: str, start: date | None = None, end: date | None = None,
             queue: Queue | None = None) -> list[dict[str, Any]]:
     """For the page includes: ``overview`` (queue × template), ``queue`` (one queue by day) or
     ``balance`` (the robot's), over [start, end] (default: the last 30 days)."""
-    from hcflask.web.robot.stats import last_days  # here: see the module's docstring
+
+    from hcflask.web.robot.stats import last_days
 
     first, end = last_days(end)
     start = start or first

@@ -45,6 +45,8 @@ def test_api_changes_and_deletes_a_queue(client: FlaskClient, api_token: str) ->
 
 
 def test_api_template_active_and_delete(client: FlaskClient, api_token: str, app: Flask) -> None:
+    with app.app_context():
+        make_queue("q1")  # a test of a template matching no queue is refused
     created = client.post("/api/v1/templates", json={**template_doc("t1"), "active": False}, headers=auth(api_token))
     assert created.status_code == 201 and created.get_json()["active"] is False
     again = client.post("/api/v1/templates/t1/active", json={"active": True}, headers=auth(api_token))

@@ -180,7 +180,7 @@ def test_queue_form_shows_errors_next_to_the_field(admin_client: FlaskClient, ap
             "options": "slots: 0", "description": ""}
     response = admin_client.post("/queues/new", data=form)
     assert response.status_code == 400
-    assert '<div class="err">must be at least 1</div>' in response.get_data(as_text=True)
+    assert '<div class="err">options.slots: must be at least 1, got 0</div>' in response.get_data(as_text=True)
     form["options"] = "slots: 2"
     form["csrf_token"] = csrf_token(admin_client, "/queues/new")
     assert admin_client.post("/queues/new", data=form).status_code == 302

@@ -65,8 +65,13 @@ READ_ERRORS = {"400": _error("a parameter is invalid (the error names it)"),
 SECURITY_READ: list[dict[str, list[str]]] = [{}, {"token": []}]
 
 
+#: media types a template body may have (any body is read by its Content-Type; a template file is the one
+#: an admin sends as it is, so its operations list them)
+DOCUMENTS = ("application/json", "application/yaml", "application/toml")
+
+
 def _write(summary: str, body: dict[str, Any] | None, *, created: bool = False, path_id: dict[str, Any] | None = None,
-           optional_body: bool = False) -> dict[str, Any]:
+           optional_body: bool = False, media: tuple[str, ...] = ("application/json",)) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary, "security": [{"token": []}],
         "responses": {"201" if created else "200": {"description": "done", "content": OBJECT},
@@ -79,8 +84,11 @@ def _write(summary: str, body: dict[str, Any] | None, *, created: bool = False, 
                                     "finished, a partition the batch system does not know)")},
     }
     if body is not None:
+        # the same body as YAML or TOML, by its Content-Type (web/api/__init__.py BODY_TYPES)
         operation["requestBody"] = {"required": not optional_body,
-                                    "content": {"application/json": {"schema": body}}}
+                                    "content": {kind: {"schema": body} for kind in media}}
+        operation["responses"]["415"] = _error("a Content-Type other than application/json, application/yaml "
+                                               "or application/toml")
     if path_id is not None:
         operation["parameters"] = [path_id]
     return operation
@@ -216,9 +224,11 @@ def _admin_paths(template: dict[str, Any], key: dict[str, Any], limits: dict[str
             "delete": _write("delete a queue; its job history stays (409 naming the jobs while any is in flight)",
                              None, path_id=key)},
         "/templates": {
-            "post": _write("create a template (active: false creates it deactivated)", with_active, created=True)},
+            "post": _write("create a template (active: false creates it deactivated); the answer's warnings name "
+                           "queues and patterns that match no queue", with_active, created=True, media=DOCUMENTS)},
         "/templates/{key}": {
-            "put": _write("replace a template (active, optional, (de)activates it too)", with_active, path_id=key),
+            "put": _write("replace a template (active, optional, (de)activates it too)", with_active, path_id=key,
+                          media=DOCUMENTS),
             "delete": _write("delete a template; its tests keep their snapshot (an active one is cancelled)",
                              None, path_id=key)},
         "/templates/{key}/active": {

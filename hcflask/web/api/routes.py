@@ -208,7 +208,15 @@ def create_template() -> Any:
     template = save_template(body)
     if active is False:
         set_template_active(template, False)
-    return jsonify(template.to_dict()), 201
+    return jsonify(_saved(template)), 201
+
+
+def _saved(template: Template) -> dict[str, Any]:
+    """A saved template, with ``warnings`` about its queues that match nothing (it is saved all
+    the same: the queues may come later, but a test of it runs only on those that exist)."""
+    from hcflask.engine.actions import queue_warnings
+
+    return {**template.to_dict(), "warnings": queue_warnings(template.to_document())}
 
 
 def _active_of(body: dict[str, Any]) -> bool | None:
@@ -236,7 +244,7 @@ def update_template(key: str) -> Any:
         template = save_template(body, template)
     if active is not None:
         set_template_active(template, active)
-    return jsonify(template.to_dict())
+    return jsonify(_saved(template))
 
 
 @bp.route("/templates/<key>/active", methods=["POST"])
@@ -281,7 +289,7 @@ def create_test() -> Any:
     if template is None:
         raise Conflict("template", f"no template {key!r}")
     host = body.get("host")
-    return jsonify(start_test(template, _actor(), host=host).to_dict()), 201
+    return jsonify(start_test(template, _actor(), host=host, refuse_unmatched=True).to_dict()), 201
 
 
 @bp.route("/tests/<int:test_id>/cancel", methods=["POST"])

@@ -7,11 +7,12 @@ from typing import Any
 
 import yaml
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, NumberRange, Optional
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms.validators import Optional
 
 from hcflask.backends import BACKEND_NAMES
-from hcflask.models import ValidationError
+from hcflask.models import ValidationError, messages
+from hcflask.models.spec import from_text
 from hcflask.states import QueueStatus
 
 #: dotted document field → form field
@@ -32,6 +33,21 @@ def _lines(text: str | None) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
+class WholeField(StringField):
+    """A number field that checks nothing itself: what was typed goes to the one validator
+    (:mod:`hcflask.models.spec`), a whole number as a number, anything else as typed, so
+    ``abc`` gets the one message the API and a file get ("must be a whole number, got 'abc'"),
+    not WTForms' own words beside it."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if valuelist:
+            text = str(valuelist[0]).strip()
+            if not text:  # an emptied field means the default, as an absent key does in a file
+                self.data = self.default
+                return
+            self.data = from_text(text)
+
+
 class ShowsErrors(FlaskForm):
     """A form that shows a :class:`ValidationError` next to the field it names.
 
@@ -42,40 +58,41 @@ class ShowsErrors(FlaskForm):
     FIELD_OF: dict[str, str] = {}
 
     def add_error(self, exc: ValidationError) -> None:
-        """Every problem of ``exc`` next to its field (a field WTForms already flagged keeps its own)."""
+        """The first problem of each field next to it, in the validator's words (one error per field:
+        a second one about the same field is usually a consequence of the first); a problem inside a
+        field (``options.slots`` in the options box) names its part."""
         for dotted, reason in exc.errors:
             field = dotted.split("[")[0]
-            target = self.FIELD_OF.get(field) or next(
-                (v for k, v in self.FIELD_OF.items() if field.startswith(k + ".")), None
-            )
-            if target is None:
+            key = field if field in self.FIELD_OF else next((k for k in self.FIELD_OF if field.startswith(k + ".")),
+                                                            None)
+            if key is None:
                 self.form_errors.append(f"{dotted}: {reason}")
-            elif not getattr(self, target).errors:  # WTForms' own message (e.g. not a number) says it already
-                getattr(self, target).errors = [reason]
+                continue
+            target = getattr(self, self.FIELD_OF[key])
+            if not target.errors:
+                target.errors = [reason if dotted == key else f"{dotted}: {reason}"]
 
 
 class TemplateForm(ShowsErrors):
     FIELD_OF = FIELD_OF
 
-    name = StringField("Name", validators=[DataRequired()])
+    name = StringField("Name")
     description = StringField("Description")
-    queues = StringField("Queues", description="names or glob patterns, separated by spaces or commas",
-                         validators=[DataRequired()])
-    lifetime = IntegerField("Lifetime (s)", default=86400, validators=[NumberRange(min=1)])
-    jobs_in_flight = IntegerField("Jobs in flight per queue", default=1, validators=[NumberRange(min=1)])
-    max_jobs = IntegerField("Max jobs per queue (0 = unlimited)", default=0, validators=[NumberRange(min=0)])
-    max_running = IntegerField("Max in flight per test (0 = unlimited)", default=0,
-                               validators=[NumberRange(min=0)])
+    queues = StringField("Queues", description="names or glob patterns, separated by spaces or commas")
+    lifetime = WholeField("Lifetime (s)", default=86400)
+    jobs_in_flight = WholeField("Jobs in flight per queue", default=1)
+    max_jobs = WholeField("Max jobs per queue (0 = unlimited)", default=0)
+    max_running = WholeField("Max in flight per test (0 = unlimited)", default=0)
     autoexclusion = BooleanField("Drives auto-exclusion")
     renew = BooleanField("Renew (start a new test when one ends)")
     script = TextAreaField("Script", description="bash; HC_QUEUE, HC_TEST_ID, HC_JOB_ID, HC_TEMPLATE are set")
     image = StringField("Container image", description="optional: run the command in this image")
     command = StringField("Container command")
-    cores = IntegerField("Cores", default=1, validators=[NumberRange(min=1)])
-    memory_mb = IntegerField("Memory (MB, 0 = default)", default=0, validators=[NumberRange(min=0)])
-    walltime = IntegerField("Walltime (s)", default=600, validators=[NumberRange(min=1)])
-    gpus = IntegerField("GPUs", default=0, validators=[NumberRange(min=0)])
-    exit_code = IntegerField("Expected exit code", default=0, validators=[NumberRange(min=0)])
+    cores = WholeField("Cores", default=1)
+    memory_mb = WholeField("Memory (MB, 0 = default)", default=0)
+    walltime = WholeField("Walltime (s)", default=600)
+    gpus = WholeField("GPUs", default=0)
+    exit_code = WholeField("Expected exit code", default=0)
     must_match = TextAreaField("Output must match", description="one regular expression per line")
     must_not_match = TextAreaField("Output must not match", description="one regular expression per line")
     metrics = TextAreaField("Metrics (YAML)", description="name: {pattern: 'x=(?P<name>[0-9.]+)', unit: s}")
@@ -151,10 +168,11 @@ class TemplateForm(ShowsErrors):
 class QueueForm(ShowsErrors):
     FIELD_OF = {"name": "name", "backend": "backend", "options": "options", "description": "description"}
 
-    name = StringField("Name", validators=[DataRequired()])
+    name = StringField("Name")
     backend = SelectField("Backend", choices=list(BACKEND_NAMES),
                           description="only the backends usable here are offered")
-    options = TextAreaField("Backend options (YAML)", description="e.g. partition: debug")
+    options = TextAreaField("Backend options (YAML)",
+                            description=f"one option: value per line, e.g. {messages.OPTIONS_EXAMPLE}")
     description = StringField("Description")
     autoexclusion = BooleanField("Auto-exclusion", default=True)
 
@@ -164,7 +182,7 @@ class QueueForm(ShowsErrors):
         except yaml.YAMLError as exc:
             raise ValidationError("options", f"not valid YAML: {' '.join(str(exc).split())}") from None
         if not isinstance(data, dict):
-            raise ValidationError("options", "must be a mapping of option: value")
+            raise ValidationError("options", messages.options_shape(data))
         return data
 
     def fill(self, queue: Any) -> None:

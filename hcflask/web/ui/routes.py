@@ -121,7 +121,7 @@ def template(template_id: int) -> Any:
     row = db.get_or_404(Template, template_id)
     tests = list(row.tests.limit(50))
     counts = queries.counts_by_test([t.id for t in tests])
-    document = documents.dump(row.to_document(), "yaml")
+    document = documents.dump(row.to_file(), "yaml")
     return _render("template.html", template=row, tests=tests, counts=counts, document=document,
                    form=ActionForm())
 
@@ -136,6 +136,9 @@ def _template_form(row: Template | None, form: TemplateForm, title: str) -> Any:
             if form_ok:
                 saved = actions.save_template(document, row)
                 flash(f"Template {saved.name} saved.", "ok")
+                from hcflask.web.ui.imports import flash_warnings
+
+                flash_warnings(saved)
                 return redirect(url_for("ui.template", template_id=saved.id))
         except ValidationError as exc:
             db.session.rollback()
@@ -190,7 +193,7 @@ def start_test(template_id: int) -> Any:
     row = db.get_or_404(Template, template_id)
     if ActionForm().validate_on_submit():
         try:
-            test = actions.start_test(row, _actor())
+            test = actions.start_test(row, _actor(), refuse_unmatched=True)
         except ValidationError as exc:
             flash(str(exc), "error")
         else:
