@@ -31,6 +31,8 @@ TRACED = ("import json, sys\n"
           "from hcflask.cli import main\n"
           "try:\n    main()\n"
           "finally:\n"
+          "    import gc\n"
+          "    print('GC=' + json.dumps(gc.isenabled()), file=sys.stderr)\n"
           "    print('MODULES=' + json.dumps(sorted({m.split('.')[0] for m in sys.modules}"
           " | {m for m in sys.modules if m.startswith('hcflask')})), file=sys.stderr)\n")
 #: what only the web, the schema's upgrade or a webhook needs
@@ -67,6 +69,16 @@ def test_a_reading_command_imports_neither_the_web_nor_alembic(tmp_path: Path) -
     assert done.stdout.split()[:3] == ["name", "backend", "status"] and "local-flaky" in done.stdout
     assert not modules & HEAVY, modules & HEAVY
     assert "hcflask.cli.templates" not in modules and "hcflask.cli.robot" not in modules
+
+
+def test_the_collector_is_back_once_the_app_is_built(tmp_path: Path) -> None:
+    """``main`` turns the garbage collector off for the start-up only: a command that runs for
+    long (``serve``, ``commission``) must collect again."""
+    for args in (("queue", "list"), ("--help",)):
+        done, _ = traced(tmp_path, *args)
+        assert done.returncode == 0, done.stderr
+        enabled = next(x for x in done.stderr.splitlines() if x.startswith("GC="))
+        assert enabled == ("GC=true" if args[0] == "queue" else "GC=false"), (args, enabled)
 
 
 def test_the_text_report_reads_without_the_pages_and_is_not_audited(tmp_path: Path) -> None:
