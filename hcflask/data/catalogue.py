@@ -135,6 +135,7 @@ def replicas(rucio: Any, dataset: str, rse: str, protocols: Sequence[str]) -> li
         raise CatalogueUnavailable(f"Rucio list_replicas: {_text(exc)}") from exc
     except (RucioException, OSError) as exc:
         raise CatalogueUnavailable(f"Rucio list_replicas: {_text(exc)}") from exc
+    guids = _guids(rucio, scope, name)
     files = []
     for replica in found:
         chosen = _pick(replica.get("pfns") or {}, list(protocols))
@@ -145,10 +146,32 @@ def replicas(rucio: Any, dataset: str, rse: str, protocols: Sequence[str]) -> li
             url = urlparse(url).path
         files.append({"name": local_name(str(replica["name"])), "url": url,
                       "adler32": str(replica.get("adler32") or "").lower(), "bytes": replica.get("bytes"),
-                      "rse": at})
+                      "rse": at, "scope": str(replica["scope"]), "lfn": str(replica["name"]),
+                      "guid": guids.get((str(replica["scope"]), str(replica["name"])), "")})
     if not files:
         raise NoReplicas(f"dataset {dataset} has no replica there readable by {', '.join(protocols)}")
     return sorted(files, key=lambda f: (f["name"], f["url"]))
+
+
+def _guids(rucio: Any, scope: str, name: str) -> dict[tuple[str, str], str]:
+    """Each file's GUID, by (scope, name): PanDA identifies input files by it (``list_replicas`` has none).
+
+    A catalogue that cannot say is an outage like a failed ``list_replicas``.
+    """
+    from rucio.common.exception import RucioException
+
+    try:
+        return {(str(f["scope"]), str(f["name"])): _guid(f.get("guid")) for f in rucio.list_files(scope, name)}
+    except (RucioException, OSError) as exc:
+        raise CatalogueUnavailable(f"Rucio list_files: {_text(exc)}") from exc
+
+
+def _guid(value: Any) -> str:
+    """Rucio's GUID in PanDA's form (8-4-4-4-12 upper-case hex digits, as ATLAS writes them)."""
+    text = str(value or "").replace("-", "").upper()
+    if len(text) != 32:
+        return ""
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _text(exc: BaseException) -> str:
