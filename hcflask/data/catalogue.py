@@ -58,13 +58,15 @@ def _pick(pfns: Mapping[str, Mapping[str, Any]], protocols: Sequence[str]) -> tu
     return None
 
 
-def plain_files(files: Sequence[str]) -> list[dict[str, Any]]:
-    """Inputs given as URLs or paths (no Rucio): no checksum, size unknown."""
+def plain_files(files: Sequence[str | Mapping[str, str]]) -> list[dict[str, Any]]:
+    """Inputs given as URLs or paths (no Rucio): size unknown, adler32 when the template gave one."""
     out = []
-    for url in files:
+    for entry in files:
+        url = entry if isinstance(entry, str) else str(entry["url"])
         path = urlparse(url).path if url.startswith("file://") else url
         out.append({"name": local_name(Path(urlparse(path).path).name or path), "url": path,
-                    "adler32": "", "bytes": None, "rse": storage_of(path) or "local"})
+                    "adler32": "" if isinstance(entry, str) else str(entry.get("adler32") or ""),
+                    "bytes": None, "rse": storage_of(path) or "local"})
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,33 @@ def test_plain_files_without_rucio(tmp_path: Path, xrootd: XRootDServer, xrd_env
         (job,) = finished(test.id)
         assert job.state == "succeeded", job.failure_reason
         assert {m.name: m.value for m in job.metrics}["input_bytes"] == 1500
+
+
+def test_plain_files_with_an_adler32_are_verified(tmp_path: Path, xrootd: XRootDServer, xrd_env: None) -> None:
+    """A plain file may carry its adler32: checked like Rucio's, over root:// (xrdcp) and for a path (cp)."""
+    (xrootd.root / "plain").mkdir(exist_ok=True)
+    remote = xrootd.root / "plain" / "c.dat"
+    remote.write_bytes(b"z" * 4000)
+    remote.chmod(0o644)
+    local = tmp_path / "d.dat"
+    local.write_bytes(b"w" * 3000)
+    right = {p: f"{zlib.adler32(p.read_bytes()):08x}" for p in (remote, local)}
+    app = make_app(tmp_path / "instance")
+    with app.app_context():
+        make_queue("site-a")
+        for url, path in ((f"{xrootd.url}/{remote}", remote), (str(local), local)):
+            good = make_template(f"good-{path.name}", queues=["site-a"], script=READER, max_jobs=1,
+                                 inputs={"files": [{"url": url, "adler32": right[path]}]})
+            bad = make_template(f"bad-{path.name}", queues=["site-a"], script=READER, max_jobs=1,
+                                inputs={"files": [{"url": url, "adler32": "0badc0de"}]})
+            tests = [make_test(good, app), make_test(bad, app)]
+            run_ticks(app, lambda: all(finished(t.id) for t in tests), timeout=60)  # noqa: B023 - called at once
+            (ok,), (broken,) = (finished(t.id) for t in tests)
+            assert ok.state == "succeeded", ok.failure_reason
+            assert ok.inputs[0]["adler32"] == right[path]
+            assert broken.state == "failed"
+            assert broken.failure_reason.startswith(f"stage-in failed: {path.name} from "), broken.failure_reason
+            assert "adler32 mismatch: expected 0badc0de" in broken.failure_reason
 
 
 def test_data_access_stress_test_reports_mb_per_s_per_ramp_step(tmp_path: Path, rucio_server: RucioServer,
