@@ -160,6 +160,30 @@ def test_corrupted_file_fails_on_its_checksum(tmp_path: Path, rucio_server: Ruci
             assert "adler32 mismatch: expected" in reason, reason
 
 
+def test_one_corrupted_file_among_several_fails_naming_it(tmp_path: Path, rucio_server: RucioServer,
+                                                          dataset: dict[str, Any], xrd_env: None) -> None:
+    """Several root:// files go through one xrdcp; the one whose adler32 differs is named, in xrdcp's words."""
+    rucio = dataset["rucio"]
+    load_dataset(rucio, dataset["rse"], dataset["scope"], "hc_corrupt_one", tmp_path / "upload", files=3,
+                 prefix="hc_corrupt_one")
+    names = sorted(f["name"] for f in rucio.list_content(dataset["scope"], "hc_corrupt_one"))
+    path = pfn_path(rucio, dataset["scope"], names[1], dataset["rse"])
+    data = bytearray(path.read_bytes())
+    data[7] ^= 0xFF
+    path.write_bytes(bytes(data))
+    app = data_app(tmp_path, rucio_server)
+    with app.app_context():
+        make_queue("site-a", rse=dataset["rse"])
+        template = make_template("reads-three", queues=["site-a"], script=READER, max_jobs=1,
+                                 inputs=inputs_doc(f"{dataset['scope']}:hc_corrupt_one", files_per_job=3))
+        test = make_test(template, app)
+        run_ticks(app, lambda: len(finished(test.id)) >= 1, timeout=60)
+        (job,) = finished(test.id)
+        assert job.state == "failed"
+        assert job.failure_reason.startswith(f"stage-in failed: {names[1]} from {dataset['rse']}"), job.failure_reason
+        assert "adler32 mismatch: expected" in job.failure_reason and "CheckSum error" in job.failure_reason
+
+
 def test_rucio_down_waits_with_one_alert_and_resumes(tmp_path: Path, rucio_server: RucioServer,
                                                      dataset: dict[str, Any], xrd_env: None) -> None:
     # refresh every pass, so the outage is seen at once (by default a test asks Rucio hourly)
