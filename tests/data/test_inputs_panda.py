@@ -32,8 +32,8 @@ for f in $HC_INPUT_FILES; do [ "$(stat -c %s "$f")" -eq 65536 ] || exit 5; n=$((
 def _input_rows(panda: Any, panda_id: str) -> list[dict[str, str]]:
     """PanDA's own input file rows of a job (filesTable4), as the server stored them."""
     cols = ("lfn", "scope", "dataset", "proddblock", "dispatchdblock", "guid", "fsize", "checksum", "status")
-    out = panda.psql(f"SELECT {', '.join(cols)} FROM panda.filestable4 WHERE pandaid = :'id' AND type = 'input' "
-                     "ORDER BY lfn;", id=panda_id)
+    out = panda.psql("SELECT lfn, scope, dataset, proddblock, dispatchdblock, guid, fsize, checksum, status "
+                     "FROM panda.filestable4 WHERE pandaid = :'id' AND type = 'input' ORDER BY lfn;", id=panda_id)
     return [dict(zip(cols, line.split("|"), strict=True)) for line in out.splitlines()]
 
 
@@ -111,3 +111,28 @@ def test_panda_job_with_a_corrupted_input_fails_with_the_stagein_text(
         # not "pilot error 1305: payload exited with code 93: ...", so the signatures group it as on other backends
         assert job.failure_reason.startswith(f"stage-in failed: {name} from {dataset['rse']}"), job.failure_reason
         assert "adler32 mismatch: expected" in job.failure_reason
+
+
+def test_panda_job_stages_out_through_the_pilot(tmp_path: Path, rucio_server: RucioServer,
+                                                dataset: dict[str, Any], panda: Any) -> None:
+    """Input and output in one PanDA job: the pilot's node uploads with its own ``rucio`` command (the
+    test pilot has rucio-clients, as a production node's image does), and both sides' numbers come back."""
+    rucio = dataset["rucio"]
+    app = data_app(tmp_path, rucio_server, RUCIO_JOB_CONFIG=str(rucio_server.client_config))
+    with app.app_context():
+        make_queue("pq-data", "panda", rse=dataset["rse"], **panda.queue_options("HC_TEST_QUEUE"))
+        template = make_template("panda-writes", ["pq-data"], script=SCRIPT, max_jobs=1,
+                                 workload={"success": {"exit_code": 0}, "metrics": {}},
+                                 inputs=inputs_doc(dataset["did"]),
+                                 outputs={"rse": dataset["rse"], "lifetime": 3600, "scope": dataset["scope"]})
+        test = make_test(template, app)
+        run_ticks(app, lambda: len(finished(test.id)) >= 1, timeout=120, pause=1)
+        (job,) = finished(test.id)
+        assert job.state == "succeeded", job.failure_reason
+        metrics = {m.name: m.value for m in job.metrics}
+        assert metrics["input_bytes"] == 2 * 65536 and metrics["output_bytes"] > 0
+        assert metrics["stageout_seconds"] > 0
+        name = json.loads((Path(job.workdir) / "stageout.json").read_text())["file"]
+        assert name.startswith(f"{job.name}.")
+        (rule,) = rucio.list_did_rules(dataset["scope"], name)
+        assert rule["rse_expression"] == dataset["rse"] and rule["expires_at"] is not None
