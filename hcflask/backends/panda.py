@@ -214,8 +214,10 @@ class PandaBackend(Backend):
             job.minRamCount, job.minRamUnit = res.memory_mb, "MB"
         if spec.input_dataset:
             job.prodDBlock = spec.input_dataset  # the input dataset, where PanDA keeps it
-        for infile in input_files(spec.inputs, spec.input_dataset):
+        infiles = input_files(spec.inputs, spec.input_dataset)
+        for infile in infiles:
             job.addFile(infile)
+        if infiles:
             job.transferType = "direct"  # the wrapper reads them itself (panda_data)
         job.metadata = ""  # else the server stores an empty row for it and drops the pilot's job report
         job.destinationDBlock = f"{spec.name}.log"

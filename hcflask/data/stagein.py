@@ -2,10 +2,13 @@
 
 Generated bash (the wrapper stays bash + coreutils, plus the transfer tool
 of each scheme): ``copy`` fetches every file into ``inputs/`` of the work
-dir -- ``xrdcp`` for ``root://``, ``curl`` for ``http(s)://`` and
-``davs://``, ``cp`` for a path -- checks its adler32 against the
-catalogue's (``xrdcp --cksum`` end to end; after curl or cp ``xrdadler32``,
-else Python's zlib) and exports
+dir -- ``xrdcp`` for ``root://`` (all of a job's files in one xrdcp, which
+prints the adler32 it computed while writing each; a file it did not bring
+or with another sum is fetched again on its own with ``--cksum
+adler32:<value>``, so the failure is told for that file), ``curl`` for
+``http(s)://`` and ``davs://``, ``cp`` for a path -- checks its adler32
+against the catalogue's (after curl or cp with ``xrdadler32``, else
+Python's zlib) and exports
 ``HC_INPUT_FILES``; ``direct`` only exports ``HC_INPUT_URLS`` and the
 payload reads the URLs itself.
 
