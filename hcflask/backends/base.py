@@ -86,6 +86,8 @@ class JobSpec:
     stageout: str = ""
     #: the Rucio dataset the inputs come from ('' for none or plain files): PanDA's prodDBlock
     input_dataset: str = ""
+    #: the files the replica plan handed the job (``Job.inputs``): PanDA's input files
+    inputs: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -66,6 +66,7 @@ from hcflask.backends.base import (
     SubmitError,
 )
 from hcflask.backends.jobscript import RESULT, read_json, render, write_json
+from hcflask.backends.panda_data import input_files, keep_report, report_block
 from hcflask.backends.panda_status import as_number, as_text, status_of
 from hcflask.states import JobState
 
@@ -191,9 +192,11 @@ class PandaBackend(Backend):
         """The PanDA job that runs ``spec``'s wrapper in the pilot's directory."""
         options = spec.queue_options
         res = spec.resources
+        # the stage-in's and stage-out's outcome goes back through the pilot's job report
+        report = report_block() if spec.stagein or spec.stageout else ""
         wrapper = render(payload=spec.payload, env=spec.env, workdir=None, walltime=res.walltime,
                          header=f"# {spec.name} (PanDA queue {options['site']})\n", stagein=spec.stagein,
-                         stageout=spec.stageout)
+                         stageout=spec.stageout + report)
         encoded = base64.b64encode(wrapper.encode()).decode()
         job = PandaJob()
         job.jobName = spec.name
@@ -210,7 +213,13 @@ class PandaBackend(Backend):
         if res.memory_mb:
             job.minRamCount, job.minRamUnit = res.memory_mb, "MB"
         if spec.input_dataset:
-            job.prodDBlock = spec.input_dataset  # the input dataset, where PanDA keeps it (the files: the wrapper)
+            job.prodDBlock = spec.input_dataset  # the input dataset, where PanDA keeps it
+        infiles = input_files(spec.inputs, spec.input_dataset)
+        for infile in infiles:
+            job.addFile(infile)
+        if infiles:
+            job.transferType = "direct"  # the wrapper reads them itself (panda_data)
+        job.metadata = ""  # else the server stores an empty row for it and drops the pilot's job report
         job.destinationDBlock = f"{spec.name}.log"
         log = FileSpec()
         log.lfn, log.type, log.GUID = f"{spec.name}.log.tgz", "log", str(uuid.uuid4())
@@ -309,6 +318,7 @@ class PandaBackend(Backend):
                     continue
                 status = statuses[ref.backend_id] = status_of(record)
                 if status.exit_code is not None and not (ref.workdir / RESULT).exists():
+                    keep_report(ref.workdir, record)  # before the result: the engine reads them together
                     self._write_result(ref.workdir, status)
         return statuses
 

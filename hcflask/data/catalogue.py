@@ -58,13 +58,15 @@ def _pick(pfns: Mapping[str, Mapping[str, Any]], protocols: Sequence[str]) -> tu
     return None
 
 
-def plain_files(files: Sequence[str]) -> list[dict[str, Any]]:
-    """Inputs given as URLs or paths (no Rucio): no checksum, size unknown."""
+def plain_files(files: Sequence[str | Mapping[str, str]]) -> list[dict[str, Any]]:
+    """Inputs given as URLs or paths (no Rucio): size unknown, adler32 when the template gave one."""
     out = []
-    for url in files:
+    for entry in files:
+        url = entry if isinstance(entry, str) else str(entry["url"])
         path = urlparse(url).path if url.startswith("file://") else url
         out.append({"name": local_name(Path(urlparse(path).path).name or path), "url": path,
-                    "adler32": "", "bytes": None, "rse": storage_of(path) or "local"})
+                    "adler32": "" if isinstance(entry, str) else str(entry.get("adler32") or ""),
+                    "bytes": None, "rse": storage_of(path) or "local"})
     return out
 
 
@@ -135,6 +137,7 @@ def replicas(rucio: Any, dataset: str, rse: str, protocols: Sequence[str]) -> li
         raise CatalogueUnavailable(f"Rucio list_replicas: {_text(exc)}") from exc
     except (RucioException, OSError) as exc:
         raise CatalogueUnavailable(f"Rucio list_replicas: {_text(exc)}") from exc
+    guids = _guids(rucio, scope, name)
     files = []
     for replica in found:
         chosen = _pick(replica.get("pfns") or {}, list(protocols))
@@ -145,10 +148,32 @@ def replicas(rucio: Any, dataset: str, rse: str, protocols: Sequence[str]) -> li
             url = urlparse(url).path
         files.append({"name": local_name(str(replica["name"])), "url": url,
                       "adler32": str(replica.get("adler32") or "").lower(), "bytes": replica.get("bytes"),
-                      "rse": at})
+                      "rse": at, "scope": str(replica["scope"]), "lfn": str(replica["name"]),
+                      "guid": guids.get((str(replica["scope"]), str(replica["name"])), "")})
     if not files:
         raise NoReplicas(f"dataset {dataset} has no replica there readable by {', '.join(protocols)}")
     return sorted(files, key=lambda f: (f["name"], f["url"]))
+
+
+def _guids(rucio: Any, scope: str, name: str) -> dict[tuple[str, str], str]:
+    """Each file's GUID, by (scope, name): PanDA identifies input files by it (``list_replicas`` has none).
+
+    A catalogue that cannot say is an outage like a failed ``list_replicas``.
+    """
+    from rucio.common.exception import RucioException
+
+    try:
+        return {(str(f["scope"]), str(f["name"])): _guid(f.get("guid")) for f in rucio.list_files(scope, name)}
+    except (RucioException, OSError) as exc:
+        raise CatalogueUnavailable(f"Rucio list_files: {_text(exc)}") from exc
+
+
+def _guid(value: Any) -> str:
+    """Rucio's GUID in PanDA's form (8-4-4-4-12 upper-case hex digits, as ATLAS writes them)."""
+    text = str(value or "").replace("-", "").upper()
+    if len(text) != 32:
+        return ""
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _text(exc: BaseException) -> str:

@@ -148,6 +148,7 @@ def build_spec(job: Job) -> JobSpec:
         job_id=job.id, name=job.name, queue=job.queue.name, queue_options=job.queue.options or {},
         workdir=workdir, script=script, resources=resources, payload=payload, env=env,
         stagein=staging, stageout=writing, input_dataset=str(inputs_doc.get("dataset") or ""),
+        inputs=tuple(job.inputs or ()),
     )
 
 

@@ -68,7 +68,8 @@ class Job(Model):
     version: Mapped[int] = mapped_column(default=1, server_default="1")
     #: CPU seconds of the payload (the wrapper's ``times``, or Slurm's TotalCPU)
     cpu_seconds: Mapped[float | None]
-    #: the input files this job reads (hcflask.data): [{"name", "url", "adler32", "bytes", "rse"}], or None
+    #: the input files this job reads (hcflask.data): [{"name", "url", "adler32", "bytes", "rse"}, plus "scope",
+    #: "lfn" and "guid" for Rucio files], or None
     inputs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None]

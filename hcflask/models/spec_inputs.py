@@ -27,6 +27,9 @@ DEFAULT_PROTOCOLS = ["root", "davs", "file"]
 DID_RE = re.compile(r"[A-Za-z0-9_.\-]{1,25}:[A-Za-z0-9_.\-/]{1,250}")
 #: a plain input: a URL of a readable scheme, or an absolute path
 FILE_RE = re.compile(r"(?:(?:root|https?|davs|file)://[^\s]+|/[^\s]*)")
+#: an adler32 as Rucio writes it: 8 hex digits
+ADLER32_RE = re.compile(r"[0-9A-Fa-f]{8}")
+FILE_KEYS = {"url", "adler32"}
 MAX_FILES_PER_JOB = 1000
 MAX_FILES = 10_000
 
@@ -63,15 +66,26 @@ def check_inputs(check: Checker, raw: Any) -> dict[str, Any] | None:
     return out
 
 
-def _files(check: Checker, value: Any) -> list[str]:
+def _files(check: Checker, value: Any) -> list[str | dict[str, str]]:
+    """URLs or paths; an entry may be ``{url, adler32}`` so that the wrapper verifies it as a Rucio file."""
     if not isinstance(value, list) or not value or len(value) > MAX_FILES:
         check.add("inputs.files", f"must be a list of 1 to {MAX_FILES} URLs or absolute paths")
         return []
+    out: list[str | dict[str, str]] = []
     for i, item in enumerate(value):
-        if not isinstance(item, str) or not FILE_RE.fullmatch(item):
-            check.add(f"inputs.files[{i}]",
-                      f"not a root://, http(s)://, davs://, file:// URL or absolute path: {item!r}")
-    return [str(item) for item in value]
+        field = f"inputs.files[{i}]"
+        entry = check.mapping(item, field) if isinstance(item, dict) else {"url": item}
+        check.unknown(entry, FILE_KEYS, f"{field}.")
+        url = entry.get("url")
+        if not isinstance(url, str) or not FILE_RE.fullmatch(url):
+            check.add(f"{field}.url" if isinstance(item, dict) else field,
+                      f"not a root://, http(s)://, davs://, file:// URL or absolute path: {url!r}")
+        adler32 = entry.get("adler32")
+        if adler32 is not None and not (isinstance(adler32, str) and ADLER32_RE.fullmatch(adler32)):
+            check.add(f"{field}.adler32", f"must be the file's adler32 as 8 hex digits, got {adler32!r}")
+        # without a checksum an entry stays a plain string, as before
+        out.append({"url": str(url), "adler32": str(adler32).lower()} if adler32 else str(url))
+    return out
 
 
 def _files_per_job(check: Checker, value: Any) -> int:
@@ -141,8 +155,12 @@ def inputs_schema() -> dict[str, Any]:
         "description": "input data: a Rucio dataset or plain files (docs/data.md)",
         "properties": {
             "dataset": {"type": "string", "pattern": f"^{DID_RE.pattern}$"},
-            "files": {"type": "array", "minItems": 1, "maxItems": MAX_FILES,
-                      "items": {"type": "string", "pattern": f"^{FILE_RE.pattern}$"}},
+            "files": {"type": "array", "minItems": 1, "maxItems": MAX_FILES, "items": {"oneOf": [
+                {"type": "string", "pattern": f"^{FILE_RE.pattern}$"},
+                {"type": "object", "additionalProperties": False, "required": ["url"],
+                 "description": "a file and its adler32, which the stage-in verifies",
+                 "properties": {"url": {"type": "string", "pattern": f"^{FILE_RE.pattern}$"},
+                                "adler32": {"type": "string", "pattern": f"^{ADLER32_RE.pattern}$"}}}]}},
             "files_per_job": {"type": "integer", "minimum": 1, "maximum": MAX_FILES_PER_JOB, "default": 1},
             "access": {"type": "string", "enum": list(ACCESS), "default": "copy"},
             "protocols": {"type": "array", "minItems": 1, "uniqueItems": True,

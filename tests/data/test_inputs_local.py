@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,30 @@ def test_corrupted_file_fails_on_its_checksum(tmp_path: Path, rucio_server: Ruci
             assert "adler32 mismatch: expected" in reason, reason
 
 
+def test_one_corrupted_file_among_several_fails_naming_it(tmp_path: Path, rucio_server: RucioServer,
+                                                          dataset: dict[str, Any], xrd_env: None) -> None:
+    """Several root:// files go through one xrdcp; the one whose adler32 differs is named, in xrdcp's words."""
+    rucio = dataset["rucio"]
+    load_dataset(rucio, dataset["rse"], dataset["scope"], "hc_corrupt_one", tmp_path / "upload", files=3,
+                 prefix="hc_corrupt_one")
+    names = sorted(f["name"] for f in rucio.list_content(dataset["scope"], "hc_corrupt_one"))
+    path = pfn_path(rucio, dataset["scope"], names[1], dataset["rse"])
+    data = bytearray(path.read_bytes())
+    data[7] ^= 0xFF
+    path.write_bytes(bytes(data))
+    app = data_app(tmp_path, rucio_server)
+    with app.app_context():
+        make_queue("site-a", rse=dataset["rse"])
+        template = make_template("reads-three", queues=["site-a"], script=READER, max_jobs=1,
+                                 inputs=inputs_doc(f"{dataset['scope']}:hc_corrupt_one", files_per_job=3))
+        test = make_test(template, app)
+        run_ticks(app, lambda: len(finished(test.id)) >= 1, timeout=60)
+        (job,) = finished(test.id)
+        assert job.state == "failed"
+        assert job.failure_reason.startswith(f"stage-in failed: {names[1]} from {dataset['rse']}"), job.failure_reason
+        assert "adler32 mismatch: expected" in job.failure_reason and "CheckSum error" in job.failure_reason
+
+
 def test_rucio_down_waits_with_one_alert_and_resumes(tmp_path: Path, rucio_server: RucioServer,
                                                      dataset: dict[str, Any], xrd_env: None) -> None:
     # refresh every pass, so the outage is seen at once (by default a test asks Rucio hourly)
@@ -229,6 +254,33 @@ def test_plain_files_without_rucio(tmp_path: Path, xrootd: XRootDServer, xrd_env
         (job,) = finished(test.id)
         assert job.state == "succeeded", job.failure_reason
         assert {m.name: m.value for m in job.metrics}["input_bytes"] == 1500
+
+
+def test_plain_files_with_an_adler32_are_verified(tmp_path: Path, xrootd: XRootDServer, xrd_env: None) -> None:
+    """A plain file may carry its adler32: checked like Rucio's, over root:// (xrdcp) and for a path (cp)."""
+    (xrootd.root / "plain").mkdir(exist_ok=True)
+    remote = xrootd.root / "plain" / "c.dat"
+    remote.write_bytes(b"z" * 4000)
+    remote.chmod(0o644)
+    local = tmp_path / "d.dat"
+    local.write_bytes(b"w" * 3000)
+    right = {p: f"{zlib.adler32(p.read_bytes()):08x}" for p in (remote, local)}
+    app = make_app(tmp_path / "instance")
+    with app.app_context():
+        make_queue("site-a")
+        for url, path in ((f"{xrootd.url}/{remote}", remote), (str(local), local)):
+            good = make_template(f"good-{path.name}", queues=["site-a"], script=READER, max_jobs=1,
+                                 inputs={"files": [{"url": url, "adler32": right[path]}]})
+            bad = make_template(f"bad-{path.name}", queues=["site-a"], script=READER, max_jobs=1,
+                                inputs={"files": [{"url": url, "adler32": "0badc0de"}]})
+            tests = [make_test(good, app), make_test(bad, app)]
+            run_ticks(app, lambda: all(finished(t.id) for t in tests), timeout=60)  # noqa: B023 - called at once
+            (ok,), (broken,) = (finished(t.id) for t in tests)
+            assert ok.state == "succeeded", ok.failure_reason
+            assert ok.inputs[0]["adler32"] == right[path]
+            assert broken.state == "failed"
+            assert broken.failure_reason.startswith(f"stage-in failed: {path.name} from "), broken.failure_reason
+            assert "adler32 mismatch: expected 0badc0de" in broken.failure_reason
 
 
 def test_data_access_stress_test_reports_mb_per_s_per_ramp_step(tmp_path: Path, rucio_server: RucioServer,

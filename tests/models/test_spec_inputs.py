@@ -29,8 +29,19 @@ def test_plain_files() -> None:
     assert out["files"] == ["root://eos.example.org//eos/f1", "/gpfs/hc/f2"] and "dataset" not in out
 
 
+def test_plain_files_may_carry_their_adler32() -> None:
+    out = validate_template(doc({"files": [{"url": "/gpfs/hc/f1", "adler32": "0A1B2C3D"}, "/gpfs/hc/f2",
+                                           {"url": "root://eos.example.org//eos/f3"}]}))["inputs"]
+    assert out["files"] == [{"url": "/gpfs/hc/f1", "adler32": "0a1b2c3d"}, "/gpfs/hc/f2",
+                            "root://eos.example.org//eos/f3"]
+
+
 @pytest.mark.parametrize(("inputs", "field", "words"), [
     ({}, "inputs.dataset", "exactly one"),
+    ({"files": [{"url": "/x", "adler32": "xyz"}]}, "inputs.files[0].adler32", "8 hex digits"),
+    ({"files": ["/y", {"url": "/x", "adler32": 123}]}, "inputs.files[1].adler32", "8 hex digits"),
+    ({"files": [{"adler32": "0a1b2c3d"}]}, "inputs.files[0].url", "absolute path"),
+    ({"files": [{"url": "/x", "md5": "ab"}]}, "inputs.files[0].md5", "unknown key"),
     ({"dataset": "a:b", "files": ["/x"]}, "inputs.dataset", "exactly one"),
     ({"dataset": "no-scope"}, "inputs.dataset", "scope:name"),
     ({"files": []}, "inputs.files", "list of 1 to"),

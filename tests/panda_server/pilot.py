@@ -13,7 +13,10 @@ certificate (whose DN is in ``production_dns``):
    as ``trans_exit_code``/``exe_error_code``, a pilot error code and the
    last line of the payload's stderr (or of ``./stderr``) as diagnostics, CPU time and the node
    name, plus the ``job_output_report`` describing the log tarball (guid,
-   size, adler32), as the real pilot does.
+   size, adler32), as the real pilot does;
+4. like pilot3, keeps the job description it got in ``pandaJobData.out`` and
+   sends the payload's ``jobReport.json`` (if any) as the job's metadata
+   (``meta_data``) with the final update (pilot3's ``user.get_metadata``).
 
 Standard library only, so any Python runs it.  One thread per job.
 """
@@ -80,6 +83,7 @@ def run_job(api: Api, queue: str, job: dict, root: Path) -> None:
     panda_id = int(job["PandaID"])
     workdir = root / str(panda_id)
     workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "pandaJobData.out").write_text(json.dumps(job))
     node = socket.gethostname()
     common = {"job_id": panda_id, "site_name": queue, "node": node, "attempt_nr": job.get("attemptNr")}
     api.call("update_job", job_status="starting", **common)
@@ -110,6 +114,9 @@ def run_job(api: Api, queue: str, job: dict, root: Path) -> None:
         tar.add(workdir, arcname=log_name.removesuffix(".tgz"))
     report = {log_name: {"guid": job.get("logGUID") or "", "fsize": log_path.stat().st_size,
                          "adler32": _adler32(log_path)}}
+    job_report = workdir / "jobReport.json"
+    if job_report.exists():
+        common["meta_data"] = job_report.read_text(errors="replace")
     timing = {"start_time": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(start)),
               "end_time": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(end))}
     if rc == 0 and not killed:

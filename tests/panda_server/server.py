@@ -249,10 +249,15 @@ class PandaTestServer:
         self.logdir.mkdir(exist_ok=True)
 
     # -- processes --------------------------------------------------------
-    def _spawn(self, argv: list[str], log: str) -> subprocess.Popen:
+    def _spawn(self, argv: list[str], log: str, path: Path | None = None) -> subprocess.Popen:
+        """``path``: a folder put first on PATH (the pilot's node has the tools of hcflask's environment,
+        such as rucio-clients' ``rucio`` for stage-out, as a production node has them in its image)."""
         out = (self.logdir / log).open("ab")
+        env = self.server_env()
+        if path is not None:
+            env["PATH"] = f"{path}{os.pathsep}{env.get('PATH', '')}"
         return subprocess.Popen(  # noqa: S603 - fixed argv
-            argv, env=self.server_env(), stdout=out, stderr=subprocess.STDOUT, cwd=self.base,
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=self.base,
             start_new_session=True,
         )
 
@@ -292,7 +297,7 @@ class PandaTestServer:
                 "--ca-dir", str(self.certs.ca_dir), "--workdir", str(self.base / "pilot")]
         for queue in queues:
             argv += ["--queue", queue]
-        self.pilot = self._spawn(argv, "pilot.log")
+        self.pilot = self._spawn(argv, "pilot.log", path=Path(sys.executable).parent)
 
     def start(self) -> PandaTestServer:
         t0 = time.monotonic()
