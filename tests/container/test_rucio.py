@@ -143,3 +143,6 @@ def test_local_job_in_the_image_stages_in_through_rucio(runtime: Runtime, image:
     assert job["state"] == "succeeded", job
     stdout = next((instance / "jobs").rglob("stdout")).read_text()
     assert "hc-ok read 2 files in the image" in stdout
+    # the wrapper's own account: two of the dataset's files copied, every byte (checksums verified)
+    stagein = json.loads(next((instance / "jobs").rglob("stagein.json")).read_text())
+    assert (stagein["files"], stagein["bytes"], stagein["access"]) == (2, 2 * 64 * 1024, "copy")
