@@ -1,9 +1,9 @@
 """Input data from hc.sif: the image carries rucio-clients' Client library (issue 22 item 8).
 
 The real Rucio server of tests/data runs on the host (its own virtualenv, on
-the test PostgreSQL) with a dataset of files on an RSE whose ``file``
-protocol points at a folder; the folder is bound into the image at its own
-path.  The service runs in the image as the unprivileged user, asks Rucio
+the test PostgreSQL) with a dataset of files on an RSE of tests/data's
+XRootD server whose ``file`` protocol points at the exported folder; the
+folder is bound into the image at its own path.  The service runs in the image as the unprivileged user, asks Rucio
 for the dataset's replicas at the queue's RSE, and a local job copies its
 two files, checksums verified by the wrapper, exactly as on a pip install.
 The RSE's ``root`` protocol is not used here: the image carries no
@@ -57,7 +57,8 @@ workload:
 def rucio_dataset(postgres: Any) -> Iterator[tuple[RucioServer, Path]]:
     """A real Rucio server with 4 files in ``hcimage:hc_image_input`` at an RSE on a folder of the host.
 
-    Only the folder of the XRootD server class is used (the RSE's ``file`` protocol): no xrootd runs.
+    The XRootD server exports that folder because Rucio's upload client checks the RSE over its
+    ``root`` protocol; the job in the image reads the ``file`` protocol.
     """
     why = missing()
     if why:
@@ -72,6 +73,7 @@ def rucio_dataset(postgres: Any) -> Iterator[tuple[RucioServer, Path]]:
         os.environ["RUCIO_CONFIG"] = str(server.client_config)  # Rucio's upload client reads it
         server.bootstrap()
         server.start()
+        storage.start()
         rucio = server.client()
         rucio.add_scope("root", SCOPE)
         add_rse(rucio, RSE, storage)
