@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from hcflask.cli.common import utc
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, QueueEvent, RobotState, Test, iso
 from hcflask.states import IN_FLIGHT
@@ -33,6 +34,13 @@ def _job(job: Job) -> dict[str, Any]:
             "ended_at": iso(job.ended_at), "exit_code": job.exit_code, "failure_reason": job.failure_reason or ""}
 
 
+def _runs_on(test: Test, queue: Queue) -> bool:
+    """By id once the test started (a queue re-created under the name is another queue); by name before."""
+    if test.queue_ids:
+        return queue.id in test.queue_ids
+    return queue.name in (test.queue_names or [])
+
+
 def queue_facts(queue: Queue) -> dict[str, Any]:
     """Everything ``hc queue show`` says about ``queue``."""
     from hcflask.engine.status import SOURCES, active_claims
@@ -45,7 +53,7 @@ def queue_facts(queue: Queue) -> dict[str, Any]:
     in_flight = db.session.scalar(select(func.count()).select_from(Job).where(
         Job.queue_id == queue.id, Job.state.in_(IN_FLIGHT)))
     tests = [t for t in db.session.scalars(select(Test).where(Test.state.in_(("scheduled", "running")))
-                                           .order_by(Test.id)) if queue.name in (t.queue_names or [])]
+                                           .order_by(Test.id)) if _runs_on(t, queue)]
     robot = (RobotState.get().last_summary or {}).get(queue.name)
     return {
         **queue.to_dict(), "claims": [c.to_dict() for c in claims],
@@ -63,7 +71,7 @@ def queue_lines(facts: dict[str, Any]) -> list[str]:
              f"Autoexclusion:  {'yes' if facts.get('autoexclusion') else 'no (the robot never excludes it)'}",
              f"Jobs in flight: {facts['jobs_in_flight']}",
              "Claims:" + ("" if facts["claims"] else "         none (online)")]
-    lines += [f"  {c['source']:<8} {c['status']:<9} by {c['actor']} since {c['since']}"
+    lines += [f"  {c['source']:<8} {c['status']:<9} by {c['actor']} since {utc(c['since'])}"
               + (f": {c['reason']}" if c.get("reason") else "") for c in facts["claims"]]
     lines.append("Active tests:" + ("" if facts["active_tests"] else "   none"))
     lines += [f"  {t['id']:<6} {t['template']} ({t['state']})" for t in facts["active_tests"]]
@@ -77,14 +85,14 @@ def queue_lines(facts: dict[str, Any]) -> list[str]:
         lines.append("Robot:          no verdict yet (not in its last pass)")
     lines += _jobs_lines(facts["recent_jobs"])
     lines.append("Events:" + ("" if facts["events"] else "         none"))
-    lines += [f"  {e['time']}  {e['old_status']} -> {e['new_status']} by {e['actor']}"
+    lines += [f"  {utc(e['time'])}  {e['old_status']} -> {e['new_status']} by {e['actor']}"
               + (f": {e['reason']}" if e.get("reason") else "") for e in facts["events"]]
     return lines
 
 
 def _jobs_lines(jobs: list[dict[str, Any]]) -> list[str]:
     lines = ["Recent jobs:" + ("" if jobs else "    none")]
-    lines += [f"  {j['id']:<8} test {j['test']:<6} {j['queue']:<20} {j['state']:<10} {j['ended_at'] or '-'}"
+    lines += [f"  {j['id']:<8} test {j['test']:<6} {j['queue']:<20} {j['state']:<10} {utc(j['ended_at'])}"
               + (f"  {j['failure_reason']}" if j["failure_reason"] else "") for j in jobs]
     return lines
 
@@ -117,9 +125,9 @@ def test_lines(facts: dict[str, Any]) -> list[str]:
     lines = [f"Test:           {facts['id']}", f"Template:       {facts['template']} ({facts['kind']})",
              f"State:          {facts['state']}" + (f": {facts['note']}" if facts.get("note") else ""),
              f"Host:           {facts.get('host') or '-'}",
-             f"Created:        {facts['created_at']} by {facts.get('created_by') or '-'}",
-             f"Start:          {facts['start_at']}", f"Started:        {facts.get('started_at') or '-'}",
-             f"Planned end:    {facts['end_at']}", f"Finished:       {ended or '-'}",
+             f"Created:        {utc(facts['created_at'])} by {facts.get('created_by') or '-'}",
+             f"Start:          {utc(facts['start_at'])}", f"Started:        {utc(facts.get('started_at'))}",
+             f"Planned end:    {utc(facts['end_at'])}", f"Finished:       {utc(ended)}",
              f"Queues:         {', '.join(facts['patterns'])} -> {matched}",
              f"Jobs:           {_counts(facts['jobs'])}"]
     lines += [f"  {name:<20} {_counts(c)}" for name, c in facts["queues_jobs"].items()]
