@@ -39,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULER_LOCK_RETRY_SECONDS": 2.0,
     # a tick of this host not finished for this long makes /healthz answer 503
     "SCHEDULER_STALE_SECONDS": 300.0,
+    # one INFO line per tick with its duration and summary (for diagnosing a busy engine)
+    "SCHEDULER_LOG_TICKS": False,
     "HOSTS_HEARTBEAT_SECONDS": 10.0,
     "HOSTS_LEASE_SECONDS": 60.0,
     # a dead host's tests are adopted by a live one after this long (0: never)
