@@ -48,7 +48,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
 
     from hcflask import cli, models  # noqa: F401 - models register their tables
-    from hcflask.engine import rollups  # noqa: F401 - the rollup writer hooks every flush
+    from hcflask.engine import jobwrite, rollups  # noqa: F401 - the rollup and batch writers hook every flush
     from hcflask.web import register_blueprints
 
     register_blueprints(app)

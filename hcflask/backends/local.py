@@ -49,6 +49,9 @@ def _proc_start(pid: int) -> str | None:
 class LocalBackend(Backend):
     options = {"slots": "jobs run at once on this queue (default: [backends.local] slots or the core count)"}
     enforces_walltime = False
+    #: jobs claimed and submitted per round (a submission only writes a marker file: one
+    #: claim commit and one result commit per round, not two per job)
+    submit_batch = 1000
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)

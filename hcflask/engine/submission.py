@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import String, cast, func, insert, literal, or_, select, update
+from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from hcflask.backends import BackendUnavailable, JobSpec, Resources, SubmitError, jobscript
@@ -81,11 +83,9 @@ def create_jobs() -> list[Job]:
     ids = [t.id for t in tests]
     in_flight = _counts(ids, IN_FLIGHT)
     totals = _counts(ids, None)
-    instance = current_app.config["INSTANCE_NAME"]
-    root = Path(current_app.config["JOBS_ROOT"])
     stress.check_aborts([t for t in tests if t.kind == "stress"])
     now = utcnow()
-    created: list[Job] = []
+    rows: list[dict[str, Any]] = []
     for test in tests:
         test_in_flight = sum(n for (t, _), n in in_flight.items() if t == test.id)
         for name in test.queue_names:
@@ -97,18 +97,46 @@ def create_jobs() -> list[Job]:
                 need = stress.jobs_needed(test, name, in_flight[key], totals[key], now)
             else:
                 need = jobs_needed(test.snapshot, in_flight[key], totals[key], test_in_flight)
-            for i in range(need):
-                # a unique placeholder until the id (and so the real name) is known
-                job = Job(test=test, queue=queue, backend=queue.backend, name=f"new-{uuid.uuid4().hex}",
-                          inputs=inputs.files_for(test, queue, totals[key] + i))
-                db.session.add(job)
-                db.session.flush()
-                job.name = f"hc-{instance}-{job.id}"
-                job.workdir = str(root / str(test.id) / str(job.id))
-                created.append(job)
+            # a unique placeholder name until the id (and so the real name) is known
+            rows += [{"test_id": test.id, "queue_id": queue.id, "template_id": test.template_id,
+                      "backend": queue.backend, "name": f"new-{uuid.uuid4().hex}",
+                      "inputs": inputs.files_for(test, queue, totals[key] + i)} for i in range(need)]
             test_in_flight += need
+    created = _insert(rows)
     db.session.commit()
     return created
+
+
+def _insert(rows: list[dict[str, Any]]) -> list[Job]:
+    """Write the new job rows: one batched INSERT ... RETURNING and one UPDATE for their names.
+
+    Not through the ORM's flush, which inserts row by row where it cannot match the returned
+    ids to the rows by their order (SQLite); so the fencing check the flush would make is
+    made here first, in the same transaction."""
+    if not rows:
+        return []
+    fence.check(db.session, {r["test_id"] for r in rows})
+    jobs = list(db.session.scalars(insert(Job).returning(Job, sort_by_parameter_order=False), rows))
+    _name(jobs, f"hc-{current_app.config['INSTANCE_NAME']}-", Path(current_app.config["JOBS_ROOT"]))
+    return sorted(jobs, key=lambda j: j.id)
+
+
+def _name(jobs: list[Job], prefix: str, root: Path) -> None:
+    """Give the new rows their names and work dirs from their ids, in one UPDATE.
+
+    The rows are this transaction's own (no one else sees them yet), so the
+    statement needs no compare-and-set; the loaded objects get the same values
+    as already written, so the commit does not write each of them again.
+    """
+    ids = [j.id for j in jobs]
+    db.session.execute(
+        update(Job).where(Job.id.in_(ids)).values(
+            name=literal(prefix) + cast(Job.id, String),
+            workdir=literal(f"{root}/") + cast(Job.test_id, String) + "/" + cast(Job.id, String),
+        ).execution_options(synchronize_session=False))
+    for job in jobs:
+        set_committed_value(job, "name", f"{prefix}{job.id}")
+        set_committed_value(job, "workdir", f"{root}/{job.test_id}/{job.id}")
 
 
 def build_spec(job: Job) -> JobSpec:
@@ -164,7 +192,7 @@ def submit_pending(limit: int | None = None) -> int:
             # never tried, or tried by this process; jobs another process claimed are in doubt:
             # reconcile looks them up first
             or_(Job.submit_attempts == 0, Job.claimed_by == claimant()),
-        ).order_by(Job.id)
+        ).order_by(Job.id).options(selectinload(Job.test), selectinload(Job.queue))
     )
     if limit is not None:
         query = query.limit(limit)
