@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, event, insert, inspect, update
+from sqlalchemy import Table, bindparam, event, insert, inspect, update
 from sqlalchemy.orm import Session, attributes
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql import ClauseElement
@@ -36,7 +36,7 @@ from hcflask.engine import fence, rollups  # noqa: F401 - their before_flush hoo
 from hcflask.models import Job, utcnow
 from hcflask.models.job import PENDING_ROWS
 
-TABLE = Job.__table__
+TABLE: Table = Job.__table__  # type: ignore[assignment]
 #: column attributes of a job (relationships to its test and queue change its columns too: left to the ORM)
 COLUMNS = frozenset(p.key for p in inspect(Job).column_attrs)
 MANY_TO_ONE = frozenset(r.key for r in inspect(Job).relationships if r.direction.name == "MANYTOONE")

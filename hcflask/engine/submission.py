@@ -115,7 +115,7 @@ def _insert(rows: list[dict[str, Any]]) -> list[Job]:
     made here first, in the same transaction."""
     if not rows:
         return []
-    fence.check(db.session, {r["test_id"] for r in rows})
+    fence.check(db.session(), {r["test_id"] for r in rows})
     jobs = list(db.session.scalars(insert(Job).returning(Job, sort_by_parameter_order=False), rows))
     _name(jobs, f"hc-{current_app.config['INSTANCE_NAME']}-", Path(current_app.config["JOBS_ROOT"]))
     return sorted(jobs, key=lambda j: j.id)

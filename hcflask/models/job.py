@@ -12,7 +12,6 @@ from hcflask.models.common import iso, utcnow
 from hcflask.signatures import signature
 from hcflask.states import JobState
 
-
 #: ``session.info`` key of the event and metric rows of saved jobs waiting for the next flush
 PENDING_ROWS = "hc_job_rows"
 
