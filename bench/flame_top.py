@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 FRAME = re.compile(r"^(?P<func>[^ ]+) \((?P<file>[^:]+)(?::\d+)?\)$")
-TICKS = ("submission_tick", "monitor_tick")
+TICKS = ("submission_tick", "monitor_tick", "core_tick")
 #: library calls worth a line of their own (the rest of SQLAlchemy's frames are noise)
 KEY = ("_emit_lazyload", "Session.flush", "Session.commit", "Connection._execute_context", "Popen.__init__",
        "_execute_child", "read_text", "cursor.execute", "execute (", "executemany")

@@ -85,7 +85,7 @@ def create_jobs() -> list[Job]:
     totals = _counts(ids, None)
     stress.check_aborts([t for t in tests if t.kind == "stress"])
     now = utcnow()
-    rows: list[dict[str, Any]] = []
+    wanted: dict[tuple[int, int], tuple[Test, Queue, int]] = {}
     for test in tests:
         test_in_flight = sum(n for (t, _), n in in_flight.items() if t == test.id)
         for name in test.queue_names:
@@ -97,14 +97,42 @@ def create_jobs() -> list[Job]:
                 need = stress.jobs_needed(test, name, in_flight[key], totals[key], now)
             else:
                 need = jobs_needed(test.snapshot, in_flight[key], totals[key], test_in_flight)
-            # a unique placeholder name until the id (and so the real name) is known
-            rows += [{"test_id": test.id, "queue_id": queue.id, "template_id": test.template_id,
-                      "backend": queue.backend, "name": f"new-{uuid.uuid4().hex}",
-                      "inputs": inputs.files_for(test, queue, totals[key] + i)} for i in range(need)]
+            if need:
+                wanted[key] = (test, queue, need)
             test_in_flight += need
+    granted = share({k: n for k, (_, _, n) in wanted.items()}, int(current_app.config["SCHEDULER_JOBS_PER_TICK"]))
+    rows: list[dict[str, Any]] = []
+    for key, n in granted.items():
+        test, queue, _ = wanted[key]
+        # a unique placeholder name until the id (and so the real name) is known
+        rows += [{"test_id": test.id, "queue_id": queue.id, "template_id": test.template_id,
+                  "backend": queue.backend, "name": f"new-{uuid.uuid4().hex}",
+                  "inputs": inputs.files_for(test, queue, totals[key] + i)} for i in range(n)]
     created = _insert(rows)
     db.session.commit()
     return created
+
+
+def share(needs: dict[tuple[int, int], int], cap: int) -> dict[tuple[int, int], int]:
+    """At most ``cap`` new jobs over the (test, queue) pairs that need some, dealt one at a time
+    in turn, from a pair that moves on every capped tick: a tick that cannot do everything
+    gives every test and queue its part, and the next tick starts where this one stopped."""
+    if sum(needs.values()) <= cap:
+        return needs
+    keys = sorted(needs)
+    turn = current_app.extensions.get("hc_share_turn", 0) % len(keys)
+    current_app.extensions["hc_share_turn"] = turn + 1
+    order = keys[turn:] + keys[:turn]
+    granted = dict.fromkeys(order, 0)
+    for key in order:  # whole rounds first, then one more each for the first ones in turn
+        granted[key] = min(needs[key], cap // len(order))
+    left = cap - sum(granted.values())
+    while left:
+        for key in order:
+            if left and granted[key] < needs[key]:
+                granted[key] += 1
+                left -= 1
+    return {k: n for k, n in granted.items() if n}
 
 
 def _insert(rows: list[dict[str, Any]]) -> list[Job]:
