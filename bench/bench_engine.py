@@ -22,6 +22,12 @@ Printed per run (one table row):
   own processes are excluded (they are children: their time is in
   ``cutime``, which is not counted).  This is the main figure: a busy machine
   slows it down far less than it slows jobs/s;
+* ``net ms/job``: the same less what the service spends when it has nothing to
+  do (measured for 5 s before each run: its core tick, heartbeats, the web
+  workers), times the run's duration: the cost the jobs add.  On a busy machine
+  the run lasts longer and the idle part grows, so this is the fairer figure;
+* ``db ms/job``: the PostgreSQL server's CPU (postmaster and its backends),
+  less its idle pace, per job (SQLite's work is inside the service's figure);
 * ``sub p50/p95``, ``mon p50/p95``: the submission and monitor ticks'
   durations in ms, from the service's ``[scheduler] log_ticks`` lines;
 * ``busy``: "tick still busy" warnings the scheduler logged during the run;
@@ -57,6 +63,8 @@ SLOTS = 10
 PAYLOAD = "echo hc-ok"
 TICK_RE = re.compile(r"tick (submission|monitor) (\d+\.\d+) s")
 BUSY_RE = re.compile(r"(submission|monitor) tick still busy")
+#: seconds the idle service is measured before each run
+IDLE = 5.0
 FINAL = ("succeeded", "failed", "cancelled", "lost", "not_applicable")
 
 
@@ -68,6 +76,8 @@ class Result:
     succeeded: int
     seconds: float
     cpu: float
+    net: float
+    db_cpu: float
     sub: list[float]
     mon: list[float]
     busy: int
@@ -75,15 +85,19 @@ class Result:
     load: float
 
     def row(self) -> str:
+        per = 1000 / max(self.jobs, 1)
+        db_cpu = f"{per * self.db_cpu:6.2f}" if self.db == "postgres" else "     -"
         return (f"| {self.db:<8} | {self.in_flight:>5} | {self.jobs:>5} | {self.succeeded:>5} "
-                f"| {self.jobs / self.seconds:>6.1f} | {self.load:>4.1f} | {1000 * self.cpu / self.jobs:>6.2f} "
+                f"| {self.jobs / self.seconds:>6.1f} | {self.load:>4.1f} | {per * self.cpu:>6.2f} "
+                f"| {per * self.net:>6.2f} | {db_cpu} "
                 f"| {pct(self.sub, 50):>5.0f} / {pct(self.sub, 95):>5.0f} | {pct(self.mon, 50):>5.0f} / "
                 f"{pct(self.mon, 95):>5.0f} | {self.busy:>4} | {self.seconds:>6.1f} | {self.bare:>6.2f} |")
 
 
-HEADER = ("| db       |    N  |  jobs |    ok | jobs/s | load | CPU ms/job | sub p50 / p95 ms "
-          "| mon p50 / p95 ms | busy | engine s | bare s |\n"
-          "|----------|------:|------:|------:|-------:|-----:|-------:|------:|------:|-----:|-------:|-------:|")
+HEADER = ("| db       |    N  |  jobs |    ok | jobs/s | load | CPU ms/job | net ms/job | db ms/job "
+          "| sub p50 / p95 ms | mon p50 / p95 ms | busy | engine s | bare s |\n"
+          "|----------|------:|------:|------:|-------:|-----:|-------:|-------:|-------:|------:|------:|-----:"
+          "|-------:|-------:|")
 
 
 def pct(values: list[float], p: int) -> float:
@@ -95,10 +109,11 @@ def pct(values: list[float], p: int) -> float:
 
 
 def cpu_seconds(master: int) -> float:
-    """utime + stime of ``master`` and its direct children other than jobs (the gunicorn workers).
-
-    Only processes running the service's Python are counted: the local jobs are children of the
-    scheduler worker, not of the master, so they are never included (nor their ``cutime``)."""
+    """utime + stime of ``master`` and its direct children: the gunicorn workers (or PostgreSQL's
+    backends).  The local jobs are children of the scheduler worker, not of the master, so they
+    are never included, and ``cutime`` (where the workers' reaped jobs would add up) is not read."""
+    if master <= 0:
+        return 0.0
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for entry in Path("/proc").iterdir():
@@ -186,7 +201,7 @@ def progress(url: str, instance: Path) -> tuple[int, int, float]:
     return done, ok, (last - first).total_seconds() if first and last else 0.0
 
 
-def run(db: str, url: str, folder: Path, in_flight: int, jobs: int, timeout: float) -> Result:
+def run(db: str, url: str, folder: Path, in_flight: int, jobs: int, timeout: float, postmaster: int) -> Result:
     instance = folder / "instance"
     write_config(instance, host_name="bench", extra_top=f'database_url = "{url}"' if url else "")
     text = (instance / "hc.toml").read_text().replace("[scheduler]\n", "[scheduler]\nlog_ticks = true\n", 1)
@@ -196,8 +211,13 @@ def run(db: str, url: str, folder: Path, in_flight: int, jobs: int, timeout: flo
     try:
         served.wait(lambda: served.health()[1].get("scheduler_in_this_process") is not None, "hc serve", 60)
         served.wait(lambda: served.schedulers(), "the scheduler", 60)
-        cpu0 = cpu_seconds(served.pid)
+        time.sleep(1)
+        idle0, db0 = cpu_seconds(served.pid), cpu_seconds(postmaster)
+        time.sleep(IDLE)  # the service's own pace with nothing to do (its core tick, heartbeats, the web)
+        cpu0, db1 = cpu_seconds(served.pid), cpu_seconds(postmaster)
+        idle = (cpu0 - idle0) / IDLE
         log_start = len(served.text())
+        began = time.monotonic()
         start_test(instance, url)
         deadline = time.monotonic() + timeout
         done = ok = 0
@@ -208,6 +228,8 @@ def run(db: str, url: str, folder: Path, in_flight: int, jobs: int, timeout: flo
             if done >= jobs:
                 break
         cpu = cpu_seconds(served.pid) - cpu0
+        db_cpu = cpu_seconds(postmaster) - db1 - (db1 - db0) / IDLE * (time.monotonic() - began)
+        wall = time.monotonic() - began
         load = os.getloadavg()[0]
         log = served.text()[log_start:]
     finally:
@@ -218,8 +240,8 @@ def run(db: str, url: str, folder: Path, in_flight: int, jobs: int, timeout: flo
     if done < jobs:
         print(f"  {db} N={in_flight}: only {done}/{jobs} judged within {timeout:.0f} s; see {served.log}")
     took = bare(jobs, min(in_flight, QUEUES * SLOTS), folder / "bare")
-    return Result(db, in_flight, done, ok, seconds or float("nan"), cpu, ticks["submission"], ticks["monitor"],
-                  len(BUSY_RE.findall(log)), took, load)
+    return Result(db, in_flight, done, ok, seconds or float("nan"), cpu, cpu - idle * wall, db_cpu,
+                  ticks["submission"], ticks["monitor"], len(BUSY_RE.findall(log)), took, load)
 
 
 def main() -> None:
@@ -254,7 +276,9 @@ def main() -> None:
                 for n in sizes:
                     jobs = args.jobs or (1000 if args.quick else max(1000, 2 * n))
                     url = server.create_database() if server else ""
-                    result = run(db, url, root / f"{db}-{n}-{secrets.token_hex(2)}", n, jobs, args.timeout)
+                    postmaster = int((root / "pg" / "data" / "postmaster.pid").read_text().split()[0]) if server else 0
+                    result = run(db, url, root / f"{db}-{n}-{secrets.token_hex(2)}", n, jobs, args.timeout,
+                                 postmaster)
                     results.append(result)
                     print(HEADER.splitlines()[0] if len(results) == 1 else "", end="\n" if len(results) == 1 else "")
                     print(result.row(), flush=True)
