@@ -56,10 +56,9 @@ def changes(job: Job) -> dict[str, Any] | None:
         if key in MANY_TO_ONE:
             return None
         if key in COLUMNS:
-            value = history.added[0] if history.added else None
-            if isinstance(value, ClauseElement) or key in ("id", "version"):
-                return None
-            found[key] = value
+            if not history.added or isinstance(history.added[0], ClauseElement) or key in ("id", "version"):
+                return None  # a value removed, an SQL expression, the keys: the ORM's own UPDATE
+            found[key] = history.added[0]
     return found
 
 
