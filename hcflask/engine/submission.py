@@ -12,6 +12,12 @@ call is the claimed one).  Reconcile leaves jobs this process claimed alone,
 so within one host the two never act on the same job.  If the write after
 the call loses (the job changed, or the host was fenced), the submissions
 the row does not carry are cancelled: they are this host's, made too late.
+
+Jobs are written, claimed and recorded a round at a time (the backend's
+``submit_batch``; the local backend takes 1,000), each step one batched
+statement (:mod:`hcflask.engine.jobwrite`), so a tick's cost in queries does
+not grow with its jobs.  A tick writes at most ``[scheduler] jobs_per_tick``
+new jobs, shared round robin over the tests and queues that need them.
 """
 from __future__ import annotations
 
