@@ -58,7 +58,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, web: bool = True
     db.init_app(app)
 
     from hcflask import models  # noqa: F401 - models register their tables
-    from hcflask.engine import rollups  # noqa: F401 - the rollup writer hooks every flush
+    from hcflask.engine import jobwrite, rollups  # noqa: F401 - the rollup and batch writers hook every flush
 
     if web:
         from hcflask import cli

@@ -39,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULER_LOCK_RETRY_SECONDS": 2.0,
     # a tick of this host not finished for this long makes /healthz answer 503
     "SCHEDULER_STALE_SECONDS": 300.0,
+    # one INFO line per tick with its duration and summary (for diagnosing a busy engine)
+    "SCHEDULER_LOG_TICKS": False,
+    # new jobs one submission tick writes and submits at most (the rest wait for the next ticks)
+    "SCHEDULER_JOBS_PER_TICK": 500,
     "HOSTS_HEARTBEAT_SECONDS": 10.0,
     "HOSTS_LEASE_SECONDS": 60.0,
     # a dead host's tests are adopted by a live one after this long (0: never)
@@ -86,7 +90,7 @@ POSITIVE = ("SERVER_PORT", "SERVER_WORKERS", "SERVER_THREADS", "SCHEDULER_CORE_S
             "SCHEDULER_SUBMISSION_SECONDS", "SCHEDULER_MONITOR_SECONDS", "RETENTION_INTERVAL_SECONDS",
             "JOBS_OUTPUT_LIMIT", "JOBS_PER_PAGE", "JOBS_OUTPUT_CAP", "RETENTION_JOBS_DAYS",
             "RETENTION_FAILED_DAYS", "RETENTION_WORKDIRS_DAYS", "RETENTION_CHUNK", "REPORTS_MAX_DAYS",
-            "RUCIO_TIMEOUT")
+            "RUCIO_TIMEOUT", "SCHEDULER_JOBS_PER_TICK")
 UPPER = {"DISK_MIN_FREE_PERCENT": 100, "JOBS_PER_PAGE": 500, "SERVER_PORT": 65535}
 #: sections kept whole, as dictionaries
 DICT_SECTIONS: dict[str, dict[str, Any]] = {
@@ -287,6 +291,8 @@ enabled = {d("SCHEDULER_ENABLED")}
 core_seconds = {d("SCHEDULER_CORE_SECONDS")}
 submission_seconds = {d("SCHEDULER_SUBMISSION_SECONDS")}
 monitor_seconds = {d("SCHEDULER_MONITOR_SECONDS")}
+# jobs_per_tick = {d("SCHEDULER_JOBS_PER_TICK")}     # new jobs a submission tick writes at most (round robin)
+# log_ticks = {d("SCHEDULER_LOG_TICKS")}       # one log line per tick with its duration
 
 [hosts]                   # several hosts on one PostgreSQL (docs/scale-out.md)
 # lease_seconds = {d("HOSTS_LEASE_SECONDS")}      # a host whose heartbeat is older than this is dead

@@ -102,8 +102,11 @@ export {exports}
 HC_WORKDIR={where}
 export HC_WORKDIR
 mkdir -p "$HC_WORKDIR" && cd "$HC_WORKDIR" || exit 90
-hc_host=$(hostname)
-hc_start=$(date +%s.%N)
+hc_host=$(hostname)  # not $HOSTNAME: an environment passed on by the batch system may carry the submit host's
+hc_now() {{  # epoch seconds: bash 5's clock, else date (one process less per call where it can)
+  if [ -n "${{EPOCHREALTIME:-}}" ]; then hc_t=${{EPOCHREALTIME/,/.}}; else hc_t=$(date +%s.%N); fi
+}}
+hc_now; hc_start=$hc_t
 printf '{{"host": "%s", "start": %s}}\\n' "$hc_host" "$hc_start" > {STARTED}
 cat > payload.sh <<'{delimiter}'
 {payload.rstrip()}
@@ -113,14 +116,16 @@ hc_stagein_rc=0
 hc_keep() {{  # stdin -> $1: the first {head_bytes} bytes, and the last {tail_bytes}+1 in $1.tail
   {{ head -c {head_bytes} > "$1"; tail -c {tail_bytes + 1} > "$1.tail"; }}
 }}
-hc_join() {{  # $1 += its tail (cut to {tail_bytes} bytes after a marker); prints whether it was cut
-  if [ "$(wc -c < "$1.tail")" -gt {tail_bytes} ]; then
+hc_join() {{  # $1 += its tail (cut to {tail_bytes} bytes after a marker); hc_cut says whether it was cut
+  hc_cut=false
+  if [ ! -s "$1.tail" ]; then  # all of it fit in the head (the usual case): no process to start
+    :
+  elif [ "$(wc -c < "$1.tail")" -gt {tail_bytes} ]; then
     printf '\\n{CUT_MARKER}: kept the first {head_bytes} and the last {tail_bytes} bytes\\n' >> "$1"
-    tail -c {tail_bytes} "$1.tail" >> "$1"; echo true
+    tail -c {tail_bytes} "$1.tail" >> "$1"; hc_cut=true
   else
-    cat "$1.tail" >> "$1"; echo false
+    cat "$1.tail" >> "$1"
   fi
-  rm -f "$1.tail"
 }}
 rm -f {STDOUT}.pipe {STDERR}.pipe && mkfifo {STDOUT}.pipe {STDERR}.pipe || exit 91
 hc_keep {STDOUT} < {STDOUT}.pipe & hc_out=$!
@@ -134,11 +139,11 @@ fi
 times > {TIMES}
 {{ read -r _; read -r hc_cpu; }} < {TIMES}
 wait "$hc_out" "$hc_err"
-rm -f {STDOUT}.pipe {STDERR}.pipe
-hc_cut_out=$(hc_join {STDOUT})
-hc_cut_err=$(hc_join {STDERR})
+hc_join {STDOUT}; hc_cut_out=$hc_cut
+hc_join {STDERR}; hc_cut_err=$hc_cut
+rm -f {STDOUT}.pipe {STDERR}.pipe {STDOUT}.tail {STDERR}.tail
 {stageout.rstrip()}
-hc_end=$(date +%s.%N)
+hc_now; hc_end=$hc_t
 hc_timeout=false
 [ -n "{limit}" ] && [ "$hc_rc" -eq {TIMEOUT_EXIT} ] && hc_timeout=true
 printf '{{"exit_code": %d, "start": %s, "end": %s, "host": "%s", "timeout": %s, ' "$hc_rc" "$hc_start" "$hc_end" \\

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -28,12 +27,13 @@ from typing import Any
 
 from hcflask.backends import register
 from hcflask.backends.base import Backend, JobRef, JobSpec, OptionError, Status, SubmitError
-from hcflask.backends.jobscript import WRAPPER, read_json, read_result, read_started, write_json
+from hcflask.backends.jobscript import RESULT, WRAPPER, read_json, read_result, read_started, write_json
 from hcflask.backends.jobscript import to_datetime as _epoch
 from hcflask.states import JobState
 
 MARKER = "local.json"
 PIDFILE = "pid"
+BASH = "/bin/bash"
 
 
 def _proc_start(pid: int) -> str | None:
@@ -49,10 +49,13 @@ def _proc_start(pid: int) -> str | None:
 class LocalBackend(Backend):
     options = {"slots": "jobs run at once on this queue (default: [backends.local] slots or the core count)"}
     enforces_walltime = False
+    #: jobs claimed and submitted per round (a submission only writes a marker file: one
+    #: claim commit and one result commit per round, not two per job)
+    submit_batch = 1000
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._pids: set[int] = set()
         self._lock = threading.Lock()
 
     @classmethod
@@ -119,14 +122,20 @@ class LocalBackend(Backend):
 
     # -- helpers ----------------------------------------------------------------
     def _status(self, ref: JobRef) -> Status:
-        marker = self._read_marker(ref.workdir)
+        """The job's state from one listing of its work dir, reading only the files that decide it."""
+        try:
+            names = set(os.listdir(ref.workdir))
+        except OSError:
+            names = set()
+        marker = self._read_marker(ref.workdir) if MARKER in names else None
         if marker is None:
             return Status(JobState.LOST, "unknown", "the job's work dir has no trace of a submission")
-        started = read_started(ref.workdir) or {}
-        live = self._live_pid(ref.workdir)
-        if marker.get("state") == "cancelled" and live is None:
+        cancelled = marker.get("state") == "cancelled"
+        live = self._live_pid(ref.workdir) if PIDFILE in names and (cancelled or RESULT not in names) else None
+        if cancelled and live is None:
             return Status(JobState.CANCELLED, "cancelled", "cancelled")
-        result = read_result(ref.workdir)
+        # a job that ended after the listing wrote its result before it ended: look again if not live
+        result = read_result(ref.workdir) if RESULT in names or (PIDFILE in names and live is None) else None
         if result is not None:
             code = int(result.get("exit_code", -1))
             return Status(
@@ -135,9 +144,10 @@ class LocalBackend(Backend):
                 ended_at=_epoch(result.get("end")),
             )
         if live is not None:
+            started = read_started(ref.workdir) or {}
             return Status(JobState.RUNNING, "running", host=started.get("host"),
                           started_at=_epoch(started.get("start")))
-        if (ref.workdir / PIDFILE).exists():
+        if PIDFILE in names:
             return Status(JobState.FAILED, "killed", "the job's process ended without writing a result")
         return Status(JobState.QUEUED, "queued", "waiting for a free slot")
 
@@ -145,6 +155,7 @@ class LocalBackend(Backend):
         by_queue: dict[str, list[JobRef]] = {}
         for ref in jobs:
             by_queue.setdefault(ref.queue, []).append(ref)
+        starting: list[JobRef] = []
         for refs in by_queue.values():
             running = sum(statuses[r.backend_id].state is JobState.RUNNING for r in refs)
             free = self._slots(refs[0].queue_options) - running
@@ -152,40 +163,49 @@ class LocalBackend(Backend):
                 (r for r in refs if statuses[r.backend_id].state is JobState.QUEUED),
                 key=lambda r: (len(r.name), r.name),
             )
-            for ref in waiting[: max(free, 0)]:
-                self._start(ref)
-                statuses[ref.backend_id] = Status(JobState.RUNNING, "running")
+            starting += waiting[: max(free, 0)]
+        if not starting:
+            return
+        # the service's own inheritable descriptors are closed in the jobs (posix_spawn keeps them open)
+        closing = [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()]
+        for ref in starting:
+            self._start(ref, closing)
+            statuses[ref.backend_id] = Status(JobState.RUNNING, "running")
 
-    def _start(self, ref: JobRef) -> None:
-        log = (ref.workdir / "wrapper.log").open("wb")
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv, the wrapper we wrote
-            ["/bin/bash", str(ref.workdir / WRAPPER)],
-            cwd=ref.workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        self._procs[ref.name] = proc
-        (ref.workdir / PIDFILE).write_text(f"{proc.pid} {_proc_start(proc.pid) or ''}\n")
+    def _start(self, ref: JobRef, closing: list[tuple[int, int]]) -> None:
+        """Start the wrapper with ``posix_spawn`` (no copy of the service's process, no Popen
+        bookkeeping): in its own session, stdin from /dev/null, its output in wrapper.log.
+        The wrapper changes into its work dir itself."""
+        log = os.open(ref.workdir / "wrapper.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            pid = os.posix_spawn(BASH, [BASH, str(ref.workdir / WRAPPER)], os.environ, setsid=True, file_actions=[
+                *closing, (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, log, 1), (os.POSIX_SPAWN_DUP2, log, 2)])
+        finally:
+            os.close(log)
+        self._pids.add(pid)
+        (ref.workdir / PIDFILE).write_text(f"{pid} {_proc_start(pid) or ''}\n")
 
     def _live_pid(self, workdir: Path) -> int | None:
         try:
             pid_text, _, start = (workdir / PIDFILE).read_text().strip().partition(" ")
             pid = int(pid_text)
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, ValueError):
             return None
-        current = _proc_start(pid)
-        if current is None or (start and current != start):
+        if (start and fields[19] != start) or fields[0] == "Z":
             return None
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return None
-        return None if state == "Z" else pid
+        return pid
 
     def _reap(self) -> None:
-        for name, proc in list(self._procs.items()):
-            if proc.poll() is not None:
-                del self._procs[name]
+        """Collect the jobs this service started that ended (only those: other children are not ours)."""
+        for pid in list(self._pids):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self._pids.discard(pid)
 
     @staticmethod
     def _read_marker(workdir: Path) -> dict[str, Any] | None:
@@ -194,3 +214,16 @@ class LocalBackend(Backend):
     @staticmethod
     def _write_marker(workdir: Path, data: Mapping[str, Any]) -> None:
         write_json(workdir / MARKER, data)
+
+
+def _inheritable_fds() -> list[int]:
+    """Descriptors above stderr a spawned job would inherit (Python's own are not inheritable)."""
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            if fd > 2 and os.get_inheritable(fd):
+                found.append(fd)
+        except OSError:
+            continue  # the listing's own descriptor, closed by now
+    return found

@@ -126,7 +126,10 @@ def tick(name: str) -> Callable[[Callable[[], T]], Callable[[Flask], T | None]]:
                     db.session.rollback()
                     error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]  # the log has the traceback
                     log.exception("%s tick failed", name)
-                _heartbeat(name, started, time.monotonic() - clock, error)
+                seconds = time.monotonic() - clock
+                _heartbeat(name, started, seconds, error)
+                if app.config.get("SCHEDULER_LOG_TICKS"):
+                    log.info("tick %s %.4f s: %s", name, seconds, result)
                 return result
 
         return run

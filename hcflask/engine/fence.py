@@ -18,6 +18,7 @@ matches no row: the store itself refuses it, as a fencing token should.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from itertools import chain
 from typing import Any
@@ -76,9 +77,18 @@ def _check(session: Session, _context: Any, _instances: Any) -> None:
     """Refuse the flush if a test whose jobs it writes is no longer held at its epoch."""
     if KEY not in session.info:
         return
+    check(session, {_test_id(obj) for obj in chain(session.new, session.dirty) if isinstance(obj, Job)})
+
+
+def check(session: Session, test_ids: Iterable[int | None]) -> None:
+    """Raise :class:`Fenced` if one of ``test_ids`` this tick holds is no longer held at its epoch.
+
+    The flush hook calls it for the jobs it writes; a tick that writes job rows without the
+    ORM's flush (a bulk INSERT) calls it itself, first, in the same transaction."""
+    if KEY not in session.info:
+        return
     host, held = session.info[KEY]
-    ids = {i for obj in chain(session.new, session.dirty) if isinstance(obj, Job)
-           for i in [_test_id(obj)] if i in held}
+    ids = {i for i in test_ids if i in held}
     if not ids:
         return
     query = select(Test.id, Test.host, Test.epoch, Test.epoch_at).where(Test.id.in_(ids))

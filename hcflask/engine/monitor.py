@@ -66,7 +66,7 @@ def finish(job: Job, status: Status) -> None:
     job.judged_at = utcnow()
     units = {n: s.get("unit", "") for n, s in metric_specs(job.test.snapshot).items()}
     for name, value in verdict.metrics.items():
-        job.metrics.append(JobMetric(name=name, value=value, unit=units.get(name, "")))
+        job.add_row(JobMetric, name=name, value=value, unit=units.get(name, ""))
     job.transition(verdict.state, status.native_state, note=verdict.reason)
 
 

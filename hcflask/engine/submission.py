@@ -12,6 +12,12 @@ call is the claimed one).  Reconcile leaves jobs this process claimed alone,
 so within one host the two never act on the same job.  If the write after
 the call loses (the job changed, or the host was fenced), the submissions
 the row does not carry are cancelled: they are this host's, made too late.
+
+Jobs are written, claimed and recorded a round at a time (the backend's
+``submit_batch``; the local backend takes 1,000), each step one batched
+statement (:mod:`hcflask.engine.jobwrite`), so a tick's cost in queries does
+not grow with its jobs.  A tick writes at most ``[scheduler] jobs_per_tick``
+new jobs, shared round robin over the tests and queues that need them.
 """
 from __future__ import annotations
 
@@ -23,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import String, cast, func, insert, literal, or_, select, update
+from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from hcflask.backends import BackendUnavailable, JobSpec, Resources, SubmitError, jobscript
@@ -81,11 +89,9 @@ def create_jobs() -> list[Job]:
     ids = [t.id for t in tests]
     in_flight = _counts(ids, IN_FLIGHT)
     totals = _counts(ids, None)
-    instance = current_app.config["INSTANCE_NAME"]
-    root = Path(current_app.config["JOBS_ROOT"])
     stress.check_aborts([t for t in tests if t.kind == "stress"])
     now = utcnow()
-    created: list[Job] = []
+    wanted: dict[tuple[int, int], tuple[Test, Queue, int]] = {}
     for test in tests:
         test_in_flight = sum(n for (t, _), n in in_flight.items() if t == test.id)
         # by id: a queue deleted meanwhile (and its name taken by a new one) gets nothing more of this test
@@ -99,18 +105,74 @@ def create_jobs() -> list[Job]:
                 need = stress.jobs_needed(test, name, in_flight[key], totals[key], now)
             else:
                 need = jobs_needed(test.snapshot, in_flight[key], totals[key], test_in_flight)
-            for i in range(need):
-                # a unique placeholder until the id (and so the real name) is known
-                job = Job(test=test, queue=queue, backend=queue.backend, name=f"new-{uuid.uuid4().hex}",
-                          inputs=inputs.files_for(test, queue, totals[key] + i))
-                db.session.add(job)
-                db.session.flush()
-                job.name = f"hc-{instance}-{job.id}"
-                job.workdir = str(root / str(test.id) / str(job.id))
-                created.append(job)
+            if need:
+                wanted[key] = (test, queue, need)
             test_in_flight += need
+    granted = share({k: n for k, (_, _, n) in wanted.items()}, int(current_app.config["SCHEDULER_JOBS_PER_TICK"]))
+    rows: list[dict[str, Any]] = []
+    for key, n in granted.items():
+        test, queue, _ = wanted[key]
+        # a unique placeholder name until the id (and so the real name) is known
+        rows += [{"test_id": test.id, "queue_id": queue.id, "template_id": test.template_id,
+                  "backend": queue.backend, "name": f"new-{uuid.uuid4().hex}",
+                  "inputs": inputs.files_for(test, queue, totals[key] + i)} for i in range(n)]
+    created = _insert(rows)
     db.session.commit()
     return created
+
+
+def share(needs: dict[tuple[int, int], int], cap: int) -> dict[tuple[int, int], int]:
+    """At most ``cap`` new jobs over the (test, queue) pairs that need some, dealt one at a time
+    in turn, from a pair that moves on every capped tick: a tick that cannot do everything
+    gives every test and queue its part, and the next tick starts where this one stopped."""
+    if sum(needs.values()) <= cap:
+        return needs
+    keys = sorted(needs)
+    turn = current_app.extensions.get("hc_share_turn", 0) % len(keys)
+    current_app.extensions["hc_share_turn"] = turn + 1
+    order = keys[turn:] + keys[:turn]
+    granted = dict.fromkeys(order, 0)
+    for key in order:  # whole rounds first, then one more each for the first ones in turn
+        granted[key] = min(needs[key], cap // len(order))
+    left = cap - sum(granted.values())
+    while left:
+        for key in order:
+            if left and granted[key] < needs[key]:
+                granted[key] += 1
+                left -= 1
+    return {k: n for k, n in granted.items() if n}
+
+
+def _insert(rows: list[dict[str, Any]]) -> list[Job]:
+    """Write the new job rows: one batched INSERT ... RETURNING and one UPDATE for their names.
+
+    Not through the ORM's flush, which inserts row by row where it cannot match the returned
+    ids to the rows by their order (SQLite); so the fencing check the flush would make is
+    made here first, in the same transaction."""
+    if not rows:
+        return []
+    fence.check(db.session(), {r["test_id"] for r in rows})
+    jobs = list(db.session.scalars(insert(Job).returning(Job, sort_by_parameter_order=False), rows))
+    _name(jobs, f"hc-{current_app.config['INSTANCE_NAME']}-", Path(current_app.config["JOBS_ROOT"]))
+    return sorted(jobs, key=lambda j: j.id)
+
+
+def _name(jobs: list[Job], prefix: str, root: Path) -> None:
+    """Give the new rows their names and work dirs from their ids, in one UPDATE.
+
+    The rows are this transaction's own (no one else sees them yet), so the
+    statement needs no compare-and-set; the loaded objects get the same values
+    as already written, so the commit does not write each of them again.
+    """
+    ids = [j.id for j in jobs]
+    db.session.execute(
+        update(Job).where(Job.id.in_(ids)).values(
+            name=literal(prefix) + cast(Job.id, String),
+            workdir=literal(f"{root}/") + cast(Job.test_id, String) + "/" + cast(Job.id, String),
+        ).execution_options(synchronize_session=False))
+    for job in jobs:
+        set_committed_value(job, "name", f"{prefix}{job.id}")
+        set_committed_value(job, "workdir", f"{root}/{job.test_id}/{job.id}")
 
 
 def build_spec(job: Job) -> JobSpec:
@@ -167,7 +229,7 @@ def submit_pending(limit: int | None = None) -> int:
             # never tried, or tried by this process; jobs another process claimed are in doubt:
             # reconcile looks them up first
             or_(Job.submit_attempts == 0, Job.claimed_by == claimant()),
-        ).order_by(Job.id)
+        ).order_by(Job.id).options(selectinload(Job.test), selectinload(Job.queue))
     )
     if limit is not None:
         query = query.limit(limit)

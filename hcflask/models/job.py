@@ -5,12 +5,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, event, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from hcflask.extensions import Model
 from hcflask.models.common import iso, utcnow
 from hcflask.signatures import signature
 from hcflask.states import JobState
+
+#: ``session.info`` key of the event and metric rows of saved jobs waiting for the next flush
+PENDING_ROWS = "hc_job_rows"
 
 
 class FinalState(RuntimeError):
@@ -107,11 +110,25 @@ class Job(Model):
             # every way a job fails goes through here, so every failed job has its signature; set
             # before the state, as loading the queue may flush and the flush counts the final state
             self.failure_signature = signature(self.failure_reason, self.queue.name if self.queue else None)
-        self.events.append(
-            JobEvent(old_state=self.state, new_state=new.value, native_state=self.native_state, note=note)
-        )
+        self.add_row(JobEvent, old_state=self.state, new_state=new.value, native_state=self.native_state,
+                     note=note)
         self.state = new.value
         return True
+
+    def add_row(self, model: type[JobEvent] | type[JobMetric], **values: Any) -> None:
+        """Add a history or metric row of this job without loading its collection of them.
+
+        ``self.events.append`` would first SELECT every earlier event of the job, and the
+        ORM inserts such rows one by one (it needs each one's id back): a query and an
+        insert per job and tick.  A saved job's rows wait in its session instead
+        (:data:`PENDING_ROWS`) and :mod:`hcflask.engine.jobwrite` inserts them at the next
+        flush, in one statement per kind, in the same transaction as the job.
+        """
+        session = object_session(self)
+        if session is None or self.id is None:  # a new job: its rows are inserted with it
+            (self.events if model is JobEvent else self.metrics).append(model(**values))  # type: ignore[arg-type]
+            return
+        session.info.setdefault(PENDING_ROWS, []).append((model, {"job_id": self.id, **values}))
 
     @property
     def in_flight(self) -> bool:

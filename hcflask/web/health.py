@@ -7,8 +7,9 @@ it.  HTTP 503 with the reasons when this host's scheduler is missing or one
 of its ticks is stale, and on every host while hosts are live but none holds
 the core lease ("no core for 55 s: node-b holds it, heartbeat 55 s old": no
 test starts or ends, the robot does not run); HTTP 200 with ``"status":
-"degraded"`` while a backend does not answer or a host's clock is more than
-30 s off the database's; never a traceback.  ``"core"`` says which host
+"degraded"`` while a backend does not answer, a host's clock is more than
+30 s off the database's, or this host's submission or monitor tick last took
+more than twice its interval (the engine is behind); never a traceback.  ``"core"`` says which host
 holds the core lease, its epoch, and how old its core ticks are.  With ``read_requires_login``
 an anonymous caller gets the status word only (a liveness answer).
 """
@@ -75,6 +76,7 @@ def report(app: Flask) -> dict[str, Any]:
     elif core_host is None and not app.config["SCHEDULER_ENABLED"]:  # a web-only replica
         down.append("no scheduler runs on any host (no live host lease)")
     down += [p for h in hosts.values() if h.live(now) for p in [skew_problem(h.name, h.clock_offset or 0.0)] if p]
+    down += busy_ticks(app, ticks.get(me, {})) if app.config["SCHEDULER_ENABLED"] else []
     status = "failing" if reasons else "degraded" if down else "ok"
     core_ticks = ticks.get(core_host or "", {})
     return {
@@ -116,3 +118,15 @@ def _scheduler_reasons(app: Flask, host: Host | None, ticks: dict[str, Any], now
         elif tick["age_seconds"] > limit and (core is None or core > limit):
             reasons.append(f"{kind} tick on {name} last finished {tick['age_seconds']:.0f} s ago (limit {limit:.0f} s)")
     return reasons
+
+
+def busy_ticks(app: Flask, ticks: dict[str, Any]) -> list[str]:
+    """Ticks of this host whose last run took more than twice their interval: at least one whole
+    run was skipped, the engine is the bottleneck.  An admin hears it before a tick goes stale."""
+    found = []
+    for kind, key in TICKS.items():
+        interval, tick = float(app.config[key]), ticks.get(kind)
+        if tick is not None and tick["seconds"] > 2 * interval:
+            found.append(f"{kind} tick took {tick['seconds']:.1f} s, more than twice its {interval:g} s interval: "
+                         "the engine is behind (see docs/scale.md)")
+    return found

@@ -1,6 +1,9 @@
 """Top-up arithmetic, snapshots and the life of a job on the local backend."""
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
+
 import pytest
 from flask import Flask
 from sqlalchemy import select
@@ -11,6 +14,7 @@ from hcflask.engine.submission import create_jobs, jobs_needed, submission_tick
 from hcflask.extensions import db
 from hcflask.models import Job, Test
 from hcflask.states import JobState, TestState
+from tests.conftest import make_app
 from tests.factories import make_queue, make_template, make_test, run_ticks
 
 
@@ -151,3 +155,25 @@ def test_renewing_template_starts_a_new_test_when_the_last_ends(app: Flask) -> N
         assert [t.state for t in tests] == ["completed", "running"]
         assert tests[1].template_id == template.id
         assert JobState.PENDING.value == "pending"
+
+
+def test_a_capped_tick_shares_its_jobs_round_robin(tmp_path: Path) -> None:
+    """More jobs needed than ``[scheduler] jobs_per_tick``: every test and queue gets its part in
+    each tick, the odd job goes to the next pair in turn, and later ticks catch up (issue 21)."""
+    app = make_app(tmp_path / "instance", SCHEDULER_JOBS_PER_TICK=5)
+    with app.app_context():
+        make_queue("q1")
+        make_queue("q2")
+        tests = [make_test(make_template(f"t{i}", queues=["q*"], jobs_in_flight=4), app) for i in range(2)]
+        per_tick = []
+        for _ in range(4):
+            created = create_jobs()
+            per_tick.append(Counter((j.test_id, j.queue.name) for j in created))
+        assert [sum(c.values()) for c in per_tick] == [5, 5, 5, 1]
+        pairs = {(t.id, q) for t in tests for q in ("q1", "q2")}
+        assert all(set(c) == pairs for c in per_tick[:3]), per_tick  # nobody starves
+        extra = [next(k for k, n in c.items() if n == 2) for c in per_tick[:3]]
+        assert len(set(extra)) == 3, extra  # the odd job moves on
+        assert sum(per_tick, Counter()) == dict.fromkeys(pairs, 4)
+        db.session.remove()
+        db.engine.dispose()

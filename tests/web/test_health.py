@@ -82,3 +82,19 @@ def test_a_failing_tick_shows_one_line_never_a_traceback(app: Flask, client) -> 
     body = response.get_json()
     assert body["reasons"][0].startswith("cannot read the database: ")
     assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_a_tick_slower_than_twice_its_interval_is_degraded(app: Flask, client) -> None:  # noqa: ANN001
+    """The engine is behind (issue 21): its last submission run took 3 intervals, so runs were skipped."""
+    _beat(app)
+    with app.app_context():
+        row = db.session.get(TickRun, ("testhost", "submission"))
+        row.seconds = 3 * app.config["SCHEDULER_SUBMISSION_SECONDS"]
+        db.session.commit()
+    body = client.get("/healthz").get_json()
+    assert body["status"] == "degraded", body
+    assert any(r.startswith("submission tick took") and "the engine is behind" in r for r in body["reasons"])
+    with app.app_context():
+        db.session.get(TickRun, ("testhost", "submission")).seconds = 0.1
+        db.session.commit()
+    assert client.get("/healthz").get_json()["status"] == "ok"

@@ -1,0 +1,71 @@
+"""The submission and monitor ticks cost the same number of SQL statements for 10 jobs
+as for 100 (issue 21): no per-job query, commit or insert in a loop.
+
+Real local jobs, real files, a real SQLite and a real PostgreSQL; the statements are
+counted with SQLAlchemy's ``before_cursor_execute`` event (an ``executemany`` or one
+batch of ``insertmanyvalues`` is one statement, as it is one round trip).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from hcflask.backends import jobscript
+from hcflask.engine.monitor import monitor_tick
+from hcflask.engine.submission import submission_tick
+from hcflask.extensions import db
+from hcflask.models import Job, JobMetric
+from tests.conftest import kill_local_jobs, make_app, statements
+from tests.factories import make_queue, make_template, make_test
+
+
+def tick_statements(app: Flask, jobs: int) -> dict[str, list[str]]:
+    """The statements of: the submission tick that writes and submits ``jobs`` jobs, the monitor
+    tick that starts them all, and the monitor tick that judges them all."""
+    with app.app_context():
+        make_queue("q1", slots=jobs)
+        make_queue("q2", slots=jobs)
+        make_test(make_template(queues=["q*"], jobs_in_flight=jobs // 2, max_jobs=jobs // 2), app)
+    seen: dict[str, list[str]] = {}
+    with statements(app) as seen["submission"]:
+        submission_tick(app)
+    with statements(app) as seen["start"]:
+        monitor_tick(app)
+    with app.app_context():
+        workdirs = [Path(w) for w in db.session.scalars(select(Job.workdir))]
+        assert len(workdirs) == jobs
+        deadline = time.monotonic() + 60
+        while not all((w / jobscript.RESULT).exists() for w in workdirs):
+            assert time.monotonic() < deadline, "the local jobs did not finish within 60 s"
+            time.sleep(0.1)
+        db.session.remove()
+    with statements(app) as seen["judge"]:
+        monitor_tick(app)
+    with app.app_context():
+        states = dict(db.session.execute(select(Job.state, func.count()).group_by(Job.state)).all())
+        assert states == {"succeeded": jobs}, states
+        assert db.session.scalar(select(func.count()).select_from(JobMetric)) == jobs
+    return seen
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_tick_statements_do_not_grow_with_the_jobs(database: str, tmp_path: Path, request: Any) -> None:
+    counts = {}
+    for jobs in (10, 100):
+        url = request.getfixturevalue("postgres").create_database() if database == "postgres" else ""
+        app = make_app(tmp_path / f"i{jobs}", DATABASE_URL=url)
+        try:
+            counts[jobs] = {kind: len(found) for kind, found in tick_statements(app, jobs).items()}
+        finally:
+            kill_local_jobs(tmp_path / f"i{jobs}")
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+    assert counts[10] == counts[100], counts
+    # and few: a handful per tick, whatever the number of jobs
+    assert all(n < 60 for n in counts[100].values()), counts
