@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from hcflask.cli.common import utc
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, QueueEvent, RobotState, Test, iso
 from hcflask.states import IN_FLIGHT
@@ -63,7 +64,7 @@ def queue_lines(facts: dict[str, Any]) -> list[str]:
              f"Autoexclusion:  {'yes' if facts.get('autoexclusion') else 'no (the robot never excludes it)'}",
              f"Jobs in flight: {facts['jobs_in_flight']}",
              "Claims:" + ("" if facts["claims"] else "         none (online)")]
-    lines += [f"  {c['source']:<8} {c['status']:<9} by {c['actor']} since {c['since']}"
+    lines += [f"  {c['source']:<8} {c['status']:<9} by {c['actor']} since {utc(c['since'])}"
               + (f": {c['reason']}" if c.get("reason") else "") for c in facts["claims"]]
     lines.append("Active tests:" + ("" if facts["active_tests"] else "   none"))
     lines += [f"  {t['id']:<6} {t['template']} ({t['state']})" for t in facts["active_tests"]]
@@ -77,14 +78,14 @@ def queue_lines(facts: dict[str, Any]) -> list[str]:
         lines.append("Robot:          no verdict yet (not in its last pass)")
     lines += _jobs_lines(facts["recent_jobs"])
     lines.append("Events:" + ("" if facts["events"] else "         none"))
-    lines += [f"  {e['time']}  {e['old_status']} -> {e['new_status']} by {e['actor']}"
+    lines += [f"  {utc(e['time'])}  {e['old_status']} -> {e['new_status']} by {e['actor']}"
               + (f": {e['reason']}" if e.get("reason") else "") for e in facts["events"]]
     return lines
 
 
 def _jobs_lines(jobs: list[dict[str, Any]]) -> list[str]:
     lines = ["Recent jobs:" + ("" if jobs else "    none")]
-    lines += [f"  {j['id']:<8} test {j['test']:<6} {j['queue']:<20} {j['state']:<10} {j['ended_at'] or '-'}"
+    lines += [f"  {j['id']:<8} test {j['test']:<6} {j['queue']:<20} {j['state']:<10} {utc(j['ended_at'])}"
               + (f"  {j['failure_reason']}" if j["failure_reason"] else "") for j in jobs]
     return lines
 
@@ -103,10 +104,20 @@ def test_facts(test: Test) -> dict[str, Any]:
     return {
         **{k: v for k, v in test.to_dict().items() if k != "snapshot"}, "queues_matched": test.queue_names or [],
         "patterns": test.snapshot.get("queues", []), "jobs": total.to_dict(),
-        "queues_jobs": {name: c.to_dict() for name, c in sorted(per_queue.items())},
+        "queues_jobs": {name: c.to_dict() for name, c in sorted(_named(per_queue).items())},
         "stress": stress.progress(test), "recent_jobs": [_job(j) for j in jobs],
         "robot": {name: outcome for name, outcome in robot.items() if outcome},
     }
+
+
+def _named(by_id: dict[int, Any]) -> dict[str, Any]:
+    """Per-queue figures keyed by the queue's name (a deleted queue's as it was, marked so): the
+    counts are kept by queue id since queues can be renamed, or deleted and their names taken."""
+    from hcflask.models.names import original_name
+
+    queues = {q.id: q for q in db.session.scalars(select(Queue).where(Queue.id.in_(list(by_id))))}
+    return {(original_name(queues[i].name) + " (deleted)" if queues[i].deleted_at else queues[i].name)
+            if i in queues else str(i): value for i, value in by_id.items()}
 
 
 def test_lines(facts: dict[str, Any]) -> list[str]:
@@ -115,9 +126,9 @@ def test_lines(facts: dict[str, Any]) -> list[str]:
     lines = [f"Test:           {facts['id']}", f"Template:       {facts['template']} ({facts['kind']})",
              f"State:          {facts['state']}" + (f": {facts['note']}" if facts.get("note") else ""),
              f"Host:           {facts.get('host') or '-'}",
-             f"Created:        {facts['created_at']} by {facts.get('created_by') or '-'}",
-             f"Start:          {facts['start_at']}", f"Started:        {facts.get('started_at') or '-'}",
-             f"Planned end:    {facts['end_at']}", f"Finished:       {ended or '-'}",
+             f"Created:        {utc(facts['created_at'])} by {facts.get('created_by') or '-'}",
+             f"Start:          {utc(facts['start_at'])}", f"Started:        {utc(facts.get('started_at'))}",
+             f"Planned end:    {utc(facts['end_at'])}", f"Finished:       {utc(ended)}",
              f"Queues:         {', '.join(facts['patterns'])} -> {matched}",
              f"Jobs:           {_counts(facts['jobs'])}"]
     lines += [f"  {name:<20} {_counts(c)}" for name, c in facts["queues_jobs"].items()]
