@@ -3,6 +3,7 @@ would match no queue (issue 25)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from flask import Flask
@@ -113,6 +114,9 @@ def test_queue_show_and_test_show_describe_them(app: Flask, runner: FlaskCliRunn
                   "Queues:         local -> local", "Jobs:           ", "completed", "  local ",
                   "Robot:          local=success", "Recent jobs:"):
         assert words in described.output, (words, described.output)
+    # times as everywhere (issue 25 item 6), never the API's ISO
+    assert re.search(r"Planned end:    \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n", described.output), described.output
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d", described.output + text), described.output + text
     data = json.loads(runner.invoke(args=["test", "show", str(test_id), "--json"]).output)
     assert data["jobs"]["completed"] >= 1 and data["queues_jobs"]["local"]["completed"] >= 1
     assert runner.invoke(args=["queue", "show", "nope"]).output.strip() == "Error: queue: no such queue 'nope'"
