@@ -31,11 +31,11 @@ from sqlalchemy import insert, select
 
 from hcflask import create_app
 from hcflask.engine import actions
-from hcflask.engine.bands import flag_pass
-from hcflask.engine.decide import decide
-from hcflask.engine.robot import keep_of, load, robot_pass
-from hcflask.engine.rules import Settings
-from hcflask.engine.snapshot import driving_tests, gather
+from hcflask.engine.robot.bands import flag_pass
+from hcflask.engine.robot.decide import decide
+from hcflask.engine.robot.robot import keep_of, load, robot_pass
+from hcflask.engine.robot.rules import Settings
+from hcflask.engine.robot.snapshot import driving_tests, gather
 from hcflask.extensions import db
 from hcflask.models import Job, JobMetric, Queue, RobotState, Test, utcnow
 

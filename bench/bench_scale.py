@@ -39,9 +39,9 @@ from sqlalchemy import select  # noqa: E402
 
 from bench.scale_data import generate  # noqa: E402
 from hcflask import create_app  # noqa: E402
-from hcflask.engine.core import core_tick  # noqa: E402
-from hcflask.engine.retention import retention_tick  # noqa: E402
-from hcflask.engine.robot import robot_pass  # noqa: E402
+from hcflask.engine.data.retention import retention_tick  # noqa: E402
+from hcflask.engine.robot.robot import robot_pass  # noqa: E402
+from hcflask.engine.service.core import core_tick  # noqa: E402
 from hcflask.extensions import db  # noqa: E402
 from hcflask.models import Queue, Test  # noqa: E402
 

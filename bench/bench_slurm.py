@@ -30,9 +30,9 @@ from sqlalchemy import func, select  # noqa: E402
 
 from hcflask import create_app  # noqa: E402
 from hcflask.engine import actions  # noqa: E402
-from hcflask.engine.core import core_tick  # noqa: E402
-from hcflask.engine.monitor import monitor_tick  # noqa: E402
-from hcflask.engine.submission import submission_tick  # noqa: E402
+from hcflask.engine.jobs.monitor import monitor_tick  # noqa: E402
+from hcflask.engine.jobs.submission import submission_tick  # noqa: E402
+from hcflask.engine.service.core import core_tick  # noqa: E402
 from hcflask.extensions import db  # noqa: E402
 from hcflask.models import Job, JobMetric  # noqa: E402
 from hcflask.states import FINAL_JOB_STATES  # noqa: E402

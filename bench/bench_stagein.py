@@ -43,9 +43,9 @@ from sqlalchemy import select  # noqa: E402
 
 from hcflask import create_app  # noqa: E402
 from hcflask.engine import actions  # noqa: E402
-from hcflask.engine.core import core_tick  # noqa: E402
-from hcflask.engine.monitor import monitor_tick  # noqa: E402
-from hcflask.engine.submission import submission_tick  # noqa: E402
+from hcflask.engine.jobs.monitor import monitor_tick  # noqa: E402
+from hcflask.engine.jobs.submission import submission_tick  # noqa: E402
+from hcflask.engine.service.core import core_tick  # noqa: E402
 from hcflask.extensions import db  # noqa: E402
 from hcflask.models import Job, Template  # noqa: E402
 from tests.postgres import PostgresServer  # noqa: E402

@@ -1,5 +1,5 @@
 """The month of jobs for bench_scale.py, written with bulk inserts plus the
-project's own rollup writer (:func:`hcflask.engine.rollups.record`), so the
+project's own rollup writer (:func:`hcflask.engine.data.rollups.record`), so the
 rollups the pages read are the ones a real instance would have.
 
 Per day: ``per_day`` jobs over every queue and the day's tests (one test per
@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 
 from hcflask.engine import actions
-from hcflask.engine.rollups import Outcome, record
+from hcflask.engine.data.rollups import Outcome, record
 from hcflask.extensions import db
 from hcflask.models import Job, JobEvent, JobMetric, Queue, RobotState, Test, utcnow
 from hcflask.models.names import name_key

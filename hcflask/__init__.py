@@ -2,7 +2,7 @@
 
 ``create_app`` builds the application and has no side effects beyond
 reading configuration: no network, no threads, no sleeps.  The scheduler is
-started by ``hc serve`` (see :mod:`hcflask.engine.scheduler`), and the
+started by ``hc serve`` (see :mod:`hcflask.engine.service.scheduler`), and the
 instance folder is initialised by :func:`hcflask.instance.ensure`.
 
 Nothing heavy is imported at module level: ``hc --version`` and ``hc --help``
@@ -34,7 +34,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, web: bool = True
     from flask import Flask
 
     from hcflask import config as hc_config
-    from hcflask.engine.rules import check_config
+    from hcflask.engine.robot.rules import check_config
     from hcflask.extensions import db
 
     test_config = dict(test_config or {})
@@ -58,7 +58,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, web: bool = True
     db.init_app(app)
 
     from hcflask import models  # noqa: F401 - models register their tables
-    from hcflask.engine import jobwrite, rollups  # noqa: F401 - the rollup and batch writers hook every flush
+    from hcflask.engine.data import rollups  # noqa: F401 - the rollup writer hooks every flush
+    from hcflask.engine.jobs import jobwrite  # noqa: F401 - the batch writer hooks every flush, after it
 
     if web:
         from hcflask import cli
@@ -99,7 +100,7 @@ def migrations(app: Flask) -> str:
 def _engine_options(uri: str, host: str, service: str) -> dict[str, Any]:
     if uri.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    from hcflask.engine.corelease import application_name
+    from hcflask.engine.service.corelease import application_name
 
     # a paused host (SIGSTOP, a frozen VM) must not hold row locks that keep another host from
     # adopting its tests: PostgreSQL ends a session idle inside a transaction after 30 s, and a

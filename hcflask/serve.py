@@ -1,7 +1,7 @@
 """``hc serve``: gunicorn with the scheduler in one of its workers.
 
 Each worker builds its own app after the fork and keeps trying for the
-scheduler (see :func:`hcflask.engine.scheduler.keep_trying`); the instance
+scheduler (see :func:`hcflask.engine.service.scheduler.keep_trying`); the instance
 lock lets exactly one of them run it at a time.  Before gunicorn starts, the
 master claims this service's ``host_name`` (a second service with a live
 lease on it is refused) and hands its service id to the workers in
@@ -18,7 +18,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from hcflask.engine import scheduler
+from hcflask.engine.service import scheduler
 
 log = logging.getLogger("hcflask.serve")
 

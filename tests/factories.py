@@ -8,9 +8,9 @@ from typing import Any
 from flask import Flask
 
 from hcflask.engine import actions
-from hcflask.engine.core import core_tick
-from hcflask.engine.monitor import monitor_tick
-from hcflask.engine.submission import submission_tick
+from hcflask.engine.jobs.monitor import monitor_tick
+from hcflask.engine.jobs.submission import submission_tick
+from hcflask.engine.service.core import core_tick
 from hcflask.extensions import db
 from hcflask.models import Queue, Template, Test
 

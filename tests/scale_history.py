@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
-from hcflask.engine.rollups import FINAL, OUTCOMES, cores_of, reason_key
+from hcflask.engine.data.rollups import FINAL, OUTCOMES, cores_of, reason_key
 from hcflask.extensions import db
 from hcflask.models import Job, Rollup, RollupReason, RollupTest, Test
 from hcflask.models.rollup import COUNTS

@@ -12,7 +12,7 @@ from flask_migrate import upgrade
 from sqlalchemy import JSON, column, delete, insert, select, table
 
 from hcflask import create_app
-from hcflask.engine.rollups import job_rows
+from hcflask.engine.data.rollups import job_rows
 from hcflask.extensions import db
 from hcflask.models import Rollup, RollupReason, RollupTest, RollupTotal, Tally
 

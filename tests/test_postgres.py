@@ -12,9 +12,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select, text
 
-from hcflask.engine import actions, clock, corelease, hosts
-from hcflask.engine.core import core_tick
-from hcflask.engine.submission import create_jobs
+from hcflask.engine import actions
+from hcflask.engine.jobs.submission import create_jobs
+from hcflask.engine.service import clock, corelease, hosts
+from hcflask.engine.service.core import core_tick
 from hcflask.extensions import db
 from hcflask.models import Alert, Job, Queue, Template, Test, ValidationError
 from tests.conftest import kill_local_jobs, make_app

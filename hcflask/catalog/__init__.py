@@ -10,7 +10,7 @@ template stays a plain template with the site's values in it.
 A probe prints ``hc-metric name=value`` (its metrics), ``hc-fact key=value``
 (what the commissioning report lists as node facts) and ``hc-probe-ok`` on
 success; where it cannot apply it prints ``hc-not-applicable: <reason>``
-and exits 4 (see :mod:`hcflask.engine.judge`).
+and exits 4 (see :mod:`hcflask.engine.jobs.judge`).
 """
 from __future__ import annotations
 

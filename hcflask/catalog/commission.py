@@ -123,7 +123,7 @@ def progress(key: str) -> dict[str, Any]:
 
 def _end_mine(host: str) -> None:
     """End this host's commissioning tests that are complete or out of time."""
-    from hcflask.engine.core import end_test
+    from hcflask.engine.service.core import end_test
 
     now = utcnow()
     for test in db.session.scalars(select(Test).where(
@@ -140,9 +140,9 @@ def _end_mine(host: str) -> None:
 
 def drive(app: Flask, key: str, on_progress: Callable[[dict[str, Any]], None], interval: float = 1.0) -> None:
     """Run the submission and monitor ticks for this process's host until the commissioning is over."""
-    from hcflask.engine.hosts import claim
-    from hcflask.engine.monitor import monitor_tick
-    from hcflask.engine.submission import submission_tick
+    from hcflask.engine.jobs.monitor import monitor_tick
+    from hcflask.engine.jobs.submission import submission_tick
+    from hcflask.engine.service.hosts import claim
 
     host = str(current_app.config["HOST_NAME"])
     while True:
@@ -161,7 +161,7 @@ def drive(app: Flask, key: str, on_progress: Callable[[dict[str, Any]], None], i
 def abandon(app: Flask, key: str) -> None:
     """Interrupted: cancel the commissioning's tests and ask the backends to cancel their jobs."""
     from hcflask.engine.actions import cancel_test
-    from hcflask.engine.submission import submission_tick
+    from hcflask.engine.jobs.submission import submission_tick
 
     db.session.rollback()
     for test in tests_of(key):
@@ -177,7 +177,7 @@ def commission_host() -> str:
 
 def release_host() -> None:
     """Drop this process's lease (only its own: never another holder's of the same name)."""
-    from hcflask.engine.hosts import service_id
+    from hcflask.engine.service.hosts import service_id
     from hcflask.models import Host
 
     db.session.rollback()

@@ -143,7 +143,7 @@ def commission_command(queue: str, probes: str | None, runs: int, timeout: int, 
     without GPUs, do not fail it).  This command drives its jobs itself; no `hc serve` is needed.
     """
     from hcflask.catalog import commission
-    from hcflask.engine.hosts import HostTaken, claim
+    from hcflask.engine.service.hosts import HostTaken, claim
 
     names = [n.strip() for n in probes.split(",") if n.strip()] if probes else None
     if names:

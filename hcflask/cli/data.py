@@ -25,8 +25,8 @@ def rollup_command(rebuild: bool, everything: bool) -> None:
 
     Days whose job rows retention may have deleted keep their rollups unless --all.
     """
-    from hcflask.engine.rollups import kept_since
-    from hcflask.engine.rollups import rebuild as rebuild_rollups
+    from hcflask.engine.data.rollups import kept_since
+    from hcflask.engine.data.rollups import rebuild as rebuild_rollups
 
     config = current_app.config
     since = None if everything else kept_since(utcnow(), config["RETENTION_JOBS_DAYS"],
@@ -41,7 +41,7 @@ def rollup_command(rebuild: bool, everything: bool) -> None:
 @initialised
 def purge_command(dry_run: bool) -> None:
     """Delete job rows and work dirs older than the [retention] limits (rollups stay)."""
-    from hcflask.engine.retention import plan, purge
+    from hcflask.engine.data.retention import plan, purge
 
     if dry_run:
         table([(what, n, f"before {utc(cutoff)}") for what, n, cutoff in plan()],

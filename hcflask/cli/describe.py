@@ -99,7 +99,7 @@ def _jobs_lines(jobs: list[dict[str, Any]]) -> list[str]:
 
 def test_facts(test: Test) -> dict[str, Any]:
     """Everything ``hc test show`` says about ``test``."""
-    from hcflask.engine import stress
+    from hcflask.engine.jobs import stress
     from hcflask.web import queries
     from hcflask.web.history import queue_refs
 

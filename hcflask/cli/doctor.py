@@ -14,7 +14,7 @@ from hcflask.cli.common import clear_errors
 @clear_errors
 def doctor_command() -> None:
     """Check schema, core lease, host leases and clocks, ticks, stuck jobs, outbox, disk, backends."""
-    from hcflask.engine import doctor
+    from hcflask.engine.service import doctor
 
     checks = doctor.run()
     for check in checks:

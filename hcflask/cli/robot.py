@@ -25,7 +25,7 @@ def status(as_json: bool) -> None:
     """The switch, open alerts and the last verdict on each queue."""
     from flask import current_app
 
-    from hcflask.engine.alerts import open_alerts
+    from hcflask.engine.robot.alerts import open_alerts
     from hcflask.models import RobotState
 
     state = RobotState.get()
@@ -91,7 +91,7 @@ def _day(text: str, today: date) -> date:
 
 
 def _switch(enabled: bool, reason: str) -> None:
-    from hcflask.engine.robot import set_enabled
+    from hcflask.engine.robot.robot import set_enabled
 
     event = set_enabled(enabled, cli_actor(), reason)
     word = "on" if enabled else "off"
@@ -123,8 +123,8 @@ def run_once() -> None:
     Only where no core runs at the same time: it takes the core role (the
     instance lock on SQLite, the core lease on PostgreSQL) for the pass.
     """
-    from hcflask.engine.bands import flag_pass
-    from hcflask.engine.robot import robot_pass
+    from hcflask.engine.robot.bands import flag_pass
+    from hcflask.engine.robot.robot import robot_pass
 
     with core_role():
         counts = {**robot_pass(), **flag_pass()}
@@ -136,8 +136,8 @@ def core_role() -> Iterator[None]:
     """Hold the core role for a moment, or fail with one line saying who has it."""
     from flask import current_app
 
-    from hcflask.engine.corelease import CoreRole
-    from hcflask.engine.lock import InstanceLock
+    from hcflask.engine.service.corelease import CoreRole
+    from hcflask.engine.service.lock import InstanceLock
     from hcflask.extensions import db
 
     core = CoreRole()
@@ -163,7 +163,7 @@ def core_role() -> Iterator[None]:
 @initialised
 def replay_cmd(start: str, end: str, step: str, sets: tuple[str, ...], as_json: bool) -> None:
     """Run the rules over stored job history, pass by pass; nothing is written."""
-    from hcflask.engine.replay import parse_sets, parse_step, replay
+    from hcflask.engine.robot.replay import parse_sets, parse_step, replay
     from hcflask.times import parse_time
 
     result = replay(parse_time(start, "from"), parse_time(end, "to"), parse_step(step), parse_sets(sets))

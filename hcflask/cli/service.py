@@ -69,8 +69,8 @@ def serve_command(bind: str | None, workers: int | None, threads: int | None, no
 
 def _claim_host() -> None:
     """Refuse to start when the lock cannot work here or another service holds our host_name."""
-    from hcflask.engine import hosts
-    from hcflask.engine.lock import InstanceLock, LockUnsupported
+    from hcflask.engine.service import hosts
+    from hcflask.engine.service.lock import InstanceLock, LockUnsupported
 
     probe = InstanceLock(Path(current_app.instance_path) / "scheduler.lock")
     try:

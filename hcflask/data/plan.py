@@ -28,8 +28,8 @@ from sqlalchemy import select
 
 from hcflask.data import catalogue
 from hcflask.engine import notify
-from hcflask.engine.alerts import close_alert, find_open, raise_alert
 from hcflask.engine.common import end_transaction, log, my_host
+from hcflask.engine.robot.alerts import close_alert, find_open, raise_alert
 from hcflask.extensions import db
 from hcflask.models import Queue, Test
 from hcflask.states import TestState

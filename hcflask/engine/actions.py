@@ -15,9 +15,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from hcflask.backends import OptionError, backend_class
-from hcflask.engine.clock import db_now
-from hcflask.engine.hosts import check_host, take_over
 from hcflask.engine.queue_names import check_name, mark_deleted
+from hcflask.engine.service.clock import db_now
+from hcflask.engine.service.hosts import check_host, take_over
 from hcflask.extensions import db
 from hcflask.models import Conflict, Job, Queue, Template, Test, User, ValidationError, match_queues, messages, utcnow
 from hcflask.models.names import shown

@@ -13,8 +13,8 @@ from flask import Flask, current_app
 from sqlalchemy.orm.exc import StaleDataError
 
 from hcflask.backends import Backend, JobRef, backend_class, get_backend
-from hcflask.engine import fence
-from hcflask.engine.clock import db_now
+from hcflask.engine.jobs import fence
+from hcflask.engine.service.clock import db_now
 from hcflask.extensions import db
 from hcflask.models import BackendHealth, FinalState, Job, TickRun, utcnow
 

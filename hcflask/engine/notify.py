@@ -317,7 +317,7 @@ def _action_alert(row: Delivery, event: RobotEvent, ok: bool, message: str) -> N
 
     Its own open/close events are logged but run no actions (no loops).
     """
-    from hcflask.engine.alerts import close_alert, find_open, raise_alert
+    from hcflask.engine.robot.alerts import close_alert, find_open, raise_alert
 
     key = f"action:{row.config_key}"
     if not ok:

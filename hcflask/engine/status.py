@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from hcflask.engine.clock import db_now
+from hcflask.engine.service.clock import db_now
 from hcflask.extensions import db
 from hcflask.models import Queue, QueueClaim, QueueEvent, ValidationError
 from hcflask.states import QueueStatus

@@ -98,7 +98,7 @@ class CoreLease(Model):
     pauses (SIGSTOP, a frozen VM, a cut network with its TCP session still
     open) loses the role when its lease runs out: any live host then takes
     it with a compare-and-set that bumps ``epoch``, and every write of the old
-    core's tick is refused by :mod:`hcflask.engine.corelease`.
+    core's tick is refused by :mod:`hcflask.engine.service.corelease`.
     """
 
     __tablename__ = "core_lease"

@@ -121,7 +121,7 @@ class Job(Model):
         ``self.events.append`` would first SELECT every earlier event of the job, and the
         ORM inserts such rows one by one (it needs each one's id back): a query and an
         insert per job and tick.  A saved job's rows wait in its session instead
-        (:data:`PENDING_ROWS`) and :mod:`hcflask.engine.jobwrite` inserts them at the next
+        (:data:`PENDING_ROWS`) and :mod:`hcflask.engine.jobs.jobwrite` inserts them at the next
         flush, in one statement per kind, in the same transaction as the job.
         """
         session = object_session(self)

@@ -1,7 +1,7 @@
 """Rollups: per queue × template × UTC day, what the reports need.
 
 Written in the same transaction as each job reaching a final state (see
-:mod:`hcflask.engine.rollups`), so they never disagree with the job rows,
+:mod:`hcflask.engine.data.rollups`), so they never disagree with the job rows,
 and kept forever: the retention pass deletes old job rows, not these.
 
 Availability pieces (ARGO style): each finished job's outcome holds from

@@ -23,8 +23,8 @@ from flask import Flask, current_app, jsonify
 from flask_login import current_user
 from sqlalchemy import select
 
-from hcflask.engine import corelease
-from hcflask.engine.clock import db_now, skew_problem
+from hcflask.engine.service import corelease
+from hcflask.engine.service.clock import db_now, skew_problem
 from hcflask.extensions import db
 from hcflask.models import BackendHealth, CoreLease, Host, TickRun
 
@@ -56,7 +56,7 @@ def _grouped(rows: Any, key: str, now: datetime) -> dict[str, dict[str, Any]]:
 
 
 def report(app: Flask) -> dict[str, Any]:
-    from hcflask.engine.scheduler import core_here, running_here
+    from hcflask.engine.service.scheduler import core_here, running_here
 
     now = db_now()
     me = app.config["HOST_NAME"]

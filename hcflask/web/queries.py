@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import selectinload
 
-from hcflask.engine.rollups import OUTCOMES, job_rows
+from hcflask.engine.data.rollups import OUTCOMES, job_rows
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, RollupTest, Template, Test, ValidationError
 from hcflask.states import IN_FLIGHT, JobState, QueueStatus, TestState

@@ -52,7 +52,7 @@ def upgrade():
             batch_op.create_index(name, columns, unique=False)
         batch_op.create_index('ix_job_workdir_ended', ['ended_at'], unique=False,
                               sqlite_where=sa.text("workdir != ''"), postgresql_where=sa.text("workdir != ''"))
-    from hcflask.engine.rollups import rebuild
+    from hcflask.engine.data.rollups import rebuild
 
     rebuild(Session(bind=op.get_bind()), later_tables=False)
 

@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from hcflask.config import DICT_SECTIONS
 from hcflask.engine.notify import deliver
-from hcflask.engine.robot import robot_pass
+from hcflask.engine.robot.robot import robot_pass
 from hcflask.extensions import db
 from hcflask.models import Delivery, Queue, RobotEvent
 from tests.conftest import make_app

@@ -18,8 +18,8 @@ from sqlalchemy import select
 
 from hcflask import create_app
 from hcflask.engine.common import backend
-from hcflask.engine.monitor import monitor_tick
-from hcflask.engine.submission import submission_tick
+from hcflask.engine.jobs.monitor import monitor_tick
+from hcflask.engine.jobs.submission import submission_tick
 from hcflask.extensions import db
 from hcflask.models import Job
 from hcflask.states import JobState

@@ -25,9 +25,9 @@ from flask import Flask
 from slurm_cluster import SlurmCluster
 from sqlalchemy import func, select
 
-from hcflask.engine.core import core_tick
-from hcflask.engine.monitor import monitor_tick
-from hcflask.engine.submission import submission_tick
+from hcflask.engine.jobs.monitor import monitor_tick
+from hcflask.engine.jobs.submission import submission_tick
+from hcflask.engine.service.core import core_tick
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, Test
 from hcflask.states import IN_FLIGHT_JOB_STATES

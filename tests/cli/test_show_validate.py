@@ -11,7 +11,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
 from hcflask.engine import actions
-from hcflask.engine.core import core_tick
+from hcflask.engine.service.core import core_tick
 from hcflask.extensions import db
 from hcflask.models import AuditEntry, RobotState, Template, Test
 from tests.factories import make_queue, make_template, run_ticks

@@ -13,7 +13,7 @@ from data_servers import RucioServer, XRootDServer, add_rse, load_dataset, pfn_p
 from flask import Flask
 from sqlalchemy import func, select
 
-from hcflask.engine.core import core_tick
+from hcflask.engine.service.core import core_tick
 from hcflask.extensions import db
 from hcflask.models import Alert, Job, Queue, QueueClaim, Test
 from tests.conftest import make_app

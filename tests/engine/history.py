@@ -3,7 +3,7 @@
 Running 280 real local jobs for a 20-queue outage would take minutes, so
 these helpers write what a finished job leaves behind -- the job row, the
 wrapper's ``result.json`` and its output -- and hand it to the monitor's
-:func:`~hcflask.engine.monitor.finish`, the same judge and writer a real
+:func:`~hcflask.engine.jobs.monitor.finish`, the same judge and writer a real
 job's end goes through (verdict, failure reason, metrics, ``judged_at``).
 Only the end time is chosen by the scenario, so passes can be placed at
 known times (``robot_pass(now=t)``) without sleeping.
@@ -19,7 +19,7 @@ from flask import Flask, current_app
 from sqlalchemy import select
 
 from hcflask.backends import Status
-from hcflask.engine.monitor import finish
+from hcflask.engine.jobs.monitor import finish
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, Test, utcnow
 from hcflask.states import JobState

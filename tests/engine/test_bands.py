@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from hcflask.engine.bands import band_of, classify, flag_pass, pin_baseline
+from hcflask.engine.robot.bands import band_of, classify, flag_pass, pin_baseline
 from hcflask.extensions import db
 from hcflask.models import Alert, Job, JobMetric, MetricBand
 from tests.conftest import csrf_token
@@ -85,7 +85,7 @@ def test_flags_and_alert_on_real_jobs(app: Flask, tmp_path: Path, admin_client: 
 
 def test_template_can_make_a_performance_alert_exclude(tmp_path: Path) -> None:
     from hcflask.config import DICT_SECTIONS
-    from hcflask.engine.robot import robot_pass
+    from hcflask.engine.robot.robot import robot_pass
     from hcflask.models import Queue
     from tests.conftest import make_app
 
@@ -129,9 +129,9 @@ def test_band_exclusions_obey_the_robots_safeguards(tmp_path: Path, condition: s
 
     from hcflask.config import DICT_SECTIONS
     from hcflask.engine import status
-    from hcflask.engine.alerts import raise_alert
     from hcflask.engine.common import record_health
-    from hcflask.engine.robot import OUTAGE_KEY, set_enabled
+    from hcflask.engine.robot.alerts import raise_alert
+    from hcflask.engine.robot.robot import OUTAGE_KEY, set_enabled
     from hcflask.models import Queue, RobotState
     from tests.conftest import make_app
     from tests.engine.history import base_time, finish_job, start

@@ -22,12 +22,13 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from hcflask.backends.local import MARKER, LocalBackend
-from hcflask.engine import actions, hosts
+from hcflask.engine import actions
 from hcflask.engine.common import claimant
-from hcflask.engine.core import start_due_tests
-from hcflask.engine.monitor import monitor_tick
-from hcflask.engine.reconcile import reconcile_pending
-from hcflask.engine.submission import submit_pending
+from hcflask.engine.jobs.monitor import monitor_tick
+from hcflask.engine.jobs.reconcile import reconcile_pending
+from hcflask.engine.jobs.submission import submit_pending
+from hcflask.engine.service import hosts
+from hcflask.engine.service.core import start_due_tests
 from hcflask.extensions import db
 from hcflask.models import Job, JobEvent, Queue, RollupTest, RollupTotal, Test, utcnow
 from hcflask.states import JobState

@@ -14,8 +14,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, update
 
-from hcflask.engine import actions, corelease, hosts
-from hcflask.engine.core import core_tick
+from hcflask.engine import actions
+from hcflask.engine.service import corelease, hosts
+from hcflask.engine.service.core import core_tick
 from hcflask.extensions import db
 from hcflask.models import Alert, CoreLease, Host, Test, utcnow
 from tests.conftest import make_app

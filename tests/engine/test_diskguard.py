@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from hcflask.engine.diskguard import free_percent
-from hcflask.engine.submission import submission_tick
+from hcflask.engine.jobs.submission import submission_tick
+from hcflask.engine.service.diskguard import free_percent
 from hcflask.extensions import db
 from hcflask.models import Alert, Job
 from tests.conftest import kill_local_jobs, make_app

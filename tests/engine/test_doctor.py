@@ -6,9 +6,10 @@ from datetime import timedelta
 from flask import Flask
 from sqlalchemy import update
 
-from hcflask.engine import actions, corelease, hosts
-from hcflask.engine.core import core_tick
-from hcflask.engine.submission import submission_tick
+from hcflask.engine import actions
+from hcflask.engine.jobs.submission import submission_tick
+from hcflask.engine.service import corelease, hosts
+from hcflask.engine.service.core import core_tick
 from hcflask.extensions import db
 from hcflask.models import CoreLease, Host, Job, Test, utcnow
 from tests.factories import make_queue, make_template

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from hcflask.engine import scheduler
+from hcflask.engine.service import scheduler
 from hcflask.extensions import db
 from hcflask.models import Job, Test
 from tests.conftest import kill_local_jobs, make_app

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask
 
-from hcflask.engine.snapshot import gather
+from hcflask.engine.robot.snapshot import gather
 from hcflask.extensions import db
 from hcflask.models import Test, utcnow
 from tests.conftest import make_app

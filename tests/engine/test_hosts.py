@@ -14,10 +14,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, update
 
-from hcflask.engine import actions, hosts
-from hcflask.engine.core import core_tick
-from hcflask.engine.lock import InstanceLock, LockUnsupported
-from hcflask.engine.submission import cancel_leftover_jobs, submission_tick
+from hcflask.engine import actions
+from hcflask.engine.jobs.submission import cancel_leftover_jobs, submission_tick
+from hcflask.engine.service import hosts
+from hcflask.engine.service.core import core_tick
+from hcflask.engine.service.lock import InstanceLock, LockUnsupported
 from hcflask.extensions import db
 from hcflask.models import Alert, Host, Job, Queue, Test, ValidationError, utcnow
 from tests.conftest import make_app

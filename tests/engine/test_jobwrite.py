@@ -8,7 +8,7 @@ from flask import Flask
 from sqlalchemy import func, select, update
 from sqlalchemy.orm.exc import StaleDataError
 
-from hcflask.engine.submission import create_jobs
+from hcflask.engine.jobs.submission import create_jobs
 from hcflask.extensions import db
 from hcflask.models import Job, JobEvent
 from hcflask.states import JobState

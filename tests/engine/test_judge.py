@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from hcflask.backends.base import Status
-from hcflask.engine.judge import extract_metrics, judge
+from hcflask.engine.jobs.judge import extract_metrics, judge
 from hcflask.models.spec import validate_workload
 from hcflask.states import JobState
 

@@ -5,9 +5,9 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from hcflask.backends.base import Status
-from hcflask.engine.judge import judge
-from hcflask.engine.robot import robot_pass
-from hcflask.engine.rollups import job_rows
+from hcflask.engine.data.rollups import job_rows
+from hcflask.engine.jobs.judge import judge
+from hcflask.engine.robot.robot import robot_pass
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, RobotState
 from hcflask.states import JobState

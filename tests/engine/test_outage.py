@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from hcflask.config import DICT_SECTIONS
 from hcflask.engine.notify import deliver
-from hcflask.engine.robot import robot_pass
+from hcflask.engine.robot.robot import robot_pass
 from hcflask.extensions import db
 from hcflask.models import Alert, Queue, QueueEvent, RobotEvent, RobotState
 from tests.conftest import make_app

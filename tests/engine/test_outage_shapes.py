@@ -19,8 +19,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from hcflask.engine.replay import replay
-from hcflask.engine.robot import robot_pass, set_enabled
+from hcflask.engine.robot.replay import replay
+from hcflask.engine.robot.robot import robot_pass, set_enabled
 from hcflask.extensions import db
 from hcflask.models import QueueClaim, RobotEvent, RobotState, utcnow
 from tests.conftest import make_app

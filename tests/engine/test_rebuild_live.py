@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hcflask.engine.rollups import rebuild
+from hcflask.engine.data.rollups import rebuild
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, Rollup, RollupReason, RollupTest, RollupTotal, Test
 from tests.conftest import make_app

@@ -17,7 +17,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from hcflask.backends.local import MARKER
-from hcflask.engine.reconcile import reconcile
+from hcflask.engine.jobs.reconcile import reconcile
 from hcflask.extensions import db
 from hcflask.models import Job
 from tests.factories import make_queue, make_template, make_test, run_ticks
@@ -27,7 +27,7 @@ CHILD = textwrap.dedent("""
     from pathlib import Path
     from tests.conftest import make_app
     from hcflask.backends.local import LocalBackend
-    from hcflask.engine.submission import create_jobs, submit_pending, submission_tick
+    from hcflask.engine.jobs.submission import create_jobs, submit_pending, submission_tick
     app = make_app(Path(sys.argv[1]), INSTANCE_NAME=sys.argv[2])
     mode = sys.argv[3]
     if mode == "loop":

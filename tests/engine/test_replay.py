@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from hcflask.engine.replay import replay
+from hcflask.engine.robot.replay import replay
 from hcflask.extensions import db
 from hcflask.models import Alert, Queue, QueueClaim, QueueEvent, RobotEvent
 from tests.engine.test_outage import STEP, gradual
@@ -129,8 +129,8 @@ def test_a_replay_of_an_empty_range_decides_nothing(app: Flask) -> None:
 def test_replay_reproduces_live_passes_on_real_jobs(app: Flask, tmp_path: Path) -> None:
     """Real local jobs (a queue breaks and is repaired by a flag file); the live robot runs at
     irregular moments between ticks, and the replay runs at exactly those moments."""
-    from hcflask.engine.replay import run
-    from hcflask.engine.robot import robot_pass
+    from hcflask.engine.robot.replay import run
+    from hcflask.engine.robot.robot import robot_pass
     from hcflask.models import utcnow
     from tests.engine.test_robot import start, succeeded, until_finished
 

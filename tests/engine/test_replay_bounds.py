@@ -11,8 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from hcflask.config import ConfigError
-from hcflask.engine.replay import parse_sets, plan_times
-from hcflask.engine.rules import ABOVE_ZERO, AT_LEAST, AT_MOST
+from hcflask.engine.robot.replay import parse_sets, plan_times
+from hcflask.engine.robot.rules import ABOVE_ZERO, AT_LEAST, AT_MOST
 from hcflask.models import ValidationError
 from tests.conftest import make_app
 

@@ -9,8 +9,8 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import func, select
 
-from hcflask.engine.retention import retention_tick
-from hcflask.engine.rollups import FINAL
+from hcflask.engine.data.retention import retention_tick
+from hcflask.engine.data.rollups import FINAL
 from hcflask.extensions import db
 from hcflask.models import Job, JobEvent, JobMetric, Queue, RollupTest, utcnow
 from tests.conftest import make_app

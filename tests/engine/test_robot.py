@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 
 from hcflask.engine import actions
 from hcflask.engine.common import record_health
-from hcflask.engine.robot import robot_pass, set_enabled
-from hcflask.engine.rules import Outcome, Series, Settings, judge_queue
+from hcflask.engine.robot.robot import robot_pass, set_enabled
+from hcflask.engine.robot.rules import Outcome, Series, Settings, judge_queue
 from hcflask.extensions import db
 from hcflask.models import Alert, Job, Queue, QueueEvent, RobotEvent, RobotState, utcnow
 from tests.factories import make_queue, make_template, make_test, run_ticks
@@ -259,7 +259,7 @@ def test_cli_switch_status_and_run(app: Flask, flags: Path) -> None:
     (12, 20, True),
 ])
 def test_outage_guard_thresholds(failing: int, active: int, outage: bool) -> None:
-    from hcflask.engine.decide import is_outage
+    from hcflask.engine.robot.decide import is_outage
 
     assert is_outage(failing, active, Settings({}).get()) is outage
 

@@ -12,8 +12,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from hcflask.engine.retention import purge
-from hcflask.engine.rollups import OUTCOMES, job_rows, rebuild
+from hcflask.engine.data.retention import purge
+from hcflask.engine.data.rollups import OUTCOMES, job_rows, rebuild
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, QueueEvent, Rollup, RollupTest, RollupTotal, utcnow
 from hcflask.models.rollup import COUNTS, TIMES
@@ -195,7 +195,7 @@ WRITER = """
 import sys
 from datetime import datetime
 from pathlib import Path
-from hcflask.engine.rollups import Outcome, record
+from hcflask.engine.data.rollups import Outcome, record
 from hcflask.extensions import db
 from tests.conftest import make_app
 

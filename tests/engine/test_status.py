@@ -19,9 +19,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from hcflask.engine import actions, status
-from hcflask.engine.decide import decide
-from hcflask.engine.robot import load, robot_pass, write
-from hcflask.engine.rules import Settings
+from hcflask.engine.robot.decide import decide
+from hcflask.engine.robot.robot import load, robot_pass, write
+from hcflask.engine.robot.rules import Settings
 from hcflask.extensions import db
 from hcflask.models import Queue, QueueClaim, QueueEvent, RobotEvent, RobotState, ValidationError
 from tests.conftest import csrf_token, make_app

@@ -9,8 +9,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from hcflask.engine import actions
-from hcflask.engine.core import core_tick
-from hcflask.engine.submission import create_jobs, jobs_needed, submission_tick
+from hcflask.engine.jobs.submission import create_jobs, jobs_needed, submission_tick
+from hcflask.engine.service.core import core_tick
 from hcflask.extensions import db
 from hcflask.models import Job, Test
 from hcflask.states import JobState, TestState

@@ -16,8 +16,8 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from hcflask.backends import jobscript
-from hcflask.engine.monitor import monitor_tick
-from hcflask.engine.submission import submission_tick
+from hcflask.engine.jobs.monitor import monitor_tick
+from hcflask.engine.jobs.submission import submission_tick
 from hcflask.extensions import db
 from hcflask.models import Job, JobMetric
 from tests.conftest import kill_local_jobs, make_app, statements

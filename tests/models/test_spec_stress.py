@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from hcflask.engine.stress import step_index
+from hcflask.engine.jobs.stress import step_index
 from hcflask.models.spec import ValidationError, validate_template
 
 RAMP = [{"at": 0, "in_flight": 2}, {"at": 300, "in_flight": 10}]

@@ -178,7 +178,7 @@ def test_deleted_queue_is_not_matched_by_new_tests(app: Flask) -> None:
         assert actions.delete_queue(db.session.scalar(select(Queue).where(Queue.name == "q2")), "tests") \
             == "queue q2 deleted"
         template = make_template("t1", queues=["q*"])
-        from hcflask.engine.core import start_due_tests
+        from hcflask.engine.service.core import start_due_tests
 
         actions.start_test(template, actor="tests")
         start_due_tests()

@@ -8,12 +8,12 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import update
 
-from hcflask.engine import corelease, hosts
 from hcflask.engine.common import record_health
-from hcflask.engine.core import core_tick
-from hcflask.engine.monitor import monitor_tick
-from hcflask.engine.scheduler import actions_if_core
-from hcflask.engine.submission import submission_tick
+from hcflask.engine.jobs.monitor import monitor_tick
+from hcflask.engine.jobs.submission import submission_tick
+from hcflask.engine.service import corelease, hosts
+from hcflask.engine.service.core import core_tick
+from hcflask.engine.service.scheduler import actions_if_core
 from hcflask.extensions import db
 from hcflask.models import Host, TickRun, utcnow
 from tests.conftest import make_app

@@ -161,8 +161,8 @@ def test_read_requires_login_when_configured(tmp_path: object) -> None:
 
 
 def test_open_alerts_and_outages_show_on_every_page(client: FlaskClient, app: Flask) -> None:
-    from hcflask.engine.alerts import raise_alert
     from hcflask.engine.common import record_health
+    from hcflask.engine.robot.alerts import raise_alert
 
     with app.app_context():
         raise_alert("outage", "outage", "central outage suspected: 3 of 4 queues failing",

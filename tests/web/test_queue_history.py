@@ -9,7 +9,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
 from hcflask.engine import actions
-from hcflask.engine.core import core_tick
+from hcflask.engine.service.core import core_tick
 from hcflask.extensions import db
 from hcflask.models import Job, Test
 from tests.factories import make_queue, make_template, make_test, run_ticks

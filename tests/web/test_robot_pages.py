@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from hcflask.engine.robot import robot_pass
+from hcflask.engine.robot.robot import robot_pass
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, RobotEvent, Test
 from tests.conftest import csrf_token

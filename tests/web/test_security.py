@@ -14,7 +14,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from hcflask.config import DICT_SECTIONS
 from hcflask.engine.notify import deliver, enqueue, event_data
-from hcflask.engine.rules import check_config
+from hcflask.engine.robot.rules import check_config
 from hcflask.extensions import db
 from hcflask.models import ApiToken, AuditEntry, RobotEvent, User, utcnow
 from tests.conftest import ADMIN_PASSWORD, csrf_token, make_app

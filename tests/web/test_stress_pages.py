@@ -7,7 +7,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from hcflask.engine.core import core_tick
+from hcflask.engine.service.core import core_tick
 from hcflask.extensions import db
 from hcflask.models import MetricBand, Template
 from tests.conftest import csrf_token

@@ -8,7 +8,7 @@ from flask import g, jsonify, request
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException, NotFound
 
-from hcflask.engine import stress
+from hcflask.engine.jobs import stress
 from hcflask.extensions import csrf, db
 from hcflask.models import AuditEntry, Conflict, Job, Queue, Template, Test, ValidationError
 from hcflask.models.spec import QUEUE_KEYS, as_whole, validate_queue

@@ -12,10 +12,10 @@ from flask import current_app, g, jsonify, request
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
-from hcflask.engine.alerts import open_alerts
-from hcflask.engine.bands import pin_baseline
-from hcflask.engine.robot import set_enabled
-from hcflask.engine.rules import rule_table
+from hcflask.engine.robot.alerts import open_alerts
+from hcflask.engine.robot.bands import pin_baseline
+from hcflask.engine.robot.robot import set_enabled
+from hcflask.engine.robot.rules import rule_table
 from hcflask.extensions import db
 from hcflask.models import Alert, MetricBand, Queue, RobotState, Test, ValidationError, utcnow
 from hcflask.times import parse_time
@@ -75,7 +75,7 @@ def robot_alerts() -> Any:
 @bp.route("/robot/replay")
 def robot_replay() -> Any:
     """``?from=ISO&to=ISO&step=5m&set=key=value...``: the rules over stored history; nothing written."""
-    from hcflask.engine.replay import parse_sets, parse_step, replay
+    from hcflask.engine.robot.replay import parse_sets, parse_step, replay
 
     for field in ("from", "to"):
         if not request.args.get(field):

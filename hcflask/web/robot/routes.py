@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 from wtforms import StringField
 
 from hcflask.data import throughput
-from hcflask.engine.alerts import open_alerts
-from hcflask.engine.bands import pin_baseline
-from hcflask.engine.robot import set_enabled
-from hcflask.engine.rules import rule_table
+from hcflask.engine.robot.alerts import open_alerts
+from hcflask.engine.robot.bands import pin_baseline
+from hcflask.engine.robot.robot import set_enabled
+from hcflask.engine.robot.rules import rule_table
 from hcflask.extensions import db
 from hcflask.models import (
     Alert,

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from hcflask import documents
 from hcflask.backends import jobscript
 from hcflask.catalog import commission
-from hcflask.engine import actions, stress
+from hcflask.engine import actions
+from hcflask.engine.jobs import stress
 from hcflask.engine.status import SOURCES, active_claims
 from hcflask.extensions import db
 from hcflask.models import BackendHealth, Job, Queue, QueueEvent, Template, Test, ValidationError, validate_template
@@ -44,7 +45,7 @@ def _alerts() -> list[Any]:
 
     Backend alerts are left out: the backend outage banner says it already.
     """
-    from hcflask.engine.alerts import open_alerts
+    from hcflask.engine.robot.alerts import open_alerts
 
     return [a for a in open_alerts() if a.kind != "backend"]
 

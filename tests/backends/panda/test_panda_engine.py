@@ -19,10 +19,10 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from hcflask.backends.panda import MARKER
-from hcflask.engine.monitor import monitor_tick
-from hcflask.engine.reconcile import reconcile
-from hcflask.engine.robot import robot_pass
-from hcflask.engine.submission import submission_tick
+from hcflask.engine.jobs.monitor import monitor_tick
+from hcflask.engine.jobs.reconcile import reconcile
+from hcflask.engine.jobs.submission import submission_tick
+from hcflask.engine.robot.robot import robot_pass
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, QueueEvent
 from tests.factories import make_queue, make_template, make_test, run_ticks
@@ -96,7 +96,7 @@ CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
     from tests.conftest import make_app
-    from hcflask.engine.submission import submission_tick
+    from hcflask.engine.jobs.submission import submission_tick
     app = make_app(Path(sys.argv[1]), INSTANCE_NAME=sys.argv[2])
     while True:
         submission_tick(app)

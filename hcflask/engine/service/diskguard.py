@@ -14,8 +14,8 @@ import os
 from flask import current_app
 
 from hcflask.engine import notify
-from hcflask.engine.alerts import close_alert, find_open, raise_alert
 from hcflask.engine.common import my_host
+from hcflask.engine.robot.alerts import close_alert, find_open, raise_alert
 from hcflask.extensions import db
 
 

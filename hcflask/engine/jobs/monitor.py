@@ -2,7 +2,7 @@
 
 "Cannot reach the batch system" is an outage of the backend: its jobs keep
 their state until it answers again.  A finished job is judged from the
-wrapper's own result file and output (see :mod:`hcflask.engine.judge`).
+wrapper's own result file and output (see :mod:`hcflask.engine.jobs.judge`).
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from sqlalchemy.orm import selectinload
 
 from hcflask.backends import BackendUnavailable, Status, jobscript
 from hcflask.data.stagein import metric_specs
-from hcflask.engine import fence
 from hcflask.engine.common import backend, by_backend, end_transaction, job_ref, log, my_host, record_health, tick
-from hcflask.engine.judge import judge
+from hcflask.engine.jobs import fence
+from hcflask.engine.jobs.judge import judge
 from hcflask.extensions import db
 from hcflask.models import FinalState, Job, JobMetric, Test, utcnow
 from hcflask.states import JobState

@@ -2,7 +2,7 @@
 
 ``hc robot replay --from T1 --to T2 --step 5m --set exclude_last=4`` and
 ``GET /api/v1/robot/replay?from=..&to=..&step=..&set=key=value`` run the
-live pass's own decision step (:func:`hcflask.engine.decide.decide`) at
+live pass's own decision step (:func:`hcflask.engine.robot.decide.decide`) at
 T1, T1+step, ... T2, each on a snapshot read as of that moment: only jobs
 judged by then, tests started by then.  What the robot itself would do is
 simulated -- its exclusion claims, recoveries, rollbacks and the outage
@@ -26,10 +26,10 @@ from flask import current_app
 from sqlalchemy import func, or_, select
 
 from hcflask.config import ConfigError
-from hcflask.engine import snapshot
-from hcflask.engine.decide import Decisions, RobotClaim, Snapshot, decide
-from hcflask.engine.robot import OUTAGE_KEY, keep_of
-from hcflask.engine.rules import DEFAULTS, Settings, check_config
+from hcflask.engine.robot import snapshot
+from hcflask.engine.robot.decide import Decisions, RobotClaim, Snapshot, decide
+from hcflask.engine.robot.robot import OUTAGE_KEY, keep_of
+from hcflask.engine.robot.rules import DEFAULTS, Settings, check_config
 from hcflask.extensions import db
 from hcflask.models import Alert, QueueClaim, RobotEvent, RobotState, ValidationError
 from hcflask.signatures import of_claim
@@ -145,7 +145,7 @@ def snapshot_at(now: datetime, settings: Settings, sim: Sim) -> Snapshot:
     backends = _active(select(Alert.backend).where(Alert.kind == "backend"), Alert.opened_at, Alert.closed_at, now)
     perf = list(db.session.scalars(_active(select(Alert).where(Alert.kind == "performance"), Alert.opened_at,
                                            Alert.closed_at, now)))
-    from hcflask.engine.robot import perf_blocked
+    from hcflask.engine.robot.robot import perf_blocked
 
     closed = sim.outage_closed if sim.outage_closed is not None and sim.outage_closed >= since else None
     return Snapshot(now=now, queues=views, outcomes=snapshot.gather(tests, since, keep_of(settings), now),

@@ -16,8 +16,8 @@ in flight a tick spent most of its time in those round trips.  A
   <hcflask.models.Job.add_row>`) are inserted with one ``executemany`` per
   kind, before the jobs' UPDATE, in the same transaction.
 
-The hook runs after the fencing check (:mod:`hcflask.engine.fence`) and the
-rollups (:mod:`hcflask.engine.rollups`), which read the flush's changes: they
+The hook runs after the fencing check (:mod:`hcflask.engine.jobs.fence`) and the
+rollups (:mod:`hcflask.engine.data.rollups`), which read the flush's changes: they
 are imported first, so their hooks are registered first, and SQLAlchemy calls
 ``before_flush`` hooks in that order.  A flush of one job is left to the ORM.
 """
@@ -32,7 +32,8 @@ from sqlalchemy.orm import Session, attributes
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql import ClauseElement
 
-from hcflask.engine import fence, rollups  # noqa: F401 - their before_flush hooks must run before this one
+from hcflask.engine.data import rollups  # noqa: F401 - their before_flush hooks must run before this one
+from hcflask.engine.jobs import fence  # noqa: F401 - (the same)
 from hcflask.models import Job, utcnow
 from hcflask.models.job import PENDING_ROWS
 

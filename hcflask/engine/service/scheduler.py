@@ -15,7 +15,7 @@ busy is logged once per stuck run, with how long it has been running.
 
 Submission and monitor ticks drive the tests whose ``host`` is this
 service's ``host_name``; the core, actions and retention ticks run only
-where the core lease is held (:mod:`hcflask.engine.corelease`), and every
+where the core lease is held (:mod:`hcflask.engine.service.corelease`), and every
 commit they make is fenced by its epoch.
 """
 from __future__ import annotations
@@ -34,15 +34,15 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
-from hcflask.engine import corelease, hosts
 from hcflask.engine.common import log, tick
-from hcflask.engine.core import core_tick
-from hcflask.engine.lock import InstanceLock, LockUnsupported
-from hcflask.engine.monitor import monitor_tick
+from hcflask.engine.data.retention import retention_tick
+from hcflask.engine.jobs.monitor import monitor_tick
+from hcflask.engine.jobs.reconcile import reconcile
+from hcflask.engine.jobs.submission import submission_tick
 from hcflask.engine.notify import deliver
-from hcflask.engine.reconcile import reconcile
-from hcflask.engine.retention import retention_tick
-from hcflask.engine.submission import submission_tick
+from hcflask.engine.service import corelease, hosts
+from hcflask.engine.service.core import core_tick
+from hcflask.engine.service.lock import InstanceLock, LockUnsupported
 from hcflask.extensions import db
 
 

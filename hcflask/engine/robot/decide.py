@@ -1,8 +1,8 @@
 """The robot's decision step: a snapshot in, decisions out, nothing written.
 
-The live pass (:mod:`hcflask.engine.robot`) builds the :class:`Snapshot`
+The live pass (:mod:`hcflask.engine.robot.robot`) builds the :class:`Snapshot`
 from the database and hands the :class:`Decisions` to its writer; the
-replay (:mod:`hcflask.engine.replay`) builds snapshots from the stored
+replay (:mod:`hcflask.engine.robot.replay`) builds snapshots from the stored
 history and applies the decisions to simulated claims.  Both run this same
 function, so a replay shows what the live robot would have done.
 
@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from hcflask.engine.rules import Outcome, Series, Settings, Verdict, judge_queue
+from hcflask.engine.robot.rules import Outcome, Series, Settings, Verdict, judge_queue
 from hcflask.signatures import signature
 from hcflask.times import shown
 

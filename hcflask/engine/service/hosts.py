@@ -14,10 +14,10 @@ running tests raises a ``host`` alert; after ``[hosts] adopt_after`` seconds
 jobs, which are looked up by name through the crash-reconcile path, so no
 job is submitted twice.
 
-Every time here is the database's (:mod:`hcflask.engine.clock`), so hosts
+Every time here is the database's (:mod:`hcflask.engine.service.clock`), so hosts
 with skewed clocks agree on whose lease ran out.  Adoption bumps each
 test's epoch and every in-flight job's version: the old host's late writes
-match no row (:mod:`hcflask.engine.fence`).
+match no row (:mod:`hcflask.engine.jobs.fence`).
 """
 from __future__ import annotations
 
@@ -30,9 +30,10 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import delete, or_, select, update
 
-from hcflask.engine import clock, notify
-from hcflask.engine.alerts import close_alert, find_open, open_alerts, raise_alert
+from hcflask.engine import notify
 from hcflask.engine.common import log, my_host
+from hcflask.engine.robot.alerts import close_alert, find_open, open_alerts, raise_alert
+from hcflask.engine.service import clock
 from hcflask.extensions import db
 from hcflask.models import BackendHealth, Conflict, Host, Job, Test, ValidationError
 from hcflask.states import IN_FLIGHT_JOB_STATES, TestState

@@ -2,8 +2,8 @@
 start due tests, and run the robot and the performance bands.
 
 With several processes against one database only the elected core runs it
-(see :mod:`hcflask.engine.scheduler`), and each of its commits is fenced by
-the core lease's epoch (:mod:`hcflask.engine.corelease`); the work that talks to a backend
+(see :mod:`hcflask.engine.service.scheduler`), and each of its commits is fenced by
+the core lease's epoch (:mod:`hcflask.engine.service.corelease`); the work that talks to a backend
 (cancelling the jobs of ended tests) belongs to the host that drives the
 test and runs in its submission tick.
 """
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from hcflask.engine import corelease, stress
-from hcflask.engine.bands import flag_pass
 from hcflask.engine.common import log, my_host, tick
-from hcflask.engine.hosts import watch_hosts
-from hcflask.engine.robot import robot_pass
+from hcflask.engine.jobs import stress
+from hcflask.engine.robot.bands import flag_pass
+from hcflask.engine.robot.robot import robot_pass
+from hcflask.engine.service import corelease
+from hcflask.engine.service.hosts import watch_hosts
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, Template, Test, match_queues, messages, utcnow
 from hcflask.states import IN_FLIGHT, QueueStatus, TestState

@@ -4,7 +4,7 @@ Each rule looks at the finished jobs of one queue, per exclusion-driving
 template, newest first, and either fires (returning the rule name, a
 sentence and the job ids that decided it) or not.  They are pure functions
 of plain data so they are quick (see ``bench/bench_robot.py``) and easy to
-test; the robot pass (:mod:`hcflask.engine.robot`) gathers the data and
+test; the robot pass (:mod:`hcflask.engine.robot.robot`) gathers the data and
 acts.  Every number comes from the ``[robot]`` section of ``hc.toml``,
 overridable per template (``[robot.templates.<name>]``) and per queue
 (``[robot.queues.<name>]``, which wins).

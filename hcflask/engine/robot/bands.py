@@ -27,10 +27,10 @@ from flask import current_app
 from sqlalchemy import func, select, tuple_, update
 
 from hcflask.engine import notify, status
-from hcflask.engine.alerts import close_alert, find_open, raise_alert
 from hcflask.engine.common import log
-from hcflask.engine.robot import with_actions
-from hcflask.engine.rules import Settings
+from hcflask.engine.robot.alerts import close_alert, find_open, raise_alert
+from hcflask.engine.robot.robot import with_actions
+from hcflask.engine.robot.rules import Settings
 from hcflask.extensions import db
 from hcflask.models import (
     BackendHealth,
@@ -182,9 +182,9 @@ def check_run(band: MetricBand, queue: Queue, params: dict[str, Any], state: Rob
 
 def held(queue: Queue, state: RobotState, settings: Settings, now: datetime) -> str:
     """Why the bands may not exclude ``queue`` now: the robot's switches, opt-outs and guards, or ''."""
-    from hcflask.engine import snapshot
-    from hcflask.engine.decide import is_outage, why_not
-    from hcflask.engine.robot import OUTAGE_KEY
+    from hcflask.engine.robot import snapshot
+    from hcflask.engine.robot.decide import is_outage, why_not
+    from hcflask.engine.robot.robot import OUTAGE_KEY
 
     why = why_not(queue.name, queue.autoexclusion, state.enabled, settings)
     if why:

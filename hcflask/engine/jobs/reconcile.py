@@ -22,8 +22,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from hcflask.backends import BackendUnavailable
-from hcflask.engine import fence
-from hcflask.engine.clock import db_now
 from hcflask.engine.common import (
     backend,
     by_backend,
@@ -35,7 +33,9 @@ from hcflask.engine.common import (
     record_health,
     tick,
 )
-from hcflask.engine.submission import adopt
+from hcflask.engine.jobs import fence
+from hcflask.engine.jobs.submission import adopt
+from hcflask.engine.service.clock import db_now
 from hcflask.extensions import db
 from hcflask.models import Job, Test, utcnow
 from hcflask.states import JobState

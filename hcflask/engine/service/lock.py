@@ -4,7 +4,7 @@
 gunicorn workers serve it: an advisory ``flock`` held for the life of the
 process, dropped by the kernel when the process dies (even by kill -9), so a
 restarted worker takes over without stale-lock clean-up.  The core role
-across hosts is a lease in the database (:mod:`hcflask.engine.corelease`).
+across hosts is a lease in the database (:mod:`hcflask.engine.service.corelease`).
 """
 from __future__ import annotations
 

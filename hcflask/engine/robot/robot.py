@@ -12,8 +12,8 @@ Run from the core tick.  What counts (docs/design.md "The robot"):
   ``flap_hours`` ago, and after a central outage, only jobs that ended
   after that moment count (the same evidence never excludes twice).
 
-A pass is three steps: :func:`load` reads a :class:`~hcflask.engine.decide.Snapshot`,
-:func:`~hcflask.engine.decide.decide` (pure) says what to do, and
+A pass is three steps: :func:`load` reads a :class:`~hcflask.engine.robot.decide.Snapshot`,
+:func:`~hcflask.engine.robot.decide.decide` (pure) says what to do, and
 :func:`write` does it -- every claim through :mod:`hcflask.engine.status`
 (compare-and-set on the version the snapshot saw), each with its
 :class:`RobotEvent` and the outbox rows of its actions; then alerts and the
@@ -31,12 +31,13 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
-from hcflask.engine import notify, snapshot, status
-from hcflask.engine.alerts import close_alert, find_open, open_alerts, raise_alert
-from hcflask.engine.clock import db_now
+from hcflask.engine import notify, status
 from hcflask.engine.common import log
-from hcflask.engine.decide import Decisions, Move, Snapshot, decide
-from hcflask.engine.rules import Settings
+from hcflask.engine.robot import snapshot
+from hcflask.engine.robot.alerts import close_alert, find_open, open_alerts, raise_alert
+from hcflask.engine.robot.decide import Decisions, Move, Snapshot, decide
+from hcflask.engine.robot.rules import Settings
+from hcflask.engine.service.clock import db_now
 from hcflask.extensions import db
 from hcflask.models import Alert, BackendHealth, RobotEvent, RobotState, utcnow
 

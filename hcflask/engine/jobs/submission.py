@@ -15,7 +15,7 @@ the row does not carry are cancelled: they are this host's, made too late.
 
 Jobs are written, claimed and recorded a round at a time (the backend's
 ``submit_batch``; the local backend takes 1,000), each step one batched
-statement (:mod:`hcflask.engine.jobwrite`), so a tick's cost in queries does
+statement (:mod:`hcflask.engine.jobs.jobwrite`), so a tick's cost in queries does
 not grow with its jobs.  A tick writes at most ``[scheduler] jobs_per_tick``
 new jobs, shared round robin over the tests and queues that need them.
 """
@@ -37,8 +37,6 @@ from sqlalchemy.orm.exc import StaleDataError
 from hcflask.backends import BackendUnavailable, JobSpec, Resources, SubmitError, jobscript
 from hcflask.data import plan as inputs
 from hcflask.data import stagein, stageout
-from hcflask.engine import fence, stress
-from hcflask.engine.clock import db_now
 from hcflask.engine.common import (
     backend,
     backend_enforces_walltime,
@@ -51,7 +49,9 @@ from hcflask.engine.common import (
     record_health,
     tick,
 )
-from hcflask.engine.diskguard import submission_allowed
+from hcflask.engine.jobs import fence, stress
+from hcflask.engine.service.clock import db_now
+from hcflask.engine.service.diskguard import submission_allowed
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, Test, utcnow
 from hcflask.states import IN_FLIGHT, JobState, QueueStatus, TestState
@@ -350,7 +350,7 @@ def submission_tick() -> dict[str, int]:
     """One pass for this host: cancel the jobs of ended tests, write the rows
     that are needed, decide the jobs in doubt (adopted from a dead host, or left by
     a crash), then submit every pending job (not while the disk is low)."""
-    from hcflask.engine.reconcile import reconcile_pending  # it builds on this module
+    from hcflask.engine.jobs.reconcile import reconcile_pending  # it builds on this module
 
     fence.hold("submission")
     cancelled = cancel_leftover_jobs()

@@ -16,10 +16,10 @@ from alembic.script import ScriptDirectory
 from flask import current_app
 from sqlalchemy import func, select
 
-from hcflask.engine import corelease
-from hcflask.engine.clock import db_now, skew_problem
 from hcflask.engine.common import backend
-from hcflask.engine.diskguard import low_filesystems
+from hcflask.engine.service import corelease
+from hcflask.engine.service.clock import db_now, skew_problem
+from hcflask.engine.service.diskguard import low_filesystems
 from hcflask.extensions import db
 from hcflask.models import CoreLease, Delivery, Host, Job, Queue, Test, TickRun
 from hcflask.states import JobState, QueueStatus

@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.orm import aliased
 
-from hcflask.engine.decide import QueueView, RobotClaim
-from hcflask.engine.rules import Outcome, Settings
+from hcflask.engine.robot.decide import QueueView, RobotClaim
+from hcflask.engine.robot.rules import Outcome, Settings
 from hcflask.extensions import db
 from hcflask.models import Job, Queue, QueueClaim, Test
 from hcflask.signatures import of_claim

@@ -3,7 +3,7 @@
 A host that was paused (a frozen VM, SIGSTOP, a network cut to the
 database) wakes up in the middle of a tick with jobs loaded from before its
 tests were adopted.  Each test carries an epoch, a number that only grows:
-adoption and ``hc test move`` bump it (see :func:`hcflask.engine.hosts.adopt`).
+adoption and ``hc test move`` bump it (see :func:`hcflask.engine.service.hosts.adopt`).
 A tick starts with :func:`hold`, which records the epochs of this host's
 tests in the session; every flush that writes a job of one of them first
 re-reads those tests (``FOR SHARE`` on PostgreSQL, so an adoption waits for

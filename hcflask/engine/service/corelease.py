@@ -44,8 +44,9 @@ from sqlalchemy import event, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from hcflask.engine import clock, hosts, notify
-from hcflask.engine.alerts import close_alert, raise_alert
+from hcflask.engine import notify
+from hcflask.engine.robot.alerts import close_alert, raise_alert
+from hcflask.engine.service import clock, hosts
 from hcflask.extensions import db
 from hcflask.models import CoreLease, Host
 
@@ -219,7 +220,7 @@ def _alert(old: str, until: datetime | None, host: Host | None, me: str, epoch: 
 
 def watch_core_alerts(now: datetime | None = None) -> None:
     """Close a ``core`` alert once the host it names answers again (as a plain host)."""
-    from hcflask.engine.alerts import open_alerts
+    from hcflask.engine.robot.alerts import open_alerts
 
     now = now or clock.db_now()
     for alert in open_alerts("core"):

@@ -18,9 +18,9 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import ColumnElement, and_, delete, func, literal_column, or_, select, update
 
-from hcflask.engine import corelease
 from hcflask.engine.common import tick
-from hcflask.engine.rollups import add_purged
+from hcflask.engine.data.rollups import add_purged
+from hcflask.engine.service import corelease
 from hcflask.extensions import db
 from hcflask.models import Job, JobEvent, JobMetric, utcnow
 from hcflask.states import JobState

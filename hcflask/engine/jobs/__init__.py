@@ -1,0 +1,1 @@
+"""Jobs: creating, submitting, watching and judging them; stress ramps; fencing; batched job writes."""

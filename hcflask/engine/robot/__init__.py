@@ -1,0 +1,1 @@
+"""The robot: what it reads, its rules and decision, the pass that writes, replay, bands, alerts."""
