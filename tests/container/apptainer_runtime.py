@@ -6,14 +6,17 @@ slurm_cluster).
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,3 +140,32 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait(timeout=10)
+
+
+def hc_in(host: Runtime, image: Path, common: Sequence[str], *args: str) -> str:
+    """``hc ARGS`` run from the image (``apptainer run``): its output; a failure shows both streams."""
+    done = host.run("run", *common, str(image), *args)
+    assert done.returncode == 0, f"hc {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def first_job(host: Runtime, image: Path, common: Sequence[str], log: Path,
+              within: float) -> tuple[list[dict[str, Any]], float]:
+    """Serve the instance from the image (1 s ticks) until its first job ended: the jobs as the API
+    lists them, and the seconds from the service answering to that job's end."""
+    port = free_port()
+    proc = host.popen("run", *common, "--env", f"HC_PORT={port}", "--env", "HC_TICK_SECONDS=1", str(image), log=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_ok(base + "/healthz", 120, proc, log)
+        start = time.monotonic()
+        while True:
+            status, body = http_get(base + "/api/v1/jobs")
+            jobs = json.loads(body)["items"] if status == 200 else []
+            if jobs and jobs[0]["state"] in ("succeeded", "failed"):
+                return jobs, time.monotonic() - start
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() - start < within, f"no job ended: {jobs}\n{log.read_text()[-3000:]}"
+            time.sleep(1)
+    finally:
+        stop(proc)

@@ -7,14 +7,12 @@ CA folder, submits one job, and sees it through to success.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
-from apptainer_runtime import FIGURES, Runtime, free_port, http_get, stop, wait_http_ok
+from apptainer_runtime import FIGURES, Runtime, first_job, hc_in
 
 from tests.panda_server.fixture import panda, panda_server
 
@@ -57,31 +55,13 @@ def test_panda_queue_runs_a_job_from_the_image(runtime: Runtime, image: Path, pa
     common = ("--bind", f"{instance}:{BIND_POINT}", "--env", "HC_DEMO=false")
 
     def hc(*args: str) -> str:
-        done = host.run("run", *common, str(image), *args)
-        assert done.returncode == 0, f"hc {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-        return done.stdout
+        return hc_in(host, image, common, *args)
 
     hc("queue", "add", "pq", "--backend", "panda", *[a for k, v in options.items() for a in ("-o", f"{k}={v}")])
     hc("template", "add", f"{BIND_POINT}/panda.yaml")
     hc("test", "start", "panda-smoke")
-    port = free_port()
-    log = runtime.work / "panda-service.log"
-    proc = host.popen("run", *common, "--env", f"HC_PORT={port}", "--env", "HC_TICK_SECONDS=1", str(image), log=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http_ok(base + "/healthz", 120, proc, log)
-        start = time.monotonic()
-        while True:
-            status, body = http_get(base + "/api/v1/jobs")
-            jobs = json.loads(body)["items"] if status == 200 else []
-            if jobs and jobs[0]["state"] in ("succeeded", "failed"):
-                break
-            assert proc.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() - start < 180, f"no PanDA job ended: {jobs}\n{log.read_text()[-3000:]}"
-            time.sleep(1)
-    finally:
-        stop(proc)
-    FIGURES["PanDA job from the image, start to end"] = f"{time.monotonic() - start:.0f} s"
+    jobs, seconds = first_job(host, image, common, runtime.work / "panda-service.log", within=180)
+    FIGURES["PanDA job from the image, start to end"] = f"{seconds:.0f} s"
     job = jobs[0]
     assert job["state"] == "succeeded", job
     assert job["backend"] == "panda" and job["backend_id"].isdigit()

@@ -15,13 +15,12 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from apptainer_runtime import FIGURES, Runtime, free_port, http_get, stop, wait_http_ok
+from apptainer_runtime import FIGURES, Runtime, first_job, hc_in
 
 from tests.data.data_servers import RucioServer, XRootDServer, add_rse, load_dataset, missing
 
@@ -116,31 +115,13 @@ def test_local_job_in_the_image_stages_in_through_rucio(runtime: Runtime, image:
               *[a for k, v in config.items() for a in ("--env", f"{k}={v}")])
 
     def hc(*args: str) -> str:
-        done = host.run("run", *common, str(image), *args)
-        assert done.returncode == 0, f"hc {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-        return done.stdout
+        return hc_in(host, image, common, *args)
 
     hc("queue", "add", "dq", "--backend", "local", "-o", f"rse={RSE}")
     hc("template", "add", f"{BIND_POINT}/data.yaml")
     hc("test", "start", "data-smoke")
-    port = free_port()
-    log = runtime.work / "rucio-service.log"
-    proc = host.popen("run", *common, "--env", f"HC_PORT={port}", "--env", "HC_TICK_SECONDS=1", str(image), log=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http_ok(base + "/healthz", 120, proc, log)
-        start = time.monotonic()
-        while True:
-            status, body = http_get(base + "/api/v1/jobs")
-            jobs = json.loads(body)["items"] if status == 200 else []
-            if jobs and jobs[0]["state"] in ("succeeded", "failed"):
-                break
-            assert proc.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() - start < 120, f"no job ended: {jobs}\n{log.read_text()[-3000:]}"
-            time.sleep(1)
-        FIGURES["job with Rucio input from the image"] = f"{time.monotonic() - start:.0f} s"
-    finally:
-        stop(proc)
+    jobs, seconds = first_job(host, image, common, runtime.work / "rucio-service.log", within=120)
+    FIGURES["job with Rucio input from the image"] = f"{seconds:.0f} s"
     (job,) = jobs
     assert job["state"] == "succeeded", job
     stdout = next((instance / "jobs").rglob("stdout")).read_text()
