@@ -146,12 +146,20 @@ def test_ramp_is_followed_and_the_test_completes_at_max_jobs(campaign: dict[str,
 
 
 def test_cpu_efficiency_busy_loop_near_one_and_sleep_near_zero(campaign: dict[str, Any]) -> None:
+    """The report tells a busy loop from a sleep by CPU efficiency.
+
+    On an idle machine the busy loop reaches ~0.97; with the suite's other workers sharing the two
+    cores it was seen at 0.75, so the bound is the one that matters: well above a half, and more
+    than ten times the sleeping queue's best job.
+    """
     with campaign["app"].app_context():
         data = report.build(db.session.get_one(Test, campaign["ids"]["ramp"]))
         eff = {q["queue"]: q["distributions"]["cpu_efficiency"] for q in data["queues"]}
         assert eff["slurm-debug"]["n"] == 5 and eff["slurm-long"]["n"] == 5
-        assert eff["slurm-debug"]["median"] > 0.85, eff  # a busy loop
+        assert eff["slurm-debug"]["median"] > 0.5, eff  # a busy loop
+        assert eff["slurm-debug"]["max"] <= 1.05, eff  # CPU time is not counted twice
         assert eff["slurm-long"]["max"] < 0.05, eff  # sleep
+        assert eff["slurm-debug"]["median"] > 10 * eff["slurm-long"]["max"], eff
 
 
 def test_abort_fail_rate_stops_the_failing_queue_only(campaign: dict[str, Any]) -> None:
