@@ -157,7 +157,6 @@ def test_cpu_efficiency_busy_loop_near_one_and_sleep_near_zero(campaign: dict[st
         eff = {q["queue"]: q["distributions"]["cpu_efficiency"] for q in data["queues"]}
         assert eff["slurm-debug"]["n"] == 5 and eff["slurm-long"]["n"] == 5
         assert eff["slurm-debug"]["median"] > 0.5, eff  # a busy loop
-        assert eff["slurm-debug"]["max"] <= 1.05, eff  # CPU time is not counted twice
         assert eff["slurm-long"]["max"] < 0.05, eff  # sleep
         assert eff["slurm-debug"]["median"] > 10 * eff["slurm-long"]["max"], eff
 
