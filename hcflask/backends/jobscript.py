@@ -22,8 +22,8 @@ are still there.  ``result.json`` says which stream was cut.
 from __future__ import annotations
 
 import json
+import os
 import re
-import secrets
 import shlex
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -48,6 +48,8 @@ TIMEOUT_EXIT = 124
 #: bytes of stdout and of stderr kept by default (head and tail, half each)
 OUTPUT_CAP = 10 * 1024 * 1024
 CUT_MARKER = "[hcflask: output cut here]"
+#: the named pipes the wrapper runs the payload with (the payload's streams, and its end)
+PIPES = ("stdout.pipe", "stderr.pipe", "ended.pipe")
 
 
 def payload_script(workload: Mapping[str, Any]) -> str:
@@ -89,78 +91,167 @@ def render(
     ``stageout`` is bash run after it (:func:`hcflask.data.stageout.block`),
     which may change the exit code when writing back failed.
     """
-    delimiter = "HC_PAYLOAD_" + secrets.token_hex(8)
     exports = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in sorted(env.items()))
-    where = shlex.quote(str(workdir)) if workdir else '"$PWD"'
-    limit = f"timeout -s TERM -k 10 {int(walltime)} " if walltime else ""
     tail_bytes = max(1, int(output_cap) // 2)
-    head_bytes = max(1, int(output_cap) - tail_bytes)
-    return f"""#!/bin/bash
-{header}# hcflask job wrapper (generated): runs the payload, keeps its output,
-# writes {RESULT}. Needs bash and coreutils only.
-export {exports}
-HC_WORKDIR={where}
+    values = {
+        "HEADER": header, "EXPORTS": exports, "RESULT": RESULT, "STARTED": STARTED, "TIMES": TIMES,
+        "WHERE": shlex.quote(str(workdir)) if workdir else '"$PWD"',
+        "PAYLOAD": shlex.quote(payload.rstrip()), "STAGEIN": stagein.rstrip(), "STAGEOUT": stageout.rstrip(),
+        "STAGEIN_ERROR": STAGEIN_ERROR, "WALLTIME": str(int(walltime)) if walltime else "",
+        "TIMEOUT_EXIT": str(TIMEOUT_EXIT), "CUT_MARKER": CUT_MARKER,
+        "HEAD_BYTES": str(max(1, int(output_cap) - tail_bytes)), "TAIL_BYTES": str(tail_bytes),
+        "TAIL_KEEP": str(tail_bytes + 1),
+        # the quick way needs all of a short payload's output to fit in its pipe and in the cap
+        "QUICK": QUICK_SECONDS if int(output_cap) >= PIPE_MAX else "0",
+        "CAP": str(int(output_cap)), "TIDY": "true" if workdir is None else "false",
+    }
+    return re.sub(r"@([A-Z_]+)@", lambda m: values[m[1]], _WRAPPER)
+
+
+#: how long the wrapper waits for a payload's end before it starts the processes that keep its
+#: output as it comes; most test payloads that end sooner printed less than a pipe holds
+QUICK_SECONDS = "0.5"
+#: the most a pipe holds unless its owner is root (/proc/sys/fs/pipe-max-size)
+PIPE_MAX = 1024 * 1024
+
+# The wrapper.  Every process it starts costs a millisecond or two of CPU, so for a short
+# job the wrapper is most of the job's cost: it uses bash builtins wherever one does the
+# work (the host from /proc, the payload and the result written by printf), and for a
+# payload that ends within QUICK_SECONDS (the usual test job) it starts one process to keep
+# its output instead of four: the output is still in the pipes, so "head" of the stream
+# that has some is all it takes.  A longer payload gets the keepers that cut a long stream
+# to its head and tail (bounded disk use however much it prints).
+_WRAPPER = r"""#!/bin/bash
+@HEADER@# hcflask job wrapper (generated): runs the payload, keeps its output,
+# writes @RESULT@. Needs bash and coreutils only.
+export @EXPORTS@
+HC_WORKDIR=@WHERE@
 export HC_WORKDIR
-mkdir -p "$HC_WORKDIR" && cd "$HC_WORKDIR" || exit 90
-hc_host=$(hostname)  # not $HOSTNAME: an environment passed on by the batch system may carry the submit host's
-hc_now() {{  # epoch seconds: bash 5's clock, else date (one process less per call where it can)
-  if [ -n "${{EPOCHREALTIME:-}}" ]; then hc_t=${{EPOCHREALTIME/,/.}}; else hc_t=$(date +%s.%N); fi
-}}
+{ [ -d "$HC_WORKDIR" ] || mkdir -p "$HC_WORKDIR"; } && cd "$HC_WORKDIR" || exit 90
+# not $HOSTNAME: an environment passed on by the batch system may carry the submit host's
+read -r hc_host < /proc/sys/kernel/hostname 2> /dev/null || hc_host=$(hostname)
+hc_now() {  # epoch seconds: bash 5's clock, else date (one process less per call where it can)
+  if [ -n "${EPOCHREALTIME:-}" ]; then hc_t=${EPOCHREALTIME/,/.}; else hc_t=$(date +%s.%N); fi
+}
 hc_now; hc_start=$hc_t
-printf '{{"host": "%s", "start": %s}}\\n' "$hc_host" "$hc_start" > {STARTED}
-cat > payload.sh <<'{delimiter}'
-{payload.rstrip()}
-{delimiter}
+printf '{"host": "%s", "start": %s}\n' "$hc_host" "$hc_start" > @STARTED@
+printf '%s\n' @PAYLOAD@ > payload.sh
 hc_stagein_rc=0
-{stagein.rstrip()}
-hc_keep() {{  # stdin -> $1: the first {head_bytes} bytes, and the last {tail_bytes}+1 in $1.tail
-  {{ head -c {head_bytes} > "$1"; tail -c {tail_bytes + 1} > "$1.tail"; }}
-}}
-hc_join() {{  # $1 += its tail (cut to {tail_bytes} bytes after a marker); hc_cut says whether it was cut
+@STAGEIN@
+hc_keep() {  # stdin -> $1: the first @HEAD_BYTES@ bytes, and the last @TAIL_KEEP@ in $1.tail
+  head -c @HEAD_BYTES@ > "$1"; exec tail -c @TAIL_KEEP@ > "$1.tail"
+}
+hc_join() {  # $1 += its tail (cut to @TAIL_BYTES@ bytes after a marker); hc_cut says whether it was cut
   hc_cut=false
   if [ ! -s "$1.tail" ]; then  # all of it fit in the head (the usual case): no process to start
     :
-  elif [ "$(wc -c < "$1.tail")" -gt {tail_bytes} ]; then
-    printf '\\n{CUT_MARKER}: kept the first {head_bytes} and the last {tail_bytes} bytes\\n' >> "$1"
-    tail -c {tail_bytes} "$1.tail" >> "$1"; hc_cut=true
+  elif [ "$(wc -c < "$1.tail")" -gt @TAIL_BYTES@ ]; then
+    printf '\n@CUT_MARKER@: kept the first @HEAD_BYTES@ and the last @TAIL_BYTES@ bytes\n' >> "$1"
+    tail -c @TAIL_BYTES@ "$1.tail" >> "$1"; hc_cut=true
   else
     cat "$1.tail" >> "$1"
   fi
-}}
-rm -f {STDOUT}.pipe {STDERR}.pipe && mkfifo {STDOUT}.pipe {STDERR}.pipe || exit 91
-hc_keep {STDOUT} < {STDOUT}.pipe & hc_out=$!
-hc_keep {STDERR} < {STDERR}.pipe & hc_err=$!
+}
+hc_cut_out=false; hc_cut_err=false; hc_timeout=false
 if [ "$hc_stagein_rc" -eq 0 ]; then
-  {limit}bash ./payload.sh > {STDOUT}.pipe 2> {STDERR}.pipe < /dev/null
-  hc_rc=$?
+  # three pipes (write() makes them where the work dir is prepared ahead): stdout, stderr, and
+  # "ended", which only the payload holds open: its end of file wakes the wrapper when the payload
+  # (and whatever it left running with it open) has ended
+  for hc_p in stdout.pipe stderr.pipe ended.pipe; do
+    [ -p "$hc_p" ] || { rm -f "$hc_p" && mkfifo "$hc_p"; } || exit 91
+  done
+  # both ends of each, read-write first so that no open waits for the other end
+  exec {hc_ow}<> stdout.pipe {hc_or}< stdout.pipe {hc_ew}<> stderr.pipe {hc_er}< stderr.pipe
+  exec {hc_tw}<> ended.pipe {hc_tr}< ended.pipe
+  set -m  # the payload in a process group of its own, so that a walltime stops all of it
+  bash ./payload.sh < /dev/null >&"$hc_ow" 2>&"$hc_ew" {hc_ow}>&- {hc_ew}>&- {hc_or}<&- {hc_er}<&- {hc_tr}<&- &
+  hc_pid=$!
+  set +m
+  trap 'kill -TERM -- "-$hc_pid" 2> /dev/null' TERM  # a cancel reaches the payload's group too
+  exec {hc_tw}>&-
+  hc_wall=@WALLTIME@
+  hc_deadline=$((SECONDS + ${hc_wall:-0}))
+  hc_quick=false
+  if [ "@QUICK@" != 0 ]; then
+    read -t @QUICK@ -u "$hc_tr"
+    kill -0 "$hc_pid" 2> /dev/null || hc_quick=true
+  fi
+  if [ "$hc_quick" = true ]; then  # a short payload: all its output waits in the pipes
+    wait "$hc_pid"; hc_rc=$?
+    times > @TIMES@
+    # a pipe with a writer open is readable only when it holds something: a process only then
+    if read -t 0 -u "$hc_or"; then exec {hc_ow}>&-; head -c @CAP@ <&"$hc_or" > stdout; else : > stdout; fi
+    if read -t 0 -u "$hc_er"; then exec {hc_ew}>&-; head -c @CAP@ <&"$hc_er" > stderr; else : > stderr; fi
+  else  # a long one: keep its output as it comes, stop it at the walltime
+    hc_keep stdout <&"$hc_or" {hc_ow}>&- {hc_ew}>&- {hc_er}<&- {hc_tr}<&- & hc_out=$!
+    hc_keep stderr <&"$hc_er" {hc_ow}>&- {hc_ew}>&- {hc_or}<&- {hc_tr}<&- & hc_err=$!
+    exec {hc_ow}>&- {hc_ew}>&- {hc_or}<&- {hc_er}<&-
+    if [ -z "$hc_wall" ]; then
+      wait "$hc_pid"
+    else
+      hc_step=  # seconds to sleep when the end of file no longer tells the payload's end
+      while kill -0 "$hc_pid" 2> /dev/null; do
+        if [ "$SECONDS" -ge "$hc_deadline" ]; then
+          if [ "$hc_timeout" = false ]; then
+            hc_timeout=true; kill -TERM -- "-$hc_pid" 2> /dev/null; hc_deadline=$((SECONDS + 10))
+          else
+            kill -KILL -- "-$hc_pid" 2> /dev/null; break
+          fi
+        fi
+        read -t "${hc_step:-$((hc_deadline - SECONDS + 1))}" -u "$hc_tr"
+        # the end of file came while the payload runs (it closed the pipe): from now on a 1 s sleep
+        [ $? -eq 1 ] && kill -0 "$hc_pid" 2> /dev/null && { exec {hc_tw}<> ended.pipe; hc_tr=$hc_tw; hc_step=1; }
+      done
+    fi
+    wait "$hc_pid"; hc_rc=$?
+    [ "$hc_timeout" = true ] && hc_rc=@TIMEOUT_EXIT@
+    times > @TIMES@
+    wait "$hc_out" "$hc_err"
+    hc_join stdout; hc_cut_out=$hc_cut
+    hc_join stderr; hc_cut_err=$hc_cut
+    rm -f stdout.tail stderr.tail
+  fi
+  trap - TERM
+  [ "@TIDY@" = true ] && rm -f stdout.pipe stderr.pipe ended.pipe
 else  # the payload does not run: stderr says why (where the backend keeps only the streams, as PanDA)
-  : > {STDOUT}.pipe; cat {STAGEIN_ERROR} > {STDERR}.pipe; hc_rc=$hc_stagein_rc
+  : > stdout; cat @STAGEIN_ERROR@ > stderr; hc_rc=$hc_stagein_rc
+  times > @TIMES@
 fi
-times > {TIMES}
-{{ read -r _; read -r hc_cpu; }} < {TIMES}
-wait "$hc_out" "$hc_err"
-hc_join {STDOUT}; hc_cut_out=$hc_cut
-hc_join {STDERR}; hc_cut_err=$hc_cut
-rm -f {STDOUT}.pipe {STDERR}.pipe {STDOUT}.tail {STDERR}.tail
-{stageout.rstrip()}
+{ read -r _; read -r hc_cpu; } < @TIMES@
+@STAGEOUT@
 hc_now; hc_end=$hc_t
-hc_timeout=false
-[ -n "{limit}" ] && [ "$hc_rc" -eq {TIMEOUT_EXIT} ] && hc_timeout=true
-printf '{{"exit_code": %d, "start": %s, "end": %s, "host": "%s", "timeout": %s, ' "$hc_rc" "$hc_start" "$hc_end" \\
-  "$hc_host" "$hc_timeout" > {RESULT}.part
-printf '"stdout_cut": %s, "stderr_cut": %s, "cpu": "%s"}}\\n' "$hc_cut_out" "$hc_cut_err" "$hc_cpu" >> {RESULT}.part
-mv -f {RESULT}.part {RESULT}
+# one printf, so one write: a reader sees no file, an empty one (not parsed: not finished yet) or all of it
+hc_fmt='{"exit_code": %d, "start": %s, "end": %s, "host": "%s", "timeout": %s, '
+hc_fmt+='"stdout_cut": %s, "stderr_cut": %s, "cpu": "%s"}\n'
+printf "$hc_fmt" "$hc_rc" "$hc_start" "$hc_end" "$hc_host" "$hc_timeout" \
+  "$hc_cut_out" "$hc_cut_err" "$hc_cpu" > @RESULT@
 exit "$hc_rc"
 """
 
 
 def write(workdir: Path, text: str) -> Path:
-    """Write the wrapper into ``workdir`` (created) and make it executable."""
+    """Write the wrapper into ``workdir`` (created) and make it executable, with the two
+    pipes its output goes through (the wrapper makes them itself where they are missing)."""
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / WRAPPER
     path.write_text(text)
     path.chmod(0o755)
+    for name in PIPES:
+        pipe = workdir / name
+        if not pipe.is_fifo():
+            pipe.unlink(missing_ok=True)
+            os.mkfifo(pipe)
     return path
+
+
+def tidy(workdir: Path) -> None:
+    """Remove the wrapper's pipes once its result is written (a short job's wrapper leaves them:
+    one process less per job; the service removes them with a system call)."""
+    for name in PIPES:
+        try:
+            (workdir / name).unlink()
+        except OSError:
+            continue
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:

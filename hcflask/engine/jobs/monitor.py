@@ -52,6 +52,8 @@ def finish(job: Job, status: Status) -> None:
             "are the job work dirs ([paths] jobs) on a filesystem the compute nodes see?"
         )
         status.state = JobState.FAILED
+    if result is not None:
+        jobscript.tidy(workdir)
     stdout = jobscript.ends(workdir / jobscript.STDOUT, JUDGE_BYTES)
     stderr = jobscript.ends(workdir / jobscript.STDERR, 64 * 1024)
     verdict = judge(job.test.workload, status, result, stdout, stderr)
