@@ -9,7 +9,10 @@ process start time, so a reused pid is not mistaken for the job); after a
 restart the next ``poll_many`` sees the same picture.
 
 At most ``slots`` jobs run per queue (queue option, else ``[backends.local]
-slots``, else the number of cores); the others wait, FIFO by job name.
+slots``, else the number of cores); the others wait, FIFO by job name.  A job
+starts when it is submitted if its queue has a free slot, else the moment a
+running one ends (:mod:`hcflask.backends.local_slots`), so a poll reads the
+work dirs of the jobs that changed only, not of every job in flight.
 
 Native states: ``queued`` (waiting for a slot), ``running``, ``exited``
 (result file written), ``killed`` (process gone without a result),
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +31,7 @@ from hcflask.backends import register
 from hcflask.backends.base import Backend, JobRef, JobSpec, OptionError, Status, SubmitError
 from hcflask.backends.jobscript import RESULT, WRAPPER, read_json, read_result, read_started, write_json
 from hcflask.backends.jobscript import to_datetime as _epoch
+from hcflask.backends.local_slots import Slots
 from hcflask.states import JobState
 
 MARKER = "local.json"
@@ -56,7 +59,7 @@ class LocalBackend(Backend):
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
         self._pids: set[int] = set()
-        self._lock = threading.Lock()
+        self._view = Slots(self._start)
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any],
@@ -90,18 +93,24 @@ class LocalBackend(Backend):
         if not spec.script.is_file():
             raise SubmitError(f"job wrapper {spec.script} does not exist")
         self._write_marker(spec.workdir, {"state": "queued", "queue": spec.queue})
+        with self._view.lock:
+            self._view.wait(JobRef(spec.name, spec.name, spec.queue, spec.queue_options, spec.workdir),
+                            self._slots(spec.queue_options))
+            self._view.start_waiting()
         return spec.name
 
     def poll_many(self, jobs: Sequence[JobRef]) -> dict[str, Status]:
-        with self._lock:
+        with self._view.lock:
             self._reap()
-            statuses = {ref.backend_id: self._status(ref) for ref in jobs}
-            self._launch_waiting(jobs, statuses)
+            statuses = {ref.backend_id: self._known(ref) for ref in jobs}
+            for name in self._view.start_waiting():
+                statuses[name] = Status(JobState.RUNNING, "running")
         return statuses
 
     def cancel_many(self, jobs: Sequence[JobRef]) -> None:
-        with self._lock:
+        with self._view.lock:
             for ref in jobs:
+                self._view.forget(ref)
                 marker = self._read_marker(ref.workdir)
                 if marker is None:
                     continue
@@ -121,6 +130,30 @@ class LocalBackend(Backend):
         return True
 
     # -- helpers ----------------------------------------------------------------
+    def _known(self, ref: JobRef) -> Status:
+        """A job's state from the view where it has one, else from its work dir (bringing it into
+        the view: a job started before a restart, or one whose wrapper just ended)."""
+        slots = self._slots(ref.queue_options)
+        self._view.queue(ref.queue, slots)
+        where = self._view.state(ref)
+        if where == "waiting":
+            return Status(JobState.QUEUED, "queued", "waiting for a free slot")
+        run = self._view.running(ref) if where == "running" else None
+        if run is not None:
+            if run.started is None:
+                run.started = read_started(ref.workdir)
+            started = run.started or {}
+            return Status(JobState.RUNNING, "running", host=started.get("host"),
+                          started_at=_epoch(started.get("start")))
+        status = self._status(ref)
+        if status.state is JobState.QUEUED:
+            self._view.wait(ref, slots)
+        elif status.state is JobState.RUNNING and (pid := self._live_pid(ref.workdir)) is not None:
+            self._view.adopt(ref, pid, slots)
+        else:
+            self._view.forget(ref)
+        return status
+
     def _status(self, ref: JobRef) -> Status:
         """The job's state from one listing of its work dir, reading only the files that decide it."""
         try:
@@ -151,31 +184,16 @@ class LocalBackend(Backend):
             return Status(JobState.FAILED, "killed", "the job's process ended without writing a result")
         return Status(JobState.QUEUED, "queued", "waiting for a free slot")
 
-    def _launch_waiting(self, jobs: Sequence[JobRef], statuses: dict[str, Status]) -> None:
-        by_queue: dict[str, list[JobRef]] = {}
-        for ref in jobs:
-            by_queue.setdefault(ref.queue, []).append(ref)
-        starting: list[JobRef] = []
-        for refs in by_queue.values():
-            running = sum(statuses[r.backend_id].state is JobState.RUNNING for r in refs)
-            free = self._slots(refs[0].queue_options) - running
-            waiting = sorted(
-                (r for r in refs if statuses[r.backend_id].state is JobState.QUEUED),
-                key=lambda r: (len(r.name), r.name),
-            )
-            starting += waiting[: max(free, 0)]
-        if not starting:
-            return
-        # the service's own inheritable descriptors are closed in the jobs (posix_spawn keeps them open)
-        closing = [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()]
-        for ref in starting:
-            self._start(ref, closing)
-            statuses[ref.backend_id] = Status(JobState.RUNNING, "running")
-
-    def _start(self, ref: JobRef, closing: list[tuple[int, int]]) -> None:
+    def _start(self, ref: JobRef) -> int | None:
         """Start the wrapper with ``posix_spawn`` (no copy of the service's process, no Popen
         bookkeeping): in its own session, stdin from /dev/null, its output in wrapper.log.
-        The wrapper changes into its work dir itself."""
+        The wrapper changes into its work dir itself.  None for a job cancelled meanwhile
+        (by another process: its marker says so)."""
+        marker = self._read_marker(ref.workdir)
+        if marker is None or marker.get("state") != "queued":
+            return None
+        # the service's own inheritable descriptors are closed in the jobs (posix_spawn keeps them open)
+        closing = [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()]
         log = os.open(ref.workdir / "wrapper.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             pid = os.posix_spawn(BASH, [BASH, str(ref.workdir / WRAPPER)], os.environ, setsid=True, file_actions=[
@@ -185,6 +203,7 @@ class LocalBackend(Backend):
             os.close(log)
         self._pids.add(pid)
         (ref.workdir / PIDFILE).write_text(f"{pid} {_proc_start(pid) or ''}\n")
+        return pid
 
     def _live_pid(self, workdir: Path) -> int | None:
         try:

@@ -37,7 +37,8 @@ def test_slots_queue_jobs_fifo_and_results_are_read(tmp_path: Path) -> None:
     specs = [spec(tmp_path, f"j{i}", f"sleep 0.5; echo out{i}; exit {i}") for i in range(3)]
     refs = [ref(s) for s in specs]
     assert [backend.submit(s) for s in specs] == ["j0", "j1", "j2"]
-    first = backend.poll_many(refs)
+    first = poll_until(backend, refs[:1], {JobState.RUNNING})
+    first.update(backend.poll_many(refs[1:]))
     assert [first[r.backend_id].state for r in refs] == [JobState.RUNNING, JobState.QUEUED, JobState.QUEUED]
     assert first["j1"].reason == "waiting for a free slot"
     final = poll_until(backend, refs, {JobState.SUCCEEDED, JobState.FAILED})
@@ -48,16 +49,44 @@ def test_slots_queue_jobs_fifo_and_results_are_read(tmp_path: Path) -> None:
     assert result and result["exit_code"] == 2 and result["end"] >= result["start"]
 
 
+def test_a_slot_is_refilled_when_a_job_ends_not_at_the_next_poll(tmp_path: Path) -> None:
+    """One slot, five short jobs, no poll at all: each starts as the one before it ends."""
+    backend = LocalBackend({})
+    specs = [spec(tmp_path, f"s{i}", f"echo run{i}") for i in range(5)]
+    for s in specs:
+        backend.submit(s)
+    deadline = time.monotonic() + 20
+    while not all((s.workdir / jobscript.RESULT).is_file() for s in specs):
+        assert time.monotonic() < deadline, [s.name for s in specs if not (s.workdir / jobscript.RESULT).is_file()]
+        time.sleep(0.05)
+    starts = [jobscript.read_result(s.workdir)["start"] for s in specs]
+    ends = [jobscript.read_result(s.workdir)["end"] for s in specs]
+    assert starts == sorted(starts) and all(ends[i] <= starts[i + 1] for i in range(4))  # one at a time, FIFO
+    final = backend.poll_many([ref(s) for s in specs])
+    assert {st.state for st in final.values()} == {JobState.SUCCEEDED}
+
+
 def test_cancel_running_and_queued(tmp_path: Path) -> None:
     backend = LocalBackend({})
-    specs = [spec(tmp_path, f"c{i}", "sleep 30") for i in range(2)]
+    """The running job's payload (with a walltime, as the service runs it) and its children end
+    too; the queued one never starts."""
+    specs = [spec(tmp_path, f"c{i}", "sleep 30 & echo $! > child; wait", walltime=600) for i in range(2)]
     refs = [ref(s) for s in specs]
     for s in specs:
         backend.submit(s)
-    backend.poll_many(refs)
+    poll_until(backend, refs[:1], {JobState.RUNNING})
+    deadline = time.monotonic() + 10
+    while not (specs[0].workdir / "child").is_file() or not (specs[0].workdir / "child").read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     backend.cancel_many(refs)
     final = poll_until(backend, refs, {JobState.CANCELLED}, timeout=10)
     assert {s.state for s in final.values()} == {JobState.CANCELLED}
+    child = int((specs[0].workdir / "child").read_text())
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{child}").exists() and not (specs[1].workdir / "pid").exists()
 
 
 def test_walltime_and_unknown_jobs(tmp_path: Path) -> None:
@@ -79,7 +108,7 @@ def test_a_killed_job_is_failed_not_running(tmp_path: Path) -> None:
     backend = LocalBackend({})
     s = spec(tmp_path, "k", "sleep 30")
     backend.submit(s)
-    backend.poll_many([ref(s)])
+    poll_until(backend, [ref(s)], {JobState.RUNNING})
     pid = int((tmp_path / "k" / "pid").read_text().split()[0])
     os.killpg(pid, signal.SIGKILL)
     final = poll_until(backend, [ref(s)], {JobState.FAILED}, timeout=10)

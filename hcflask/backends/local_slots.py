@@ -1,0 +1,196 @@
+"""The local backend's slots: which of this process's jobs wait and which run, per queue.
+
+A slot is free the moment a job's wrapper ends, not at the next monitor tick: a
+thread waits on a pidfd per running wrapper (Linux 5.3+) and starts the next
+waiting job of that queue at once.  Without it a queue's slots turn over once
+per tick (10 slots, 1 s ticks: at most 10 jobs a second per queue, whatever
+the machine can do) and the tick itself grows with the jobs it starts.
+
+This view is a cache of the work dirs: the marker and pid files stay the
+truth after a restart, and every poll (which sees all the backend's jobs in
+flight) brings jobs the view does not know into it.  Where pidfds are not
+available the view still works, without the thread: jobs then start when
+they are submitted and in each poll, as before.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import select
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hcflask.backends.base import JobRef
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Running:
+    ref: JobRef
+    pid: int
+    pidfd: int | None
+    #: host and start from the job's started.json, read once
+    started: dict[str, Any] | None = None
+
+
+@dataclass
+class Queue:
+    slots: int
+    waiting: list[tuple[int, str, JobRef]] = field(default_factory=list)  # heap: FIFO by job name
+    running: dict[str, Running] = field(default_factory=dict)
+
+
+class Slots:
+    """Waiting and running jobs per queue; ``start(ref)`` starts a wrapper and returns its pid
+    (None if it could not).  Every method takes the lock: ticks and the thread share the view."""
+
+    def __init__(self, start: Callable[[JobRef], int | None]) -> None:
+        self._start = start
+        self.lock = threading.RLock()
+        self._queues: dict[str, Queue] = {}
+        self._by_fd: dict[int, tuple[str, str]] = {}
+        #: names whose wrapper ended since the last poll (their result is read from disk)
+        self.ended: set[str] = set()
+        # epoll, not poll: other threads add and remove pidfds while the thread waits on it
+        self._epoll = select.epoll()
+        self._kick = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._epoll.register(self._kick, select.EPOLLIN)
+        self._thread: threading.Thread | None = None
+        self.watching = hasattr(os, "pidfd_open")
+
+    # -- what the backend calls (with the lock held) -------------------------------
+    def queue(self, name: str, slots: int) -> Queue:
+        q = self._queues.get(name)
+        if q is None:
+            q = self._queues[name] = Queue(slots)
+        q.slots = slots
+        return q
+
+    def wait(self, ref: JobRef, slots: int) -> None:
+        """``ref`` waits for a slot of its queue (once)."""
+        q = self.queue(ref.queue, slots)
+        if ref.name not in q.running and all(name != ref.name for _, name, _ in q.waiting):
+            heapq.heappush(q.waiting, (len(ref.name), ref.name, ref))
+
+    def adopt(self, ref: JobRef, pid: int, slots: int) -> None:
+        """A running job the view does not know (started before a restart, or by an earlier poll)."""
+        q = self.queue(ref.queue, slots)
+        if ref.name not in q.running:
+            q.running[ref.name] = Running(ref, pid, self._watch(ref.queue, ref.name, pid))
+
+    def state(self, ref: JobRef) -> str | None:
+        """``running``, ``waiting``, ``ended`` or None (not in the view: read the work dir)."""
+        if ref.name in self.ended:
+            return "ended"
+        q = self._queues.get(ref.queue)
+        if q is None:
+            return None
+        if ref.name in q.running:
+            return "running"
+        if any(name == ref.name for _, name, _ in q.waiting):
+            return "waiting"
+        return None
+
+    def running(self, ref: JobRef) -> Running | None:
+        q = self._queues.get(ref.queue)
+        return q.running.get(ref.name) if q else None
+
+    def forget(self, ref: JobRef) -> None:
+        """A job the backend reported final, or cancelled: out of the view."""
+        self.ended.discard(ref.name)
+        q = self._queues.get(ref.queue)
+        if q is None:
+            return
+        q.waiting = [entry for entry in q.waiting if entry[1] != ref.name]
+        heapq.heapify(q.waiting)
+        gone = q.running.pop(ref.name, None)
+        if gone is not None and gone.pidfd is not None:
+            self._unwatch(gone.pidfd)
+
+    def fill(self, queue: str | None = None) -> list[str]:
+        """Start waiting jobs while their queue has free slots; the names started."""
+        started = []
+        for name, q in self._queues.items():
+            if queue is not None and name != queue:
+                continue
+            while q.waiting and len(q.running) < q.slots:
+                _, job, ref = heapq.heappop(q.waiting)
+                pid = self._start(ref)
+                if pid is None:
+                    continue
+                q.running[job] = Running(ref, pid, self._watch(name, job, pid))
+                started.append(job)
+        return started
+
+    def start_waiting(self) -> list[str]:
+        """Have the waiting jobs started: by the thread, so that a tick does not wait for the
+        processes to start (the names started here, where there is no thread)."""
+        if not self.watching:
+            return self.fill()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="hc-local-slots", daemon=True)
+            self._thread.start()
+        os.eventfd_write(self._kick, 1)
+        return []
+
+    # -- the thread ----------------------------------------------------------------
+    def _watch(self, queue: str, name: str, pid: int) -> int | None:
+        if not self.watching:
+            return None
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:  # ended already: the next poll reads its result
+            self.ended.add(name)
+            return None
+        except OSError as exc:  # no pidfds here (old kernel, seccomp): polls start jobs instead
+            log.warning("local backend: no pidfd (%s): jobs start at each poll", exc)
+            self.watching = False
+            return None
+        self._by_fd[fd] = (queue, name)
+        self._epoll.register(fd, select.EPOLLIN)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="hc-local-slots", daemon=True)
+            self._thread.start()
+        return fd
+
+    def _unwatch(self, fd: int) -> None:
+        self._by_fd.pop(fd, None)
+        self._epoll.unregister(fd)
+        os.close(fd)
+
+    def _loop(self) -> None:
+        """Start waiting jobs when asked (``start_waiting``) and when a wrapper ends (its slot is
+        free).  Ends when nothing runs or waits; ``_watch`` and ``start_waiting`` start it again,
+        under the same lock."""
+        while True:
+            events = self._epoll.poll(5)  # a timeout, so that an idle thread ends
+            with self.lock:
+                for fd, _ in events:
+                    if fd == self._kick:
+                        try:
+                            os.eventfd_read(self._kick)
+                        except BlockingIOError:
+                            pass
+                    elif (where := self._by_fd.get(fd)) is not None:
+                        self._ended(fd, *where)
+                try:
+                    self.fill()
+                except Exception:  # a failed start must not stop the thread: the next poll tries again
+                    log.exception("local backend: starting waiting jobs failed")
+                if not self._by_fd and not any(q.waiting for q in self._queues.values()):
+                    self._thread = None
+                    return
+
+    def _ended(self, fd: int, queue: str, name: str) -> None:
+        run = self._queues[queue].running.pop(name, None)
+        self._unwatch(fd)
+        if run is not None:
+            try:
+                os.waitpid(run.pid, os.WNOHANG)  # our child: reap it (another's: nothing to do)
+            except ChildProcessError:
+                pass
+        self.ended.add(name)
