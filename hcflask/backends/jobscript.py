@@ -152,6 +152,15 @@ hc_join() {  # $1 += its tail (cut to @TAIL_BYTES@ bytes after a marker); hc_cut
     cat "$1.tail" >> "$1"
   fi
 }
+hc_ended() {  # the payload ended (a zombie has: only its exit status is not collected yet); $1 tries,
+  # as an exit closes the process's files, and so the pipe, a moment before it becomes a zombie
+  local hc_i hc_s
+  for ((hc_i = 0; hc_i < $1; hc_i++)); do
+    if read -r _ _ hc_s _ 2> /dev/null < "/proc/$hc_pid/stat"; then [ "$hc_s" = Z ] && return 0
+    else kill -0 "$hc_pid" 2> /dev/null || return 0; fi
+  done
+  return 1
+}
 hc_cut_out=false; hc_cut_err=false; hc_timeout=false
 if [ "$hc_stagein_rc" -eq 0 ]; then
   # three pipes (write() makes them where the work dir is prepared ahead): stdout, stderr, and
@@ -174,7 +183,7 @@ if [ "$hc_stagein_rc" -eq 0 ]; then
   hc_quick=false
   if [ "@QUICK@" != 0 ]; then
     read -t @QUICK@ -u "$hc_tr"
-    kill -0 "$hc_pid" 2> /dev/null || hc_quick=true
+    hc_ended $(($? == 1 ? 100 : 1)) && hc_quick=true
   fi
   if [ "$hc_quick" = true ]; then  # a short payload: all its output waits in the pipes
     wait "$hc_pid"; hc_rc=$?
@@ -190,7 +199,7 @@ if [ "$hc_stagein_rc" -eq 0 ]; then
       wait "$hc_pid"
     else
       hc_step=  # seconds to sleep when the end of file no longer tells the payload's end
-      while kill -0 "$hc_pid" 2> /dev/null; do
+      while ! hc_ended 1; do
         if [ "$SECONDS" -ge "$hc_deadline" ]; then
           if [ "$hc_timeout" = false ]; then
             hc_timeout=true; kill -TERM -- "-$hc_pid" 2> /dev/null; hc_deadline=$((SECONDS + 10))
@@ -200,7 +209,7 @@ if [ "$hc_stagein_rc" -eq 0 ]; then
         fi
         read -t "${hc_step:-$((hc_deadline - SECONDS + 1))}" -u "$hc_tr"
         # the end of file came while the payload runs (it closed the pipe): from now on a 1 s sleep
-        [ $? -eq 1 ] && kill -0 "$hc_pid" 2> /dev/null && { exec {hc_tw}<> ended.pipe; hc_tr=$hc_tw; hc_step=1; }
+        [ $? -eq 1 ] && ! hc_ended 100 && { exec {hc_tw}<> ended.pipe; hc_tr=$hc_tw; hc_step=1; }
       done
     fi
     wait "$hc_pid"; hc_rc=$?
