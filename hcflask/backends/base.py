@@ -123,6 +123,8 @@ class Status:
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     #: CPU seconds the batch system accounted (Slurm's TotalCPU); None where it keeps none
     cpu_seconds: float | None = None
+    #: the wrapper's result file, where the backend read it to decide (the engine does not read it again)
+    result: dict[str, Any] | None = None
 
 
 #: options every backend's queues accept (the engine reads them, not the batch system)

@@ -174,7 +174,7 @@ class LocalBackend(Backend):
             return Status(
                 JobState.SUCCEEDED if code == 0 else JobState.FAILED, "exited", exit_code=code,
                 host=result.get("host"), started_at=_epoch(result.get("start")),
-                ended_at=_epoch(result.get("end")),
+                ended_at=_epoch(result.get("end")), result=result,
             )
         if live is not None:
             started = read_started(ref.workdir) or {}

@@ -24,26 +24,28 @@ from tests.conftest import kill_local_jobs, make_app, statements
 from tests.factories import make_queue, make_template, make_test
 
 
-def tick_statements(app: Flask, jobs: int) -> dict[str, list[str]]:
+def tick_statements(app: Flask, jobs: int, release: Path) -> dict[str, list[str]]:
     """The statements of: the submission tick that writes and submits ``jobs`` jobs, the monitor
-    tick that starts them all, and the monitor tick that judges them all."""
+    tick that sees them all running, and the monitor tick that judges them all.  The jobs start
+    on their own (the local backend's slots) and wait for ``release`` to appear, so each tick
+    sees all of them in one state."""
+    script = f'while [ ! -e {release} ]; do sleep 0.05; done; echo "hc-ok value=42"'
     with app.app_context():
         make_queue("q1", slots=jobs)
         make_queue("q2", slots=jobs)
-        make_test(make_template(queues=["q*"], jobs_in_flight=jobs // 2, max_jobs=jobs // 2), app)
+        make_test(make_template(queues=["q*"], jobs_in_flight=jobs // 2, max_jobs=jobs // 2, script=script), app)
     seen: dict[str, list[str]] = {}
     with statements(app) as seen["submission"]:
         submission_tick(app)
-    with statements(app) as seen["start"]:
-        monitor_tick(app)
     with app.app_context():
         workdirs = [Path(w) for w in db.session.scalars(select(Job.workdir))]
         assert len(workdirs) == jobs
-        deadline = time.monotonic() + 60
-        while not all((w / jobscript.RESULT).exists() for w in workdirs):
-            assert time.monotonic() < deadline, "the local jobs did not finish within 60 s"
-            time.sleep(0.1)
+        _wait_for(workdirs, jobscript.STARTED)
         db.session.remove()
+    with statements(app) as seen["start"]:
+        monitor_tick(app)
+    release.touch()
+    _wait_for(workdirs, jobscript.RESULT)
     with statements(app) as seen["judge"]:
         monitor_tick(app)
     with app.app_context():
@@ -53,6 +55,13 @@ def tick_statements(app: Flask, jobs: int) -> dict[str, list[str]]:
     return seen
 
 
+def _wait_for(workdirs: list[Path], name: str) -> None:
+    deadline = time.monotonic() + 60
+    while not all((w / name).exists() for w in workdirs):
+        assert time.monotonic() < deadline, f"not every local job wrote {name} within 60 s"
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
 def test_tick_statements_do_not_grow_with_the_jobs(database: str, tmp_path: Path, request: Any) -> None:
     counts = {}
@@ -60,7 +69,8 @@ def test_tick_statements_do_not_grow_with_the_jobs(database: str, tmp_path: Path
         url = request.getfixturevalue("postgres").create_database() if database == "postgres" else ""
         app = make_app(tmp_path / f"i{jobs}", DATABASE_URL=url)
         try:
-            counts[jobs] = {kind: len(found) for kind, found in tick_statements(app, jobs).items()}
+            seen = tick_statements(app, jobs, tmp_path / f"release{jobs}")
+            counts[jobs] = {kind: len(found) for kind, found in seen.items()}
         finally:
             kill_local_jobs(tmp_path / f"i{jobs}")
             with app.app_context():

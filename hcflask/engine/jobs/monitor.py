@@ -43,7 +43,7 @@ def apply_status(job: Job, status: Status) -> None:
 def finish(job: Job, status: Status) -> None:
     """Judge a job the backend reports finished (or lost)."""
     workdir = Path(job.workdir)
-    result = jobscript.read_result(workdir)
+    result = status.result if status.result is not None else jobscript.read_result(workdir)
     if result is None and status.state in (JobState.SUCCEEDED, JobState.FAILED) and not status.reason:
         if not _result_grace_over(job, status):
             return
