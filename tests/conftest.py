@@ -59,12 +59,17 @@ def terminate(process: subprocess.Popen[bytes]) -> None:
 
 
 def kill_local_jobs(instance: Path) -> None:
-    """Stop every local job a test left running (each runs in its own process group)."""
+    """Stop every local job a test left running (each runs in its own session: the wrapper,
+    its payload's process group and the payload's children)."""
+    from hcflask.backends.local import signal_sessions
+
+    pids = []
     for pidfile in instance.glob("jobs/*/*/pid"):
         try:
-            os.killpg(int(pidfile.read_text().split()[0]), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError, ValueError, IndexError):
+            pids.append(int(pidfile.read_text().split()[0]))
+        except (OSError, ValueError, IndexError):
             pass
+    signal_sessions(pids, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -108,6 +108,7 @@ class LocalBackend(Backend):
         return statuses
 
     def cancel_many(self, jobs: Sequence[JobRef]) -> None:
+        live = []
         with self._view.lock:
             for ref in jobs:
                 self._view.forget(ref)
@@ -117,10 +118,8 @@ class LocalBackend(Backend):
                 self._write_marker(ref.workdir, {**marker, "state": "cancelled"})
                 pid = self._live_pid(ref.workdir)
                 if pid is not None:
-                    try:
-                        os.killpg(pid, signal.SIGTERM)
-                    except ProcessLookupError:
-                        pass
+                    live.append(pid)
+        signal_sessions(live, signal.SIGTERM)
 
     def find_by_name(self, jobs: Sequence[JobRef]) -> dict[str, str]:
         return {ref.name: ref.name for ref in jobs if self._read_marker(ref.workdir) is not None}
@@ -246,3 +245,24 @@ def _inheritable_fds() -> list[int]:
         except OSError:
             continue  # the listing's own descriptor, closed by now
     return found
+
+
+def signal_sessions(sessions: Sequence[int], signum: int) -> None:
+    """Send ``signum`` to every process of the given sessions (a wrapper's pid is its session's
+    id): the wrapper, its payload's own process group and whatever the payload started."""
+    wanted = set(sessions)
+    if not wanted:
+        return
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) in wanted:  # field 6 of stat: the session id
+            try:
+                os.kill(int(entry.name), signum)
+            except ProcessLookupError:
+                continue

@@ -18,6 +18,7 @@ import heapq
 import logging
 import os
 import select
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,17 +113,32 @@ class Slots:
             self._unwatch(gone.pidfd)
 
     def fill(self, queue: str | None = None) -> list[str]:
-        """Start waiting jobs while their queue has free slots; the names started."""
-        started = []
-        for name, q in self._queues.items():
-            if queue is not None and name != queue:
-                continue
-            while q.waiting and len(q.running) < q.slots:
-                _, job, ref = heapq.heappop(q.waiting)
-                pid = self._start(ref)
-                if pid is None:
+        """Start waiting jobs while their queue has free slots; the names started.
+
+        The slots are taken under the lock and the processes started outside it, so a
+        tick's poll or submit never waits for a batch of processes to start."""
+        with self.lock:
+            picked = []
+            for name, q in self._queues.items():
+                if queue is not None and name != queue:
                     continue
-                q.running[job] = Running(ref, pid, self._watch(name, job, pid))
+                while q.waiting and len(q.running) < q.slots:
+                    _, job, ref = heapq.heappop(q.waiting)
+                    q.running[job] = Running(ref, 0, None)  # taken: the process starts below
+                    picked.append((q, job, ref))
+        started = []
+        for q, job, ref in picked:
+            pid = self._start(ref)
+            with self.lock:
+                run = q.running.get(job)
+                if run is None or run.pid != 0:  # cancelled while it started: stop it
+                    if pid is not None:
+                        _stop(pid)
+                    continue
+                if pid is None:
+                    del q.running[job]
+                    continue
+                run.pid, run.pidfd = pid, self._watch(ref.queue, job, pid)
                 started.append(job)
         return started
 
@@ -177,11 +193,12 @@ class Slots:
                             pass
                     elif (where := self._by_fd.get(fd)) is not None:
                         self._ended(fd, *where)
-                try:
-                    self.fill()
-                except Exception:  # a failed start must not stop the thread: the next poll tries again
-                    log.exception("local backend: starting waiting jobs failed")
-                if not self._by_fd and not any(q.waiting for q in self._queues.values()):
+            try:
+                self.fill()
+            except Exception:  # a failed start must not stop the thread: the next poll tries again
+                log.exception("local backend: starting waiting jobs failed")
+            with self.lock:
+                if not self._by_fd and not any(q.waiting or q.running for q in self._queues.values()):
                     self._thread = None
                     return
 
@@ -194,3 +211,11 @@ class Slots:
             except ChildProcessError:
                 pass
         self.ended.add(name)
+
+
+def _stop(pid: int) -> None:
+    """TERM to a wrapper's session (the wrapper passes it on to its payload's group)."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass

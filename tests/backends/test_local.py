@@ -8,7 +8,7 @@ import pytest
 
 from hcflask.backends import OptionError, jobscript
 from hcflask.backends.base import JobRef, JobSpec, Resources
-from hcflask.backends.local import LocalBackend
+from hcflask.backends.local import LocalBackend, signal_sessions
 from hcflask.states import JobState
 
 
@@ -102,7 +102,6 @@ def test_walltime_and_unknown_jobs(tmp_path: Path) -> None:
 
 
 def test_a_killed_job_is_failed_not_running(tmp_path: Path) -> None:
-    import os
     import signal
 
     backend = LocalBackend({})
@@ -110,7 +109,7 @@ def test_a_killed_job_is_failed_not_running(tmp_path: Path) -> None:
     backend.submit(s)
     poll_until(backend, [ref(s)], {JobState.RUNNING})
     pid = int((tmp_path / "k" / "pid").read_text().split()[0])
-    os.killpg(pid, signal.SIGKILL)
+    signal_sessions([pid], signal.SIGKILL)  # the wrapper, its payload and the payload's children
     final = poll_until(backend, [ref(s)], {JobState.FAILED}, timeout=10)
     assert final["k"].reason == "the job's process ended without writing a result"
 
