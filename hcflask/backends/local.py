@@ -36,6 +36,8 @@ from hcflask.states import JobState
 
 MARKER = "local.json"
 PIDFILE = "pid"
+#: made (exclusively) just before the wrapper starts: whoever makes it starts the job
+LAUNCHED = "launched"
 BASH = "/bin/bash"
 
 
@@ -187,9 +189,13 @@ class LocalBackend(Backend):
         """Start the wrapper with ``posix_spawn`` (no copy of the service's process, no Popen
         bookkeeping): in its own session, stdin from /dev/null, its output in wrapper.log.
         The wrapper changes into its work dir itself.  None for a job cancelled meanwhile
-        (by another process: its marker says so)."""
+        (by another process: its marker says so) or started by another view (``launched``)."""
         marker = self._read_marker(ref.workdir)
         if marker is None or marker.get("state") != "queued":
+            return None
+        try:  # the start is claimed once across processes (a service that lost its role, a restart)
+            os.close(os.open(ref.workdir / LAUNCHED, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
             return None
         # the service's own inheritable descriptors are closed in the jobs (posix_spawn keeps them open)
         closing = [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()]

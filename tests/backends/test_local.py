@@ -66,6 +66,20 @@ def test_a_slot_is_refilled_when_a_job_ends_not_at_the_next_poll(tmp_path: Path)
     assert {st.state for st in final.values()} == {JobState.SUCCEEDED}
 
 
+def test_two_views_of_one_job_start_it_once(tmp_path: Path) -> None:
+    """Two backends (two processes' views, as when the scheduler's role moves) that both see a
+    queued job start its wrapper once: the launch is claimed with an exclusive file."""
+    runs = tmp_path / "runs"
+    s = spec(tmp_path, "once", f"echo ran >> {runs}")
+    first, second = LocalBackend({}), LocalBackend({})
+    first.submit(s)
+    second.poll_many([ref(s)])
+    for backend in (first, second):
+        final = poll_until(backend, [ref(s)], {JobState.SUCCEEDED, JobState.FAILED})
+        assert final["once"].state is JobState.SUCCEEDED
+    assert runs.read_text() == "ran\n"
+
+
 def test_cancel_running_and_queued(tmp_path: Path) -> None:
     backend = LocalBackend({})
     """The running job's payload (with a walltime, as the service runs it) and its children end
