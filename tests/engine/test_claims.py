@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from hcflask.backends import jobscript
 from hcflask.backends.local import MARKER, LocalBackend
 from hcflask.engine import actions
 from hcflask.engine.common import claimant
@@ -174,13 +176,21 @@ def test_a_host_whose_test_was_adopted_mid_tick_is_fenced(app: Flask, caplog: py
     node_b = make_app(Path(app.instance_path), HOST_NAME="node-b")
     with node_b.app_context():
         hosts.claim()
+    release = Path(app.instance_path) / "release"  # the job ends when the test says (it starts on its own)
+    script = f'while [ ! -e {release} ]; do sleep 0.05; done; echo "hc-ok value=1"'
     with app.app_context():
         make_queue("q1")
-        test_id = actions.start_test(make_template(script='echo "hc-ok value=1"'), actor="tests", host="node-b").id
+        test_id = actions.start_test(make_template(script=script), actor="tests", host="node-b").id
     with node_b.app_context():
         start_due_tests()
         run_ticks(node_b, lambda: db.session.scalar(select(func.count()).select_from(Job)
                                                     .where(Job.backend_id.is_not(None))) >= 1)
+        workdirs = [Path(w) for w in db.session.scalars(select(Job.workdir).where(Job.backend_id.is_not(None)))]
+    release.touch()
+    deadline = time.monotonic() + 30
+    while not all((w / jobscript.RESULT).exists() for w in workdirs):
+        assert time.monotonic() < deadline, "the released job did not finish"
+        time.sleep(0.05)
     real = LocalBackend.poll_many
 
     def adopted_meanwhile(self: LocalBackend, refs: Sequence[Any]) -> Any:

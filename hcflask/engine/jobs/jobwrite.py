@@ -97,6 +97,9 @@ def write_jobs(session: Session, jobs: Iterable[Job]) -> None:
             for key, value in found.items():
                 attributes.set_committed_value(job, key, value)
             attributes.set_committed_value(job, "version", job.version + 1)
+            state = inspect(job)
+            if not state.committed_state:  # nothing left for the ORM: not "dirty" in its flush
+                state._commit_all(state.dict, session.identity_map)
 
 
 @event.listens_for(Session, "before_flush")
