@@ -6,7 +6,9 @@ builds a demo instance (``hc init --demo``) with a day and a half of history
 (``bench/scale_data.py``: 2 days x ``--per-day`` jobs over 10 queues, two
 templates), then runs each command under ``hyperfine`` (Debian package
 ``hyperfine``) and prints one table: mean, min and max wall time, the goal, and
-whether the mean meets it.
+whether the mean meets it.  Every ``hc`` runs with its modules' bytecode cached
+(``PYTHONPYCACHEPREFIX`` in a temporary folder, written by the first run), as
+an installed ``hc`` has it.
 
 Run from a checkout: ``python bench/bench_cli.py`` (``--hc PATH`` to time
 another installation's ``hc``, ``--runs N``).  ``--baseline PATH`` times a
@@ -68,8 +70,12 @@ def measure(hcs: list[str], instance: Path, test_id: int, runs: int, warmup: int
     core, the CPU time does not.  Each command is timed for every ``hc`` in turn, so they share
     the machine's load."""
     rows: list[list[Row]] = [[] for _ in hcs]
-    env = {**os.environ, "HC_INSTANCE": str(instance)}
     with tempfile.TemporaryDirectory() as tmp:
+        # the modules' bytecode cached, as an installed hc has it (pip compiles it, a checkout's
+        # first run writes it): in a temporary folder, so neither checkout is written to, and
+        # whatever PYTHONDONTWRITEBYTECODE says (set, every run compiled hcflask's sources again)
+        env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+               "HC_INSTANCE": str(instance), "PYTHONPYCACHEPREFIX": str(Path(tmp) / "pycache")}
         for label, args, goal in COMMANDS:
             for hc, out_rows in zip(hcs, rows, strict=True):
                 argv = [hc, *(a.format(test=test_id) for a in args)]
