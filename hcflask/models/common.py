@@ -37,5 +37,5 @@ def use_dialect(metadata: MetaData, dialect: str) -> None:
     clause of every dialect it was given, as one made with both keywords did."""
     for table in metadata.tables.values():
         for index in table.indexes:
-            if "where" in index.info and f"{dialect}_where" not in index.dialect_kwargs:
+            if "where" in index.info:
                 index.dialect_kwargs[f"{dialect}_where"] = text(index.info["where"])
