@@ -32,6 +32,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, web: bool = True
     command start fast; :func:`add_web` adds them to such an app when a command renders a page.
     """
     from flask import Flask
+    from sqlalchemy.engine import make_url
 
     from hcflask import config as hc_config
     from hcflask.engine.robot.rules import check_config
@@ -58,6 +59,9 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, web: bool = True
     db.init_app(app)
 
     from hcflask import models  # noqa: F401 - models register their tables
+    from hcflask.models.common import use_dialect
+
+    use_dialect(db.metadata, make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name())
     from hcflask.engine.data import rollups  # noqa: F401 - the rollup writer hooks every flush
     from hcflask.engine.jobs import jobwrite  # noqa: F401 - the batch writer hooks every flush, after it
 

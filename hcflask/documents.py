@@ -1,16 +1,23 @@
 """Reading and writing template files (YAML, TOML or JSON), so sites keep
-their templates in git and load them with ``hc template import``."""
+their templates in git and load them with ``hc template import``.
+
+PyYAML and tomli-w are imported when a document of theirs is read or written:
+every ``hc template`` and ``hc test`` command imports this module, and
+``hc test list`` or ``hc test report`` reads no file (PyYAML alone is a tenth
+of such a command's start-up; docs/operations.md, "How fast the hc command is").
+"""
 from __future__ import annotations
 
+import functools
 import json
 import tomllib
 from pathlib import Path
-from typing import Any
-
-import tomli_w
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from hcflask.models import ValidationError
+
+if TYPE_CHECKING:
+    import yaml
 
 FORMATS = ("yaml", "toml", "json")
 
@@ -26,6 +33,8 @@ def format_of(path: Path) -> str:
 
 def parse(text: str, fmt: str, source: str = "input") -> Any:
     """Parse a document; syntax errors become ValidationError('file', ...)."""
+    import yaml
+
     try:
         if fmt == "yaml":
             return yaml.safe_load(text)
@@ -47,16 +56,21 @@ def load(path: Path) -> Any:
     return parse(text, format_of(path), str(path))
 
 
-class _BlockDumper(yaml.SafeDumper):
-    """Multi-line strings (scripts) as ``|`` blocks, readable in a diff."""
+@functools.cache
+def _block_dumper() -> type[yaml.SafeDumper]:
+    """PyYAML's safe dumper writing multi-line strings (scripts) as ``|`` blocks, readable in a diff."""
+    import yaml
+
+    class BlockDumper(yaml.SafeDumper):
+        pass
+
+    BlockDumper.add_representer(str, _str)
+    return BlockDumper
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_BlockDumper.add_representer(str, _str)
 
 
 def write(path: Path, text: str) -> None:
@@ -69,8 +83,12 @@ def write(path: Path, text: str) -> None:
 
 def dump(document: dict[str, Any], fmt: str) -> str:
     if fmt == "yaml":
-        return yaml.dump(document, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True)
+        import yaml
+
+        return yaml.dump(document, Dumper=_block_dumper(), sort_keys=False, allow_unicode=True)
     if fmt == "toml":
+        import tomli_w
+
         return tomli_w.dumps(_drop_none(document))
     return json.dumps(document, indent=2) + "\n"
 

@@ -8,7 +8,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, event, text
 from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from hcflask.extensions import Model
-from hcflask.models.common import iso, utcnow
+from hcflask.models.common import iso, partial_index, utcnow
 from hcflask.signatures import signature
 from hcflask.states import JobState
 
@@ -36,8 +36,7 @@ class Job(Model):
         Index("ix_job_created_at", "created_at"),
         Index("ix_job_ended_at", "ended_at"),
         # work dirs retention has not removed yet: only the last weeks' jobs
-        Index("ix_job_workdir_ended", "ended_at", sqlite_where=text("workdir != ''"),
-              postgresql_where=text("workdir != ''")),
+        partial_index("ix_job_workdir_ended", "ended_at", where="workdir != ''"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

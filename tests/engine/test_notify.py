@@ -17,8 +17,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from hcflask.config import DICT_SECTIONS, ConfigError
-from hcflask.engine.notify import check_actions, deliver, enqueue, event_data
-from hcflask.engine.robot.rules import check_config
+from hcflask.engine.notify import deliver, enqueue, event_data
+from hcflask.engine.robot.rules import check_actions, check_config
 from hcflask.extensions import db
 from hcflask.models import Alert, Delivery, RobotEvent
 

@@ -198,7 +198,7 @@ def test_after_an_outage_new_failures_wait_one_window(ctx: Flask) -> None:
 
 def test_an_undo_must_be_an_argument_list() -> None:
     from hcflask.config import ConfigError
-    from hcflask.engine.notify import check_actions
+    from hcflask.engine.robot.rules import check_actions
 
     with pytest.raises(ConfigError, match=r"robot.actions.local.exclude\[0\].undo: must be a non-empty list"):
         check_actions({"local": {"exclude": [{"type": "command", "argv": ["true"], "undo": "scontrol up"}]}})

@@ -196,8 +196,6 @@ def _check_range(key: str, value: float, where: str) -> None:
 
 def check_config(robot: Mapping[str, Any]) -> None:
     """Raise ConfigError naming the key for anything wrong in ``[robot]``."""
-    from hcflask.engine.notify import check_actions
-
     scalars = {k: v for k, v in robot.items() if k not in ("templates", "queues", "actions")}
     _check_values(scalars, "robot", set(DEFAULTS))
     for section in ("templates", "queues"):
@@ -206,6 +204,46 @@ def check_config(robot: Mapping[str, Any]) -> None:
                 raise ConfigError(f"robot.{section}.{name}: must be a table")
             _check_values(values, f"robot.{section}.{name}", set(DEFAULTS) - GLOBAL_ONLY)
     check_actions(robot.get("actions") or {})
+
+
+#: the events an action can follow, and the keys of each type of action
+EVENTS = ("exclude", "recover", "alert")
+TYPES = {"record": set(), "command": {"argv", "undo", "timeout", "name"},
+         "webhook": {"url", "timeout", "retries", "headers", "name"}}
+
+
+def check_actions(actions: Mapping[str, Any]) -> None:
+    """Raise ConfigError naming the key for a malformed ``[robot.actions]`` (run by
+    :mod:`hcflask.engine.notify`; checked here, with the rest of ``[robot]``, because every
+    app checks its config and the actions' own module imports the backends)."""
+    for backend, events in actions.items():
+        where = f"robot.actions.{backend}"
+        if not isinstance(events, dict):
+            raise ConfigError(f"{where}: must be a table")
+        for event, entries in events.items():
+            if event not in EVENTS:
+                raise ConfigError(f"{where}: unknown event '{event}' (one of: {', '.join(EVENTS)})")
+            if not isinstance(entries, list):
+                raise ConfigError(f"{where}.{event}: must be a list of actions")
+            for i, entry in enumerate(entries):
+                _check_entry(entry, f"{where}.{event}[{i}]")
+
+
+def _check_entry(entry: Any, where: str) -> None:
+    if not isinstance(entry, dict) or entry.get("type") not in TYPES:
+        raise ConfigError(f"{where}: needs type = one of {', '.join(TYPES)}")
+    extra = set(entry) - TYPES[entry["type"]] - {"type"}
+    if extra:
+        raise ConfigError(f"{where}: unknown key '{sorted(extra)[0]}'")
+    if entry["type"] == "command":
+        argv = entry.get("argv")
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+            raise ConfigError(f"{where}.argv: must be a non-empty list of strings")
+        undo = entry.get("undo", ["-"])
+        if not isinstance(undo, list) or not undo or not all(isinstance(a, str) for a in undo):
+            raise ConfigError(f"{where}.undo: must be a non-empty list of strings")
+    if entry["type"] == "webhook" and not str(entry.get("url", "")).startswith(("http://", "https://")):
+        raise ConfigError(f"{where}.url: must be an http:// or https:// URL")
 
 
 class Settings:
