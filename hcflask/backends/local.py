@@ -140,6 +140,8 @@ class LocalBackend(Backend):
         if where == "waiting":
             return Status(JobState.QUEUED, "queued", "waiting for a free slot")
         run = self._view.running(ref) if where == "running" else None
+        if run is not None and run.pid == 0:  # its slot is taken, its process not started yet
+            return Status(JobState.QUEUED, "queued", "starting")
         if run is not None:
             if run.started is None:
                 run.started = read_started(ref.workdir)
