@@ -11,7 +11,7 @@ from hcflask.engine.service import scheduler
 from hcflask.extensions import db
 from hcflask.models import Job, Test
 from tests.conftest import kill_local_jobs, make_app
-from tests.factories import make_queue, make_template
+from tests.factories import make_queue, make_template, make_test
 
 SCRIPT = """
 echo "job $HC_JOB_ID of test $HC_TEST_ID on $HC_QUEUE, template $HC_TEMPLATE"
@@ -77,3 +77,30 @@ def test_short_test_on_two_queues(tmp_path: Path) -> None:
     health = client.get("/healthz").get_json()
     assert set(health["ticks"]) >= {"core", "submission", "monitor", "actions", "reconcile"}
     assert health["scheduler_in_this_process"] is False  # stopped above
+
+
+def test_judged_jobs_are_replaced_without_waiting_for_the_submission_interval(tmp_path: Path) -> None:
+    """Submission every hour, monitor every 0.5 s: the first submission tick (at start) writes
+    the test's 2 jobs; every further job exists only because a monitor tick that judged jobs
+    brought the submission tick forward."""
+    app = make_app(tmp_path / "instance", SCHEDULER_CORE_SECONDS=0.5, SCHEDULER_SUBMISSION_SECONDS=3600.0,
+                   SCHEDULER_MONITOR_SECONDS=0.5)
+    with app.app_context():
+        make_queue("q1")
+        template = make_template("wake", queues=["q1"], script='echo "hc-ok value=1"', jobs_in_flight=2,
+                                 max_jobs=8)
+        make_test(template, app)  # running before the scheduler's first submission tick
+    try:
+        assert scheduler.start(app)
+        deadline = time.monotonic() + 40
+        with app.app_context():
+            while time.monotonic() < deadline:
+                db.session.expire_all()
+                judged = db.session.scalars(select(Job).where(Job.judged_at.is_not(None))).all()
+                if len(judged) >= 8:
+                    break
+                time.sleep(0.2)
+            assert len(judged) == 8, [(j.id, j.state) for j in db.session.scalars(select(Job))]
+    finally:
+        scheduler.stop(app)
+        kill_local_jobs(tmp_path / "instance")

@@ -119,10 +119,12 @@ class Runs:
         def run(app: Flask) -> None:
             self.started[kind] = time.monotonic()
             try:
-                function(app)
+                result = function(app)
             finally:
                 self.started.pop(kind, None)
                 self.reported.discard(kind)
+            if kind == "monitor" and result and "submission" not in self.started:
+                submit_now(app)
 
         return run
 
@@ -133,6 +135,20 @@ class Runs:
             self.reported.add(kind)
             log.warning("%s tick still busy after %.0f s; its next runs wait for it (logged once per run)",
                         kind, time.monotonic() - since)
+
+
+def submit_now(app: Flask) -> None:
+    """Run the submission tick now: a monitor tick that changed jobs may have judged some, and
+    their tests want new ones.  A job's turn then takes one tick interval, not two (judged, then
+    replaced at the next submission tick).  Not while a submission tick runs (the scheduler
+    would skip the run and call the tick busy): its next interval comes soon enough."""
+    scheduler = app.extensions.get("hc_scheduler")
+    if scheduler is None:
+        return
+    try:
+        scheduler.modify_job("submission", next_run_time=datetime.now(UTC))
+    except Exception:  # noqa: BLE001 - a scheduler shutting down: the interval runs it anyway
+        log.debug("could not bring the submission tick forward", exc_info=True)
 
 
 def start(app: Flask) -> bool:
