@@ -56,10 +56,10 @@ class Slots:
         self._by_fd: dict[int, tuple[str, str]] = {}
         #: names whose wrapper ended since the last poll (their result is read from disk)
         self.ended: set[str] = set()
+        # made with the thread and closed when it ends (an idle backend holds no descriptor);
         # epoll, not poll: other threads add and remove pidfds while the thread waits on it
-        self._epoll = select.epoll()
-        self._kick = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._epoll.register(self._kick, select.EPOLLIN)
+        self._epoll: Any = None
+        self._kick = -1
         self._thread: threading.Thread | None = None
         self.watching = hasattr(os, "pidfd_open")
 
@@ -147,9 +147,7 @@ class Slots:
         processes to start (the names started here, where there is no thread)."""
         if not self.watching:
             return self.fill()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="hc-local-slots", daemon=True)
-            self._thread.start()
+        self._ensure_thread()
         os.eventfd_write(self._kick, 1)
         return []
 
@@ -166,29 +164,36 @@ class Slots:
             log.warning("local backend: no pidfd (%s): jobs start at each poll", exc)
             self.watching = False
             return None
+        self._ensure_thread()
         self._by_fd[fd] = (queue, name)
         self._epoll.register(fd, select.EPOLLIN)
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="hc-local-slots", daemon=True)
-            self._thread.start()
         return fd
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            self._epoll = select.epoll()
+            self._kick = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            self._epoll.register(self._kick, select.EPOLLIN)
+            self._thread = threading.Thread(target=self._loop, args=[self._epoll, self._kick],
+                                            name="hc-local-slots", daemon=True)
+            self._thread.start()
 
     def _unwatch(self, fd: int) -> None:
         self._by_fd.pop(fd, None)
         self._epoll.unregister(fd)
         os.close(fd)
 
-    def _loop(self) -> None:
+    def _loop(self, epoll: Any, kick: int) -> None:
         """Start waiting jobs when asked (``start_waiting``) and when a wrapper ends (its slot is
-        free).  Ends when nothing runs or waits; ``_watch`` and ``start_waiting`` start it again,
-        under the same lock."""
+        free).  Ends when nothing runs or waits, closing its descriptors; ``_ensure_thread``
+        starts another, under the same lock."""
         while True:
-            events = self._epoll.poll(5)  # a timeout, so that an idle thread ends
+            events = epoll.poll(5)  # a timeout, so that an idle thread ends
             with self.lock:
                 for fd, _ in events:
-                    if fd == self._kick:
+                    if fd == kick:
                         try:
-                            os.eventfd_read(self._kick)
+                            os.eventfd_read(kick)
                         except BlockingIOError:
                             pass
                     elif (where := self._by_fd.get(fd)) is not None:
@@ -199,7 +204,9 @@ class Slots:
                 log.exception("local backend: starting waiting jobs failed")
             with self.lock:
                 if not self._by_fd and not any(q.waiting or q.running for q in self._queues.values()):
-                    self._thread = None
+                    self._thread, self._epoll, self._kick = None, None, -1
+                    epoll.close()
+                    os.close(kick)
                     return
 
     def _ended(self, fd: int, queue: str, name: str) -> None:
