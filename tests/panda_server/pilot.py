@@ -86,7 +86,7 @@ def run_job(api: Api, queue: str, job: dict, root: Path) -> None:
     (workdir / "pandaJobData.out").write_text(json.dumps(job))
     node = socket.gethostname()
     common = {"job_id": panda_id, "site_name": queue, "node": node, "attempt_nr": job.get("attemptNr")}
-    api.call("update_job", job_status="starting", **common)
+    _update(api, job_status="starting", **common)
     start = time.time()
     argv = [job["transformation"], *shlex.split(job.get("jobPars") or "")]
     with (workdir / "payload.stdout").open("wb") as out, (workdir / "payload.stderr").open("wb") as err:
@@ -102,7 +102,10 @@ def run_job(api: Api, queue: str, job: dict, root: Path) -> None:
                 break
             if time.monotonic() - beat >= HEARTBEAT:
                 beat = time.monotonic()
-                answer = api.call("update_job", job_status="running", **common)
+                try:  # a heartbeat lost while the server is down: the next one tells it
+                    answer = api.call("update_job", job_status="running", **common)
+                except OSError:
+                    answer = {}
                 if "tobekilled" in json.dumps(answer.get("data") or {}):
                     os.killpg(proc.pid, signal.SIGKILL)
                     killed = True
@@ -120,17 +123,30 @@ def run_job(api: Api, queue: str, job: dict, root: Path) -> None:
     timing = {"start_time": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(start)),
               "end_time": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(end))}
     if rc == 0 and not killed:
-        api.call("update_job", job_status="finished", trans_exit_code=0, exe_error_code=0, pilot_error_code=0,
+        _update(api, job_status="finished", trans_exit_code=0, exe_error_code=0, pilot_error_code=0,
                  cpu_consumption_time=int(usage.ru_utime + usage.ru_stime), cpu_consumption_unit="s",
                  job_output_report=json.dumps(report), core_count=1, **timing, **common)
         return
     # the hcflask wrapper keeps its payload's stderr in ./stderr
     diag = _last_line(workdir / "payload.stderr") or _last_line(workdir / "stderr") or f"payload exited with {rc}"
     code = KILLED if killed else PAYLOAD_FAILED
-    api.call("update_job", job_status="failed", trans_exit_code=rc, exe_error_code=rc, exe_error_diag=diag,
+    _update(api, job_status="failed", trans_exit_code=rc, exe_error_code=rc, exe_error_diag=diag,
              pilot_error_code=code, pilot_error_diag=f"payload exited with code {rc}: {diag}"[:250],
              cpu_consumption_time=int(usage.ru_utime + usage.ru_stime), cpu_consumption_unit="s",
              job_output_report=json.dumps(report), **timing, **common)
+
+
+def _update(api: Api, **params: object) -> dict:
+    """``update_job``, tried again while the server is down (as a real pilot does): a job whose
+    "starting" or final update is lost would stay ``sent`` for ever."""
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            return api.call("update_job", **params)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def main() -> None:
