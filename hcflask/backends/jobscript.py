@@ -103,7 +103,7 @@ def render(
         "TAIL_KEEP": str(tail_bytes + 1),
         # the quick way needs all of a short payload's output to fit in its pipe and in the cap
         "QUICK": QUICK_SECONDS if int(output_cap) >= PIPE_MAX else "0",
-        "CAP": str(int(output_cap)), "TIDY": "true" if workdir is None else "false",
+        "CAP": str(int(output_cap)), "TIDY": "true" if workdir is None else "false", "PIPES": " ".join(PIPES),
     }
     return re.sub(r"@([A-Z_]+)@", lambda m: values[m[1]], _WRAPPER)
 
@@ -166,7 +166,7 @@ if [ "$hc_stagein_rc" -eq 0 ]; then
   # three pipes (write() makes them where the work dir is prepared ahead): stdout, stderr, and
   # "ended", which only the payload holds open: its end of file wakes the wrapper when the payload
   # (and whatever it left running with it open) has ended
-  for hc_p in stdout.pipe stderr.pipe ended.pipe; do
+  for hc_p in @PIPES@; do
     [ -p "$hc_p" ] || { rm -f "$hc_p" && mkfifo "$hc_p"; } || exit 91
   done
   # both ends of each, read-write first so that no open waits for the other end
@@ -221,7 +221,7 @@ if [ "$hc_stagein_rc" -eq 0 ]; then
     rm -f stdout.tail stderr.tail
   fi
   trap - TERM
-  [ "@TIDY@" = true ] && rm -f stdout.pipe stderr.pipe ended.pipe
+  [ "@TIDY@" = true ] && rm -f @PIPES@
 else  # the payload does not run: stderr says why (where the backend keeps only the streams, as PanDA)
   : > stdout; cat @STAGEIN_ERROR@ > stderr; hc_rc=$hc_stagein_rc
   times > @TIMES@
@@ -239,8 +239,8 @@ exit "$hc_rc"
 
 
 def write(workdir: Path, text: str) -> Path:
-    """Write the wrapper into ``workdir`` (created) and make it executable, with the two
-    pipes its output goes through (the wrapper makes them itself where they are missing)."""
+    """Write the wrapper into ``workdir`` (created) and make it executable, with the
+    :data:`PIPES` it runs the payload with (the wrapper makes them itself where they are missing)."""
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / WRAPPER
     path.write_text(text)

@@ -31,7 +31,7 @@ from hcflask.backends import register
 from hcflask.backends.base import Backend, JobRef, JobSpec, OptionError, Status, SubmitError
 from hcflask.backends.jobscript import RESULT, WRAPPER, read_json, read_result, read_started, write_json
 from hcflask.backends.jobscript import to_datetime as _epoch
-from hcflask.backends.local_slots import Slots
+from hcflask.backends.local_slots import Slots, signal_sessions
 from hcflask.states import JobState
 
 MARKER = "local.json"
@@ -133,16 +133,16 @@ class LocalBackend(Backend):
     # -- helpers ----------------------------------------------------------------
     def _known(self, ref: JobRef) -> Status:
         """A job's state from the view where it has one, else from its work dir (bringing it into
-        the view: a job started before a restart, or one whose wrapper just ended)."""
+        the view: a job started before a restart, one whose wrapper just ended, or any running one
+        where there are no pidfds)."""
         slots = self._slots(ref.queue_options)
         self._view.queue(ref.queue, slots)
-        where = self._view.state(ref)
-        if where == "waiting":
+        if self._view.waiting(ref):
             return Status(JobState.QUEUED, "queued", "waiting for a free slot")
-        run = self._view.running(ref) if where == "running" else None
+        run = self._view.running(ref)
         if run is not None and run.pid == 0:  # its slot is taken, its process not started yet
             return Status(JobState.QUEUED, "queued", "starting")
-        if run is not None:
+        if run is not None and run.pidfd is not None:  # watched: running until the thread hears it end
             if run.started is None:
                 run.started = read_started(ref.workdir)
             started = run.started or {}
@@ -254,23 +254,3 @@ def _inheritable_fds() -> list[int]:
             continue  # the listing's own descriptor, closed by now
     return found
 
-
-def signal_sessions(sessions: Sequence[int], signum: int) -> None:
-    """Send ``signum`` to every process of the given sessions (a wrapper's pid is its session's
-    id): the wrapper, its payload's own process group and whatever the payload started."""
-    wanted = set(sessions)
-    if not wanted:
-        return
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) in wanted:  # field 6 of stat: the session id
-            try:
-                os.kill(int(entry.name), signum)
-            except ProcessLookupError:
-                continue

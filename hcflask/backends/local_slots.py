@@ -20,7 +20,7 @@ import os
 import select
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,15 +47,14 @@ class Queue:
 
 class Slots:
     """Waiting and running jobs per queue; ``start(ref)`` starts a wrapper and returns its pid
-    (None if it could not).  Every method takes the lock: ticks and the thread share the view."""
+    (None if it could not).  Ticks and the thread share the view: the backend calls the methods
+    with ``lock`` held; ``fill`` and the thread take it themselves."""
 
     def __init__(self, start: Callable[[JobRef], int | None]) -> None:
         self._start = start
         self.lock = threading.RLock()
         self._queues: dict[str, Queue] = {}
         self._by_fd: dict[int, tuple[str, str]] = {}
-        #: names whose wrapper ended since the last poll (their result is read from disk)
-        self.ended: set[str] = set()
         # made with the thread and closed when it ends (an idle backend holds no descriptor);
         # epoll, not poll: other threads add and remove pidfds while the thread waits on it
         self._epoll: Any = None
@@ -83,26 +82,18 @@ class Slots:
         if ref.name not in q.running:
             q.running[ref.name] = Running(ref, pid, self._watch(ref.queue, ref.name, pid))
 
-    def state(self, ref: JobRef) -> str | None:
-        """``running``, ``waiting``, ``ended`` or None (not in the view: read the work dir)."""
-        if ref.name in self.ended:
-            return "ended"
+    def waiting(self, ref: JobRef) -> bool:
         q = self._queues.get(ref.queue)
-        if q is None:
-            return None
-        if ref.name in q.running:
-            return "running"
-        if any(name == ref.name for _, name, _ in q.waiting):
-            return "waiting"
-        return None
+        return q is not None and any(name == ref.name for _, name, _ in q.waiting)
 
     def running(self, ref: JobRef) -> Running | None:
+        """The job's slot: its process is starting (pid 0), or watched (a pidfd: it runs until the
+        thread hears it end), or neither (no pidfd: only its work dir can say whether it runs)."""
         q = self._queues.get(ref.queue)
         return q.running.get(ref.name) if q else None
 
     def forget(self, ref: JobRef) -> None:
         """A job the backend reported final, or cancelled: out of the view."""
-        self.ended.discard(ref.name)
         q = self._queues.get(ref.queue)
         if q is None:
             return
@@ -112,16 +103,14 @@ class Slots:
         if gone is not None and gone.pidfd is not None:
             self._unwatch(gone.pidfd)
 
-    def fill(self, queue: str | None = None) -> list[str]:
+    def fill(self) -> list[str]:
         """Start waiting jobs while their queue has free slots; the names started.
 
         The slots are taken under the lock and the processes started outside it, so a
         tick's poll or submit never waits for a batch of processes to start."""
         with self.lock:
             picked = []
-            for name, q in self._queues.items():
-                if queue is not None and name != queue:
-                    continue
+            for q in self._queues.values():
                 while q.waiting and len(q.running) < q.slots:
                     _, job, ref = heapq.heappop(q.waiting)
                     q.running[job] = Running(ref, 0, None)  # taken: the process starts below
@@ -133,7 +122,7 @@ class Slots:
                 run = q.running.get(job)
                 if run is None or run.pid != 0:  # cancelled while it started: stop it
                     if pid is not None:
-                        _stop(pid)
+                        signal_sessions([pid], signal.SIGTERM)
                     continue
                 if pid is None:
                     del q.running[job]
@@ -158,7 +147,6 @@ class Slots:
         try:
             fd = os.pidfd_open(pid)
         except ProcessLookupError:  # ended already: the next poll reads its result
-            self.ended.add(name)
             return None
         except OSError as exc:  # no pidfds here (old kernel, seccomp): polls start jobs instead
             log.warning("local backend: no pidfd (%s): jobs start at each poll", exc)
@@ -217,12 +205,24 @@ class Slots:
                 os.waitpid(run.pid, os.WNOHANG)  # our child: reap it (another's: nothing to do)
             except ChildProcessError:
                 pass
-        self.ended.add(name)
 
 
-def _stop(pid: int) -> None:
-    """TERM to a wrapper's session (the wrapper passes it on to its payload's group)."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+def signal_sessions(sessions: Sequence[int], signum: int) -> None:
+    """Send ``signum`` to every process of the given sessions (a wrapper's pid is its session's
+    id): the wrapper, its payload's own process group and whatever the payload started."""
+    wanted = set(sessions)
+    if not wanted:
+        return
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) in wanted:  # field 6 of stat: the session id
+            try:
+                os.kill(int(entry.name), signum)
+            except ProcessLookupError:
+                continue

@@ -66,6 +66,20 @@ def test_a_slot_is_refilled_when_a_job_ends_not_at_the_next_poll(tmp_path: Path)
     assert {st.state for st in final.values()} == {JobState.SUCCEEDED}
 
 
+def test_without_pidfds_polls_start_and_finish_the_jobs(tmp_path: Path) -> None:
+    """Where the kernel has no pidfd (before 5.3, or a seccomp filter refuses it) there is no thread:
+    each poll starts waiting jobs and reads a running job's work dir to see it end.  This kernel has
+    pidfds, so the backend is told it has none, as its own check would find on such a node."""
+    backend = LocalBackend({})
+    backend._view.watching = False
+    specs = [spec(tmp_path, f"n{i}", f"echo run{i}") for i in range(3)]
+    for s in specs:
+        backend.submit(s)
+    final = poll_until(backend, [ref(s) for s in specs], {JobState.SUCCEEDED, JobState.FAILED})
+    assert {st.state for st in final.values()} == {JobState.SUCCEEDED}
+    assert [(s.workdir / "stdout").read_text() for s in specs] == ["run0\n", "run1\n", "run2\n"]
+
+
 def test_two_views_of_one_job_start_it_once(tmp_path: Path) -> None:
     """Two backends (two processes' views, as when the scheduler's role moves) that both see a
     queued job start its wrapper once: the launch is claimed with an exclusive file."""
