@@ -19,7 +19,6 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") + "Z" if value else None
 
 
-
 def partial_index(name: str, *columns: str, where: str) -> Index:
     """An index of the rows where ``where`` holds (SQL that SQLite and PostgreSQL read alike).
 
