@@ -152,14 +152,21 @@ hc_join() {  # $1 += its tail (cut to @TAIL_BYTES@ bytes after a marker); hc_cut
     cat "$1.tail" >> "$1"
   fi
 }
-hc_ended() {  # the payload ended (a zombie has: only its exit status is not collected yet); $1 tries,
-  # as an exit closes the process's files, and so the pipe, a moment before it becomes a zombie
-  local hc_i hc_s
-  for ((hc_i = 0; hc_i < $1; hc_i++)); do
-    if read -r _ _ hc_s _ 2> /dev/null < "/proc/$hc_pid/stat"; then [ "$hc_s" = Z ] && return 0
-    else kill -0 "$hc_pid" 2> /dev/null || return 0; fi
+hc_ended() {  # the payload ended (a zombie has: only its exit status is not collected yet); $1 tries
+  # a millisecond apart, as an exit closes the process's files, and so the pipe, a moment before it
+  # becomes a zombie (tries in a row would take the CPU the exit needs)
+  local hc_i hc_s hc_nap= hc_rc=1
+  for ((hc_i = 1; ; hc_i++)); do
+    if read -r _ _ hc_s _ 2> /dev/null < "/proc/$hc_pid/stat"; then [ "$hc_s" = Z ] && hc_rc=0
+    else kill -0 "$hc_pid" 2> /dev/null || hc_rc=0; fi
+    [ "$hc_rc" -eq 0 ] || [ "$hc_i" -ge "$1" ] && break
+    # a nap without a process: nothing is ever written into the ended pipe, so a read of it
+    # opened read-write waits for its time out (closed again: its end of file still tells)
+    [ -n "$hc_nap" ] || exec {hc_nap}<> ended.pipe
+    read -t 0.001 -u "$hc_nap"
   done
-  return 1
+  [ -z "$hc_nap" ] || exec {hc_nap}>&-
+  return "$hc_rc"
 }
 hc_cut_out=false; hc_cut_err=false; hc_timeout=false
 if [ "$hc_stagein_rc" -eq 0 ]; then

@@ -6,20 +6,23 @@ wrapper's own result file and output (see :mod:`hcflask.engine.jobs.judge`).
 """
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import selectinload
 
-from hcflask.backends import BackendUnavailable, Status, jobscript
+from hcflask.backends import BackendUnavailable, JobRef, Status, jobscript
 from hcflask.data.stagein import metric_specs
-from hcflask.engine.common import backend, by_backend, end_transaction, job_ref, log, my_host, record_health, tick
+from hcflask.engine.common import backend, end_transaction, log, my_host, record_health, tick
 from hcflask.engine.jobs import fence
 from hcflask.engine.jobs.judge import judge
 from hcflask.extensions import db
-from hcflask.models import FinalState, Job, JobMetric, Test, utcnow
+from hcflask.models import FinalState, Job, JobMetric, Queue, Test, utcnow
 from hcflask.states import JobState
 
 WATCHED = [JobState.SUBMITTED.value, JobState.QUEUED.value, JobState.RUNNING.value]
@@ -82,30 +85,59 @@ def _result_grace_over(job: Job, status: Status) -> bool:
     return utcnow() - job.ended_at >= grace
 
 
-def poll_jobs(jobs: list[Job]) -> int:
-    """Poll ``jobs`` backend by backend and apply what comes back."""
+#: what the monitor reads of every job in flight, every tick (a row, not an ORM object)
+SEEN = (Job.id, Job.backend, Job.backend_id, Job.name, Job.workdir, Job.cancel_requested_at, Job.state,
+        Job.native_state, Job.native_reason, Job.host, Job.started_at, Queue.name.label("queue_name"),
+        Queue.options.label("queue_options"))
+
+
+def _ref(row: Row[Any]) -> JobRef:
+    return JobRef(backend_id=row.backend_id or "", name=row.name, queue=row.queue_name,
+                  queue_options=row.queue_options or {},
+                  workdir=Path(row.workdir), cancel_requested=row.cancel_requested_at is not None)
+
+
+def _news(row: Row[Any], status: Status) -> bool:
+    """Whether ``status`` says anything :func:`apply_status` would write for the job of ``row``:
+    most jobs in flight are as they were at the last tick, and are not loaded again."""
+    if status.state.value != row.state or status.state.final:
+        return True
+    return (status.reason != row.native_reason
+            or (status.native_state is not None and status.native_state != row.native_state)
+            or (status.host is not None and status.host != row.host)
+            or (status.started_at is not None and status.started_at != row.started_at)
+            or (status.state is JobState.RUNNING and row.started_at is None))
+
+
+def poll_jobs(rows: Sequence[Row[Any]]) -> int:
+    """Poll the jobs of ``rows`` (:data:`SEEN`) backend by backend; load and apply what changed."""
     changed = 0
-    for name, group in by_backend(jobs).items():
-        refs = [job_ref(j) for j in group]
+    groups: dict[str, list[Row[Any]]] = defaultdict(list)
+    for row in rows:
+        groups[row.backend].append(row)
+    for name, group in groups.items():
         end_transaction()  # the poll may be slow: no write lock held meanwhile
         try:
-            statuses = backend(name).poll_many(refs)
+            statuses = backend(name).poll_many([_ref(r) for r in group])
         except BackendUnavailable as exc:
             record_health(name, str(exc))
             db.session.commit()
             continue
         record_health(name, None)
-        for job in group:
-            status = statuses.get(job.backend_id or "")
-            if status is None:
-                continue
+        news = {r.id: statuses[r.backend_id] for r in group
+                if r.backend_id in statuses and _news(r, statuses[r.backend_id])}
+        # loaded after the poll, so they are as fresh as the answer; one changed meanwhile
+        # (cancelled, judged elsewhere) is left to the next tick
+        jobs = db.session.scalars(select(Job).where(Job.id.in_(news), Job.state.in_(WATCHED)).options(
+            selectinload(Job.queue), selectinload(Job.test))).all() if news else []
+        for job in jobs:
             before = job.state
             try:
-                apply_status(job, status)
+                apply_status(job, news[job.id])
             except FinalState:
                 raise  # decided on a state that is gone: the pass is dropped and read again
             except Exception:  # noqa: BLE001 - one odd job must not stop the others
-                log.exception("could not apply status %s to job %s", status, job.name)
+                log.exception("could not apply status %s to job %s", news[job.id], job.name)
                 continue
             changed += job.state != before
         db.session.commit()
@@ -116,9 +148,8 @@ def poll_jobs(jobs: list[Job]) -> int:
 def monitor_tick() -> int:
     """One pass over every job in flight of this host's tests (fenced: see :mod:`fence`)."""
     fence.hold("monitor")
-    jobs = db.session.scalars(
-        select(Job).join(Test).where(
-            Job.state.in_(WATCHED), Job.backend_id.is_not(None), Test.host == my_host()
-        ).options(selectinload(Job.queue), selectinload(Job.test))
+    rows = db.session.execute(
+        select(*SEEN).join(Test, Job.test_id == Test.id).join(Queue, Job.queue_id == Queue.id).where(
+            Job.state.in_(WATCHED), Job.backend_id.is_not(None), Test.host == my_host())
     ).all()
-    return poll_jobs(list(jobs))
+    return poll_jobs(rows)
