@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shlex
+import stat
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -250,13 +251,17 @@ def write(workdir: Path, text: str) -> Path:
     :data:`PIPES` it runs the payload with (the wrapper makes them itself where they are missing)."""
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / WRAPPER
-    path.write_text(text)
-    path.chmod(0o755)
-    for name in PIPES:
-        pipe = workdir / name
-        if not pipe.is_fifo():
-            pipe.unlink(missing_ok=True)
+    with open(path, "w", opener=lambda p, flags: os.open(p, flags, 0o755)) as fh:
+        os.fchmod(fh.fileno(), 0o755)  # whatever the umask and an earlier file's mode
+        fh.write(text)
+    for name in PIPES:  # a new work dir has none: no look first
+        pipe = f"{workdir}/{name}"
+        try:
             os.mkfifo(pipe)
+        except FileExistsError:
+            if not stat.S_ISFIFO(os.lstat(pipe).st_mode):
+                os.unlink(pipe)
+                os.mkfifo(pipe)
     return path
 
 

@@ -41,8 +41,19 @@ class Running:
 @dataclass
 class Queue:
     slots: int
-    waiting: list[tuple[int, str, JobRef]] = field(default_factory=list)  # heap: FIFO by job name
+    #: the jobs waiting, by name; their order is the heap's (FIFO by job name), where a job
+    #: forgotten meanwhile is skipped when it comes up (so no wait or forget scans the queue)
+    waiting: dict[str, JobRef] = field(default_factory=dict)
+    order: list[tuple[int, str]] = field(default_factory=list)
     running: dict[str, Running] = field(default_factory=dict)
+
+    def next_waiting(self) -> tuple[str, JobRef] | None:
+        while self.order:
+            _, name = heapq.heappop(self.order)
+            ref = self.waiting.pop(name, None)
+            if ref is not None:
+                return name, ref
+        return None
 
 
 class Slots:
@@ -73,8 +84,9 @@ class Slots:
     def wait(self, ref: JobRef, slots: int) -> None:
         """``ref`` waits for a slot of its queue (once)."""
         q = self.queue(ref.queue, slots)
-        if ref.name not in q.running and all(name != ref.name for _, name, _ in q.waiting):
-            heapq.heappush(q.waiting, (len(ref.name), ref.name, ref))
+        if ref.name not in q.running and ref.name not in q.waiting:
+            q.waiting[ref.name] = ref
+            heapq.heappush(q.order, (len(ref.name), ref.name))
 
     def adopt(self, ref: JobRef, pid: int, slots: int) -> None:
         """A running job the view does not know (started before a restart, or by an earlier poll)."""
@@ -84,7 +96,7 @@ class Slots:
 
     def waiting(self, ref: JobRef) -> bool:
         q = self._queues.get(ref.queue)
-        return q is not None and any(name == ref.name for _, name, _ in q.waiting)
+        return q is not None and ref.name in q.waiting
 
     def running(self, ref: JobRef) -> Running | None:
         """The job's slot: its process is starting (pid 0), or watched (a pidfd: it runs until the
@@ -97,8 +109,9 @@ class Slots:
         q = self._queues.get(ref.queue)
         if q is None:
             return
-        q.waiting = [entry for entry in q.waiting if entry[1] != ref.name]
-        heapq.heapify(q.waiting)
+        q.waiting.pop(ref.name, None)
+        if not q.waiting:
+            q.order.clear()
         gone = q.running.pop(ref.name, None)
         if gone is not None and gone.pidfd is not None:
             self._unwatch(gone.pidfd)
@@ -111,8 +124,8 @@ class Slots:
         with self.lock:
             picked = []
             for q in self._queues.values():
-                while q.waiting and len(q.running) < q.slots:
-                    _, job, ref = heapq.heappop(q.waiting)
+                while q.waiting and len(q.running) < q.slots and (found := q.next_waiting()):
+                    job, ref = found
                     q.running[job] = Running(ref, 0, None)  # taken: the process starts below
                     picked.append((q, job, ref))
         started = []
