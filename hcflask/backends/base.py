@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -161,6 +161,9 @@ class Backend(abc.ABC):
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         self.config: Mapping[str, Any] = config or {}
+        #: called (from any thread) when the backend learns by itself that a job changed, so
+        #: that the monitor tick can come before its interval; the service sets it
+        self.on_change: Callable[[], None] = _nothing
 
     @classmethod
     def option_schema(cls, limits: Mapping[str, int]) -> dict[str, Any]:
@@ -239,3 +242,7 @@ class Backend(abc.ABC):
     def discover_queues(self) -> list[dict[str, Any]]:
         """Queues the batch system offers, as ``{"name": ..., "options": ...}``."""
         return []
+
+
+def _nothing() -> None:
+    """No one listens for the backend's own news (tests, commands)."""

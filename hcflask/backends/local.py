@@ -62,7 +62,7 @@ class LocalBackend(Backend):
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
-        self._view = Slots(self._start)
+        self._view = Slots(self._start, lambda: self.on_change())
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any],

@@ -58,11 +58,13 @@ class Queue:
 
 class Slots:
     """Waiting and running jobs per queue; ``start(ref)`` starts a wrapper and returns its pid
-    (None if it could not).  Ticks and the thread share the view: the backend calls the methods
-    with ``lock`` held; ``fill`` and the thread take it themselves."""
+    (None if it could not); ``ended()`` is called when the thread heard wrappers end.  Ticks and
+    the thread share the view: the backend calls the methods with ``lock`` held; ``fill`` and the
+    thread take it themselves."""
 
-    def __init__(self, start: Callable[[JobRef], int | None]) -> None:
+    def __init__(self, start: Callable[[JobRef], int | None], ended: Callable[[], None]) -> None:
         self._start = start
+        self._on_end = ended
         self.lock = threading.RLock()
         self._queues: dict[str, Queue] = {}
         self._by_fd: dict[int, tuple[str, str]] = {}
@@ -190,6 +192,7 @@ class Slots:
         starts another, under the same lock."""
         while True:
             events = epoll.poll(5)  # a timeout, so that an idle thread ends
+            ended = False
             with self.lock:
                 for fd, _ in events:
                     if fd == kick:
@@ -199,6 +202,9 @@ class Slots:
                             pass
                     elif (where := self._by_fd.get(fd)) is not None:
                         self._ended(fd, *where)
+                        ended = True
+            if ended:
+                self._on_end()
             try:
                 self.fill()
             except Exception:  # a failed start must not stop the thread: the next poll tries again

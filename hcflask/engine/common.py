@@ -29,9 +29,22 @@ def backend(name: str) -> Backend:
     ``cancel_running``; ``[backends.<name>]`` may override it.
     """
     cache = current_app.extensions.setdefault("hc_backends", {})
+    if name in cache:
+        return cache[name]
     section = {"cancel_running": current_app.config["JOBS_CANCEL_RUNNING"],
                **current_app.config["BACKENDS"].get(name, {})}
-    return get_backend(name, section, cache)
+    found = get_backend(name, section, cache)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    found.on_change = lambda: monitor_soon(app)
+    return found
+
+
+def monitor_soon(app: Flask) -> None:
+    """A backend heard jobs change by itself: the service's scheduler brings the monitor forward
+    (set by :mod:`hcflask.engine.service.scheduler`; nothing where no scheduler runs)."""
+    hook = app.extensions.get("hc_monitor_soon")
+    if hook is not None:
+        hook()
 
 
 def by_backend(jobs: Iterable[Job]) -> dict[str, list[Job]]:

@@ -79,6 +79,34 @@ def test_short_test_on_two_queues(tmp_path: Path) -> None:
     assert health["scheduler_in_this_process"] is False  # stopped above
 
 
+def test_local_jobs_that_end_bring_the_monitor_tick_forward(tmp_path: Path) -> None:
+    """Monitor every hour, submission every 0.5 s: after the monitor's first run (at start, before
+    any job exists) every job is judged only because the local backend heard its wrapper end and
+    brought the monitor tick forward."""
+    app = make_app(tmp_path / "instance", SCHEDULER_CORE_SECONDS=0.5, SCHEDULER_SUBMISSION_SECONDS=0.5,
+                   SCHEDULER_MONITOR_SECONDS=3600.0)
+    with app.app_context():
+        make_queue("q1")
+        template = make_template("heard", queues=["q1"], script='echo "hc-ok value=1"', jobs_in_flight=2,
+                                 max_jobs=6)
+        make_test(template, app)
+    try:
+        assert scheduler.start(app)
+        deadline = time.monotonic() + 40
+        with app.app_context():
+            while time.monotonic() < deadline:
+                db.session.expire_all()
+                judged = db.session.scalars(select(Job).where(Job.judged_at.is_not(None))).all()
+                if len(judged) >= 6:
+                    break
+                time.sleep(0.2)
+            assert len(judged) == 6, [(j.id, j.state) for j in db.session.scalars(select(Job))]
+            assert {j.state for j in judged} == {"succeeded"}
+    finally:
+        scheduler.stop(app)
+        kill_local_jobs(tmp_path / "instance")
+
+
 def test_judged_jobs_are_replaced_without_waiting_for_the_submission_interval(tmp_path: Path) -> None:
     """Submission every hour, monitor every 0.5 s: the first submission tick (at start) writes
     the test's 2 jobs; every further job exists only because a monitor tick that judged jobs
