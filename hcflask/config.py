@@ -42,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
     # one INFO line per tick with its duration and summary (for diagnosing a busy engine)
     "SCHEDULER_LOG_TICKS": False,
     # new jobs one submission tick writes and submits at most (the rest wait for the next ticks)
-    "SCHEDULER_JOBS_PER_TICK": 500,
+    "SCHEDULER_JOBS_PER_TICK": 250,
     "HOSTS_HEARTBEAT_SECONDS": 10.0,
     "HOSTS_LEASE_SECONDS": 60.0,
     # a dead host's tests are adopted by a live one after this long (0: never)

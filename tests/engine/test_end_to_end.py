@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hcflask.engine.service import scheduler
 from hcflask.extensions import db
@@ -102,6 +102,31 @@ def test_local_jobs_that_end_bring_the_monitor_tick_forward(tmp_path: Path) -> N
                 time.sleep(0.2)
             assert len(judged) == 6, [(j.id, j.state) for j in db.session.scalars(select(Job))]
             assert {j.state for j in judged} == {"succeeded"}
+    finally:
+        scheduler.stop(app)
+        kill_local_jobs(tmp_path / "instance")
+
+
+def test_a_submission_tick_at_its_cap_runs_again_at_once(tmp_path: Path) -> None:
+    """15 jobs wanted, 5 per tick, submission and monitor every hour: the ticks at start write 5
+    (and a monitor that saw them start may bring one more tick, 10); all 15 exist only because a
+    tick that reached its cap ran again at once.  The jobs sleep, so no ended job brings ticks."""
+    app = make_app(tmp_path / "instance", SCHEDULER_CORE_SECONDS=0.5, SCHEDULER_SUBMISSION_SECONDS=3600.0,
+                   SCHEDULER_MONITOR_SECONDS=3600.0, SCHEDULER_JOBS_PER_TICK=5)
+    with app.app_context():
+        make_queue("q1", slots=20)
+        make_test(make_template("capped", queues=["q1"], script="sleep 30", jobs_in_flight=15, max_jobs=15), app)
+    try:
+        assert scheduler.start(app)
+        deadline = time.monotonic() + 20
+        with app.app_context():
+            while time.monotonic() < deadline:
+                jobs = db.session.scalar(select(func.count()).select_from(Job))
+                db.session.commit()
+                if jobs >= 15:
+                    break
+                time.sleep(0.2)
+            assert jobs == 15
     finally:
         scheduler.stop(app)
         kill_local_jobs(tmp_path / "instance")

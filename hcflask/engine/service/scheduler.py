@@ -121,13 +121,14 @@ logging.getLogger("apscheduler.scheduler").addFilter(_QuietSkips())
 
 class Runs:
     """When the run of each tick kind in progress started; logs a stuck kind once per run.
-    Brings the submission tick forward after a monitor tick that changed jobs, and the monitor
-    tick forward when a backend heard jobs end (:meth:`monitor_soon`)."""
+    Brings the submission tick forward after a monitor tick that changed jobs and after a
+    submission tick that reached its cap, and the monitor tick forward when a backend heard
+    jobs end (:meth:`monitor_soon`)."""
 
     def __init__(self) -> None:
         self.started: dict[str, float] = {}
         self.reported: set[str] = set()
-        self.monitor_started = 0.0
+        self.monitor_started = self.monitor_seconds = 0.0
         #: a backend heard jobs end since the monitor tick last started
         self.news = False
 
@@ -139,9 +140,12 @@ class Runs:
             try:
                 result = function(app)
             finally:
+                if kind == "monitor":
+                    self.monitor_seconds = time.monotonic() - self.monitor_started
                 self.started.pop(kind, None)
                 self.reported.discard(kind)
-            if kind == "monitor" and result and "submission" not in self.started:
+            if (kind == "monitor" and result and "submission" not in self.started) or (
+                    kind == "submission" and isinstance(result, dict) and result.get("more")):
                 submit_now(app)
             if kind == "monitor" and self.news:  # jobs ended while it ran
                 self._monitor_again(app)
@@ -160,7 +164,10 @@ class Runs:
             self._monitor_again(app)
 
     def _monitor_again(self, app: Flask) -> None:
-        bring_forward(app, "monitor", max(0.0, self.monitor_started + MONITOR_GAP - time.monotonic()))
+        # the gap grows with the tick's own length: a monitor brought forward never takes more
+        # than about half of its thread's time (its cost per pass grows with the jobs in flight)
+        gap = max(MONITOR_GAP, 2 * self.monitor_seconds)
+        bring_forward(app, "monitor", max(0.0, self.monitor_started + gap - time.monotonic()))
 
     def skipped(self, event: JobSubmissionEvent) -> None:
         kind = event.job_id
