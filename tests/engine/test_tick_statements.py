@@ -79,3 +79,33 @@ def test_tick_statements_do_not_grow_with_the_jobs(database: str, tmp_path: Path
     assert counts[10] == counts[100], counts
     # and few: a handful per tick, whatever the number of jobs
     assert all(n < 60 for n in counts[100].values()), counts
+
+
+def test_a_monitor_tick_applies_at_most_jobs_per_tick_changes(tmp_path: Path) -> None:
+    """12 jobs ended, 5 changes a tick: the oldest 5, then 5, then the last 2, and the tick says
+    whether it left some (the scheduler then runs it again at once)."""
+    app = make_app(tmp_path / "i", SCHEDULER_JOBS_PER_TICK=5)
+    try:
+        with app.app_context():
+            make_queue("q1", slots=12)
+            make_test(make_template(queues=["q1"], jobs_in_flight=12, max_jobs=12, script="echo hc-ok"), app)
+        submission_tick(app)  # 5 jobs (its cap) ...
+        submission_tick(app)
+        submission_tick(app)  # ... 12 in all
+        with app.app_context():
+            workdirs = [Path(w) for w in db.session.scalars(select(Job.workdir))]
+            assert len(workdirs) == 12
+            db.session.remove()
+        _wait_for(workdirs, jobscript.RESULT)
+        passes = [monitor_tick(app)]
+        with app.app_context():
+            ids = db.session.scalars(select(Job.id).order_by(Job.id)).all()
+            assert db.session.scalars(select(Job.id).where(Job.state == "succeeded").order_by(Job.id)).all() == ids[:5]
+            db.session.remove()
+        passes += [monitor_tick(app) for _ in range(3)]
+        assert passes == [{"changed": 5, "more": 1}, {"changed": 5, "more": 1}, {"changed": 2, "more": 0},
+                          {"changed": 0, "more": 0}]
+        with app.app_context():
+            assert db.session.scalar(select(func.count()).where(Job.state == "succeeded")) == 12
+    finally:
+        kill_local_jobs(tmp_path / "i")

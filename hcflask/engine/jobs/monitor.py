@@ -109,9 +109,11 @@ def _news(row: Row[Any], status: Status) -> bool:
             or (status.state is JobState.RUNNING and row.started_at is None))
 
 
-def poll_jobs(rows: Sequence[Row[Any]]) -> int:
-    """Poll the jobs of ``rows`` (:data:`SEEN`) backend by backend; load and apply what changed."""
-    changed = 0
+def poll_jobs(rows: Sequence[Row[Any]], limit: int) -> dict[str, int]:
+    """Poll the jobs of ``rows`` (:data:`SEEN`) backend by backend; load and apply what changed,
+    at most ``limit`` jobs (the oldest first; ``more`` says that some were left for the next run).
+    """
+    changed = more = 0
     groups: dict[str, list[Row[Any]]] = defaultdict(list)
     for row in rows:
         groups[row.backend].append(row)
@@ -126,6 +128,10 @@ def poll_jobs(rows: Sequence[Row[Any]]) -> int:
         record_health(name, None)
         news = {r.id: statuses[r.backend_id] for r in group
                 if r.backend_id in statuses and _news(r, statuses[r.backend_id])}
+        if len(news) > limit:  # a tick of bounded length; the rest stays news for the next run
+            news = {k: news[k] for k in sorted(news)[:limit]}
+            more = 1
+        limit -= len(news)
         # loaded after the poll, so they are as fresh as the answer; one changed meanwhile
         # (cancelled, judged elsewhere) is left to the next tick
         jobs = db.session.scalars(select(Job).where(Job.id.in_(news), Job.state.in_(WATCHED)).options(
@@ -141,15 +147,16 @@ def poll_jobs(rows: Sequence[Row[Any]]) -> int:
                 continue
             changed += job.state != before
         db.session.commit()
-    return changed
+    return {"changed": changed, "more": more}
 
 
 @tick("monitor")
-def monitor_tick() -> int:
-    """One pass over every job in flight of this host's tests (fenced: see :mod:`fence`)."""
+def monitor_tick() -> dict[str, int]:
+    """One pass over every job in flight of this host's tests (fenced: see :mod:`fence`), applying
+    at most ``[scheduler] jobs_per_tick`` changes (the scheduler runs it again at once for more)."""
     fence.hold("monitor")
     rows = db.session.execute(
         select(*SEEN).join(Test, Job.test_id == Test.id).join(Queue, Job.queue_id == Queue.id).where(
             Job.state.in_(WATCHED), Job.backend_id.is_not(None), Test.host == my_host())
     ).all()
-    return poll_jobs(rows)
+    return poll_jobs(rows, int(current_app.config["SCHEDULER_JOBS_PER_TICK"]))

@@ -121,9 +121,9 @@ logging.getLogger("apscheduler.scheduler").addFilter(_QuietSkips())
 
 class Runs:
     """When the run of each tick kind in progress started; logs a stuck kind once per run.
-    Brings the submission tick forward after a monitor tick that changed jobs and after a
-    submission tick that reached its cap, and the monitor tick forward when a backend heard
-    jobs end (:meth:`monitor_soon`)."""
+    Brings the submission tick forward after a monitor tick that changed jobs, a submission or
+    monitor tick that reached its cap forward to now, and the monitor tick forward when a
+    backend heard jobs end (:meth:`monitor_soon`)."""
 
     def __init__(self) -> None:
         self.started: dict[str, float] = {}
@@ -144,10 +144,13 @@ class Runs:
                     self.monitor_seconds = time.monotonic() - self.monitor_started
                 self.started.pop(kind, None)
                 self.reported.discard(kind)
-            if (kind == "monitor" and result and "submission" not in self.started) or (
-                    kind == "submission" and isinstance(result, dict) and result.get("more")):
+            more = isinstance(result, dict) and bool(result.get("more"))
+            if (kind == "monitor" and result and result.get("changed") and "submission" not in self.started) or (
+                    kind == "submission" and more):
                 submit_now(app)
-            if kind == "monitor" and self.news:  # jobs ended while it ran
+            if kind == "monitor" and more:  # at its cap: on with the rest at once
+                bring_forward(app, "monitor", 0.0)
+            elif kind == "monitor" and self.news:  # jobs ended while it ran
                 self._monitor_again(app)
 
         return run
