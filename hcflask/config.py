@@ -291,7 +291,7 @@ enabled = {d("SCHEDULER_ENABLED")}
 core_seconds = {d("SCHEDULER_CORE_SECONDS")}
 submission_seconds = {d("SCHEDULER_SUBMISSION_SECONDS")}
 monitor_seconds = {d("SCHEDULER_MONITOR_SECONDS")}
-# jobs_per_tick = {d("SCHEDULER_JOBS_PER_TICK")}     # jobs a submission tick writes (round robin), and a monitor tick updates, at most
+# jobs_per_tick = {d("SCHEDULER_JOBS_PER_TICK")}     # most jobs a submission tick writes, a monitor tick updates
 # log_ticks = {d("SCHEDULER_LOG_TICKS")}       # one log line per tick with its duration
 
 [hosts]                   # several hosts on one PostgreSQL (docs/scale-out.md)

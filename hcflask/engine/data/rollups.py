@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import case, delete, event, func, insert, literal, or_, select, text
+from sqlalchemy import Row, case, delete, event, func, insert, literal, or_, select, text
 from sqlalchemy.orm import Session, attributes
 
 from hcflask.models import (
@@ -104,20 +104,33 @@ def split_days(start: datetime, end: datetime) -> Iterator[tuple[date, datetime,
         start = midnight
 
 
-def offline_spans(session: Session, queue_id: int, lo: datetime, hi: datetime) -> list[tuple[datetime, datetime]]:
-    """The intervals within [lo, hi) the queue spent ``offline`` (an admin's downtime)."""
+def offline_spans(session: Session, ranges: Mapping[int, tuple[datetime, datetime]],
+                  ) -> dict[int, list[tuple[datetime, datetime]]]:
+    """Per queue id, the intervals within its [lo, hi) the queue spent ``offline`` (an admin's
+    downtime); two statements for all the queues (a monitor tick judges jobs of many)."""
     offline = QueueStatus.OFFLINE.value
-    events = session.execute(select(QueueEvent.time, QueueEvent.old_status, QueueEvent.new_status).where(
-        QueueEvent.queue_id == queue_id, QueueEvent.time < hi).order_by(QueueEvent.time, QueueEvent.id)).all()
-    status = events[0].old_status if events else session.scalar(select(Queue.status).where(Queue.id == queue_id))
-    since, spans = datetime.min, []
-    for when, _old, new in events:
-        if status == offline and when > lo:
-            spans.append((max(since, lo), when))
-        status, since = new, when
-    if status == offline:
-        spans.append((max(since, lo), hi))
-    return spans
+    events: dict[int, list[Row[Any]]] = defaultdict(list)
+    for row in session.execute(select(
+            QueueEvent.queue_id, QueueEvent.time, QueueEvent.old_status, QueueEvent.new_status).where(
+            QueueEvent.queue_id.in_(ranges), QueueEvent.time < max(hi for _, hi in ranges.values())).order_by(
+            QueueEvent.queue_id, QueueEvent.time, QueueEvent.id)):
+        if row.time < ranges[row.queue_id][1]:
+            events[row.queue_id].append(row)
+    quiet = set(ranges) - set(events)
+    now = dict(session.execute(select(Queue.id, Queue.status).where(Queue.id.in_(quiet))).all()) if quiet else {}
+    found = {}
+    for queue_id, (lo, hi) in ranges.items():
+        mine = events.get(queue_id, [])
+        status = mine[0].old_status if mine else now.get(queue_id)
+        since, spans = datetime.min, []
+        for row in mine:
+            if status == offline and row.time > lo:
+                spans.append((max(since, lo), row.time))
+            status, since = row.new_status, row.time
+        if status == offline:
+            spans.append((max(since, lo), hi))
+        found[queue_id] = spans
+    return found
 
 
 def overlap(spans: Iterable[tuple[datetime, datetime]], lo: datetime, hi: datetime) -> float:
@@ -176,12 +189,17 @@ def _intervals(session: Session, batch: _Batch, series: dict[tuple[int, str], li
     tails = {(t.queue_id, t.template): (t.ended_at, t.ok) for t in session.execute(
         select(RollupTail.queue_id, RollupTail.template, RollupTail.ended_at, RollupTail.ok).where(
             RollupTail.queue_id.in_({k[0] for k in series})))}
-    updates = []
+    ranges: dict[int, tuple[datetime, datetime]] = {}
     for key, items in series.items():
         items.sort(key=lambda o: o.ended_at)
+        first = tails[key][0] if key in tails else items[0].ended_at
+        lo, hi = ranges.get(key[0], (first, items[-1].ended_at))
+        ranges[key[0]] = (min(lo, first), max(hi, items[-1].ended_at))
+    spans = offline_spans(session, ranges)
+    updates = []
+    for key, items in series.items():
         tail = tails.get(key)
-        first = tail[0] if tail else items[0].ended_at
-        offline = offline_spans(session, key[0], first, items[-1].ended_at)
+        offline = spans[key[0]]
         for item in items:
             if tail is not None and item.ended_at < tail[0]:
                 continue  # judged out of order: counted, no interval (a rebuild places it)
