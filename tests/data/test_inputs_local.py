@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import zlib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from data_servers import RucioServer, XRootDServer, add_rse, load_dataset, pfn_p
 from flask import Flask
 from sqlalchemy import func, select
 
+from hcflask.engine.robot.robot import robot_pass
 from hcflask.engine.service.core import core_tick
 from hcflask.extensions import db
 from hcflask.models import Alert, Job, Queue, QueueClaim, Test
@@ -130,6 +132,43 @@ def test_xrootd_down_fails_stagein_naming_the_storage(tmp_path: Path, rucio_serv
             assert f"from {dataset['rse']} (127.0.0.1:{xrootd.port}): xrdcp:" in reason, reason
             assert not (Path(job.workdir) / "stdout").read_text(), "the payload did not run"
             assert (Path(job.workdir) / "stderr").read_text().strip() == reason
+
+
+def test_xrootd_down_mid_test_is_one_common_failure_for_the_robot(tmp_path: Path, rucio_server: RucioServer,
+                                                                  dataset: dict[str, Any], xrootd: XRootDServer,
+                                                                  xrd_env: None) -> None:
+    """The storage stops after every queue's first job read its input: the stage-in failures of four queues
+    are one signature, and the robot's outage guard treats them like any common failure (one outage alert,
+    no queue excluded); the storage back, the jobs read again."""
+    queues = ["site-a", "site-b", "site-c", "site-d"]
+    app = data_app(tmp_path, rucio_server)
+    with app.app_context():
+        for name in queues:
+            make_queue(name, rse=dataset["rse"])
+        template = make_template("reads", queues=["site-*"], script=READER, max_jobs=0, autoexclusion=True,
+                                 inputs=inputs_doc(dataset["did"], files_per_job=1))
+        test = make_test(template, app)
+        run_ticks(app, lambda: len([j for j in finished(test.id) if j.state == "succeeded"]) >= 4, timeout=60)
+
+        def failed_per_queue() -> Counter[str]:
+            return Counter(j.queue.name for j in finished(test.id) if j.state == "failed")
+
+        xrootd.stop()
+        try:
+            run_ticks(app, lambda: all(failed_per_queue()[q] >= 3 for q in queues), timeout=120)
+            counts = robot_pass()
+            failed = [j for j in finished(test.id) if j.state == "failed"]
+            assert {j.failure_reason.split(":")[0] for j in failed} == {"stage-in failed"}
+            assert all(f"from {dataset['rse']} (127.0.0.1:{xrootd.port})" in j.failure_reason for j in failed)
+            assert len({j.failure_signature for j in failed}) == 1, {j.failure_signature for j in failed}
+            assert counts["outage"] == 1 and counts["excluded"] == 0, counts
+            assert db.session.scalar(select(func.count()).select_from(Queue).where(Queue.status == "excluded")) == 0
+            (alert,) = db.session.scalars(select(Alert).where(Alert.kind == "outage")).all()
+            assert alert.closed_at is None
+        finally:
+            xrootd.start()
+        before = len(finished(test.id))
+        run_ticks(app, lambda: any(j.state == "succeeded" for j in finished(test.id)[before:]), timeout=60)
 
 
 def test_corrupted_file_fails_on_its_checksum(tmp_path: Path, rucio_server: RucioServer, dataset: dict[str, Any],
