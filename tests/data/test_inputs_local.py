@@ -3,6 +3,7 @@ the real Rucio and XRootD servers of conftest.py (issue 22)."""
 from __future__ import annotations
 
 import re
+import statistics
 import time
 import zlib
 from collections import Counter
@@ -80,6 +81,10 @@ def test_ten_jobs_read_every_file_over_root(tmp_path: Path, rucio_server: RucioS
     (queue,) = report["queues"]
     rows = {row["metric"]: row for row in queue["metrics"]}
     assert rows["stagein_mb_per_s"]["unit"] == "MB/s" and rows["stagein_mb_per_s"]["summary"]["n"] == 10
+    # and the comparison knows it (the test against itself: the same ten values on both sides)
+    compared = app.test_client().get(f"/api/v1/compare?tests={test_id},{test_id}&metric=stagein_mb_per_s").get_json()
+    assert compared["unit"] == "MB/s" and compared["a"]["n"] == compared["b"]["n"] == 10, compared
+    assert compared["a"]["median"] == pytest.approx(statistics.median(rates), rel=1e-3)
 
 
 def test_queue_without_replica_gets_no_job_and_a_note(tmp_path: Path, rucio_server: RucioServer,
