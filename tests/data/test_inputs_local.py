@@ -67,6 +67,7 @@ def test_ten_jobs_read_every_file_over_root(tmp_path: Path, rucio_server: RucioS
             assert metrics["input_bytes"] == 2 * 64 * 1024
             assert metrics["stagein_seconds"] > 0 and metrics["stagein_mb_per_s"] > 0
             assert "hc-ok read 2 files" in (Path(job.workdir) / "stdout").read_text()
+            assert not (Path(job.workdir) / "inputs").exists(), "the copies are removed once the payload ended"
             assert {m.name: m.unit for m in job.metrics}["stagein_mb_per_s"] == "MB/s"
         test_id = test.id
         rates = [next(m.value for m in j.metrics if m.name == "stagein_mb_per_s") for j in jobs]
@@ -226,6 +227,7 @@ def test_one_corrupted_file_among_several_fails_naming_it(tmp_path: Path, rucio_
         assert job.state == "failed"
         assert job.failure_reason.startswith(f"stage-in failed: {names[1]} from {dataset['rse']}"), job.failure_reason
         assert "adler32 mismatch: expected" in job.failure_reason and "CheckSum error" in job.failure_reason
+        assert not (Path(job.workdir) / "inputs").exists(), "what was fetched is removed"
 
 
 def test_rucio_down_waits_with_one_alert_and_resumes(tmp_path: Path, rucio_server: RucioServer,
