@@ -32,7 +32,7 @@ echo "hc-ok read $n files"
 
 
 def data_app(tmp_path: Path, rucio_server: RucioServer, **overrides: Any) -> Flask:
-    return make_app(tmp_path / "instance", **rucio_server.hc_config(), **overrides)
+    return make_app(tmp_path / "instance", **{**rucio_server.hc_config(), **overrides})
 
 
 def inputs_doc(did: str, **overrides: Any) -> dict[str, Any]:
