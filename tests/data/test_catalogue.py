@@ -1,6 +1,7 @@
 """The catalogue's Rucio client: one login per process, not one per replica lookup
 (counted in the real Rucio server's own token table); Rucio asked outside any
-database transaction (seen in PostgreSQL's pg_stat_activity while Rucio hangs)."""
+database transaction (seen in PostgreSQL's pg_stat_activity while Rucio hangs);
+the replica list asked again for a renewed test."""
 from __future__ import annotations
 
 import os
@@ -11,12 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from data_servers import RucioServer
-from test_inputs_local import data_app, inputs_doc
+from data_servers import RucioServer, load_dataset
+from sqlalchemy import select
+from test_inputs_local import READER, data_app, finished, inputs_doc
 
 from hcflask.data import catalogue, plan
 from hcflask.engine.jobs.submission import submission_tick
-from tests.factories import make_queue, make_template, make_test
+from hcflask.engine.service.core import core_tick
+from hcflask.extensions import db
+from hcflask.models import Test
+from tests.factories import make_queue, make_template, make_test, run_ticks
 
 
 def logins(rucio_server: RucioServer) -> int:
@@ -86,3 +91,32 @@ def test_a_hung_rucio_holds_no_database_transaction(tmp_path: Path, rucio_server
         os.killpg(group, signal.SIGCONT)
     thread.join(60)
     assert ticked.is_set()
+
+
+def test_a_renewed_test_asks_rucio_again(tmp_path: Path, rucio_server: RucioServer, dataset: dict[str, Any],
+                                         xrd_env: None) -> None:
+    """The replica list is cached per test (refresh_seconds: an hour by default); a renewal is a new
+    test, so it reads what the dataset holds then: a file added in between is read by its first job."""
+    rucio = dataset["rucio"]
+    load_dataset(rucio, dataset["rse"], dataset["scope"], "hc_renewed", tmp_path / "one", files=1, prefix="hc_ren_a")
+    app = data_app(tmp_path, rucio_server)
+    with app.app_context():
+        make_queue("site-a", rse=dataset["rse"])
+        make_template("reads", queues=["site-a"], script=READER, max_jobs=1, renew=True,
+                      inputs=inputs_doc(f"{dataset['scope']}:hc_renewed", files_per_job=2))
+        core_tick(app)
+        first = db.session.scalars(select(Test)).one()
+        run_ticks(app, lambda: len(finished(first.id)) == 1, timeout=60)
+        (job,) = finished(first.id)
+        assert job.state == "succeeded" and [f["name"] for f in job.inputs] == ["hc_ren_a_00.root"]
+        load_dataset(rucio, dataset["rse"], dataset["scope"], "hc_renewed", tmp_path / "two", files=1,
+                     prefix="hc_ren_b")
+        for _ in range(2):
+            core_tick(app)  # the first test completes (its one job judged), the template renews, it starts
+        db.session.expire_all()
+        tests = db.session.scalars(select(Test).order_by(Test.id)).all()
+        assert [t.state for t in tests] == ["completed", "running"], [t.state for t in tests]
+        run_ticks(app, lambda: len(finished(tests[1].id)) == 1, timeout=60)
+        (job,) = finished(tests[1].id)
+        assert job.state == "succeeded", job.failure_reason
+        assert sorted(f["name"] for f in job.inputs) == ["hc_ren_a_00.root", "hc_ren_b_00.root"]
