@@ -114,6 +114,7 @@ def hcflask_round(app: Flask, n: int) -> tuple[float, int, float]:
     children (the stage-in; the payload is ``true``); each round is a new test of one job."""
     with app.app_context():
         template = db.session.scalar(select(Template).where(Template.name == "stagein"))
+        assert template is not None
         test = actions.start_test(template, actor="bench")
         core_tick(app)
         submission_tick(app)  # writes the job and hands it to the local backend, which starts it
