@@ -235,6 +235,7 @@ else  # the payload does not run: stderr says why (where the backend keeps only 
   times > @TIMES@
 fi
 { read -r _; read -r hc_cpu; } < @TIMES@
+[ -n "${hc_in_clean:-}" ] && rm -rf -- "$hc_in_clean"  # the staged-in copies (set by the stage-in)
 @STAGEOUT@
 hc_now; hc_end=$hc_t
 # one printf, so one write: a reader sees no file, an empty one (not parsed: not finished yet) or all of it

@@ -97,15 +97,17 @@ with open(sys.argv[1], "rb") as f:
     for b in iter(lambda: f.read(1 << 20), b""): s = zlib.adler32(b, s)
 print("%08x" % s)' "$1"; fi
 }
+hc_now; hc_in_start=$hc_t
 mkdir -p inputs
+hc_in_clean=inputs  # the copies go once the payload has ended (the wrapper removes them)
 hc_in_bytes=0
 hc_in_files=""
-hc_in_start=$(date +%s.%N)
 # root:// files with a checksum go through one xrdcp first: a start of xrdcp costs as much CPU as tens of MB
 # copied, and it prints the adler32 it computed while writing each file, compared here with the catalogue's.
 # A file it did not bring, or with another sum, is fetched again on its own below, so the failure is told in
-# xrdcp's words for that file.
-declare -A hc_done=() hc_base=()
+# xrdcp's words for that file.  Its files stay where it wrote them, inputs/xrd/<name>
+# (renaming them took a process per file).
+declare -A hc_done=() hc_base=() hc_path=()
 for hc_i in "${!hc_in_urls[@]}"; do
   hc_u=${hc_in_urls[$hc_i]}; hc_b=${hc_u##*/}
   case "$hc_u" in root://*\?*|root://*/) ;; root://*)
@@ -114,23 +116,24 @@ for hc_i in "${!hc_in_urls[@]}"; do
 done
 if [ "${#hc_base[@]}" -gt 1 ]; then
   hc_src=(); for hc_i in "${hc_base[@]}"; do hc_src+=("${hc_in_urls[$hc_i]}"); done
-  mkdir -p inputs/.batch
+  mkdir -p inputs/xrd
   hc_out=$(timeout -k 10 $((@TIMEOUT@ * ${#hc_src[@]})) xrdcp --nopbar --force --cksum adler32:print "${hc_src[@]}" \
-           inputs/.batch/ 2>&1 < /dev/null)
-  while read -r hc_t hc_s hc_p _; do  # "adler32: <hex, not zero-padded> <target> <bytes>"
-    [ "$hc_t" = "adler32:" ] && [[ $hc_s =~ ^[0-9a-fA-F]{1,8}$ ]] || continue
+           inputs/xrd/ 2>&1 < /dev/null)
+  while read -r hc_k hc_s hc_p hc_n _; do  # "adler32: <hex, not zero-padded> <target> <bytes>"
+    [ "$hc_k" = "adler32:" ] && [[ $hc_s =~ ^[0-9a-fA-F]{1,8}$ ]] && [[ $hc_n =~ ^[0-9]+$ ]] || continue
     hc_i=${hc_base[${hc_p##*/}]:-}
     [ -n "$hc_i" ] && [ $((16#$hc_s)) -eq $((16#${hc_in_sums[$hc_i]})) ] || continue
-    mv -f "$hc_p" "inputs/${hc_in_names[$hc_i]}" && hc_done[$hc_i]=1
+    hc_done[$hc_i]=$hc_n; hc_path[$hc_i]=inputs/xrd/${hc_p##*/}
   done <<< "$hc_out"
-  rm -rf inputs/.batch
 fi
 for hc_i in "${!hc_in_urls[@]}"; do
   hc_u=${hc_in_urls[$hc_i]}; hc_d="inputs/${hc_in_names[$hc_i]}"; hc_want=${hc_in_sums[$hc_i]}; hc_ck=()
-  if [ -n "${hc_done[$hc_i]:-}" ]; then  # fetched and verified by the xrdcp of all files
-    hc_in_bytes=$((hc_in_bytes + $(stat -c %s "$hc_d"))); hc_in_files="$hc_in_files${hc_in_files:+ }$PWD/$hc_d"
+  if [ -n "${hc_done[$hc_i]:-}" ]; then  # fetched and verified by the xrdcp of all files (its size: xrdcp's)
+    hc_in_bytes=$((hc_in_bytes + hc_done[$hc_i])); hc_in_files="$hc_in_files${hc_in_files:+ }$PWD/${hc_path[$hc_i]}"
     continue
   fi
+  hc_b=${hc_u##*/}
+  [ -n "$hc_b" ] && [ "${hc_base[$hc_b]:-}" = "$hc_i" ] && rm -f "inputs/xrd/$hc_b"  # what the one xrdcp left of it
   case "$hc_u" in
     # xrdcp checks the adler32 itself (end to end, as Rucio's downloads do): no second read of the file
     root://*) [ -n "$hc_want" ] && hc_ck=(--cksum "adler32:$hc_want") && hc_want=""
@@ -160,7 +163,7 @@ for hc_i in "${!hc_in_urls[@]}"; do
   hc_in_bytes=$((hc_in_bytes + $(stat -c %s "$hc_d")))
   hc_in_files="$hc_in_files${hc_in_files:+ }$PWD/$hc_d"
 done
-hc_in_end=$(date +%s.%N)
+hc_now; hc_in_end=$hc_t
 printf '{"files": %d, "bytes": %d, "start": %s, "end": %s, "access": "copy"}\n' "${#hc_in_urls[@]}" \
   "$hc_in_bytes" "$hc_in_start" "$hc_in_end" > @JSON@
 export HC_INPUT_FILES="$hc_in_files"

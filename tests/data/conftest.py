@@ -2,7 +2,9 @@
 dataset of 10 files on an RSE served by that XRootD (see data_servers.py).
 
 Without the packages (``.ci/install-rucio.sh``) the tests are skipped,
-except in CI (``CI=true``), where that is a failure.
+except in CI (``CI=true``), where that is a failure.  The servers' start-up
+times are printed at the end of the run (docs/data.md "Figures" quotes them
+from CI).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,15 @@ from data_servers import XRD_FAST, RucioServer, XRootDServer, add_rse, load_data
 SCOPE = "hctest"
 DATASET = "hc_test_input"
 RSE = "XRD_DISK"
+#: what took how long to start (seconds), for the run's summary
+STARTS: dict[str, float] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if STARTS:
+        terminalreporter.write_sep("-", "data servers' start-up")
+        for what, seconds in STARTS.items():
+            terminalreporter.write_line(f"{what}: {seconds:.2f} s")
 
 
 def _need() -> None:
@@ -36,6 +48,7 @@ def xrootd() -> Iterator[XRootDServer]:
     server = XRootDServer()
     try:
         server.start()
+        STARTS["XRootD: listening"] = server.start_seconds
         yield server
     finally:
         server.close()
@@ -51,6 +64,8 @@ def rucio_server(postgres: Any) -> Iterator[RucioServer]:
         os.environ["RUCIO_CONFIG"] = str(server.client_config)
         server.bootstrap()
         server.start()
+        STARTS["Rucio: schema and root account"] = server.bootstrap_seconds
+        STARTS["Rucio: gunicorn answering /ping"] = server.start_seconds
         yield server
     finally:
         server.close()
@@ -63,11 +78,13 @@ def rucio_server(postgres: Any) -> Iterator[RucioServer]:
 @pytest.fixture(scope="session")
 def dataset(rucio_server: RucioServer, xrootd: XRootDServer) -> dict[str, Any]:
     """scope:name of 10 files of 64 KiB at RSE ``XRD_DISK`` (root:// through ``xrootd``)."""
+    clock = time.monotonic()
     rucio = rucio_server.client()
     rucio.add_scope("root", SCOPE)
     add_rse(rucio, RSE, xrootd)
     folder = Path(tempfile.mkdtemp(prefix="hc-upload-"))
     paths = load_dataset(rucio, RSE, SCOPE, DATASET, folder)
+    STARTS["Rucio: scope, RSE, 10 files uploaded into a dataset"] = time.monotonic() - clock
     return {"did": f"{SCOPE}:{DATASET}", "rse": RSE, "names": sorted(p.name for p in paths), "scope": SCOPE,
             "rucio": rucio}
 

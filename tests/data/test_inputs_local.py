@@ -3,8 +3,10 @@ the real Rucio and XRootD servers of conftest.py (issue 22)."""
 from __future__ import annotations
 
 import re
+import statistics
 import time
 import zlib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from data_servers import RucioServer, XRootDServer, add_rse, load_dataset, pfn_p
 from flask import Flask
 from sqlalchemy import func, select
 
+from hcflask.engine.robot.robot import robot_pass
 from hcflask.engine.service.core import core_tick
 from hcflask.extensions import db
 from hcflask.models import Alert, Job, Queue, QueueClaim, Test
@@ -29,7 +32,7 @@ echo "hc-ok read $n files"
 
 
 def data_app(tmp_path: Path, rucio_server: RucioServer, **overrides: Any) -> Flask:
-    return make_app(tmp_path / "instance", **rucio_server.hc_config(), **overrides)
+    return make_app(tmp_path / "instance", **{**rucio_server.hc_config(), **overrides})
 
 
 def inputs_doc(did: str, **overrides: Any) -> dict[str, Any]:
@@ -64,6 +67,7 @@ def test_ten_jobs_read_every_file_over_root(tmp_path: Path, rucio_server: RucioS
             assert metrics["input_bytes"] == 2 * 64 * 1024
             assert metrics["stagein_seconds"] > 0 and metrics["stagein_mb_per_s"] > 0
             assert "hc-ok read 2 files" in (Path(job.workdir) / "stdout").read_text()
+            assert not (Path(job.workdir) / "inputs").exists(), "the copies are removed once the payload ended"
             assert {m.name: m.unit for m in job.metrics}["stagein_mb_per_s"] == "MB/s"
         test_id = test.id
         rates = [next(m.value for m in j.metrics if m.name == "stagein_mb_per_s") for j in jobs]
@@ -78,6 +82,10 @@ def test_ten_jobs_read_every_file_over_root(tmp_path: Path, rucio_server: RucioS
     (queue,) = report["queues"]
     rows = {row["metric"]: row for row in queue["metrics"]}
     assert rows["stagein_mb_per_s"]["unit"] == "MB/s" and rows["stagein_mb_per_s"]["summary"]["n"] == 10
+    # and the comparison knows it (the test against itself: the same ten values on both sides)
+    compared = app.test_client().get(f"/api/v1/compare?tests={test_id},{test_id}&metric=stagein_mb_per_s").get_json()
+    assert compared["unit"] == "MB/s" and compared["a"]["n"] == compared["b"]["n"] == 10, compared
+    assert compared["a"]["median"] == pytest.approx(statistics.median(rates), rel=1e-3)
 
 
 def test_queue_without_replica_gets_no_job_and_a_note(tmp_path: Path, rucio_server: RucioServer,
@@ -132,6 +140,43 @@ def test_xrootd_down_fails_stagein_naming_the_storage(tmp_path: Path, rucio_serv
             assert (Path(job.workdir) / "stderr").read_text().strip() == reason
 
 
+def test_xrootd_down_mid_test_is_one_common_failure_for_the_robot(tmp_path: Path, rucio_server: RucioServer,
+                                                                  dataset: dict[str, Any], xrootd: XRootDServer,
+                                                                  xrd_env: None) -> None:
+    """The storage stops after every queue's first job read its input: the stage-in failures of four queues
+    are one signature, and the robot's outage guard treats them like any common failure (one outage alert,
+    no queue excluded); the storage back, the jobs read again."""
+    queues = ["site-a", "site-b", "site-c", "site-d"]
+    app = data_app(tmp_path, rucio_server)
+    with app.app_context():
+        for name in queues:
+            make_queue(name, rse=dataset["rse"])
+        template = make_template("reads", queues=["site-*"], script=READER, max_jobs=0, autoexclusion=True,
+                                 inputs=inputs_doc(dataset["did"], files_per_job=1))
+        test = make_test(template, app)
+        run_ticks(app, lambda: len([j for j in finished(test.id) if j.state == "succeeded"]) >= 4, timeout=60)
+
+        def failed_per_queue() -> Counter[str]:
+            return Counter(j.queue.name for j in finished(test.id) if j.state == "failed")
+
+        xrootd.stop()
+        try:
+            run_ticks(app, lambda: all(failed_per_queue()[q] >= 3 for q in queues), timeout=120)
+            counts = robot_pass()
+            failed = [j for j in finished(test.id) if j.state == "failed"]
+            assert {j.failure_reason.split(":")[0] for j in failed} == {"stage-in failed"}
+            assert all(f"from {dataset['rse']} (127.0.0.1:{xrootd.port})" in j.failure_reason for j in failed)
+            assert len({j.failure_signature for j in failed}) == 1, {j.failure_signature for j in failed}
+            assert counts["outage"] == 1 and counts["excluded"] == 0, counts
+            assert db.session.scalar(select(func.count()).select_from(Queue).where(Queue.status == "excluded")) == 0
+            (alert,) = db.session.scalars(select(Alert).where(Alert.kind == "outage")).all()
+            assert alert.closed_at is None
+        finally:
+            xrootd.start()
+        before = len(finished(test.id))
+        run_ticks(app, lambda: any(j.state == "succeeded" for j in finished(test.id)[before:]), timeout=60)
+
+
 def test_corrupted_file_fails_on_its_checksum(tmp_path: Path, rucio_server: RucioServer, dataset: dict[str, Any],
                                               xrd_env: None) -> None:
     rucio = dataset["rucio"]
@@ -182,6 +227,7 @@ def test_one_corrupted_file_among_several_fails_naming_it(tmp_path: Path, rucio_
         assert job.state == "failed"
         assert job.failure_reason.startswith(f"stage-in failed: {names[1]} from {dataset['rse']}"), job.failure_reason
         assert "adler32 mismatch: expected" in job.failure_reason and "CheckSum error" in job.failure_reason
+        assert not (Path(job.workdir) / "inputs").exists(), "what was fetched is removed"
 
 
 def test_rucio_down_waits_with_one_alert_and_resumes(tmp_path: Path, rucio_server: RucioServer,
