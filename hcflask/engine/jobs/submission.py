@@ -117,7 +117,7 @@ def create_jobs() -> list[Job]:
                   "backend": queue.backend, "name": f"new-{uuid.uuid4().hex}",
                   "inputs": inputs.files_for(test, queue, totals[key] + i)} for i in range(n)]
     created = _insert(rows)
-    db.session.commit()
+    end_transaction()  # not expired: submit_pending finds them loaded, not read again
     return created
 
 
