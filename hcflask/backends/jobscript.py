@@ -26,13 +26,13 @@ import os
 import re
 import shlex
 import stat
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from hcflask.data import stageout
-from hcflask.data.stagein import STAGEIN_ERROR, read_into
+from hcflask.data.stagein import STAGEIN_ERROR, STAGEIN_JSON, read_into
 
 WRAPPER = "job.sh"
 RESULT = "result.json"
@@ -51,6 +51,8 @@ OUTPUT_CAP = 10 * 1024 * 1024
 CUT_MARKER = "[hcflask: output cut here]"
 #: the named pipes the wrapper runs the payload with (the payload's streams, and its end)
 PIPES = ("stdout.pipe", "stderr.pipe", "ended.pipe")
+#: what a stage-in or stage-out leaves for the result (read with it)
+STAGING_FILES = frozenset({STAGEIN_JSON, STAGEIN_ERROR, stageout.STAGEOUT_JSON, stageout.STAGEOUT_ERROR})
 
 
 def payload_script(workload: Mapping[str, Any]) -> str:
@@ -291,10 +293,15 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def read_result(workdir: Path) -> dict[str, Any] | None:
-    """The wrapper's result, or None while the job has not finished (with its stage-in's and stage-out's)."""
+def read_result(workdir: Path, present: Collection[str] | None = None) -> dict[str, Any] | None:
+    """The wrapper's result, or None while the job has not finished (with its stage-in's and
+    stage-out's).  ``present``: the names of the work dir, listed after the result was written
+    (the stage-in and stage-out files come before it), so that a job without them is read
+    without four opens that fail."""
     result = read_json(workdir / RESULT)
-    return None if result is None else stageout.read_into(workdir, read_into(workdir, result))
+    if result is None or (present is not None and not STAGING_FILES & set(present)):
+        return result
+    return stageout.read_into(workdir, read_into(workdir, result))
 
 
 def read_started(workdir: Path) -> dict[str, Any] | None:

@@ -172,7 +172,8 @@ class LocalBackend(Backend):
         if cancelled and live is None:
             return Status(JobState.CANCELLED, "cancelled", "cancelled")
         # a job that ended after the listing wrote its result before it ended: look again if not live
-        result = read_result(ref.workdir) if RESULT in names or (PIDFILE in names and live is None) else None
+        result = read_result(ref.workdir, names if RESULT in names else None) \
+            if RESULT in names or (PIDFILE in names and live is None) else None
         if result is not None:
             code = int(result.get("exit_code", -1))
             return Status(

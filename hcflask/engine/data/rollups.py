@@ -23,7 +23,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import Row, case, delete, event, func, insert, literal, or_, select, text
+from sqlalchemy import case, delete, event, func, insert, literal, or_, select, text
 from sqlalchemy.orm import Session, attributes
 
 from hcflask.models import (
@@ -109,7 +109,7 @@ def offline_spans(session: Session, ranges: Mapping[int, tuple[datetime, datetim
     """Per queue id, the intervals within its [lo, hi) the queue spent ``offline`` (an admin's
     downtime); two statements for all the queues (a monitor tick judges jobs of many)."""
     offline = QueueStatus.OFFLINE.value
-    events: dict[int, list[Row[Any]]] = defaultdict(list)
+    events: dict[int, list[Any]] = defaultdict(list)
     for row in session.execute(select(
             QueueEvent.queue_id, QueueEvent.time, QueueEvent.old_status, QueueEvent.new_status).where(
             QueueEvent.queue_id.in_(ranges), QueueEvent.time < max(hi for _, hi in ranges.values())).order_by(
