@@ -1,12 +1,14 @@
 """The top entries of a py-spy profile of the service, per tick, as text (for docs/scale.md).
 
-    py-spy record --pid <scheduler pid> -d 30 -f raw -o prof.txt     # collapsed stacks
+    py-spy record --pid <scheduler pid> --gil -d 30 -f raw -o prof.txt     # collapsed stacks
     python bench/flame_top.py prof.txt [--top 15]
 
 For each tick (the stacks under ``submission_tick`` and ``monitor_tick``) it
 prints the share of that tick's samples each function is on the stack for
 (inclusive), hcflask's own functions and the library calls they make, so the
-table says where a tick's time goes without opening the SVG.
+table says where a tick's time goes without opening the SVG.  ``--gil`` samples only
+the thread that holds the interpreter's lock: without it, a thread waiting for the
+lock (the ticks and the local backend's starter share one) is counted where it waits.
 """
 from __future__ import annotations
 
