@@ -19,8 +19,19 @@ from hcflask.engine.queue_names import check_name, mark_deleted
 from hcflask.engine.service.clock import db_now
 from hcflask.engine.service.hosts import check_host, take_over
 from hcflask.extensions import db
-from hcflask.models import (Conflict, Job, Queue, Template, Test, User, ValidationError, load_all, match_queues, messages,
-                            utcnow)
+from hcflask.models import (
+    Conflict,
+    Job,
+    Queue,
+    Template,
+    Test,
+    User,
+    ValidationError,
+    load_all,
+    match_queues,
+    messages,
+    utcnow,
+)
 from hcflask.models.names import shown
 from hcflask.models.spec import validate_queue
 from hcflask.states import IN_FLIGHT_JOB_STATES, QueueStatus, TestState
