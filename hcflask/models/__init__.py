@@ -4,7 +4,7 @@ The queues, templates, tests and jobs (and their events, metrics and claims) are
 this package is imported: their relationships and foreign keys point only at each other, and
 nearly every command reads them.  The others (robot, outbox, rollups, users, audit, health) are
 declared on first use, ``from hcflask.models import User`` as before (PEP 562 ``__getattr__``):
-each ``hc`` run is a new process, and declaring and configuring those 18 models was a seventh
+each ``hc`` run is a new process, and declaring and configuring those 18 models was an eighth
 of a reading command (docs/operations.md, "How fast the hc command is").  Whatever needs every
 table (the app of ``hc serve`` and of the tests, Alembic, a queue's deletion) calls
 :func:`load_all` first.  Each of those modules imports the modules its own relationships and
