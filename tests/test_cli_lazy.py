@@ -87,10 +87,10 @@ def test_reading_commands_on_sqlite_import_only_sqlites_dialect(tmp_path: Path, 
     assert done.returncode == 0, done.stderr
     assert "sqlalchemy.dialects.sqlite" in modules  # the trace sees the dialects' modules
     assert not modules & READING_NEVER, modules & READING_NEVER
-    # only the models they read: the report also the metric bands (the robot's module) of a
+    # only the models they read: the report also the metric bands (hcflask/models/band.py) of a
     # template with metrics, and neither the login nor the users for the web package it imports
     assert "hcflask.models.job" in modules and "flask_login" not in modules
-    assert modules & LAZY_MODELS <= ({"hcflask.models.robot"} if "report" in args else set()), modules & LAZY_MODELS
+    assert modules & LAZY_MODELS <= ({"hcflask.models.band"} if "report" in args else set()), modules & LAZY_MODELS
 
 
 def in_process(tmp_path: Path, script: str) -> list[object]:

@@ -2,7 +2,7 @@
 
 The queues, templates, tests and jobs (and their events, metrics and claims) are declared when
 this package is imported: their relationships and foreign keys point only at each other, and
-nearly every command reads them.  The others (robot, outbox, rollups, users, audit, health) are
+nearly every command reads them.  The others (robot, bands, outbox, rollups, users, audit, health) are
 declared on first use, ``from hcflask.models import User`` as before (PEP 562 ``__getattr__``):
 each ``hc`` run is a new process, and declaring and configuring those 18 models was an eighth
 of a reading command (docs/operations.md, "How fast the hc command is").  Whatever needs every
@@ -24,9 +24,10 @@ from hcflask.models.test import Test
 
 if TYPE_CHECKING:
     from hcflask.models.audit import AuditEntry
+    from hcflask.models.band import MetricBand
     from hcflask.models.health import BackendHealth, CoreLease, Host, TickRun
     from hcflask.models.outbox import Delivery
-    from hcflask.models.robot import Alert, MetricBand, RobotEvent, RobotState
+    from hcflask.models.robot import Alert, RobotEvent, RobotState
     from hcflask.models.rollup import Rollup, RollupReason, RollupTail, RollupTest, RollupTotal, Tally
     from hcflask.models.user import ApiToken, User
 
@@ -35,7 +36,8 @@ LAZY: dict[str, str] = {
     "AuditEntry": "audit",
     **dict.fromkeys(("BackendHealth", "CoreLease", "Host", "TickRun"), "health"),
     "Delivery": "outbox",
-    **dict.fromkeys(("Alert", "MetricBand", "RobotEvent", "RobotState"), "robot"),
+    "MetricBand": "band",
+    **dict.fromkeys(("Alert", "RobotEvent", "RobotState"), "robot"),
     **dict.fromkeys(("Rollup", "RollupReason", "RollupTail", "RollupTest", "RollupTotal", "Tally"), "rollup"),
     **dict.fromkeys(("ApiToken", "User"), "user"),
 }
