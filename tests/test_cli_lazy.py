@@ -47,11 +47,15 @@ READING_NEVER = HEAVY | {"sqlalchemy.dialects.postgresql", "hcflask.engine.notif
 LAZY_MODELS = {f"hcflask.models.{module}" for module in LAZY.values()}
 
 
+def environment(tmp_path: Path) -> dict[str, str]:
+    """A new process's environment: the instance in ``tmp_path``, this checkout's code."""
+    return {"HC_INSTANCE": str(tmp_path / "inst"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+            "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+
+
 def traced(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    env = {"HC_INSTANCE": str(tmp_path / "inst"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    done = subprocess.run([sys.executable, "-c", TRACED, *args], env=env, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120, check=False)
+    done = subprocess.run([sys.executable, "-c", TRACED, *args], env=environment(tmp_path), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)
     line = next(x for x in done.stderr.splitlines() if x.startswith("MODULES="))
     return done, set(json.loads(line.removeprefix("MODULES=")))
 
@@ -96,10 +100,8 @@ def test_reading_commands_on_sqlite_import_only_sqlites_dialect(tmp_path: Path, 
 def in_process(tmp_path: Path, script: str) -> list[object]:
     """Run ``script`` in a new Python process on the instance of :func:`traced` (a new process:
     this one has declared every model long ago); it prints one JSON line, returned."""
-    env = {"HC_INSTANCE": str(tmp_path / "inst"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run([sys.executable, "-c", script], env=environment(tmp_path), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     found: list[object] = json.loads(done.stdout.splitlines()[-1])
     return found
