@@ -62,7 +62,7 @@ def tests_for(day: datetime, templates: list[Any], running: bool, names: list[st
 def day_rows(rng: random.Random, day: datetime, per_day: int, queue_ids: list[int],
              tests: list[TestRow], first_id: int) -> Iterator[tuple[dict[str, Any], Outcome | None]]:
     """One day's jobs, in the order they ended (in-flight ones last, no outcome)."""
-    step = 86400 / per_day
+    step = 86400 / max(per_day, 1)  # today has none just after midnight (UTC)
     for i in range(per_day):
         job_id = first_id + i
         queue_id = queue_ids[i % len(queue_ids)]

@@ -27,7 +27,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, web: bool = True
     """Application factory: defaults → instance/hc.toml → HC_* → ``test_config``.
 
     ``web=False`` is the app of one ``hc`` command: the database and the engine, but no pages,
-    API, login or CSRF, and Alembic only when the schema is behind (:func:`migrations`).  The
+    API, login or CSRF, Alembic only when the schema is behind (:func:`migrations`), and the
+    models other than queues, templates, tests and jobs declared on first use (:mod:`hcflask.models`).  The
     web's blueprints import most of the code, so leaving them out is most of what makes a
     command start fast; :func:`add_web` adds them to such an app when a command renders a page.
     """
@@ -58,10 +59,12 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, web: bool = True
 
     db.init_app(app)
 
-    from hcflask import models  # noqa: F401 - models register their tables
+    from hcflask import models  # the models register their tables (the rest on first use: web=False)
     from hcflask.models.common import use_dialect
 
-    use_dialect(db.metadata, make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name())
+    if web:
+        models.load_all()
+    use_dialect(make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name())
     from hcflask.engine.data import rollups  # noqa: F401 - the rollup writer hooks every flush
     from hcflask.engine.jobs import jobwrite  # noqa: F401 - the batch writer hooks every flush, after it
 
@@ -95,7 +98,10 @@ def migrations(app: Flask) -> str:
     Alembic takes a third of a command's start-up, and a command on a database at the newest
     schema never needs it (:func:`hcflask.instance.ensure` checks that without Alembic)."""
     if "migrate" not in app.extensions:
+        from hcflask import models
         from hcflask.extensions import db, migrate
+
+        models.load_all()  # Alembic compares the schema with every table of the models
 
         migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
     return str(app.extensions["migrate"].directory)

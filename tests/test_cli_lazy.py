@@ -25,6 +25,7 @@ from hcflask import migrations
 from hcflask.cli import COMMANDS, cli, load
 from hcflask.extensions import db
 from hcflask.instance import at_newest_schema, schema_heads
+from hcflask.models import LAZY
 
 #: runs ``hc ARGS`` in this process, then prints the top-level packages it imported as JSON
 TRACED = ("import json, sys\n"
@@ -42,13 +43,19 @@ HEAVY = {"hcflask.web.ui", "hcflask.web.api", "hcflask.web.robot", "alembic", "f
 #: ``postgresql_where`` and the rollups' upsert imported it), the robot's actions and the backends
 #: (the check of ``[robot.actions]`` imported them) or the writers of template files
 READING_NEVER = HEAVY | {"sqlalchemy.dialects.postgresql", "hcflask.engine.notify", "hcflask.backends", "tomli_w"}
+#: the models declared on first use (hcflask/models/__init__.py): users, audit, health, outbox, robot, rollups
+LAZY_MODELS = {f"hcflask.models.{module}" for module in LAZY.values()}
+
+
+def environment(tmp_path: Path) -> dict[str, str]:
+    """A new process's environment: the instance in ``tmp_path``, this checkout's code."""
+    return {"HC_INSTANCE": str(tmp_path / "inst"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+            "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
 
 
 def traced(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    env = {"HC_INSTANCE": str(tmp_path / "inst"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    done = subprocess.run([sys.executable, "-c", TRACED, *args], env=env, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120, check=False)
+    done = subprocess.run([sys.executable, "-c", TRACED, *args], env=environment(tmp_path), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)
     line = next(x for x in done.stderr.splitlines() if x.startswith("MODULES="))
     return done, set(json.loads(line.removeprefix("MODULES=")))
 
@@ -84,6 +91,63 @@ def test_reading_commands_on_sqlite_import_only_sqlites_dialect(tmp_path: Path, 
     assert done.returncode == 0, done.stderr
     assert "sqlalchemy.dialects.sqlite" in modules  # the trace sees the dialects' modules
     assert not modules & READING_NEVER, modules & READING_NEVER
+    # only the models they read: the report also the metric bands (hcflask/models/band.py) of a
+    # template with metrics, and neither the login nor the users for the web package it imports
+    assert "hcflask.models.job" in modules and "flask_login" not in modules
+    assert modules & LAZY_MODELS <= ({"hcflask.models.band"} if "report" in args else set()), modules & LAZY_MODELS
+
+
+def in_process(tmp_path: Path, script: str) -> list[object]:
+    """Run ``script`` in a new Python process on the instance of :func:`traced` (a new process:
+    this one has declared every model long ago); it prints one JSON line, returned."""
+    done = subprocess.run([sys.executable, "-c", script], env=environment(tmp_path), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    found: list[object] = json.loads(done.stdout.splitlines()[-1])
+    return found
+
+
+def test_a_served_app_declares_every_model(tmp_path: Path) -> None:
+    """Every table for the web, the scheduler, ``create_all`` and Alembic's comparison (which
+    tests/test_migrations.py makes in this process, where some test declared them all anyway)."""
+    assert traced(tmp_path, "queue", "list")[0].returncode == 0
+    lazy = sorted(LAZY_MODELS)
+    found = in_process(tmp_path, f"import json, sys\nfrom hcflask import create_app\ncreate_app()\n"
+                                 f"print(json.dumps([m for m in {lazy!r} if m not in sys.modules]))")
+    assert found == []
+
+
+def test_a_commands_app_declares_the_models_it_writes_when_it_writes_them(tmp_path: Path) -> None:
+    """A command's app starts without the rollups' models; the rollup writer (the flush hook's
+    :func:`record`) declares them and writes them; deleting a queue still sees every table that
+    points at it (an undeclared rollup row would have let it try the delete the row forbids)."""
+    assert traced(tmp_path, "queue", "list")[0].returncode == 0
+    found = in_process(tmp_path, """
+import json, sys
+from datetime import datetime
+from sqlalchemy import select, text
+from hcflask import create_app
+from hcflask.extensions import db
+app = create_app(web=False)
+with app.app_context():
+    from hcflask.models import Queue
+    declared = "hcflask.models.rollup" in sys.modules
+    local, flaky = (db.session.scalar(select(Queue).where(Queue.name == n)) for n in ("local", "local-flaky"))
+    db.session.execute(text("INSERT INTO rollup_total (queue_id, template, succeeded, failed, cancelled, lost, "
+                            "core_seconds, wall_seconds) VALUES (:q, 't', 1, 0, 0, 0, 0, 0)"), {"q": local.id})
+    db.session.commit()
+    from hcflask.engine.actions import delete_queue
+    delete_queue(local, "cli:test")
+    kept = db.session.execute(text("SELECT name FROM queue WHERE id = :q"), {"q": local.id}).scalar()
+    from hcflask.engine.data.rollups import Outcome, record
+    record(db.session, [Outcome(flaky.id, "demo", "succeeded", "", datetime(2026, 1, 1), datetime(2026, 1, 1, 1))])
+    db.session.commit()
+    total = db.session.execute(text("SELECT succeeded FROM rollup_total WHERE template = 'demo'")).scalars().all()
+    print(json.dumps([declared, kept, total]))
+""")
+    assert found[0] is False
+    assert str(found[1]).startswith("local.deleted-")  # kept: its rollup row points at it
+    assert found[2] == [1]
 
 
 def test_the_collector_is_back_once_the_app_is_built(tmp_path: Path) -> None:

@@ -4,11 +4,15 @@ goes by in every log: the user name (``alice``) on the web and the API,
 from __future__ import annotations
 
 import getpass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from hcflask.extensions import db
-from hcflask.models import User, ValidationError
+from hcflask.models import ValidationError
+
+if TYPE_CHECKING:
+    from hcflask.models import User
 
 
 def cli_actor() -> str:
@@ -25,6 +29,8 @@ def external_user(username: str, source: str, role: str) -> User:
     role follows the site's groups each time.  Refused (ValidationError) when the
     groups give no role, the name belongs to an account of another source, or
     an admin disabled the user here."""
+    from hcflask.models import User  # here: the CLI, which imports cli_actor, never declares the users
+
     if not username:
         raise ValidationError("username", f"the {source} sign-in gave no user name")
     if not role:

@@ -19,7 +19,19 @@ from hcflask.engine.queue_names import check_name, mark_deleted
 from hcflask.engine.service.clock import db_now
 from hcflask.engine.service.hosts import check_host, take_over
 from hcflask.extensions import db
-from hcflask.models import Conflict, Job, Queue, Template, Test, User, ValidationError, match_queues, messages, utcnow
+from hcflask.models import (
+    Conflict,
+    Job,
+    Queue,
+    Template,
+    Test,
+    User,
+    ValidationError,
+    load_all,
+    match_queues,
+    messages,
+    utcnow,
+)
 from hcflask.models.names import shown
 from hcflask.models.spec import validate_queue
 from hcflask.states import IN_FLIGHT_JOB_STATES, QueueStatus, TestState
@@ -84,6 +96,7 @@ def delete_queue(queue: Queue, actor: str) -> str:
 def _referenced(queue: Queue) -> list[str]:
     """The tables (other than its own status history) with rows that point at ``queue``:
     jobs, claims, bands, rollups... any of them, and the row must stay."""
+    load_all()  # every table, also of the models an hc command has not declared yet
     found = []
     for table in db.metadata.sorted_tables:
         if table.name == "queue_event":

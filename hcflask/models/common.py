@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Index, MetaData, text
+from sqlalchemy import Index, text
 
 from hcflask.times import UTCDateTime, naive_utc
 
@@ -19,6 +19,11 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") + "Z" if value else None
 
 
+#: every :func:`partial_index` made so far, and the databases :func:`use_dialect` was told of
+_PARTIAL: list[Index] = []
+_DIALECTS: set[str] = set()
+
+
 def partial_index(name: str, *columns: str, where: str) -> Index:
     """An index of the rows where ``where`` holds (SQL that SQLite and PostgreSQL read alike).
 
@@ -26,15 +31,23 @@ def partial_index(name: str, *columns: str, where: str) -> Index:
     and imports the dialect to check the keyword where the index is made, at the model's import:
     PostgreSQL's package (the modules of all its drivers) was 20 ms or more of every ``hc`` command
     on SQLite.  So the clause waits in the index's ``info`` until :func:`use_dialect` gives it to
-    the database an app uses."""
-    return Index(name, *columns, info={"where": where})
+    the database an app uses; a model declared after that (on first use: :mod:`hcflask.models`)
+    gets it at once."""
+    index = Index(name, *columns, info={"where": where})
+    _PARTIAL.append(index)
+    for dialect in _DIALECTS:
+        _give(index, dialect)
+    return index
 
 
-def use_dialect(metadata: MetaData, dialect: str) -> None:
-    """Give every :func:`partial_index` of ``metadata`` its WHERE clause for ``dialect`` (``sqlite``
-    or ``postgresql``); ``create_app`` calls it once it knows the database.  An index keeps the
-    clause of every dialect it was given, as one made with both keywords did."""
-    for table in metadata.tables.values():
-        for index in table.indexes:
-            if "where" in index.info:
-                index.dialect_kwargs[f"{dialect}_where"] = text(index.info["where"])
+def use_dialect(dialect: str) -> None:
+    """Give every :func:`partial_index`, made or still to be made, its WHERE clause for ``dialect``
+    (``sqlite`` or ``postgresql``); ``create_app`` calls it once it knows the database.  An index
+    keeps the clause of every dialect it was given, as one made with both keywords did."""
+    _DIALECTS.add(dialect)
+    for index in _PARTIAL:
+        _give(index, dialect)
+
+
+def _give(index: Index, dialect: str) -> None:
+    index.dialect_kwargs[f"{dialect}_where"] = text(index.info["where"])

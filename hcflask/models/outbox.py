@@ -28,6 +28,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hcflask.extensions import Model
+from hcflask.models import robot as _robot  # noqa: F401 - declares RobotEvent, which a delivery points at
 from hcflask.models.common import iso, utcnow
 
 DELIVERY_STATES = ("pending", "delivered", "failed")

@@ -1,17 +1,23 @@
-"""The web: pages (ui), the JSON API (api) and login (auth), plus /healthz."""
+"""The web: pages (ui), the JSON API (api) and login (auth), plus /healthz.
+
+Importing this package imports neither the login nor the users' model: ``hc test report``
+imports :mod:`hcflask.web.report` (and so this package) without the pages.
+"""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, request
-from flask_login import current_user
 from werkzeug.exceptions import Unauthorized
 
-from hcflask.extensions import db, login_manager
-from hcflask.models import User
+from hcflask.extensions import db
+
+if TYPE_CHECKING:
+    from hcflask.models import User
 
 
 def register_blueprints(app: Flask) -> None:
+    from hcflask.extensions import login_manager
     from hcflask.web import filters, security
     from hcflask.web.api import bp as api_bp
     from hcflask.web.auth import bp as auth_bp
@@ -32,11 +38,13 @@ def register_blueprints(app: Flask) -> None:
     app.after_request(_security_headers)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Log in to do that."
+    login_manager.user_loader(_load_user)
 
 
-@login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
     """A disabled user's session ends at their next request."""
+    from hcflask.models import User
+
     user = db.session.get(User, int(user_id))
     return user if user is not None and not user.disabled else None
 
@@ -49,6 +57,7 @@ def _require_login_for_reading() -> Any:
     Prometheus can scrape a closed instance (``authorization`` in its config).
     """
     from flask import current_app, redirect, url_for
+    from flask_login import current_user
 
     from hcflask.web.api.auth import request_caller
 

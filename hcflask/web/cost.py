@@ -11,7 +11,9 @@ it watched, so the operator sees both sides of the balance.
 The report sums come from :mod:`hcflask.web.robot.stats`, imported inside the
 functions: that module sits in the robot blueprint's package, whose import
 loads its pages, which the CLI's text report must not pay for.  (stats does
-not import this module: the start-up warm-up that needs both is ``web.warm``.)
+not import this module: the start-up warm-up that needs both is ``web.warm``.)  The rollup
+models are imported by the functions that read them, so the text report, which only needs
+:func:`share`, does not declare them (:mod:`hcflask.models`).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from typing import Any
 from sqlalchemy import select
 
 from hcflask.extensions import db
-from hcflask.models import Queue, Rollup, RollupTotal, utcnow
+from hcflask.models import Queue, utcnow
 from hcflask.states import QueueStatus
 
 
@@ -76,6 +78,8 @@ def pivot(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def by_day(start: date, end: date, queue: Queue) -> list[dict[str, Any]]:
     """One queue's core-hours per day and template, with the share of that day's capacity."""
+    from hcflask.models import Rollup
+
     rows = db.session.execute(
         select(Rollup.day, Rollup.template, Rollup.core_seconds)
         .where(Rollup.queue_id == queue.id, Rollup.day >= start, Rollup.day <= end)
@@ -107,6 +111,8 @@ def prometheus_lines(label: Callable[[str], str]) -> list[str]:
     """``hc_test_core_seconds_total{queue,template}`` from the all-time rollups (``label`` escapes a value)."""
     lines = ["# HELP hc_test_core_seconds_total Core seconds used by test jobs (the cost of testing).",
              "# TYPE hc_test_core_seconds_total counter"]
+    from hcflask.models import RollupTotal
+
     rows = db.session.execute(select(Queue.name, RollupTotal.template, RollupTotal.core_seconds)
                               .join(Queue, Queue.id == RollupTotal.queue_id)
                               .order_by(Queue.name, RollupTotal.template))

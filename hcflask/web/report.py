@@ -19,19 +19,22 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select
 
 from hcflask.data.stagein import metric_specs
 from hcflask.extensions import db
-from hcflask.models import Job, JobMetric, MetricBand, Queue, Test, iso, utcnow
+from hcflask.models import Job, JobMetric, Queue, Test, iso, utcnow
 from hcflask.models.names import original_name
 from hcflask.signatures import signature
 from hcflask.states import JobState
 from hcflask.web.cost import share
 from hcflask.web.distributions import histogram, summary
 from hcflask.web.history import QueueRef, queue_refs
+
+if TYPE_CHECKING:
+    from hcflask.models import MetricBand
 
 JUDGED = (JobState.SUCCEEDED.value, JobState.FAILED.value, JobState.LOST.value)
 #: the distributions every report shows, with their unit
@@ -150,6 +153,8 @@ def _bands(test: Test, queue_ids: set[int]) -> dict[tuple[int, str], MetricBand]
     """The metric bands of the test's template on ``queue_ids``, by queue id and metric."""
     if not queue_ids or not metric_specs(test.snapshot):
         return {}
+    from hcflask.models import MetricBand  # the robot's models: declared only for a test with metrics
+
     return {(b.queue_id, b.metric): b for b in db.session.scalars(select(MetricBand).where(
         MetricBand.template == test.template_name, MetricBand.queue_id.in_(queue_ids)))}
 

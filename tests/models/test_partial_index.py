@@ -54,3 +54,13 @@ def test_the_same_on_postgres(postgres: Any, tmp_path: Path) -> None:
         for each in (migrated_app, fresh):
             with each.app_context():
                 db.engine.dispose()
+
+
+def test_an_index_of_a_model_declared_after_the_app_gets_its_clause_too() -> None:
+    """A command's app declares some models on first use (hcflask/models/__init__.py), after
+    ``create_app`` gave the partial indexes their dialect: such a model's index gets it at once."""
+    from hcflask.models.common import partial_index, use_dialect
+
+    use_dialect("sqlite")
+    index = partial_index("ix_later_rows", "ended_at", where="workdir != ''")
+    assert str(index.dialect_kwargs["sqlite_where"]) == "workdir != ''"

@@ -13,6 +13,10 @@ Availability intervals are added when the *next* finished job of the same
 queue × template arrives (the previous outcome holds until then, or for the
 robot window).  A job judged out of order (it ended before the last one
 recorded) adds its counts but no interval; a rebuild makes those exact.
+
+Every app imports this module for its hook, so the rollup models are imported by the functions
+that write them: an ``hc`` command that writes no final job never declares them
+(:mod:`hcflask.models`).
 """
 from __future__ import annotations
 
@@ -26,19 +30,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import case, delete, event, func, insert, literal, or_, select, text
 from sqlalchemy.orm import Session, attributes
 
-from hcflask.models import (
-    Job,
-    Queue,
-    QueueEvent,
-    Rollup,
-    RollupReason,
-    RollupTail,
-    RollupTest,
-    RollupTotal,
-    Tally,
-    Test,
-)
-from hcflask.models.rollup import COUNTS, TIMES
+from hcflask.models import Job, Queue, QueueEvent, Test
 from hcflask.signatures import signature
 from hcflask.states import IN_FLIGHT, JobState, QueueStatus
 
@@ -186,6 +178,8 @@ def record(session: Session, outcomes: Iterable[Outcome], valid: timedelta | Non
 
 def _intervals(session: Session, batch: _Batch, series: dict[tuple[int, str], list[Outcome]],
                valid: timedelta) -> None:
+    from hcflask.models.rollup import RollupTail
+
     tails = {(t.queue_id, t.template): (t.ended_at, t.ok) for t in session.execute(
         select(RollupTail.queue_id, RollupTail.template, RollupTail.ended_at, RollupTail.ok).where(
             RollupTail.queue_id.in_({k[0] for k in series})))}
@@ -212,6 +206,8 @@ def _intervals(session: Session, batch: _Batch, series: dict[tuple[int, str], li
 
 
 def _flush(session: Session, batch: _Batch) -> None:
+    from hcflask.models.rollup import COUNTS, TIMES, Rollup, RollupReason, RollupTest, RollupTotal
+
     _upsert(session, Rollup, [{"queue_id": q, "template": t, "day": d, **_full(v, COUNTS + TIMES)}
                               for (q, t, d), v in batch.days.items()], ("queue_id", "template", "day"),
             COUNTS + TIMES)
@@ -226,6 +222,8 @@ def _flush(session: Session, batch: _Batch) -> None:
 
 def add_tally(session: Session, name: str, n: int) -> None:
     """Add ``n`` to the tally ``name``, in ``session``'s transaction (safe against a concurrent writer)."""
+    from hcflask.models.rollup import Tally
+
     _upsert(session, Tally, [{"name": name, "n": n}], ("name",), ("n",))
 
 
@@ -233,6 +231,8 @@ def job_rows(session: Session, states: Iterable[str] | None = None) -> int:
     """How many job rows there are (in ``states``, default all), without counting them:
     the finished jobs the all-time rollups hold, less those retention deleted, plus the
     jobs in flight (through the state index).  One statement, so one snapshot on PostgreSQL."""
+    from hcflask.models.rollup import RollupTest, RollupTotal, Tally
+
     wanted = set(states) if states is not None else FINAL | set(IN_FLIGHT)
     finals, live = [s for s in OUTCOME_COLUMN if s in wanted], [s for s in IN_FLIGHT if s in wanted]
     parts: list[Any] = []
@@ -328,6 +328,8 @@ def rebuild(session: Session, since: date | None = None, chunk: int = 5000, late
     The tables are locked in the order :func:`record` writes them (tail first),
     so a writer and a rebuild never wait for each other in a circle.
     """
+    from hcflask.models.rollup import COUNTS, Rollup, RollupReason, RollupTail, RollupTest, RollupTotal, Tally
+
     if session.get_bind().dialect.name == "postgresql":
         tables = [RollupTail, Rollup, RollupReason, RollupTotal] + ([RollupTest, Tally] if later_tables else [])
         session.execute(text(f"LOCK TABLE {', '.join(m.__tablename__ for m in tables)} IN EXCLUSIVE MODE"))
@@ -368,6 +370,8 @@ def rebuild_tests(session: Session, since: date | None = None) -> None:
     """Recount :class:`RollupTest` from the job rows: every test, or (``since``) the tests
     with a job that ended since then, plus the jobs of theirs retention deleted (their
     per-test tallies); older tests keep their counts."""
+    from hcflask.models.rollup import RollupTest, Tally
+
     ended = func.coalesce(Job.ended_at, Job.updated_at)
     tests = select(Job.test_id).distinct()
     if since:
