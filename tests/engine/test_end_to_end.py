@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from hcflask.engine.service import scheduler
 from hcflask.extensions import db
@@ -79,81 +80,54 @@ def test_short_test_on_two_queues(tmp_path: Path) -> None:
     assert health["scheduler_in_this_process"] is False  # stopped above
 
 
-def test_local_jobs_that_end_bring_the_monitor_tick_forward(tmp_path: Path) -> None:
-    """Monitor every hour, submission every 0.5 s: after the monitor's first run (at start, before
-    any job exists) every job is judged only because the local backend heard its wrapper end and
-    brought the monitor tick forward."""
-    app = make_app(tmp_path / "instance", SCHEDULER_CORE_SECONDS=0.5, SCHEDULER_SUBMISSION_SECONDS=0.5,
-                   SCHEDULER_MONITOR_SECONDS=3600.0)
+def _scheduled(tmp_path: Path, wanted: int, template: dict[str, Any], judged: bool = True,
+               **intervals: Any) -> list[Job]:
+    """Run a test of ``template`` on queue q1 under the real scheduler with ``intervals`` until
+    ``wanted`` of its jobs exist (``judged``: are judged), at most 40 s; those jobs."""
+    app = make_app(tmp_path / "instance", SCHEDULER_CORE_SECONDS=0.5, **intervals)
     with app.app_context():
-        make_queue("q1")
-        template = make_template("heard", queues=["q1"], script='echo "hc-ok value=1"', jobs_in_flight=2,
-                                 max_jobs=6)
-        make_test(template, app)
+        make_queue("q1", slots=20)
+        make_test(make_template(queues=["q1"], **template), app)  # running before the first submission tick
+    query = select(Job).where(Job.judged_at.is_not(None)) if judged else select(Job)
     try:
         assert scheduler.start(app)
         deadline = time.monotonic() + 40
         with app.app_context():
             while time.monotonic() < deadline:
                 db.session.expire_all()
-                judged = db.session.scalars(select(Job).where(Job.judged_at.is_not(None))).all()
-                if len(judged) >= 6:
+                found = db.session.scalars(query).all()
+                if len(found) >= wanted:
                     break
                 time.sleep(0.2)
-            assert len(judged) == 6, [(j.id, j.state) for j in db.session.scalars(select(Job))]
-            assert {j.state for j in judged} == {"succeeded"}
+            assert len(found) == wanted, [(j.id, j.state) for j in db.session.scalars(select(Job))]
+            return list(found)
     finally:
         scheduler.stop(app)
         kill_local_jobs(tmp_path / "instance")
+
+
+def test_local_jobs_that_end_bring_the_monitor_tick_forward(tmp_path: Path) -> None:
+    """Monitor every hour, submission every 0.5 s: after the monitor's first run (at start, before
+    any job exists) every job is judged only because the local backend heard its wrapper end and
+    brought the monitor tick forward."""
+    judged = _scheduled(tmp_path, 6, {"name": "heard", "script": 'echo "hc-ok value=1"', "jobs_in_flight": 2,
+                                      "max_jobs": 6},
+                        SCHEDULER_SUBMISSION_SECONDS=0.5, SCHEDULER_MONITOR_SECONDS=3600.0)
+    assert {j.state for j in judged} == {"succeeded"}
 
 
 def test_a_submission_tick_at_its_cap_runs_again_at_once(tmp_path: Path) -> None:
     """15 jobs wanted, 5 per tick, submission and monitor every hour: the ticks at start write 5
     (and a monitor that saw them start may bring one more tick, 10); all 15 exist only because a
     tick that reached its cap ran again at once.  The jobs sleep, so no ended job brings ticks."""
-    app = make_app(tmp_path / "instance", SCHEDULER_CORE_SECONDS=0.5, SCHEDULER_SUBMISSION_SECONDS=3600.0,
-                   SCHEDULER_MONITOR_SECONDS=3600.0, SCHEDULER_JOBS_PER_TICK=5)
-    with app.app_context():
-        make_queue("q1", slots=20)
-        make_test(make_template("capped", queues=["q1"], script="sleep 30", jobs_in_flight=15, max_jobs=15), app)
-    try:
-        assert scheduler.start(app)
-        deadline = time.monotonic() + 20
-        with app.app_context():
-            while time.monotonic() < deadline:
-                jobs = db.session.scalar(select(func.count()).select_from(Job))
-                db.session.commit()
-                if jobs >= 15:
-                    break
-                time.sleep(0.2)
-            assert jobs == 15
-    finally:
-        scheduler.stop(app)
-        kill_local_jobs(tmp_path / "instance")
+    _scheduled(tmp_path, 15, {"name": "capped", "script": "sleep 30", "jobs_in_flight": 15, "max_jobs": 15},
+               judged=False, SCHEDULER_SUBMISSION_SECONDS=3600.0, SCHEDULER_MONITOR_SECONDS=3600.0,
+               SCHEDULER_JOBS_PER_TICK=5)
 
 
 def test_judged_jobs_are_replaced_without_waiting_for_the_submission_interval(tmp_path: Path) -> None:
     """Submission every hour, monitor every 0.5 s: the first submission tick (at start) writes
     the test's 2 jobs; every further job exists only because a monitor tick that judged jobs
     brought the submission tick forward."""
-    app = make_app(tmp_path / "instance", SCHEDULER_CORE_SECONDS=0.5, SCHEDULER_SUBMISSION_SECONDS=3600.0,
-                   SCHEDULER_MONITOR_SECONDS=0.5)
-    with app.app_context():
-        make_queue("q1")
-        template = make_template("wake", queues=["q1"], script='echo "hc-ok value=1"', jobs_in_flight=2,
-                                 max_jobs=8)
-        make_test(template, app)  # running before the scheduler's first submission tick
-    try:
-        assert scheduler.start(app)
-        deadline = time.monotonic() + 40
-        with app.app_context():
-            while time.monotonic() < deadline:
-                db.session.expire_all()
-                judged = db.session.scalars(select(Job).where(Job.judged_at.is_not(None))).all()
-                if len(judged) >= 8:
-                    break
-                time.sleep(0.2)
-            assert len(judged) == 8, [(j.id, j.state) for j in db.session.scalars(select(Job))]
-    finally:
-        scheduler.stop(app)
-        kill_local_jobs(tmp_path / "instance")
+    _scheduled(tmp_path, 8, {"name": "wake", "script": 'echo "hc-ok value=1"', "jobs_in_flight": 2, "max_jobs": 8},
+               SCHEDULER_SUBMISSION_SECONDS=3600.0, SCHEDULER_MONITOR_SECONDS=0.5)
