@@ -51,6 +51,15 @@ def _proc_start(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+def _written(path: Path) -> bool:
+    """The file exists and is not empty (the wrapper writes its result in one write, after
+    creating the file: empty means not written yet)."""
+    try:
+        return os.stat(path).st_size > 0
+    except OSError:
+        return False
+
+
 @register("local")
 class LocalBackend(Backend):
     options = {"slots": "jobs run at once on this queue (default: [backends.local] slots or the core count)"}
@@ -143,7 +152,9 @@ class LocalBackend(Backend):
         run = self._view.running(ref)
         if run is not None and run.pid == 0:  # its slot is taken, its process not started yet
             return Status(JobState.QUEUED, "queued", "starting")
-        if run is not None and run.pidfd is not None:  # watched: running until the thread hears it end
+        # watched: running until the thread hears it end, unless its result is written (the wrapper
+        # is exiting: one look, so that a poll right after a job's end judges it)
+        if run is not None and run.pidfd is not None and not _written(ref.workdir / RESULT):
             if run.started is None:
                 run.started = read_started(ref.workdir)
             started = run.started or {}
@@ -174,6 +185,8 @@ class LocalBackend(Backend):
         # a job that ended after the listing wrote its result before it ended: look again if not live
         result = read_result(ref.workdir, names if RESULT in names else None) \
             if RESULT in names or (PIDFILE in names and live is None) else None
+        if result is None and live is None and RESULT in names and PIDFILE in names:
+            live = self._live_pid(ref.workdir)  # a result still being written: its wrapper is there
         if result is not None:
             code = int(result.get("exit_code", -1))
             return Status(
