@@ -217,13 +217,10 @@ class Slots:
                     return
 
     def _ended(self, fd: int, queue: str, name: str) -> None:
-        run = self._queues[queue].running.pop(name, None)
+        """Its slot is free.  The process is reaped by its starter (the backend's ``Popen``), never
+        here: a second reaper could collect a pid the first had reaped and another child reused."""
+        self._queues[queue].running.pop(name, None)
         self._unwatch(fd)
-        if run is not None:
-            try:
-                os.waitpid(run.pid, os.WNOHANG)  # our child: reap it (another's: nothing to do)
-            except ChildProcessError:
-                pass
 
 
 def signal_sessions(sessions: Sequence[int], signum: int) -> None:
