@@ -179,14 +179,14 @@ class LocalBackend(Backend):
         if marker is None:
             return Status(JobState.LOST, "unknown", "the job's work dir has no trace of a submission")
         cancelled = marker.get("state") == "cancelled"
-        live = self._live_pid(ref.workdir) if PIDFILE in names and (cancelled or RESULT not in names) else None
+        result = read_result(ref.workdir, names) if RESULT in names else None
+        # the wrapper matters where the job was cancelled, or its result is not there (or still
+        # being written: empty)
+        live = self._live_pid(ref.workdir) if PIDFILE in names and (cancelled or result is None) else None
         if cancelled and live is None:
             return Status(JobState.CANCELLED, "cancelled", "cancelled")
-        # a job that ended after the listing wrote its result before it ended: look again if not live
-        result = read_result(ref.workdir, names if RESULT in names else None) \
-            if RESULT in names or (PIDFILE in names and live is None) else None
-        if result is None and live is None and RESULT in names and PIDFILE in names:
-            live = self._live_pid(ref.workdir)  # a result still being written: its wrapper is there
+        if result is None and PIDFILE in names and live is None:
+            result = read_result(ref.workdir)  # it ended after the listing, writing its result first
         if result is not None:
             code = int(result.get("exit_code", -1))
             return Status(
