@@ -68,10 +68,13 @@ def changes(job: Job) -> dict[str, Any] | None:
     return found
 
 
-def _settled(state: InstanceState[Any]) -> bool:
-    """Nothing left for the ORM: every key still marked changed is a column or a test or
-    queue set to what it was (a changed one made :func:`changes` give the job to the ORM)."""
-    return all(key in COLUMNS or key in MANY_TO_ONE for key in state.committed_state)
+def _settle(job: Job, session: Session) -> None:
+    """Mark ``job`` clean for the ORM's flush where nothing is left for it: every key still marked
+    changed is a column (written, or set to what it was) or a test or queue set to what it was (a
+    changed one made :func:`changes` give the job to the ORM)."""
+    state: InstanceState[Any] = inspect(job)
+    if all(key in COLUMNS or key in MANY_TO_ONE for key in state.committed_state):
+        state._commit_all(state.dict, session.identity_map)
 
 
 def write_rows(session: Session) -> None:
@@ -95,8 +98,8 @@ def write_jobs(session: Session, jobs: Iterable[Job]) -> None:
         if found:
             found.setdefault("updated_at", now)  # the column's onupdate, which a Core UPDATE does not apply
             groups[tuple(sorted(found))].append((job, found))
-        elif found is not None and _settled(state := inspect(job)):  # set to what it was: nothing to write
-            state._commit_all(state.dict, session.identity_map)
+        elif found is not None:  # set to what it was: nothing to write
+            _settle(job, session)
     for keys, members in groups.items():
         statement = update(TABLE).where(TABLE.c.id == bindparam("w_id"), TABLE.c.version == bindparam("w_seen")) \
             .values({**{k: bindparam(f"w_{k}") for k in keys}, "version": TABLE.c.version + 1})
@@ -110,9 +113,7 @@ def write_jobs(session: Session, jobs: Iterable[Job]) -> None:
             for key, value in found.items():
                 attributes.set_committed_value(job, key, value)
             attributes.set_committed_value(job, "version", job.version + 1)
-            state = inspect(job)
-            if _settled(state):  # nothing left for the ORM: not "dirty" in its flush
-                state._commit_all(state.dict, session.identity_map)
+            _settle(job, session)
 
 
 @event.listens_for(Session, "before_flush")

@@ -144,14 +144,16 @@ class Runs:
                     self.monitor_seconds = time.monotonic() - self.monitor_started
                 self.started.pop(kind, None)
                 self.reported.discard(kind)
-            more = isinstance(result, dict) and bool(result.get("more"))
-            if (kind == "monitor" and result and result.get("changed") and "submission" not in self.started) or (
-                    kind == "submission" and more):
+            said = result if isinstance(result, dict) else {}
+            if kind == "submission" and said.get("more"):  # at its cap: on with the rest at once
                 submit_now(app)
-            if kind == "monitor" and more:  # at its cap: on with the rest at once
-                bring_forward(app, "monitor", 0.0)
-            elif kind == "monitor" and self.news:  # jobs ended while it ran
-                self._monitor_again(app)
+            elif kind == "monitor":
+                if said.get("changed") and "submission" not in self.started:
+                    submit_now(app)
+                if said.get("more"):  # at its cap: on with the rest at once
+                    bring_forward(app, "monitor", 0.0)
+                elif self.news:  # jobs ended while it ran
+                    self._monitor_again(app)
 
         return run
 
